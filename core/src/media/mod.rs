@@ -1,0 +1,188 @@
+//! Per-codec rules: which bytes of a frame stay in clear for the SFU, and
+//! how a frame is laid out once protected.
+//!
+//! | codec | clear bytes | why |
+//! |---|---|---|
+//! | VP8 key frame | 10: frame tag, start code, size | the SFU must see key frames to answer key-frame requests and start new subscribers cleanly, and the size to pick a layer |
+//! | VP8 delta frame | 3: frame tag | the key-frame bit says this is *not* a key frame |
+//! | Opus | none | the SFU needs nothing from the TOC byte, and it would reveal speech activity and bandwidth |
+//! | G.711 µ-law / A-law | none | raw samples, no structure to read |
+//! | G.722 | none | raw sub-band samples, no structure to read |
+//!
+//! Every clear byte is authenticated: it is part of the SFrame AAD, so a
+//! relay that changes one makes the frame fail to open. No codec passes
+//! through unencrypted.
+//!
+//! ## Protected layout
+//!
+//! Codecs with no clear bytes: the SFrame ciphertext alone.
+//!
+//! Codecs with clear bytes: `n ‖ clear[n] ‖ SFrame ciphertext`, with the
+//! AAD metadata `n ‖ clear`. The length byte makes the layout unambiguous for
+//! frames shorter than their codec's prefix: such a frame keeps its whole
+//! content as the (authenticated) clear part and seals an empty body. Its
+//! one byte costs nothing next to a video frame's size.
+
+mod vp8;
+
+pub use vp8::{FRAME_TAG_LEN, KEY_FRAME_HEADER_LEN, Vp8Header};
+
+use crate::error::{Error, MediaError};
+use crate::sframe::{KeyRing, Opened};
+
+/// A media codec Satsuma carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Codec {
+    /// Opus (RFC 6716), desktop audio.
+    Opus,
+    /// G.711 µ-law (PCMU), the intercom's audio.
+    Pcmu,
+    /// G.711 A-law (PCMA).
+    Pcma,
+    /// G.722, wideband intercom audio.
+    G722,
+    /// VP8 (RFC 6386), video.
+    Vp8,
+}
+
+/// What the SFU may learn from a protected frame without any key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ClearInfo {
+    /// `Some(true)` for a video key frame, `Some(false)` for a delta frame,
+    /// `None` when the codec says nothing (audio) or the frame is too short.
+    pub key_frame: Option<bool>,
+    /// Width and height of a video key frame.
+    pub dimensions: Option<(u16, u16)>,
+}
+
+impl Codec {
+    /// The most clear bytes a frame of this codec keeps.
+    #[must_use]
+    pub const fn max_clear_len(self) -> usize {
+        match self {
+            Self::Vp8 => KEY_FRAME_HEADER_LEN,
+            Self::Opus | Self::Pcmu | Self::Pcma | Self::G722 => 0,
+        }
+    }
+
+    /// How many leading bytes of `frame` stay in clear: the codec's rule,
+    /// cut to the frame's length.
+    #[must_use]
+    pub fn clear_len(self, frame: &[u8]) -> usize {
+        let rule = match self {
+            Self::Vp8 => match frame.first() {
+                Some(&b0) if Vp8Header::is_key_frame(b0) => KEY_FRAME_HEADER_LEN,
+                _ => FRAME_TAG_LEN,
+            },
+            Self::Opus | Self::Pcmu | Self::Pcma | Self::G722 => 0,
+        };
+        rule.min(frame.len())
+    }
+
+    /// Bytes [`Codec::protect`] may write for a frame of `frame_len` bytes.
+    #[must_use]
+    pub fn max_protected_len(self, ring: &KeyRing, frame_len: usize) -> usize {
+        let framing = if self.max_clear_len() > 0 { 1 } else { 0 };
+        framing + ring.max_ciphertext_len(frame_len)
+    }
+
+    /// Protects one encoded frame with the ring's current epoch and writes
+    /// the protected layout into `out`. Returns bytes written.
+    ///
+    /// # Errors
+    /// As [`KeyRing::encrypt`].
+    pub fn protect(self, ring: &mut KeyRing, frame: &[u8], out: &mut [u8]) -> Result<usize, Error> {
+        if self.max_clear_len() == 0 {
+            return ring.encrypt(&[], frame, out);
+        }
+        let n = self.clear_len(frame);
+        let prefix_len = 1 + n;
+        if out.len() < prefix_len {
+            return Err(Error::BufferTooSmall {
+                needed: self.max_protected_len(ring, frame.len()),
+                available: out.len(),
+            });
+        }
+        let (prefix, body) = out.split_at_mut(prefix_len);
+        // `n` is at most `max_clear_len()`, which is 10.
+        prefix[0] = n as u8;
+        prefix[1..].copy_from_slice(&frame[..n]);
+        let sealed = ring.encrypt(prefix, &frame[n..], body)?;
+        Ok(prefix_len + sealed)
+    }
+
+    /// Opens a protected frame and writes the original encoded frame into
+    /// `out`.
+    ///
+    /// # Errors
+    /// [`Error::TooShort`], [`MediaError::ClearPrefixLength`], and those of
+    /// [`KeyRing::decrypt`]. On error `out` holds no unauthenticated bytes.
+    pub fn unprotect(
+        self,
+        ring: &mut KeyRing,
+        protected: &[u8],
+        out: &mut [u8],
+    ) -> Result<(Opened, usize), Error> {
+        if self.max_clear_len() == 0 {
+            let opened = ring.decrypt(&[], protected, out)?;
+            return Ok((opened, opened.len));
+        }
+        let (prefix, sealed) = self.split(protected)?;
+        let n = prefix.len() - 1;
+        let available = out.len();
+        let (clear_out, body_out) = out.split_at_mut_checked(n).ok_or(Error::BufferTooSmall {
+            needed: n,
+            available,
+        })?;
+        let opened = ring.decrypt(prefix, sealed, body_out)?;
+        clear_out.copy_from_slice(&prefix[1..]);
+        Ok((opened, n + opened.len))
+    }
+
+    /// What the clear bytes of a protected frame say, for the SFU.
+    ///
+    /// # Errors
+    /// [`Error::TooShort`] or [`MediaError::ClearPrefixLength`] when the
+    /// layout is broken. Clear bytes that do not parse as the codec's header
+    /// give an empty [`ClearInfo`], since the SFU cannot verify them anyway.
+    pub fn inspect(self, protected: &[u8]) -> Result<ClearInfo, Error> {
+        let mut info = ClearInfo {
+            key_frame: None,
+            dimensions: None,
+        };
+        if self == Self::Vp8 {
+            let (prefix, _) = self.split(protected)?;
+            if let Ok(header) = Vp8Header::parse(&prefix[1..]) {
+                info.key_frame = Some(header.key_frame);
+                info.dimensions = header.dimensions;
+            } else if let Some(&b0) = prefix.get(1) {
+                info.key_frame = Some(Vp8Header::is_key_frame(b0));
+            }
+        }
+        Ok(info)
+    }
+
+    /// Splits `n ‖ clear ‖ sealed` into (`n ‖ clear`, `sealed`).
+    fn split(self, protected: &[u8]) -> Result<(&[u8], &[u8]), Error> {
+        let &n = protected.first().ok_or(Error::TooShort { len: 0, min: 1 })?;
+        let max = self.max_clear_len();
+        if usize::from(n) > max {
+            return Err(MediaError::ClearPrefixLength {
+                len: n,
+                // `max_clear_len()` is at most 10.
+                max: max as u8,
+            }
+            .into());
+        }
+        let prefix_len = 1 + usize::from(n);
+        protected
+            .split_at_checked(prefix_len)
+            .ok_or(Error::TooShort {
+                len: protected.len(),
+                min: prefix_len,
+            })
+    }
+}

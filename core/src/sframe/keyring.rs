@@ -1,0 +1,371 @@
+//! The MLS key schedule of RFC 9605 §5.2: one base key per epoch in, per-sender
+//! frame keys and KIDs out.
+//!
+//! A [`KeyRing`] holds the current epoch, which it sends with, and a bounded
+//! number of earlier ones, which it only receives with, each until its grace
+//! period ends. Every key zeroizes when it leaves the ring.
+//!
+//! Run loop: after [`KeyRing::install_epoch`], ask [`KeyRing::poll_timeout`]
+//! when to call [`KeyRing::handle_timeout`] next; that call erases the
+//! epochs whose grace period is over.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::fmt;
+use core::time::Duration;
+use zeroize::Zeroizing;
+
+use super::header::Header;
+use super::key::FrameKey;
+use super::kid::KidLayout;
+use super::replay::ReplayWindow;
+use super::suite::{CipherSuite, MAX_KEY_LEN};
+use crate::error::{Error, KidError};
+use crate::time::Instant;
+
+/// KID contexts a member may send with (RFC 9605 §5.2 lets a sender run
+/// several streams under one index). Frames with a larger context are refused
+/// before any key is derived, which bounds the keys a member can make others
+/// hold to `MAX_SEND_CONTEXTS` per sender and epoch.
+pub const MAX_SEND_CONTEXTS: u64 = 16;
+
+/// How a [`KeyRing`] behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct KeyRingConfig {
+    /// The SFrame suite for every epoch.
+    pub suite: CipherSuite,
+    /// `E`: low epoch bits in every KID. At most `1 << E` epochs can be told
+    /// apart, so `max_previous_epochs < 1 << E`.
+    pub epoch_bits: u8,
+    /// How many earlier epochs stay usable for receiving.
+    pub max_previous_epochs: usize,
+    /// How long an earlier epoch stays usable after the next one arrives, so
+    /// frames sealed just before a key change still open.
+    pub grace: Duration,
+    /// The KID context this member sends with (0 gives the shortest KID);
+    /// below [`MAX_SEND_CONTEXTS`].
+    pub send_context: u64,
+}
+
+impl Default for KeyRingConfig {
+    fn default() -> Self {
+        Self {
+            suite: CipherSuite::AesGcm128Sha256,
+            epoch_bits: 4,
+            max_previous_epochs: 2,
+            grace: Duration::from_secs(3),
+            send_context: 0,
+        }
+    }
+}
+
+/// One MLS epoch's secret, as the MLS layer hands it over.
+#[derive(Clone, Copy)]
+pub struct EpochSecret<'a> {
+    /// The MLS epoch number.
+    pub epoch: u64,
+    /// `MLS-Exporter("SFrame 1.0 Base Key", "", Nk)` of that epoch.
+    pub base_key: &'a [u8],
+    /// Leaves in the MLS tree in that epoch (bounds every sender index).
+    pub group_size: u64,
+    /// This member's leaf index in that epoch.
+    pub own_index: u64,
+}
+
+impl fmt::Debug for EpochSecret<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EpochSecret")
+            .field("epoch", &self.epoch)
+            .field("group_size", &self.group_size)
+            .field("own_index", &self.own_index)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`KeyRing::decrypt`] learned about a frame that opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Opened {
+    /// The frame's header.
+    pub header: Header,
+    /// The MLS epoch it was sealed in.
+    pub epoch: u64,
+    /// The sender's leaf index.
+    pub sender: u64,
+    /// Plaintext bytes written.
+    pub len: usize,
+}
+
+/// Per-epoch SFrame keys for one MLS member.
+pub struct KeyRing {
+    config: KeyRingConfig,
+    /// Oldest first; the last one is current.
+    epochs: Vec<EpochKeys>,
+    send: Option<SendState>,
+}
+
+struct EpochKeys {
+    epoch: u64,
+    layout: KidLayout,
+    group_size: u64,
+    own_index: u64,
+    base_key: Zeroizing<[u8; MAX_KEY_LEN]>,
+    /// When this epoch stops opening frames; `None` while current.
+    expires: Option<Instant>,
+    /// Keys and windows of senders heard from, by KID; filled only with
+    /// frames that authenticated.
+    receivers: BTreeMap<u64, Receiver>,
+}
+
+struct Receiver {
+    key: FrameKey,
+    window: ReplayWindow,
+}
+
+struct SendState {
+    kid: u64,
+    key: FrameKey,
+    /// `None` once every counter was used.
+    next_ctr: Option<u64>,
+}
+
+impl KeyRing {
+    /// An empty ring: it can neither send nor receive until the first epoch.
+    ///
+    /// # Errors
+    /// [`KidError::Layout`] when `epoch_bits` is 0 or above 16, or
+    /// `max_previous_epochs` does not fit in it; [`KidError::Context`] when
+    /// `send_context` is not below [`MAX_SEND_CONTEXTS`].
+    pub fn new(config: KeyRingConfig) -> Result<Self, Error> {
+        let distinct = if config.epoch_bits >= 16 {
+            usize::MAX
+        } else {
+            1usize << config.epoch_bits
+        };
+        if config.send_context >= MAX_SEND_CONTEXTS {
+            return Err(KidError::Context {
+                context: config.send_context,
+            }
+            .into());
+        }
+        if config.epoch_bits == 0 || config.epoch_bits > 16 || config.max_previous_epochs >= distinct
+        {
+            return Err(KidError::Layout {
+                sender_bits: 0,
+                epoch_bits: config.epoch_bits,
+            }
+            .into());
+        }
+        Ok(Self {
+            config,
+            epochs: Vec::with_capacity(config.max_previous_epochs + 1),
+            send: None,
+        })
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub const fn config(&self) -> &KeyRingConfig {
+        &self.config
+    }
+
+    /// The epoch this member sends in, if any.
+    #[must_use]
+    pub fn current_epoch(&self) -> Option<u64> {
+        self.epochs.last().map(|e| e.epoch)
+    }
+
+    /// Every epoch that can still open frames, oldest first.
+    pub fn epochs(&self) -> impl Iterator<Item = u64> + '_ {
+        self.epochs.iter().map(|e| e.epoch)
+    }
+
+    /// The KID this member sends with now.
+    #[must_use]
+    pub fn sending_kid(&self) -> Option<u64> {
+        self.send.as_ref().map(|s| s.kid)
+    }
+
+    /// Makes `secret` the current epoch: frames are sealed with it from now
+    /// on, and the previous current epoch keeps opening frames until
+    /// `now + grace`. An older epoch with the same low `E` bits, or beyond
+    /// `max_previous_epochs`, is erased at once.
+    ///
+    /// # Errors
+    /// [`Error::StaleEpoch`] unless `secret.epoch` is newer than the current
+    /// one; [`Error::KeyLength`] unless the base key is `Nk` bytes;
+    /// [`Error::Kid`] when the group or index does not fit a KID. On error
+    /// the ring is unchanged.
+    pub fn install_epoch(&mut self, now: Instant, secret: EpochSecret<'_>) -> Result<(), Error> {
+        if let Some(current) = self.current_epoch() {
+            if secret.epoch <= current {
+                return Err(Error::StaleEpoch {
+                    epoch: secret.epoch,
+                    current,
+                });
+            }
+        }
+        let suite = self.config.suite;
+        if secret.base_key.len() != suite.key_len() {
+            return Err(Error::KeyLength {
+                len: secret.base_key.len(),
+                expected: suite.key_len(),
+            });
+        }
+        if secret.own_index >= secret.group_size {
+            return Err(KidError::SenderIndex {
+                index: secret.own_index,
+                bits: super::kid::sender_bits_for(secret.group_size),
+            }
+            .into());
+        }
+        let layout = KidLayout::for_group(self.config.epoch_bits, secret.group_size)?;
+        let kid = layout.encode(self.config.send_context, secret.own_index, secret.epoch)?;
+        let send_key = FrameKey::derive(suite, secret.base_key, kid)?;
+
+        // Checks done: from here on the ring changes and cannot fail.
+        let grace_end = now.saturating_add(self.config.grace);
+        if let Some(previous) = self.epochs.last_mut() {
+            previous.expires = Some(grace_end);
+        }
+        let low = layout.decode(secret.epoch).epoch_low;
+        self.epochs
+            .retain(|e| e.layout.decode(e.epoch).epoch_low != low);
+        while self.epochs.len() > self.config.max_previous_epochs {
+            self.epochs.remove(0);
+        }
+        let mut base_key = Zeroizing::new([0u8; MAX_KEY_LEN]);
+        base_key[..secret.base_key.len()].copy_from_slice(secret.base_key);
+        self.epochs.push(EpochKeys {
+            epoch: secret.epoch,
+            layout,
+            group_size: secret.group_size,
+            own_index: secret.own_index,
+            base_key,
+            expires: None,
+            receivers: BTreeMap::new(),
+        });
+        self.send = Some(SendState {
+            kid,
+            key: send_key,
+            next_ctr: Some(0),
+        });
+        Ok(())
+    }
+
+    /// Erases every key: the member left the call.
+    pub fn clear(&mut self) {
+        self.epochs.clear();
+        self.send = None;
+    }
+
+    /// When [`KeyRing::handle_timeout`] next has work: the earliest end of a
+    /// grace period.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.epochs.iter().filter_map(|e| e.expires).min()
+    }
+
+    /// Erases the epochs whose grace period ended at or before `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.epochs
+            .retain(|e| e.expires.is_none_or(|expires| expires > now));
+    }
+
+    /// Seals `plaintext` with the current epoch's key and the next counter;
+    /// writes `header ‖ ciphertext ‖ tag` into `out` and returns its length.
+    /// A counter is never used twice, even when sealing fails.
+    ///
+    /// # Errors
+    /// [`Error::NoEpoch`] before the first epoch, [`Error::CounterExhausted`],
+    /// and the errors of [`FrameKey::encrypt`].
+    pub fn encrypt(
+        &mut self,
+        metadata: &[u8],
+        plaintext: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, Error> {
+        let send = self.send.as_mut().ok_or(Error::NoEpoch)?;
+        let ctr = send.next_ctr.ok_or(Error::CounterExhausted)?;
+        send.next_ctr = ctr.checked_add(1);
+        send.key
+            .encrypt(Header::new(send.kid, ctr), metadata, plaintext, out)
+    }
+
+    /// Bytes [`KeyRing::encrypt`] will write for `plaintext_len` bytes: an
+    /// upper bound, since the header grows with the counter.
+    #[must_use]
+    pub fn max_ciphertext_len(&self, plaintext_len: usize) -> usize {
+        super::header::MAX_HEADER_LEN + plaintext_len + self.config.suite.tag_len()
+    }
+
+    /// Opens one SFrame ciphertext from another member, writing its
+    /// plaintext into `out`.
+    ///
+    /// The frame's KID picks the epoch (low `E` bits) and sender; the
+    /// sender's replay window refuses a counter seen before and moves only
+    /// after the tag verified.
+    ///
+    /// # Errors
+    /// [`Error::Header`]; [`Error::UnknownKid`] for an epoch not (or no
+    /// longer) held or a sender outside the group; [`Error::OwnKid`];
+    /// [`Error::Replay`]; [`Error::TooShort`]; [`Error::BufferTooSmall`];
+    /// [`Error::Authentication`].
+    pub fn decrypt(
+        &mut self,
+        metadata: &[u8],
+        frame: &[u8],
+        out: &mut [u8],
+    ) -> Result<Opened, Error> {
+        let (header, header_len) = Header::parse(frame)?;
+        let kid = header.kid;
+        let suite = self.config.suite;
+        let epoch_mask = (1u64 << self.config.epoch_bits) - 1;
+        let epoch = self
+            .epochs
+            .iter_mut()
+            .find(|e| e.epoch & epoch_mask == kid & epoch_mask)
+            .ok_or(Error::UnknownKid { kid })?;
+        let parts = epoch.layout.decode(kid);
+        if parts.sender >= epoch.group_size || parts.context >= MAX_SEND_CONTEXTS {
+            return Err(Error::UnknownKid { kid });
+        }
+        if parts.sender == epoch.own_index {
+            return Err(Error::OwnKid { kid });
+        }
+        let len = if let Some(receiver) = epoch.receivers.get_mut(&kid) {
+            receiver.window.check(kid, header.ctr)?;
+            let len = receiver
+                .key
+                .open_parts(header.ctr, frame, header_len, metadata, out)?;
+            receiver.window.accept(header.ctr);
+            len
+        } else {
+            // First frame of this KID in this epoch: derive its key, and keep
+            // it only if the frame authenticates, so forged KIDs cost no memory.
+            let key = FrameKey::derive(suite, &epoch.base_key[..suite.key_len()], kid)?;
+            let len = key.open_parts(header.ctr, frame, header_len, metadata, out)?;
+            let mut window = ReplayWindow::new();
+            window.accept(header.ctr);
+            epoch.receivers.insert(kid, Receiver { key, window });
+            len
+        };
+        Ok(Opened {
+            header,
+            epoch: epoch.epoch,
+            sender: parts.sender,
+            len,
+        })
+    }
+}
+
+impl fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("config", &self.config)
+            .field("epochs", &self.epochs.iter().map(|e| e.epoch).collect::<Vec<_>>())
+            .field("sending_kid", &self.sending_kid())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,1 @@
+//! Satsuma's desktop app (Tauri 2): not built yet; a later issue fills this crate.

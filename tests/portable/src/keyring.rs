@@ -1,0 +1,221 @@
+//! The MLS key schedule as members live it: keys change, late frames still
+//! open for a while, replays and reflections are refused.
+
+use alloc::vec;
+use alloc::vec::Vec;
+use core::time::Duration;
+use satsuma_core::sframe::{EpochSecret, Header, KeyRing, KeyRingConfig, ReplayWindow};
+use satsuma_core::{Error, Instant};
+
+use crate::{Context, Failure, ensure, ensure_eq, portable_tests};
+
+const GROUP: u64 = 3;
+
+fn base_key(epoch: u64) -> [u8; 16] {
+    // Stands in for the MLS exporter: distinct per epoch.
+    let mut key = [0x5a; 16];
+    key[..8].copy_from_slice(&epoch.to_be_bytes());
+    key
+}
+
+fn member(config: KeyRingConfig) -> Result<KeyRing, Failure> {
+    KeyRing::new(config).context("new ring")
+}
+
+fn enter(ring: &mut KeyRing, now: Instant, epoch: u64, own_index: u64) -> Result<(), Failure> {
+    let key = base_key(epoch);
+    ring.install_epoch(
+        now,
+        EpochSecret {
+            epoch,
+            base_key: &key,
+            group_size: GROUP,
+            own_index,
+        },
+    )
+    .context("install epoch")
+}
+
+fn seal(ring: &mut KeyRing, payload: &[u8]) -> Result<Vec<u8>, Failure> {
+    let mut out = vec![0u8; ring.max_ciphertext_len(payload.len())];
+    let n = ring.encrypt(&[], payload, &mut out).context("encrypt")?;
+    out.truncate(n);
+    Ok(out)
+}
+
+fn open(ring: &mut KeyRing, frame: &[u8]) -> Result<(u64, Vec<u8>), Error> {
+    let mut out = vec![0u8; frame.len()];
+    let opened = ring.decrypt(&[], frame, &mut out)?;
+    out.truncate(opened.len);
+    Ok((opened.epoch, out))
+}
+
+fn pair() -> Result<(KeyRing, KeyRing), Failure> {
+    let mut alice = member(KeyRingConfig::default())?;
+    let mut bob = member(KeyRingConfig::default())?;
+    enter(&mut alice, Instant::ZERO, 1, 0)?;
+    enter(&mut bob, Instant::ZERO, 1, 1)?;
+    Ok((alice, bob))
+}
+
+portable_tests! { TESTS:
+    fn late_frames_open_inside_the_grace_period_then_never() {
+        let (mut alice, mut bob) = pair()?;
+        let early = seal(&mut alice, b"sealed in epoch 1")?;
+        let also_early = seal(&mut alice, b"also epoch 1")?;
+
+        let t = Instant::from_micros(10_000);
+        enter(&mut alice, t, 2, 0)?;
+        enter(&mut bob, t, 2, 1)?;
+        let grace_end = t.saturating_add(KeyRingConfig::default().grace);
+        ensure_eq!(bob.poll_timeout(), Some(grace_end), "grace deadline");
+
+        // No gap: the frame sealed before the change opens after it.
+        ensure_eq!(open(&mut bob, &early), Ok((1, b"sealed in epoch 1".to_vec())), "late frame");
+        let fresh = seal(&mut alice, b"epoch 2")?;
+        ensure_eq!(open(&mut bob, &fresh), Ok((2, b"epoch 2".to_vec())), "new frame");
+
+        bob.handle_timeout(grace_end.saturating_add(Duration::from_micros(0)));
+        ensure_eq!(bob.epochs().collect::<Vec<_>>(), vec![2], "epoch 1 erased");
+        ensure!(
+            matches!(open(&mut bob, &also_early), Err(Error::UnknownKid { .. })),
+            "epoch 1 frame opened after its grace period"
+        );
+        ensure_eq!(bob.poll_timeout(), None, "nothing left to expire");
+        Ok(())
+    }
+
+    fn replays_are_refused_and_reordering_is_not() {
+        let (mut alice, mut bob) = pair()?;
+        let frames: Vec<Vec<u8>> = (0..5u8).map(|i| seal(&mut alice, &[i; 20])).collect::<Result<_, _>>()?;
+        for i in [4usize, 2, 0, 3, 1] {
+            ensure_eq!(open(&mut bob, &frames[i]).map(|o| o.1), Ok(vec![i as u8; 20]), "frame {i}");
+        }
+        let kid = alice.sending_kid().unwrap_or_default();
+        ensure_eq!(open(&mut bob, &frames[2]), Err(Error::Replay { kid, ctr: 2 }), "replay");
+        Ok(())
+    }
+
+    fn a_frame_too_old_for_the_window_is_refused() {
+        let (mut alice, mut bob) = pair()?;
+        let oldest = seal(&mut alice, b"old")?;
+        let mut newest = Vec::new();
+        for _ in 0..ReplayWindow::SIZE {
+            newest = seal(&mut alice, b"newer")?;
+        }
+        open(&mut bob, &newest).context("newest")?;
+        ensure!(matches!(open(&mut bob, &oldest), Err(Error::Replay { ctr: 0, .. })), "old frame accepted");
+        Ok(())
+    }
+
+    fn counters_advance_and_kids_name_the_sender() {
+        let (mut alice, mut bob) = pair()?;
+        let a0 = seal(&mut alice, b"x")?;
+        let a1 = seal(&mut alice, b"x")?;
+        let b0 = seal(&mut bob, b"x")?;
+        let (ha0, _) = Header::parse(&a0).context("parse")?;
+        let (ha1, _) = Header::parse(&a1).context("parse")?;
+        let (hb0, _) = Header::parse(&b0).context("parse")?;
+        ensure_eq!((ha0.ctr, ha1.ctr), (0, 1), "alice's counters");
+        ensure_eq!(ha0.kid, ha1.kid, "one KID per epoch");
+        ensure!(ha0.kid != hb0.kid, "alice and bob share a KID");
+        ensure!(a0 != a1, "same plaintext sealed twice gave the same bytes");
+        Ok(())
+    }
+
+    fn own_frames_reflected_back_are_refused() {
+        let (mut alice, _) = pair()?;
+        let mine = seal(&mut alice, b"hello")?;
+        let kid = alice.sending_kid().unwrap_or_default();
+        ensure_eq!(open(&mut alice, &mine), Err(Error::OwnKid { kid }), "reflection");
+        Ok(())
+    }
+
+    fn a_forged_frame_does_not_move_the_replay_window() {
+        let (mut alice, mut bob) = pair()?;
+        let f0 = seal(&mut alice, b"zero")?;
+        let f1 = seal(&mut alice, b"one")?;
+        open(&mut bob, &f0).context("f0")?;
+        // A forged frame with alice's KID and a counter far ahead.
+        let kid = alice.sending_kid().unwrap_or_default();
+        let mut forged = [0u8; 64];
+        let n = Header::new(kid, 10_000).emit(&mut forged).context("emit")?;
+        ensure_eq!(open(&mut bob, &forged[..n + 30]), Err(Error::Authentication), "forgery");
+        // Were the window at 10000, counter 1 would now be too old.
+        ensure_eq!(open(&mut bob, &f1).map(|o| o.1), Ok(b"one".to_vec()), "genuine frame after forgery");
+        let mut tampered = seal(&mut alice, b"two")?;
+        let last = tampered.len() - 1;
+        tampered[last] ^= 0x80;
+        ensure_eq!(open(&mut bob, &tampered), Err(Error::Authentication), "tampered tag");
+        Ok(())
+    }
+
+    fn outsiders_unknown_epochs_and_unknown_senders_cannot_open() {
+        let (mut alice, mut bob) = pair()?;
+        // A holder of a valid identity who was never given this epoch's key.
+        let mut eve = member(KeyRingConfig::default())?;
+        let mut wrong = base_key(1);
+        wrong[15] ^= 1;
+        eve.install_epoch(Instant::ZERO, EpochSecret { epoch: 1, base_key: &wrong, group_size: GROUP, own_index: 1 })
+            .context("eve")?;
+        let frame = seal(&mut alice, b"secret")?;
+        ensure_eq!(open(&mut eve, &frame), Err(Error::Authentication), "outsider");
+
+        // A frame from an epoch bob does not hold yet.
+        enter(&mut alice, Instant::ZERO, 3, 0)?;
+        let ahead = seal(&mut alice, b"future")?;
+        ensure!(matches!(open(&mut bob, &ahead), Err(Error::UnknownKid { .. })), "future epoch");
+
+        // A KID whose sender index is outside the group (index 3 of 3).
+        let mut out = [0u8; 64];
+        let n = Header::new((3 << 4) | 1, 0).emit(&mut out).context("emit")?;
+        ensure!(matches!(open(&mut bob, &out[..n + 20]), Err(Error::UnknownKid { .. })), "index outside group");
+        Ok(())
+    }
+
+    fn stale_epochs_are_refused_and_change_nothing() {
+        let (mut alice, mut bob) = pair()?;
+        enter(&mut alice, Instant::ZERO, 2, 0)?;
+        enter(&mut bob, Instant::ZERO, 2, 1)?;
+        let kid_before = alice.sending_kid();
+        let key = base_key(2);
+        let again = alice.install_epoch(Instant::ZERO, EpochSecret { epoch: 2, base_key: &key, group_size: GROUP, own_index: 0 });
+        ensure_eq!(again, Err(Error::StaleEpoch { epoch: 2, current: 2 }), "same epoch twice");
+        ensure_eq!(alice.sending_kid(), kid_before, "sending KID unchanged");
+        let frame = seal(&mut alice, b"still fine")?;
+        ensure_eq!(open(&mut bob, &frame).map(|o| o.0), Ok(2), "still sends in epoch 2");
+        let short = alice.install_epoch(Instant::ZERO, EpochSecret { epoch: 3, base_key: &key[..8], group_size: GROUP, own_index: 0 });
+        ensure_eq!(short, Err(Error::KeyLength { len: 8, expected: 16 }), "short base key");
+        Ok(())
+    }
+
+    fn epoch_bits_roll_over_by_erasing_the_old_epoch() {
+        // E = 2: epochs 1 and 5 share their low bits.
+        let config = KeyRingConfig { epoch_bits: 2, max_previous_epochs: 3, ..KeyRingConfig::default() };
+        let mut alice = member(config)?;
+        let mut bob = member(config)?;
+        enter(&mut alice, Instant::ZERO, 1, 0)?;
+        let from_epoch_1 = seal(&mut alice, b"one")?;
+        for epoch in 2..=4 {
+            enter(&mut bob, Instant::ZERO, epoch, 1)?;
+        }
+        ensure_eq!(bob.epochs().collect::<Vec<_>>(), vec![2, 3, 4], "three epochs held");
+        enter(&mut bob, Instant::ZERO, 5, 1)?;
+        ensure_eq!(bob.epochs().collect::<Vec<_>>(), vec![2, 3, 4, 5], "epoch 5 added");
+        // The epoch-1 frame now points at epoch 5 and must not open.
+        ensure_eq!(open(&mut bob, &from_epoch_1), Err(Error::Authentication), "rolled-over epoch");
+        let too_many = KeyRingConfig { epoch_bits: 2, max_previous_epochs: 4, ..KeyRingConfig::default() };
+        ensure!(KeyRing::new(too_many).is_err(), "more epochs kept than E bits tell apart");
+        Ok(())
+    }
+
+    fn no_epoch_means_nothing_to_send() {
+        let mut ring = member(KeyRingConfig::default())?;
+        let mut out = [0u8; 64];
+        ensure_eq!(ring.encrypt(&[], b"x", &mut out), Err(Error::NoEpoch), "send before join");
+        enter(&mut ring, Instant::ZERO, 1, 0)?;
+        ring.clear();
+        ensure_eq!(ring.encrypt(&[], b"x", &mut out), Err(Error::NoEpoch), "send after leave");
+        Ok(())
+    }
+}
