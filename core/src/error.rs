@@ -172,14 +172,19 @@ impl fmt::Display for Error {
                 f,
                 "frame carries our own sending KID {kid:#x}; refusing a reflected frame"
             ),
-            Self::Authentication => f.write_str("authentication failed: frame altered or wrong key"),
+            Self::Authentication => {
+                f.write_str("authentication failed: frame altered or wrong key")
+            }
             Self::Replay { kid, ctr } => {
                 write!(f, "replayed or too old: KID {kid:#x} CTR {ctr}")
             }
             Self::FrameTooLong { len } => write!(f, "frame of {len} bytes is too long to seal"),
             Self::NoEpoch => f.write_str("no epoch installed yet"),
             Self::StaleEpoch { epoch, current } => {
-                write!(f, "epoch {epoch} is not newer than the current epoch {current}")
+                write!(
+                    f,
+                    "epoch {epoch} is not newer than the current epoch {current}"
+                )
             }
             Self::CounterExhausted => f.write_str("sending counter exhausted; rekey needed"),
             Self::MetadataTooLong { len } => write!(
@@ -228,7 +233,10 @@ impl fmt::Display for MediaError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::ClearPrefixLength { len, max } => {
-                write!(f, "clear prefix of {len} bytes, the codec sends at most {max}")
+                write!(
+                    f,
+                    "clear prefix of {len} bytes, the codec sends at most {max}"
+                )
             }
             Self::Vp8StartCode => f.write_str("VP8 key frame without its start code"),
         }

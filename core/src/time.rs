@@ -48,8 +48,16 @@ mod tests {
     fn arithmetic_saturates() {
         let t = Instant::from_micros(10);
         assert_eq!(t.saturating_add(Duration::from_micros(5)).as_micros(), 15);
-        assert_eq!(Instant::from_micros(u64::MAX - 1).saturating_add(Duration::MAX).as_micros(), u64::MAX);
+        assert_eq!(
+            Instant::from_micros(u64::MAX - 1)
+                .saturating_add(Duration::MAX)
+                .as_micros(),
+            u64::MAX
+        );
         assert_eq!(Instant::ZERO.saturating_duration_since(t), Duration::ZERO);
-        assert_eq!(t.saturating_duration_since(Instant::ZERO), Duration::from_micros(10));
+        assert_eq!(
+            t.saturating_duration_since(Instant::ZERO),
+            Duration::from_micros(10)
+        );
     }
 }

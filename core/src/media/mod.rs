@@ -94,6 +94,7 @@ impl Codec {
     ///
     /// # Errors
     /// As [`KeyRing::encrypt`].
+    #[allow(clippy::cast_possible_truncation)] // `n` <= `max_clear_len()` = 10.
     pub fn protect(self, ring: &mut KeyRing, frame: &[u8], out: &mut [u8]) -> Result<usize, Error> {
         if self.max_clear_len() == 0 {
             return ring.encrypt(&[], frame, out);
@@ -166,8 +167,11 @@ impl Codec {
     }
 
     /// Splits `n ‖ clear ‖ sealed` into (`n ‖ clear`, `sealed`).
+    #[allow(clippy::cast_possible_truncation)] // `max_clear_len()` is at most 10.
     fn split(self, protected: &[u8]) -> Result<(&[u8], &[u8]), Error> {
-        let &n = protected.first().ok_or(Error::TooShort { len: 0, min: 1 })?;
+        let &n = protected
+            .first()
+            .ok_or(Error::TooShort { len: 0, min: 1 })?;
         let max = self.max_clear_len();
         if usize::from(n) > max {
             return Err(MediaError::ClearPrefixLength {

@@ -124,9 +124,6 @@ mod tests {
         );
         let mut bad = KEY;
         bad[4] = 0x02;
-        assert_eq!(
-            Vp8Header::parse(&bad),
-            Err(MediaError::Vp8StartCode.into())
-        );
+        assert_eq!(Vp8Header::parse(&bad), Err(MediaError::Vp8StartCode.into()));
     }
 }

@@ -92,6 +92,7 @@ const fn extension_len(value: u64) -> usize {
 
 /// The 4-bit half of the config byte for `value`: the value itself, or the
 /// extension flag with `length - 1`.
+#[allow(clippy::cast_possible_truncation)] // Both arms are bounded, see each.
 const fn nibble(value: u64) -> u8 {
     match extension_len(value) {
         // Below 8, so it fits in the nibble.

@@ -167,13 +167,10 @@ impl FrameKey {
     ) -> Result<usize, Error> {
         let tag_len = self.suite().tag_len();
         let min = header_len + tag_len;
-        let pt_len = frame
-            .len()
-            .checked_sub(min)
-            .ok_or(Error::TooShort {
-                len: frame.len(),
-                min,
-            })?;
+        let pt_len = frame.len().checked_sub(min).ok_or(Error::TooShort {
+            len: frame.len(),
+            min,
+        })?;
         let available = out.len();
         let out = out.get_mut(..pt_len).ok_or(Error::BufferTooSmall {
             needed: pt_len,
@@ -250,7 +247,10 @@ mod tests {
         for i in 0..n {
             let mut bad = sealed;
             bad[i] ^= 0x01;
-            assert!(key.decrypt(b"meta", &bad[..n], &mut out).is_err(), "byte {i}");
+            assert!(
+                key.decrypt(b"meta", &bad[..n], &mut out).is_err(),
+                "byte {i}"
+            );
         }
     }
 

@@ -149,7 +149,9 @@ impl KeyRing {
             }
             .into());
         }
-        if config.epoch_bits == 0 || config.epoch_bits > 16 || config.max_previous_epochs >= distinct
+        if config.epoch_bits == 0
+            || config.epoch_bits > 16
+            || config.max_previous_epochs >= distinct
         {
             return Err(KidError::Layout {
                 sender_bits: 0,
@@ -198,13 +200,13 @@ impl KeyRing {
     /// [`Error::Kid`] when the group or index does not fit a KID. On error
     /// the ring is unchanged.
     pub fn install_epoch(&mut self, now: Instant, secret: EpochSecret<'_>) -> Result<(), Error> {
-        if let Some(current) = self.current_epoch() {
-            if secret.epoch <= current {
-                return Err(Error::StaleEpoch {
-                    epoch: secret.epoch,
-                    current,
-                });
-            }
+        if let Some(current) = self.current_epoch()
+            && secret.epoch <= current
+        {
+            return Err(Error::StaleEpoch {
+                epoch: secret.epoch,
+                current,
+            });
         }
         let suite = self.config.suite;
         if secret.base_key.len() != suite.key_len() {
@@ -364,7 +366,10 @@ impl fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyRing")
             .field("config", &self.config)
-            .field("epochs", &self.epochs.iter().map(|e| e.epoch).collect::<Vec<_>>())
+            .field(
+                "epochs",
+                &self.epochs.iter().map(|e| e.epoch).collect::<Vec<_>>(),
+            )
             .field("sending_kid", &self.sending_kid())
             .finish_non_exhaustive()
     }

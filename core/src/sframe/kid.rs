@@ -112,6 +112,7 @@ impl KidLayout {
 
 /// The smallest `S` with `group_size <= 1 << S`.
 #[must_use]
+#[allow(clippy::cast_possible_truncation)] // At most 64.
 pub const fn sender_bits_for(group_size: u64) -> u8 {
     if group_size <= 1 {
         0
@@ -123,7 +124,11 @@ pub const fn sender_bits_for(group_size: u64) -> u8 {
 
 /// The low `bits` bits set.
 const fn mask(bits: u32) -> u64 {
-    if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 }
+    if bits >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! A test is a plain `fn() -> Result<(), Failure>`; [`TESTS`] lists them for
 //! the runners that have no libtest.
 #![cfg_attr(not(test), no_std)]
+#![allow(clippy::cast_possible_truncation)] // Made-up test bytes wrap on purpose.
 
 extern crate alloc;
 
@@ -140,7 +141,7 @@ pub(crate) fn hex(s: &str) -> Result<Vec<u8>, Failure> {
         b'A'..=b'F' => Ok(c - b'A' + 10),
         _ => Err(Failure(alloc::format!("bad hex digit {c:#x}"))),
     };
-    ensure!(s.len() % 2 == 0, "odd-length hex string");
+    ensure!(s.len().is_multiple_of(2), "odd-length hex string");
     s.as_bytes()
         .chunks_exact(2)
         .map(|pair| Ok(digit(pair[0])? << 4 | digit(pair[1])?))

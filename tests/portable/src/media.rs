@@ -24,7 +24,12 @@ fn members() -> Result<(KeyRing, KeyRing), Failure> {
         let mut ring = KeyRing::new(KeyRingConfig::default()).context("new ring")?;
         ring.install_epoch(
             Instant::ZERO,
-            EpochSecret { epoch: 7, base_key: &key, group_size: 2, own_index },
+            EpochSecret {
+                epoch: 7,
+                base_key: &key,
+                group_size: 2,
+                own_index,
+            },
         )
         .context("install")?;
         Ok(ring)

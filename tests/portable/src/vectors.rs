@@ -62,10 +62,7 @@ fn load() -> Result<File, Failure> {
 }
 
 fn nonce(hex_str: &str) -> Result<[u8; NONCE_LEN], Failure> {
-    hex(hex_str)?
-        .as_slice()
-        .try_into()
-        .context("nonce length")
+    hex(hex_str)?.as_slice().try_into().context("nonce length")
 }
 
 fn check_aead(case: &AeadCase) -> Result<(), Failure> {
@@ -74,7 +71,12 @@ fn check_aead(case: &AeadCase) -> Result<(), Failure> {
     let nonce = nonce(&case.nonce)?;
     let (aad, pt, ct) = (hex(&case.aad)?, hex(&case.pt)?, hex(&case.ct)?);
     let nt = suite.tag_len();
-    ensure_eq!(ct.len(), pt.len() + nt, "{} ciphertext length", suite.name());
+    ensure_eq!(
+        ct.len(),
+        pt.len() + nt,
+        "{} ciphertext length",
+        suite.name()
+    );
 
     let mut sealed = vec![0u8; pt.len()];
     let mut tag = vec![0u8; nt];

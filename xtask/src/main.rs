@@ -1,0 +1,248 @@
+//! `cargo xtask …`: Satsuma's set-up, test and demo commands.
+//!
+//! Every command installs what it needs first: Debian packages when run as
+//! root (otherwise it prints the exact `apt-get` line and stops), the Rust
+//! targets named in `rust-toolchain.toml`, and cargo-fuzz.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+/// Debian packages, each with the command that proves it is there.
+const APT_PACKAGES: &[(&str, &str)] = &[
+    ("qemu-system-arm", "qemu-system-arm"),
+    ("nodejs", "node"),
+    ("binutils", "readelf"),
+];
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+  call     run the main job: today, two members exchanging SFrame-protected
+           audio and video across a key change (the real call replaces it)
+  test     everything CI runs: fmt, clippy per package, the tests on x86_64,
+           the same core tests on a Cortex-M4 in QEMU and on WebAssembly,
+           no_std builds, and a fuzz smoke run
+  bench    the criterion benchmarks (SFrame vs raw AES-GCM vs the sframe crate)
+  setup    only install what the other commands need
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("call" | "demo") => setup().and_then(|()| call()),
+        Some("test") => setup().and_then(|()| test()),
+        Some("bench") => setup().and_then(|()| bench(&args[1..])),
+        Some("setup") => setup(),
+        _ => {
+            eprint!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn root() -> PathBuf {
+    // xtask/ sits in the workspace root.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// Runs a command in `dir`, echoing it, and fails on a non-zero exit.
+fn run_in(dir: &Path, program: &str, args: &[&str]) -> Result {
+    println!("\n$ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .map_err(|e| format!("cannot start {program}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{program} {}` failed ({status})", args.join(" ")))
+    }
+}
+
+fn run(program: &str, args: &[&str]) -> Result {
+    run_in(&root(), program, args)
+}
+
+fn have(command: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {command}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn setup() -> Result {
+    let missing: Vec<&str> = APT_PACKAGES
+        .iter()
+        .filter(|(_, command)| !have(command))
+        .map(|(package, _)| *package)
+        .collect();
+    if !missing.is_empty() {
+        let line = format!("apt-get install -y {}", missing.join(" "));
+        if !is_root() {
+            return Err(format!(
+                "missing Debian packages; run as root:\n  sudo apt-get update && sudo {line}"
+            ));
+        }
+        run("apt-get", &["update", "-q"])?;
+        let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
+        args.extend(&missing);
+        run("apt-get", &args)?;
+    }
+    // Installs the pinned toolchain with the targets rust-toolchain.toml lists.
+    run("rustup", &["toolchain", "install"])?;
+    if !have("cargo-fuzz") {
+        run("cargo", &["install", "cargo-fuzz", "--locked"])?;
+    }
+    let nightly = Command::new("rustup")
+        .args(["run", "nightly", "rustc", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !nightly {
+        run(
+            "rustup",
+            &["toolchain", "install", "nightly", "--profile", "minimal"],
+        )?;
+    }
+    Ok(())
+}
+
+fn call() -> Result {
+    run(
+        "cargo",
+        &[
+            "run",
+            "--quiet",
+            "--release",
+            "-p",
+            "satsuma-core",
+            "--example",
+            "two_members",
+        ],
+    )
+}
+
+fn bench(extra: &[String]) -> Result {
+    let mut args = vec!["bench", "-p", "satsuma-core", "--bench", "sframe", "--"];
+    args.extend(extra.iter().map(String::as_str));
+    run("cargo", &args)
+}
+
+/// Workspace members, each linted on its own so that features one package
+/// turns on (std in the test crates) cannot hide a problem in another.
+const PACKAGES: &[&str] = &[
+    "satsuma-core",
+    "satsuma-sfu",
+    "satsuma-shell",
+    "satsuma-tests",
+    "satsuma-portable-tests",
+    "satsuma-wasm-tests",
+    "xtask",
+];
+
+fn test() -> Result {
+    let started = Instant::now();
+    let step = |name: &str, f: &dyn Fn() -> Result| -> Result {
+        let t = Instant::now();
+        println!("\n=== {name}");
+        f()?;
+        println!("=== {name}: ok in {:.0?}", t.elapsed());
+        Ok(())
+    };
+
+    step("format", &|| {
+        run("cargo", &["fmt", "--all", "--check"])?;
+        run_in(&root().join("tests/cortex-m"), "cargo", &["fmt", "--check"])?;
+        run_in(&root().join("fuzz"), "cargo", &["fmt", "--check"])
+    })?;
+    step("clippy, per package", &|| {
+        for package in PACKAGES {
+            run(
+                "cargo",
+                &[
+                    "clippy",
+                    "--quiet",
+                    "-p",
+                    package,
+                    "--all-targets",
+                    "--",
+                    "-D",
+                    "warnings",
+                ],
+            )?;
+        }
+        Ok(())
+    })?;
+    step(
+        "core builds no_std for the Cortex-M4 and WebAssembly",
+        &|| {
+            for target in ["thumbv7em-none-eabihf", "wasm32-unknown-unknown"] {
+                run(
+                    "cargo",
+                    &[
+                        "clippy",
+                        "--quiet",
+                        "-p",
+                        "satsuma-core",
+                        "--no-default-features",
+                        "--target",
+                        target,
+                        "--",
+                        "-D",
+                        "warnings",
+                    ],
+                )?;
+                run(
+                    "cargo",
+                    &[
+                        "build",
+                        "--quiet",
+                        "-p",
+                        "satsuma-core",
+                        "--no-default-features",
+                        "--features",
+                        "defmt",
+                        "--target",
+                        target,
+                    ],
+                )?;
+            }
+            Ok(())
+        },
+    )?;
+    step("tests on x86_64", &|| {
+        run("cargo", &["test", "--workspace", "--all-targets"])?;
+        run("cargo", &["test", "--workspace", "--doc"])
+    })?;
+    step("core tests on a Cortex-M4 in QEMU (mps2-an386)", &|| {
+        run("bash", &["scripts/run-cortex-m-tests.sh"])
+    })?;
+    step("core tests on WebAssembly", &|| {
+        run("bash", &["scripts/run-wasm-tests.sh"])
+    })?;
+    step("fuzz smoke run", &|| {
+        run("bash", &["scripts/fuzz-smoke.sh", "20"])
+    })?;
+    println!("\nall checks passed in {:.0?}", started.elapsed());
+    Ok(())
+}
