@@ -111,8 +111,10 @@ fn setup() -> Result {
     }
     // Installs the pinned toolchain with the targets rust-toolchain.toml lists.
     run("rustup", &["toolchain", "install"])?;
-    if !have("cargo-fuzz") {
-        run("cargo", &["install", "cargo-fuzz", "--locked"])?;
+    for tool in ["cargo-fuzz", "cargo-deny"] {
+        if !have(tool) {
+            run("cargo", &["install", tool, "--locked"])?;
+        }
     }
     let nightly = Command::new("rustup")
         .args(["run", "nightly", "rustc", "--version"])
@@ -174,6 +176,9 @@ fn test() -> Result {
         run("cargo", &["fmt", "--all", "--check"])?;
         run_in(&root().join("tests/cortex-m"), "cargo", &["fmt", "--check"])?;
         run_in(&root().join("fuzz"), "cargo", &["fmt", "--check"])
+    })?;
+    step("dependency licenses, bans and sources (deny.toml)", &|| {
+        run("cargo", &["deny", "check", "licenses", "bans", "sources"])
     })?;
     step("clippy, per package", &|| {
         for package in PACKAGES {

@@ -4,7 +4,9 @@
 use alloc::vec;
 use alloc::vec::Vec;
 use core::time::Duration;
-use satsuma_core::sframe::{EpochSecret, Header, KeyRing, KeyRingConfig, ReplayWindow};
+use satsuma_core::sframe::{
+    EpochSecret, Header, KeyRing, KeyRingConfig, MAX_SEND_CONTEXTS, ReplayWindow,
+};
 use satsuma_core::{Error, Instant};
 
 use crate::{Context, Failure, ensure, ensure_eq, portable_tests};
@@ -206,6 +208,33 @@ portable_tests! { TESTS:
         ensure_eq!(open(&mut bob, &from_epoch_1), Err(Error::Authentication), "rolled-over epoch");
         let too_many = KeyRingConfig { epoch_bits: 2, max_previous_epochs: 4, ..KeyRingConfig::default() };
         ensure!(KeyRing::new(too_many).is_err(), "more epochs kept than E bits tell apart");
+        Ok(())
+    }
+
+    fn kid_contexts_beyond_the_limit_are_refused_before_any_key_work() {
+        let (_, mut bob) = pair()?;
+        // Context 16, sender 0, epoch 1, with S = 2 and E = 4.
+        let kid = (MAX_SEND_CONTEXTS << 6) | 1;
+        let mut out = [0u8; 64];
+        let n = Header::new(kid, 0).emit(&mut out).context("emit")?;
+        ensure_eq!(open(&mut bob, &out[..n + 20]), Err(Error::UnknownKid { kid }), "context 16");
+        // A sender using an allowed context other than 0 is heard.
+        let config = KeyRingConfig { send_context: 3, ..KeyRingConfig::default() };
+        let mut carol = member(config)?;
+        enter(&mut carol, Instant::ZERO, 1, 2)?;
+        let frame = seal(&mut carol, b"second stream")?;
+        ensure_eq!(open(&mut bob, &frame).map(|o| o.1), Ok(b"second stream".to_vec()), "context 3");
+        let too_big = KeyRingConfig { send_context: MAX_SEND_CONTEXTS, ..KeyRingConfig::default() };
+        ensure!(KeyRing::new(too_big).is_err(), "sending with context 16 allowed");
+        Ok(())
+    }
+
+    fn only_a_bounded_number_of_old_epochs_is_kept() {
+        let (_, mut bob) = pair()?;
+        for epoch in 2..=6 {
+            enter(&mut bob, Instant::ZERO, epoch, 1)?;
+        }
+        ensure_eq!(bob.epochs().collect::<Vec<_>>(), vec![4, 5, 6], "current + 2 previous");
         Ok(())
     }
 
