@@ -129,8 +129,13 @@ impl FrameKey {
         let header_len = header.emit(out)?;
         let (header_bytes, body) = out.split_at_mut(header_len);
         let (ct, tag) = body.split_at_mut(plaintext.len());
-        let mut aad_buf = [0u8; MAX_HEADER_LEN + MAX_METADATA_LEN];
-        let aad = aad(header_bytes, metadata, &mut aad_buf)?;
+        let aad_buf;
+        let aad = if metadata.is_empty() {
+            &*header_bytes
+        } else {
+            aad_buf = join_aad(header_bytes, metadata)?;
+            &aad_buf.0[..aad_buf.1]
+        };
         self.aead
             .seal(&self.nonce(header.ctr), aad, plaintext, ct, tag)?;
         Ok(needed)
@@ -178,8 +183,13 @@ impl FrameKey {
         })?;
         let (header_bytes, body) = frame.split_at(header_len);
         let (ct, tag) = body.split_at(pt_len);
-        let mut aad_buf = [0u8; MAX_HEADER_LEN + MAX_METADATA_LEN];
-        let aad = aad(header_bytes, metadata, &mut aad_buf)?;
+        let aad_buf;
+        let aad = if metadata.is_empty() {
+            header_bytes
+        } else {
+            aad_buf = join_aad(header_bytes, metadata)?;
+            &aad_buf.0[..aad_buf.1]
+        };
         self.aead.open(&self.nonce(ctr), aad, ct, out, tag)?;
         Ok(pt_len)
     }
@@ -193,20 +203,23 @@ impl fmt::Debug for FrameKey {
     }
 }
 
-/// `header ‖ metadata`, without a copy when there is no metadata.
-fn aad<'a>(header: &'a [u8], metadata: &[u8], buf: &'a mut [u8]) -> Result<&'a [u8], Error> {
-    if metadata.is_empty() {
-        return Ok(header);
-    }
+/// `header ‖ metadata` on the stack, with its length. Only called with
+/// metadata: without, the header bytes are the AAD as they stand, and this
+/// buffer is never zeroed.
+fn join_aad(
+    header: &[u8],
+    metadata: &[u8],
+) -> Result<([u8; MAX_HEADER_LEN + MAX_METADATA_LEN], usize), Error> {
     if metadata.len() > MAX_METADATA_LEN {
         return Err(Error::MetadataTooLong {
             len: metadata.len(),
         });
     }
+    let mut buf = [0u8; MAX_HEADER_LEN + MAX_METADATA_LEN];
     let len = header.len() + metadata.len();
     buf[..header.len()].copy_from_slice(header);
     buf[header.len()..len].copy_from_slice(metadata);
-    Ok(&buf[..len])
+    Ok((buf, len))
 }
 
 #[cfg(test)]
