@@ -77,7 +77,9 @@ fn checked_decrypt(
     // selects, if the ring holds it, and whether that epoch's key opens them.
     let parsed = Header::parse(frame);
     let oracle = parsed.ok().and_then(|(header, header_len)| {
-        let epoch = *held.iter().find(|&&e| e & EPOCH_MASK == header.kid & EPOCH_MASK)?;
+        let epoch = *held
+            .iter()
+            .find(|&&e| e & EPOCH_MASK == header.kid & EPOCH_MASK)?;
         let parts = split_kid(header.kid);
         let valid_kid = parts.sender < GROUP_SIZE
             && parts.sender != own_index
@@ -238,16 +240,26 @@ fn session(input: &mut Input<'_>) {
         if s.accepted || !receiver.epochs().any(|e| e == s.epoch) {
             continue;
         }
-        let (result, out) =
-            checked_decrypt(&mut receiver, RECEIVER, &s.metadata, &s.frame, s.plaintext.len());
+        let (result, out) = checked_decrypt(
+            &mut receiver,
+            RECEIVER,
+            &s.metadata,
+            &s.frame,
+            s.plaintext.len(),
+        );
         let opened = result.unwrap_or_else(|e| panic!("fresh frame refused: {e:?}"));
         assert_eq!(&out[..opened.len], &s.plaintext[..]);
         s.accepted = true;
     }
     for s in &sealed {
         if receiver.epochs().any(|e| e == s.epoch) {
-            let (result, _) =
-                checked_decrypt(&mut receiver, RECEIVER, &s.metadata, &s.frame, s.plaintext.len());
+            let (result, _) = checked_decrypt(
+                &mut receiver,
+                RECEIVER,
+                &s.metadata,
+                &s.frame,
+                s.plaintext.len(),
+            );
             assert_eq!(
                 result,
                 Err(Error::Replay {
@@ -432,7 +444,11 @@ fn suites(input: &mut Input<'_>) {
             let mut out = vec![SENTINEL; plaintext.len()];
             let result = key.decrypt(&other_meta, &frame, &mut out);
             if tag_len >= 8 {
-                assert!(result.is_err(), "{:?}: altered metadata opened", key.suite());
+                assert!(
+                    result.is_err(),
+                    "{:?}: altered metadata opened",
+                    key.suite()
+                );
             }
         }
     }

@@ -34,7 +34,10 @@ fuzz_target!(|data: &[u8]| {
             let mut short = [0u8; MAX_HEADER_LEN];
             assert_eq!(
                 h.emit(&mut short[..len - 1]),
-                Err(Error::BufferTooSmall { needed: len, available: len - 1 })
+                Err(Error::BufferTooSmall {
+                    needed: len,
+                    available: len - 1
+                })
             );
         }
         Err(Error::Header(HeaderError::Truncated | HeaderError::NonMinimal)) => {}

@@ -127,7 +127,11 @@ fuzz_target!(|data: &[u8]| {
         let (opened, len) = codec
             .unprotect(&mut receiver, &protected, &mut out)
             .unwrap_or_else(|e| panic!("{codec:?}: round trip failed: {e:?}"));
-        assert_eq!(&out[..len], frame, "{codec:?}: round trip changed the frame");
+        assert_eq!(
+            &out[..len],
+            frame,
+            "{codec:?}: round trip changed the frame"
+        );
         assert_eq!(out[len], SENTINEL, "{codec:?}: wrote past the frame");
         assert_eq!((opened.sender, opened.epoch), (SENDER, FIRST_EPOCH));
 

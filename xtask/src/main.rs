@@ -196,7 +196,12 @@ fn test() -> Result {
                 ],
             )?;
         }
-        Ok(())
+        // The QEMU runner is its own workspace, for thumbv7em-none-eabihf.
+        run_in(
+            &root().join("tests/cortex-m"),
+            "cargo",
+            &["clippy", "--quiet", "--release", "--", "-D", "warnings"],
+        )
     })?;
     step(
         "core builds no_std for the Cortex-M4 and WebAssembly",
