@@ -59,6 +59,9 @@ pub struct ClearInfo {
 }
 
 impl Codec {
+    /// Every codec, for callers that must handle each one.
+    pub const ALL: [Self; 5] = [Self::Opus, Self::Pcmu, Self::Pcma, Self::G722, Self::Vp8];
+
     /// The most clear bytes a frame of this codec keeps.
     #[must_use]
     pub const fn max_clear_len(self) -> usize {
