@@ -94,6 +94,7 @@ impl AeadKey {
     ///
     /// # Errors
     /// [`Error::BufferTooSmall`] when `output` or `tag` has the wrong length.
+    #[inline]
     pub fn seal(
         &self,
         nonce: &[u8; NONCE_LEN],
@@ -116,6 +117,7 @@ impl AeadKey {
     /// # Errors
     /// [`Error::Authentication`] when the tag does not verify;
     /// [`Error::BufferTooSmall`] when `output` or `tag` has the wrong length.
+    #[inline]
     pub fn open(
         &self,
         nonce: &[u8; NONCE_LEN],
@@ -172,6 +174,7 @@ impl AeadKey {
         }
     }
 
+    #[inline]
     fn seal_inout(
         &self,
         nonce: &[u8; NONCE_LEN],
@@ -207,6 +210,7 @@ impl AeadKey {
         Ok(())
     }
 
+    #[inline]
     fn open_inout(
         &self,
         nonce: &[u8; NONCE_LEN],

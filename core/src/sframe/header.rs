@@ -42,6 +42,7 @@ impl Header {
     /// # Errors
     /// [`HeaderError::Truncated`] when `bytes` ends inside the header,
     /// [`HeaderError::NonMinimal`] when a value is not in its shortest form.
+    #[inline]
     pub fn parse(bytes: &[u8]) -> Result<(Self, usize), Error> {
         let (&config, rest) = bytes.split_first().ok_or(HeaderError::Truncated)?;
         let (kid, kid_len) = read_field(config >> 4, rest)?;
@@ -66,6 +67,7 @@ impl Header {
     ///
     /// # Errors
     /// [`Error::BufferTooSmall`] when `out` is shorter than [`Header::len`].
+    #[inline]
     pub fn emit(&self, out: &mut [u8]) -> Result<usize, Error> {
         let len = self.len();
         let available = out.len();

@@ -91,6 +91,7 @@ impl FrameKey {
     /// The AEAD nonce for `ctr`: the salt XOR the counter as a 12-byte
     /// big-endian integer.
     #[must_use]
+    #[inline]
     pub fn nonce(&self, ctr: u64) -> [u8; NONCE_LEN] {
         let mut nonce = self.salt.0;
         for (n, c) in nonce[NONCE_LEN - 8..].iter_mut().zip(ctr.to_be_bytes()) {
@@ -114,6 +115,7 @@ impl FrameKey {
     /// # Errors
     /// [`Error::BufferTooSmall`], [`Error::MetadataTooLong`],
     /// [`Error::FrameTooLong`].
+    #[inline]
     pub fn encrypt(
         &self,
         header: Header,
@@ -162,6 +164,7 @@ impl FrameKey {
     }
 
     /// Opens `frame`, whose header (carrying `ctr`) is `header_len` bytes.
+    #[inline]
     pub(crate) fn open_parts(
         &self,
         ctr: u64,
