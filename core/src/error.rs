@@ -55,6 +55,9 @@ pub enum Error {
     },
     /// No epoch is installed yet, so there is no key to seal with.
     NoEpoch,
+    /// Sending is switched off until the next epoch (a member that
+    /// restarted more often within one epoch than it has KID contexts).
+    SendingDisabled,
     /// An epoch that is not newer than the current one.
     StaleEpoch {
         /// The epoch offered.
@@ -180,6 +183,7 @@ impl fmt::Display for Error {
             }
             Self::FrameTooLong { len } => write!(f, "frame of {len} bytes is too long to seal"),
             Self::NoEpoch => f.write_str("no epoch installed yet"),
+            Self::SendingDisabled => f.write_str("sending is off until the next epoch"),
             Self::StaleEpoch { epoch, current } => {
                 write!(
                     f,

@@ -55,6 +55,7 @@ extern crate std;
 
 mod error;
 pub mod media;
+pub mod mls;
 pub mod sframe;
 mod time;
 

@@ -103,6 +103,11 @@ pub struct KeyRing {
     /// Oldest first; the last one is current.
     epochs: Vec<EpochKeys>,
     send: Option<SendState>,
+    /// Set by `set_send_context(None)`: epochs install for receiving only.
+    receive_only: bool,
+    /// KID contexts whose send key was derived in the current epoch, one bit
+    /// each: a context is never restarted at counter 0 within an epoch.
+    used_contexts: u16,
 }
 
 struct EpochKeys {
@@ -163,6 +168,8 @@ impl KeyRing {
             config,
             epochs: Vec::with_capacity(config.max_previous_epochs + 1),
             send: None,
+            receive_only: false,
+            used_contexts: 0,
         })
     }
 
@@ -248,11 +255,68 @@ impl KeyRing {
             expires: None,
             receivers: BTreeMap::new(),
         });
-        self.send = Some(SendState {
+        self.used_contexts = if self.receive_only {
+            0
+        } else {
+            1 << self.config.send_context
+        };
+        self.send = (!self.receive_only).then_some(SendState {
             kid,
             key: send_key,
             next_ctr: Some(0),
         });
+        Ok(())
+    }
+
+    /// Switches the stream this member sends on: `Some(context)` sends with
+    /// that KID context from now on, in the current epoch (a fresh key, its
+    /// counter from 0) and in later ones; `None` stops sending until it is
+    /// called again with `Some`, while frames keep opening.
+    ///
+    /// A member that restarts within an epoch moves to an unused context,
+    /// so no (key, counter) pair is ever used twice.
+    ///
+    /// # Errors
+    /// [`KidError::Context`] when `context` is not below
+    /// [`MAX_SEND_CONTEXTS`], or was already sent with in the current epoch
+    /// and is not the one in use; the ring is then unchanged.
+    pub fn set_send_context(&mut self, context: Option<u64>) -> Result<(), Error> {
+        let Some(context) = context else {
+            self.receive_only = true;
+            self.send = None;
+            return Ok(());
+        };
+        if context >= MAX_SEND_CONTEXTS {
+            return Err(KidError::Context { context }.into());
+        }
+        if !self.receive_only && self.config.send_context == context {
+            return Ok(());
+        }
+        let bit = 1u16 << context;
+        let send = match self.epochs.last() {
+            Some(_) if self.used_contexts & bit != 0 => {
+                return Err(KidError::Context { context }.into());
+            }
+            Some(current) => {
+                let kid = current
+                    .layout
+                    .encode(context, current.own_index, current.epoch)?;
+                let suite = self.config.suite;
+                let key = FrameKey::derive(suite, &current.base_key[..suite.key_len()], kid)?;
+                Some(SendState {
+                    kid,
+                    key,
+                    next_ctr: Some(0),
+                })
+            }
+            None => None,
+        };
+        if send.is_some() {
+            self.used_contexts |= bit;
+        }
+        self.config.send_context = context;
+        self.receive_only = false;
+        self.send = send;
         Ok(())
     }
 
@@ -288,7 +352,14 @@ impl KeyRing {
         plaintext: &[u8],
         out: &mut [u8],
     ) -> Result<usize, Error> {
-        let send = self.send.as_mut().ok_or(Error::NoEpoch)?;
+        let send = self
+            .send
+            .as_mut()
+            .ok_or(if self.receive_only && !self.epochs.is_empty() {
+                Error::SendingDisabled
+            } else {
+                Error::NoEpoch
+            })?;
         let ctr = send.next_ctr.ok_or(Error::CounterExhausted)?;
         send.next_ctr = ctr.checked_add(1);
         send.key

@@ -1,0 +1,28 @@
+//! MLS (RFC 9420) for calls: every call is an MLS group whose key changes
+//! whenever someone joins or leaves, and every epoch's SFrame base key comes
+//! from that group's exporter (RFC 9605 §5.2).
+//!
+//! - [`SatsumaCrypto`]: the crypto provider under mls-rs (suite 0x0001 on
+//!   hpke-rs and RustCrypto, randomness seeded by the platform).
+//! - [`Session`]: one member, sans-IO: key packages, create, join, commit,
+//!   process, the roster, safety numbers, and the SFrame [`KeyRing`](crate::sframe::KeyRing)
+//!   kept in step with the epoch.
+//! - [`Store`]: where a member's state survives a restart.
+
+mod credential;
+mod error;
+mod provider;
+mod safety;
+mod session;
+mod store;
+
+pub use credential::{
+    CredentialError, MAX_DEVICE_ID_LEN, MAX_DISPLAY_NAME_LEN, MemberInfo, SatsumaIdentityProvider,
+};
+pub use error::SessionError;
+pub use provider::{CryptoError, SUITE, SatsumaCrypto};
+pub use safety::{FINGERPRINT_GROUPS, IdentityFingerprint, SAFETY_NUMBER_GROUPS, SafetyNumber};
+pub use session::{
+    Commit, Event, MAX_KEY_PACKAGES, RosterEntry, SFRAME_EXPORTER_LABEL, Session, SessionConfig,
+};
+pub use store::{MemoryStore, Store, StoreError};

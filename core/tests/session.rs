@@ -1,0 +1,223 @@
+//! Member sessions end to end: create, add, join, frames across epochs,
+//! safety numbers, roster, remove, restart.
+#![allow(clippy::unwrap_used)] // Test code.
+
+use core::time::Duration;
+
+use satsuma_core::Instant;
+use satsuma_core::media::Codec;
+use satsuma_core::mls::{
+    Event, MemberInfo, MemoryStore, SatsumaCrypto, Session, SessionConfig, SessionError,
+};
+
+fn member(name: &str, seed: u8) -> (Session, MemoryStore) {
+    let store = MemoryStore::new();
+    let session = Session::create(
+        SatsumaCrypto::from_seed([seed; 32]),
+        MemberInfo::new(name, &format!("{name}-laptop")).unwrap(),
+        SessionConfig::default(),
+        store.clone(),
+    )
+    .unwrap();
+    (session, store)
+}
+
+fn at(ms: u64) -> Instant {
+    Instant::from_micros(ms * 1000)
+}
+
+/// Seals an Opus frame at `from` and opens it at `to`.
+fn send(
+    from: &mut Session,
+    to: &mut Session,
+    payload: &[u8],
+) -> Result<Vec<u8>, satsuma_core::Error> {
+    let mut wire = vec![0u8; payload.len() + 64];
+    let n = Codec::Opus.protect(from.keyring_mut(), payload, &mut wire)?;
+    let mut out = vec![0u8; payload.len() + 64];
+    let (_, len) = Codec::Opus.unprotect(to.keyring_mut(), &wire[..n], &mut out)?;
+    out.truncate(len);
+    Ok(out)
+}
+
+#[test]
+fn two_members_share_frames_roster_and_safety_number() {
+    let (mut alice, _) = member("Alice", 1);
+    let (mut bob, _) = member("Bob", 2);
+    alice.create_group(b"room-1", at(0)).unwrap();
+    let kp = bob.key_package().unwrap();
+    let commit = alice.commit(&[&kp], &[]).unwrap();
+    alice.apply_pending_commit(at(1)).unwrap();
+    bob.join(commit.welcome.as_deref().unwrap(), at(1)).unwrap();
+
+    assert_eq!(alice.epoch(), Some(1));
+    assert_eq!(bob.epoch(), Some(1));
+    assert_eq!(alice.safety_number().unwrap(), bob.safety_number().unwrap());
+    let roster = bob.roster();
+    assert_eq!(roster.len(), 2);
+    assert_eq!(roster[0].info.display_name, "Alice");
+    assert_eq!(roster[0].fingerprint, alice.fingerprint());
+    assert_eq!(roster[1].fingerprint, bob.fingerprint());
+
+    assert_eq!(
+        send(&mut alice, &mut bob, b"hello bob").unwrap(),
+        b"hello bob"
+    );
+    assert_eq!(
+        send(&mut bob, &mut alice, b"hello alice").unwrap(),
+        b"hello alice"
+    );
+}
+
+#[test]
+fn one_commit_adds_two_and_removes_one() {
+    let (mut alice, _) = member("Alice", 1);
+    let (mut bob, _) = member("Bob", 2);
+    let (mut carol, _) = member("Carol", 3);
+    let (mut dave, _) = member("Dave", 4);
+    alice.create_group(b"room", at(0)).unwrap();
+    let kp = bob.key_package().unwrap();
+    let c1 = alice.commit(&[&kp], &[]).unwrap();
+    alice.apply_pending_commit(at(0)).unwrap();
+    bob.join(c1.welcome.as_deref().unwrap(), at(0)).unwrap();
+    let before = alice.safety_number().unwrap();
+
+    let kc = carol.key_package().unwrap();
+    let kd = dave.key_package().unwrap();
+    let c2 = alice.commit(&[&kc, &kd], &[1]).unwrap();
+    alice.apply_pending_commit(at(10)).unwrap();
+    assert_eq!(
+        bob.handle_message(&c2.commit, at(10)).unwrap(),
+        Event::Removed { by: 0 }
+    );
+    assert_eq!(bob.epoch(), None);
+    let welcome = c2.welcome.unwrap();
+    carol.join(&welcome, at(10)).unwrap();
+    dave.join(&welcome, at(10)).unwrap();
+
+    let names: Vec<String> = carol
+        .roster()
+        .into_iter()
+        .map(|m| m.info.display_name)
+        .collect();
+    assert_eq!(names, ["Alice", "Carol", "Dave"]);
+    assert_eq!(
+        carol.safety_number().unwrap(),
+        dave.safety_number().unwrap()
+    );
+    assert_eq!(
+        carol.safety_number().unwrap(),
+        alice.safety_number().unwrap()
+    );
+    assert_ne!(before, alice.safety_number().unwrap());
+    assert_eq!(send(&mut dave, &mut carol, b"x").unwrap(), b"x");
+    // Bob was removed: he has no key for the new epoch.
+    assert!(send(&mut alice, &mut bob, b"secret").is_err());
+}
+
+#[test]
+fn restart_within_an_epoch_resumes_and_never_reuses_a_nonce() {
+    let (mut alice, _) = member("Alice", 1);
+    let (mut bob, bob_store) = member("Bob", 2);
+    alice.create_group(b"room", at(0)).unwrap();
+    let kp = bob.key_package().unwrap();
+    let c = alice.commit(&[&kp], &[]).unwrap();
+    alice.apply_pending_commit(at(0)).unwrap();
+    bob.join(c.welcome.as_deref().unwrap(), at(0)).unwrap();
+    assert_eq!(send(&mut bob, &mut alice, b"before").unwrap(), b"before");
+    let kid_before = bob.keyring().sending_kid().unwrap();
+    let safety = bob.safety_number().unwrap();
+    drop(bob);
+
+    let mut bob = Session::resume(
+        SatsumaCrypto::from_seed([22; 32]),
+        SessionConfig::default(),
+        bob_store,
+        at(5),
+    )
+    .unwrap();
+    assert_eq!(bob.epoch(), Some(1));
+    assert_eq!(bob.safety_number().unwrap(), safety);
+    assert_ne!(bob.keyring().sending_kid().unwrap(), kid_before);
+    assert_eq!(send(&mut bob, &mut alice, b"after").unwrap(), b"after");
+    assert_eq!(send(&mut alice, &mut bob, b"to bob").unwrap(), b"to bob");
+    assert!(bob.self_update_due(at(5)));
+
+    // The group goes on with the resumed member.
+    let update = bob.self_update().unwrap();
+    assert_eq!(
+        alice.handle_message(&update.commit, at(6)).unwrap(),
+        Event::NewEpoch {
+            epoch: 2,
+            committer: 1
+        }
+    );
+    bob.apply_pending_commit(at(6)).unwrap();
+    assert_eq!(alice.safety_number().unwrap(), bob.safety_number().unwrap());
+    assert!(!bob.self_update_due(at(7)));
+}
+
+#[test]
+fn frames_of_the_previous_epoch_open_only_within_the_grace_period() {
+    let (mut alice, _) = member("Alice", 1);
+    let (mut bob, _) = member("Bob", 2);
+    alice.create_group(b"room", at(0)).unwrap();
+    let kp = bob.key_package().unwrap();
+    let c = alice.commit(&[&kp], &[]).unwrap();
+    alice.apply_pending_commit(at(0)).unwrap();
+    bob.join(c.welcome.as_deref().unwrap(), at(0)).unwrap();
+
+    // Bob seals two frames in epoch 1, then Alice moves to epoch 2.
+    let mut old = Vec::new();
+    for payload in [b"late 1", b"late 2"] {
+        let mut wire = vec![0u8; 128];
+        let n = Codec::Opus
+            .protect(bob.keyring_mut(), payload, &mut wire)
+            .unwrap();
+        wire.truncate(n);
+        old.push(wire);
+    }
+    let _ = alice.self_update().unwrap();
+    alice.apply_pending_commit(at(1000)).unwrap();
+    let grace = SessionConfig::default().keyring.grace;
+
+    let mut out = [0u8; 64];
+    let inside = at(1000).saturating_add(grace - Duration::from_millis(1));
+    alice.handle_timeout(inside);
+    assert!(
+        Codec::Opus
+            .unprotect(alice.keyring_mut(), &old[0], &mut out)
+            .is_ok()
+    );
+    alice.handle_timeout(at(1000).saturating_add(grace));
+    assert!(
+        Codec::Opus
+            .unprotect(alice.keyring_mut(), &old[1], &mut out)
+            .is_err()
+    );
+}
+
+#[test]
+fn garbage_and_foreign_messages_are_typed_errors() {
+    let (mut alice, _) = member("Alice", 1);
+    alice.create_group(b"room", at(0)).unwrap();
+    assert_eq!(
+        alice.handle_message(b"", at(0)),
+        Err(SessionError::Malformed)
+    );
+    assert_eq!(
+        alice.handle_message(&[0xff; 40], at(0)),
+        Err(SessionError::Malformed)
+    );
+    assert_eq!(
+        alice.join(&[1, 2, 3], at(0)),
+        Err(SessionError::AlreadyInGroup)
+    );
+    let (mut eve, _) = member("Eve", 9);
+    assert_eq!(eve.join(&[1, 2, 3], at(0)), Err(SessionError::Malformed));
+    assert_eq!(
+        alice.commit(&[b"not a key package"], &[]),
+        Err(SessionError::Malformed)
+    );
+    assert_eq!(alice.epoch(), Some(0));
+}
