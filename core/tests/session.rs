@@ -221,3 +221,38 @@ fn garbage_and_foreign_messages_are_typed_errors() {
     );
     assert_eq!(alice.epoch(), Some(0));
 }
+
+#[test]
+fn a_member_whose_commit_lost_the_race_follows_the_winner() {
+    let (mut alice, _) = member("Alice", 1);
+    let (mut bob, _) = member("Bob", 2);
+    let (mut carol, _) = member("Carol", 3);
+    alice.create_group(b"room", at(0)).unwrap();
+    let kp = bob.key_package().unwrap();
+    let c = alice.commit(&[&kp], &[]).unwrap();
+    alice.apply_pending_commit(at(0)).unwrap();
+    bob.join(c.welcome.as_deref().unwrap(), at(0)).unwrap();
+
+    // Both commit for epoch 1; the delivery service accepts Bob's.
+    let kc = carol.key_package().unwrap();
+    let _losing = alice.commit(&[&kc], &[]).unwrap();
+    let winning = bob.self_update().unwrap();
+    bob.apply_pending_commit(at(1)).unwrap();
+    assert_eq!(
+        alice.handle_message(&winning.commit, at(1)).unwrap(),
+        Event::NewEpoch {
+            epoch: 2,
+            committer: 1
+        }
+    );
+    assert!(!alice.has_pending_commit());
+    assert_eq!(alice.safety_number().unwrap(), bob.safety_number().unwrap());
+    // Carol's key package was never added; a Welcome for it never existed.
+    assert_eq!(send(&mut alice, &mut bob, b"on").unwrap(), b"on");
+    // Alice can commit again in the new epoch, adding Carol this time.
+    let c = alice.commit(&[&kc], &[]).unwrap();
+    alice.apply_pending_commit(at(2)).unwrap();
+    bob.handle_message(&c.commit, at(2)).unwrap();
+    carol.join(c.welcome.as_deref().unwrap(), at(2)).unwrap();
+    assert_eq!(carol.safety_number().unwrap(), bob.safety_number().unwrap());
+}

@@ -19,8 +19,9 @@ const APT_PACKAGES: &[(&str, &str)] = &[
 const USAGE: &str = "\
 usage: cargo xtask <command>
 
-  call     run the main job: today, two members exchanging SFrame-protected
-           audio and video across a key change (the real call replaces it)
+  call     run the main job: today, three MLS members in one process joining,
+           talking and leaving, with SFrame-protected audio through a pretend
+           server (the networked call replaces it)
   test     everything CI runs: fmt, clippy per package, the tests on x86_64,
            the same core tests on a Cortex-M4 in QEMU and on WebAssembly,
            no_std builds, and a fuzz smoke run
@@ -139,7 +140,7 @@ fn call() -> Result {
             "-p",
             "satsuma-core",
             "--example",
-            "two_members",
+            "call",
         ],
     )
 }

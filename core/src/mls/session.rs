@@ -620,12 +620,11 @@ impl Session {
             .map(|m| u64::from(m.index) + 1)
             .max()
             .unwrap_or(1);
-        if self.send_context >= MAX_SEND_CONTEXTS {
+        let sending = self.send_context < MAX_SEND_CONTEXTS;
+        if !sending {
             // Every stream of this epoch may have been used before a
             // restart: receive only until the next epoch.
             self.keyring.set_send_context(None)?;
-        } else {
-            self.keyring.set_send_context(Some(self.send_context))?;
         }
         self.keyring.install_epoch(
             now,
@@ -636,6 +635,11 @@ impl Session {
                 own_index: u64::from(group.current_member_index()),
             },
         )?;
+        if sending {
+            // Nothing was sealed with the key just installed, so switching
+            // now never repeats a (key, counter) pair.
+            self.keyring.set_send_context(Some(self.send_context))?;
+        }
         Ok(())
     }
 

@@ -274,7 +274,9 @@ impl KeyRing {
     /// called again with `Some`, while frames keep opening.
     ///
     /// A member that restarts within an epoch moves to an unused context,
-    /// so no (key, counter) pair is ever used twice.
+    /// so no (key, counter) pair is ever used twice. To send on a given
+    /// context in a new epoch, install the epoch first, then switch: the
+    /// check is against the contexts used in the current epoch.
     ///
     /// # Errors
     /// [`KidError::Context`] when `context` is not below

@@ -247,4 +247,39 @@ portable_tests! { TESTS:
         ensure_eq!(ring.encrypt(&[], b"x", &mut out), Err(Error::NoEpoch), "send after leave");
         Ok(())
     }
+
+    fn a_new_send_context_never_restarts_a_used_key_at_counter_zero() {
+        let (mut alice, mut bob) = pair()?;
+        let first = seal(&mut alice, b"before restart")?;
+        let kid_before = alice.sending_kid();
+        // What a member resumed from storage does: move to an unused stream.
+        alice.set_send_context(Some(1)).context("context 1")?;
+        ensure!(alice.sending_kid() != kid_before, "same KID after switching stream");
+        let second = seal(&mut alice, b"after restart")?;
+        ensure_eq!(open(&mut bob, &first).map(|o| o.1), Ok(b"before restart".to_vec()), "old");
+        ensure_eq!(open(&mut bob, &second).map(|o| o.1), Ok(b"after restart".to_vec()), "new");
+        // Going back to a stream used in this epoch would reuse its nonces.
+        ensure!(alice.set_send_context(Some(0)).is_err(), "used context 0 restarted");
+        ensure!(alice.set_send_context(Some(MAX_SEND_CONTEXTS)).is_err(), "context 16");
+        // Same stream again is a no-op: the counter goes on.
+        alice.set_send_context(Some(1)).context("same context")?;
+        let third = seal(&mut alice, b"third")?;
+        ensure_eq!(open(&mut bob, &third).map(|o| o.1), Ok(b"third".to_vec()), "counter went on");
+        // Receive-only until told otherwise; frames keep opening.
+        alice.set_send_context(None).context("receive only")?;
+        let mut out = [0u8; 64];
+        ensure_eq!(alice.encrypt(&[], b"x", &mut out), Err(Error::SendingDisabled), "muted");
+        let from_bob = seal(&mut bob, b"still heard")?;
+        ensure_eq!(open(&mut alice, &from_bob).map(|o| o.1), Ok(b"still heard".to_vec()), "rx");
+        // Context 0 was used in this epoch; the next epoch starts every
+        // stream afresh.
+        ensure!(alice.set_send_context(Some(0)).is_err(), "used context 0 restarted");
+        enter(&mut alice, Instant::ZERO, 2, 0)?;
+        enter(&mut bob, Instant::ZERO, 2, 1)?;
+        ensure_eq!(alice.encrypt(&[], b"x", &mut out), Err(Error::SendingDisabled), "still muted");
+        alice.set_send_context(Some(0)).context("context 0 in epoch 2")?;
+        let fresh = seal(&mut alice, b"epoch 2")?;
+        ensure_eq!(open(&mut bob, &fresh).map(|o| o.1), Ok(b"epoch 2".to_vec()), "epoch 2");
+        Ok(())
+    }
 }
