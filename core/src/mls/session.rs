@@ -328,8 +328,15 @@ impl Session {
         if self.group.is_some() {
             return Err(SessionError::AlreadyInGroup);
         }
-        let message = MlsMessage::from_bytes(welcome).map_err(|_| SessionError::Malformed)?;
-        let (group, _info) = self.client.join_group(None, &message, None)?;
+        let message = parse_message(welcome)?;
+        let (group, _info) = self.client.join_group(None, &message, None).map_err(|e| {
+            match SessionError::from(e) {
+                // A Welcome that does not decrypt under this member's keys
+                // was not meant for it (or was altered on the way).
+                SessionError::Crypto => SessionError::NotWelcomed,
+                other => other,
+            }
+        })?;
         self.enter(group, now)
     }
 
@@ -364,9 +371,7 @@ impl Session {
         let own_index = group.current_member_index();
         let mut builder = group.commit_builder();
         for key_package in adds {
-            let message =
-                MlsMessage::from_bytes(key_package).map_err(|_| SessionError::Malformed)?;
-            builder = builder.add_member(message)?;
+            builder = builder.add_member(parse_message(key_package)?)?;
         }
         for leaf in removes {
             if *leaf == own_index {
@@ -475,7 +480,7 @@ impl Session {
     /// epoch or group, or from a non-member; the session is then unchanged.
     pub fn handle_message(&mut self, message: &[u8], now: Instant) -> Result<Event, SessionError> {
         let group = self.group.as_mut().ok_or(SessionError::NoGroup)?;
-        let message = MlsMessage::from_bytes(message).map_err(|_| SessionError::Malformed)?;
+        let message = parse_message(message)?;
         if message.group_id().is_some_and(|id| id != group.group_id()) {
             return Err(SessionError::WrongGroup);
         }
@@ -691,6 +696,17 @@ impl Session {
     pub fn crypto(&self) -> &SatsumaCrypto {
         &self.crypto
     }
+}
+
+/// An `MLSMessage` of protocol version `mls10`, the only one there is
+/// (RFC 9420 §6). mls-rs checks the version signed inside a key package but
+/// not the outer one, so it is checked here for every message.
+fn parse_message(bytes: &[u8]) -> Result<MlsMessage, SessionError> {
+    const MLS_10: [u8; 2] = [0x00, 0x01];
+    if bytes.get(..2) != Some(&MLS_10[..]) {
+        return Err(SessionError::Malformed);
+    }
+    MlsMessage::from_bytes(bytes).map_err(|_| SessionError::Malformed)
 }
 
 /// Key packages with their private keys, oldest first; shared between the
