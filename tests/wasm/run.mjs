@@ -6,6 +6,14 @@
 // line of libtest-format output at a time (UTF-8 in its memory), and exports
 // `run_tests()`, which returns how many tests failed. Exits 1 on any failure
 // or trap, so CI sees a red run either way.
+//
+// mls-rs depends on wasm-bindgen on wasm32 (getrandom's `wasm_js` backend,
+// mls-rs-core's clock), so the module also imports wasm-bindgen's
+// intrinsics (`__wbindgen_placeholder__`, `__wbindgen_externref_xform__`),
+// which only the wasm-bindgen CLI would fill in. Satsuma never calls them:
+// its crypto provider is seeded by the caller and time is passed in. Each
+// gets a stub that throws, so a hidden call for OS randomness or the clock
+// fails the run instead of going unnoticed.
 import { readFile } from "node:fs/promises";
 
 const path = process.argv[2];
@@ -34,9 +42,22 @@ const imports = {
   },
 };
 
+/** Stubs for wasm-bindgen's imports that trap when called. */
+function stubWasmBindgen(module) {
+  for (const { module: from, name, kind } of WebAssembly.Module.imports(module)) {
+    if (kind !== "function" || !from.startsWith("__wbindgen_")) continue;
+    imports[from] ??= {};
+    imports[from][name] = () => {
+      throw new Error(`${from}.${name} called: something reached for JavaScript (randomness or clock)`);
+    };
+  }
+}
+
 let failures;
 try {
-  const { instance } = await WebAssembly.instantiate(await readFile(path), imports);
+  const module = await WebAssembly.compile(await readFile(path));
+  stubWasmBindgen(module);
+  const instance = await WebAssembly.instantiate(module, imports);
   memory = instance.exports.memory;
   failures = instance.exports.run_tests();
 } catch (error) {

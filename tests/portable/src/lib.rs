@@ -1,8 +1,9 @@
 //! The core test suite that runs unchanged on every target: x86_64 (as
 //! ordinary `cargo test` tests), a Cortex-M4 in QEMU (`tests/cortex-m`), and
-//! WebAssembly (`tests/wasm`). It holds the official RFC 9605 vectors and the
-//! behaviour a user would notice: keys changing without losing frames,
-//! replays refused, clear bytes authenticated.
+//! WebAssembly (`tests/wasm`). It holds the official RFC 9605 (SFrame) and
+//! RFC 9420 (MLS, cipher suite 1) vectors and the behaviour a user would
+//! notice: keys changing without losing frames, replays refused, clear bytes
+//! authenticated.
 //!
 //! A test is a plain `fn() -> Result<(), Failure>`; [`TESTS`] lists them for
 //! the runners that have no libtest.
@@ -17,6 +18,7 @@ use core::fmt;
 
 mod keyring;
 mod media;
+mod mls_vectors;
 mod vectors;
 
 /// Why a test failed, as a message for the runner to print.
@@ -105,6 +107,7 @@ pub fn tests() -> impl Iterator<Item = &'static Test> {
         .iter()
         .chain(keyring::TESTS)
         .chain(media::TESTS)
+        .chain(mls_vectors::TESTS)
 }
 
 /// Counts of a whole run.

@@ -1,0 +1,51 @@
+//! Satsuma's std client engine: what a desktop client needs around
+//! `satsuma-core` from the operating system.
+//!
+//! - [`FileStore`]: a member's state ([`satsuma_core::mls::Store`]) in one
+//!   file in the OS data directory, replaced atomically, checksummed,
+//!   readable by its user only, and locked so that two processes never run
+//!   the same member.
+//! - [`os_seeded_crypto`]: the MLS crypto provider, seeded from the OS
+//!   entropy source.
+//!
+//! It decides nothing about the protocol (that is `satsuma-core`'s job) and
+//! does not yet talk to the SFU or touch audio and video devices.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use satsuma_core::Instant;
+//! use satsuma_core::mls::{MemberInfo, Session, SessionConfig};
+//! use satsuma_engine::{FileStore, os_seeded_crypto};
+//!
+//! let now = Instant::ZERO; // the engine's monotonic clock, converted
+//! let store = FileStore::for_profile("default")?;
+//! let mut session = if store.has_record() {
+//!     Session::resume(os_seeded_crypto()?, SessionConfig::default(), store, now)?
+//! } else {
+//!     let me = MemberInfo::new("Ada", "laptop")?;
+//!     Session::create(os_seeded_crypto()?, me, SessionConfig::default(), store)?
+//! };
+//! let key_package = session.key_package()?; // saved to disk before it returns
+//! # let _ = key_package;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Features
+//!
+//! None.
+//!
+//! # Panics
+//!
+//! Nothing here panics on the contents of a file or on a failing file
+//! system: a damaged state file is [`StoreError::Corrupt`](satsuma_core::mls::StoreError::Corrupt),
+//! a failing disk [`StoreError::Io`](satsuma_core::mls::StoreError::Io).
+#![warn(missing_docs)]
+
+mod crypto;
+mod error;
+mod store;
+
+pub use crypto::os_seeded_crypto;
+pub use error::Error;
+pub use store::{FILE_NAME, FileStore, HEADER_LEN, MAX_RECORD_LEN, data_dir};
