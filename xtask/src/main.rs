@@ -157,6 +157,7 @@ const PACKAGES: &[&str] = &[
     "satsuma-core",
     "satsuma-sfu",
     "satsuma-shell",
+    "satsuma-engine",
     "satsuma-tests",
     "satsuma-portable-tests",
     "satsuma-wasm-tests",
@@ -248,6 +249,10 @@ fn test() -> Result {
     step("core tests on a Cortex-M4 in QEMU (mps2-an386)", &|| {
         run("bash", &["scripts/run-cortex-m-tests.sh"])
     })?;
+    step(
+        "intercom firmware: MLS round trip on a Cortex-M4 in QEMU",
+        &|| run("bash", &["scripts/run-firmware-qemu.sh"]),
+    )?;
     step("core tests on WebAssembly", &|| {
         run("bash", &["scripts/run-wasm-tests.sh"])
     })?;

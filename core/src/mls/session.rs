@@ -188,8 +188,11 @@ impl Session {
         mut store: impl Store + 'static,
         now: Instant,
     ) -> Result<Self, SessionError> {
-        let bytes = store.load()?.ok_or(SessionError::CorruptState)?;
-        let record = Record::decode(&bytes)?;
+        // Every copy is dropped as soon as the next one exists: on a
+        // microcontroller the record, its decoded form and mls-rs's loaded
+        // group would otherwise all be in the heap at once.
+        let (mut record, snapshot) =
+            Record::decode(store.load()?.ok_or(SessionError::CorruptState)?)?;
         let info = MemberInfo {
             display_name: record.display_name.clone(),
             device_id: record.device_id.clone(),
@@ -204,15 +207,26 @@ impl Session {
                 packages.push((id.clone(), data));
             }
         }
-        if let Some(group) = &record.group {
-            *session.group_slot.0.lock() =
-                Some((group.id.clone(), Zeroizing::new(group.snapshot.clone())));
-            let loaded = session.client.load_group(&group.id)?;
-            if loaded.current_epoch() != group.epoch {
+        let group = record.group.as_mut().map(|group| {
+            (
+                core::mem::take(&mut group.id),
+                snapshot,
+                group.epoch,
+                group.send_context,
+            )
+        });
+        drop(record);
+        if let Some((id, snapshot, epoch, send_context)) = group {
+            *session.group_slot.0.lock() = Some((id.clone(), snapshot));
+            let loaded = session.client.load_group(&id);
+            // mls-rs has decoded it; the encoded copy can go.
+            *session.group_slot.0.lock() = None;
+            let loaded = loaded?;
+            if loaded.current_epoch() != epoch {
                 return Err(SessionError::CorruptState);
             }
             session.group = Some(loaded);
-            session.send_context = group.send_context.saturating_add(1);
+            session.send_context = send_context.saturating_add(1);
             session.install_current_epoch(now)?;
             // Leaf keys that were on disk may have leaked with it.
             session.last_own_update = None;
@@ -650,24 +664,26 @@ impl Session {
 
     /// Writes the whole member state to the store.
     fn save(&mut self) -> Result<(), SessionError> {
-        let group = match self.group.as_mut() {
+        let (group, snapshot) = match self.group.as_mut() {
             Some(group) => {
                 group.write_to_storage()?;
+                // Moved out, not copied, and saved as its own part: a
+                // 16-member group's snapshot is ~5 KB a microcontroller would
+                // otherwise hold two or three times.
                 let (id, snapshot) = self
                     .group_slot
                     .0
                     .lock()
-                    .as_ref()
-                    .map(|(id, s)| (id.clone(), s.to_vec()))
+                    .take()
                     .ok_or(SessionError::CorruptState)?;
-                Some(GroupRecord {
+                let record = GroupRecord {
                     id,
-                    snapshot,
                     epoch: group.current_epoch(),
                     send_context: self.send_context,
-                })
+                };
+                (Some(record), snapshot)
             }
-            None => None,
+            None => (None, Zeroizing::new(Vec::new())),
         };
         let key_packages = self
             .key_packages
@@ -685,8 +701,9 @@ impl Session {
             key_packages,
             group,
         };
-        let bytes = record.encode()?;
-        self.store.save(&bytes)?;
+        let fields = record.encode()?;
+        drop(record);
+        self.store.save_parts(&[&fields, &snapshot])?;
         Ok(())
     }
 
@@ -748,8 +765,9 @@ impl KeyPackageStorage for KeyPackages {
     }
 }
 
-/// The one group's latest snapshot; shared between the session, which saves
-/// it to the [`Store`], and mls-rs, which writes and reads it.
+/// The one group's latest snapshot, on its way between mls-rs and the
+/// [`Store`]: mls-rs writes it, the session moves it out and saves it;
+/// on resume the session puts it back for mls-rs to load.
 #[derive(Clone, Default)]
 struct GroupSlot(Arc<Mutex<Option<GroupSnapshot>>>);
 

@@ -60,6 +60,18 @@ pub trait Store: Send {
     /// [`StoreError`]; the previous record must then still be readable.
     fn save(&mut self, record: &[u8]) -> Result<(), StoreError>;
 
+    /// Replaces the record with the concatenation of `parts`, atomically.
+    /// The session saves its state in two parts (its own fields and mls-rs's
+    /// group snapshot) so that a store which writes them one after the other
+    /// spares a microcontroller a second copy of the snapshot in RAM; this
+    /// default joins them and calls [`Store::save`].
+    ///
+    /// # Errors
+    /// As [`Store::save`].
+    fn save_parts(&mut self, parts: &[&[u8]]) -> Result<(), StoreError> {
+        self.save(&Zeroizing::new(parts.concat()))
+    }
+
     /// Forgets the record (the member left for good).
     ///
     /// # Errors
@@ -113,7 +125,7 @@ impl Store for MemoryStore {
 }
 
 /// Format version of [`Record`]; a record of another version is refused.
-pub(crate) const RECORD_VERSION: u16 = 1;
+pub(crate) const RECORD_VERSION: u16 = 2;
 
 /// What a session saves.
 #[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
@@ -128,11 +140,11 @@ pub(crate) struct Record {
     pub group: Option<GroupRecord>,
 }
 
+/// The group's own fields; mls-rs's snapshot of it follows the encoded
+/// [`Record`] as the rest of the bytes.
 #[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 pub(crate) struct GroupRecord {
     pub id: Vec<u8>,
-    /// mls-rs's snapshot of the group.
-    pub snapshot: Vec<u8>,
     pub epoch: u64,
     /// The SFrame KID context this member sends with in `epoch`; a member
     /// that restarts within the epoch moves to the next one, so it never
@@ -141,18 +153,26 @@ pub(crate) struct GroupRecord {
 }
 
 impl Record {
+    /// The record's own fields, encoded; the snapshot, if any, is saved
+    /// right after them.
     pub fn encode(&self) -> Result<Zeroizing<Vec<u8>>, super::SessionError> {
         postcard::to_allocvec(self)
             .map(Zeroizing::new)
             .map_err(|_| super::SessionError::CorruptState)
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<Self, super::SessionError> {
-        let record: Self =
-            postcard::from_bytes(bytes).map_err(|_| super::SessionError::CorruptState)?;
+    /// Splits saved bytes into the record and the group snapshot that
+    /// follows it; the snapshot reuses `bytes`' allocation.
+    pub fn decode(
+        mut bytes: Zeroizing<Vec<u8>>,
+    ) -> Result<(Self, Zeroizing<Vec<u8>>), super::SessionError> {
+        let (record, rest): (Self, &[u8]) =
+            postcard::take_from_bytes(&bytes).map_err(|_| super::SessionError::CorruptState)?;
         if record.version != RECORD_VERSION {
             return Err(super::SessionError::CorruptState);
         }
-        Ok(record)
+        let consumed = bytes.len() - rest.len();
+        bytes.drain(..consumed);
+        Ok((record, bytes))
     }
 }

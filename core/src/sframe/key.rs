@@ -28,6 +28,9 @@ pub struct FrameKey {
 #[derive(Zeroize, ZeroizeOnDrop)]
 struct Salt([u8; NONCE_LEN]);
 
+/// `sframe_key` (its first `Nk` bytes) and `sframe_salt`.
+pub(crate) type KeyAndSalt = (Zeroizing<[u8; MAX_KEY_LEN]>, Zeroizing<[u8; NONCE_LEN]>);
+
 impl FrameKey {
     /// `derive_key_salt(KID, base_key)` of RFC 9605 §4.4.2.
     ///
@@ -35,14 +38,25 @@ impl FrameKey {
     /// [`Error::KeyLength`] only if the suite table is inconsistent (never
     /// for the suites in this crate).
     pub fn derive(suite: CipherSuite, base_key: &[u8], kid: u64) -> Result<Self, Error> {
+        let (key, salt) = Self::derive_parts(suite, base_key, kid)?;
+        Self::from_parts(suite, &key[..suite.key_len()], &salt)
+    }
+
+    /// `sframe_key` (the first `Nk` bytes) and `sframe_salt` for `kid`,
+    /// without expanding the key for the AEAD.
+    pub(crate) fn derive_parts(
+        suite: CipherSuite,
+        base_key: &[u8],
+        kid: u64,
+    ) -> Result<KeyAndSalt, Error> {
         let kid_bytes = kid.to_be_bytes();
         let suite_bytes = suite.id().to_be_bytes();
         let key_info: [&[u8]; 3] = [KEY_LABEL, &kid_bytes, &suite_bytes];
         let salt_info: [&[u8]; 3] = [SALT_LABEL, &kid_bytes, &suite_bytes];
 
-        let mut key = Zeroizing::new([0u8; MAX_KEY_LEN]);
-        let key = &mut key[..suite.key_len()];
-        let mut salt = Salt([0u8; NONCE_LEN]);
+        let mut key_bytes = Zeroizing::new([0u8; MAX_KEY_LEN]);
+        let key = &mut key_bytes[..suite.key_len()];
+        let mut salt = Zeroizing::new([0u8; NONCE_LEN]);
         let too_long = |_| Error::KeyLength {
             len: suite.key_len(),
             expected: suite.key_len(),
@@ -51,20 +65,17 @@ impl FrameKey {
             Hash::Sha256 => {
                 let hkdf = Hkdf::<Sha256>::new(Some(&[]), base_key);
                 hkdf.expand_multi_info(&key_info, key).map_err(too_long)?;
-                hkdf.expand_multi_info(&salt_info, &mut salt.0)
+                hkdf.expand_multi_info(&salt_info, &mut *salt)
                     .map_err(too_long)?;
             }
             Hash::Sha512 => {
                 let hkdf = Hkdf::<Sha512>::new(Some(&[]), base_key);
                 hkdf.expand_multi_info(&key_info, key).map_err(too_long)?;
-                hkdf.expand_multi_info(&salt_info, &mut salt.0)
+                hkdf.expand_multi_info(&salt_info, &mut *salt)
                     .map_err(too_long)?;
             }
         }
-        Ok(Self {
-            aead: AeadKey::new(suite, key)?,
-            salt,
-        })
+        Ok((key_bytes, salt))
     }
 
     /// A key from an already derived `sframe_key` and `sframe_salt`.

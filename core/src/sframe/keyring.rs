@@ -9,7 +9,7 @@
 //! when to call [`KeyRing::handle_timeout`] next; that call erases the
 //! epochs whose grace period is over.
 
-use alloc::collections::BTreeMap;
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 use core::time::Duration;
@@ -19,7 +19,7 @@ use super::header::Header;
 use super::key::FrameKey;
 use super::kid::KidLayout;
 use super::replay::ReplayWindow;
-use super::suite::{CipherSuite, MAX_KEY_LEN};
+use super::suite::{CipherSuite, MAX_KEY_LEN, NONCE_LEN};
 use crate::error::{Error, KidError};
 use crate::time::Instant;
 
@@ -46,6 +46,12 @@ pub struct KeyRingConfig {
     /// The KID context this member sends with (0 gives the shortest KID);
     /// below [`MAX_SEND_CONTEXTS`].
     pub send_context: u64,
+    /// Keep each sender's AEAD key expanded (about 600 bytes a sender and
+    /// epoch) so a frame costs no key set-up: the right choice wherever
+    /// memory is not tight. `false` keeps only the 16–32-byte key and salt
+    /// and expands the AES key for every frame, which a microcontroller in
+    /// a 16-member call needs to stay within 32 KiB of heap.
+    pub expanded_receiver_keys: bool,
 }
 
 impl Default for KeyRingConfig {
@@ -56,6 +62,7 @@ impl Default for KeyRingConfig {
             max_previous_epochs: 2,
             grace: Duration::from_secs(3),
             send_context: 0,
+            expanded_receiver_keys: true,
         }
     }
 }
@@ -118,14 +125,49 @@ struct EpochKeys {
     base_key: Zeroizing<[u8; MAX_KEY_LEN]>,
     /// When this epoch stops opening frames; `None` while current.
     expires: Option<Instant>,
-    /// Keys and windows of senders heard from, by KID; filled only with
-    /// frames that authenticated.
-    receivers: BTreeMap<u64, Receiver>,
+    /// Keys and windows of senders heard from, sorted by KID; filled only
+    /// with frames that authenticated. A sorted vector, not a B-tree: a
+    /// B-tree node reserves eleven slots of a ~600-byte key each, which on a
+    /// microcontroller tripled the memory a 16-member call needs.
+    receivers: Vec<(u64, Receiver)>,
 }
 
 struct Receiver {
-    key: FrameKey,
+    key: ReceiverKey,
     window: ReplayWindow,
+}
+
+enum ReceiverKey {
+    /// Ready to open frames. Boxed, so that a ring of compact keys is not
+    /// sized for the expanded ones.
+    Expanded(Box<FrameKey>),
+    /// `sframe_key` and `sframe_salt` only; the AEAD key is expanded per
+    /// frame.
+    Compact {
+        key: Zeroizing<[u8; MAX_KEY_LEN]>,
+        salt: Zeroizing<[u8; NONCE_LEN]>,
+    },
+}
+
+impl ReceiverKey {
+    #[inline]
+    fn open(
+        &self,
+        suite: CipherSuite,
+        ctr: u64,
+        frame: &[u8],
+        header_len: usize,
+        metadata: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, Error> {
+        match self {
+            Self::Expanded(key) => key.open_parts(ctr, frame, header_len, metadata, out),
+            Self::Compact { key, salt } => {
+                FrameKey::from_parts(suite, &key[..suite.key_len()], salt)?
+                    .open_parts(ctr, frame, header_len, metadata, out)
+            }
+        }
+    }
 }
 
 struct SendState {
@@ -253,7 +295,7 @@ impl KeyRing {
             own_index: secret.own_index,
             base_key,
             expires: None,
-            receivers: BTreeMap::new(),
+            receivers: Vec::new(),
         });
         self.used_contexts = if self.receive_only {
             0
@@ -409,21 +451,34 @@ impl KeyRing {
         if parts.sender == epoch.own_index {
             return Err(Error::OwnKid { kid });
         }
-        let len = if let Some(receiver) = epoch.receivers.get_mut(&kid) {
+        let slot = epoch.receivers.binary_search_by_key(&kid, |(k, _)| *k);
+        let len = if let Ok(at) = slot {
+            let receiver = &mut epoch.receivers[at].1;
             receiver.window.check(kid, header.ctr)?;
             let len = receiver
                 .key
-                .open_parts(header.ctr, frame, header_len, metadata, out)?;
+                .open(suite, header.ctr, frame, header_len, metadata, out)?;
             receiver.window.accept(header.ctr);
             len
         } else {
             // First frame of this KID in this epoch: derive its key, and keep
             // it only if the frame authenticates, so forged KIDs cost no memory.
-            let key = FrameKey::derive(suite, &epoch.base_key[..suite.key_len()], kid)?;
+            let (key_bytes, salt) =
+                FrameKey::derive_parts(suite, &epoch.base_key[..suite.key_len()], kid)?;
+            let key = FrameKey::from_parts(suite, &key_bytes[..suite.key_len()], &salt)?;
             let len = key.open_parts(header.ctr, frame, header_len, metadata, out)?;
+            let key = if self.config.expanded_receiver_keys {
+                ReceiverKey::Expanded(Box::new(key))
+            } else {
+                ReceiverKey::Compact {
+                    key: key_bytes,
+                    salt,
+                }
+            };
             let mut window = ReplayWindow::new();
             window.accept(header.ctr);
-            epoch.receivers.insert(kid, Receiver { key, window });
+            let at = slot.unwrap_or_else(|at| at);
+            epoch.receivers.insert(at, (kid, Receiver { key, window }));
             len
         };
         Ok(Opened {

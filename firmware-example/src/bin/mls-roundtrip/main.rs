@@ -1,0 +1,277 @@
+//! MLS on the microcontroller: a Cortex-M4 (QEMU's `mps2-an386`) runs
+//! Satsuma members with `satsuma-core` and prints what it checked and what
+//! it cost.
+//!
+//! 1. The flash store survives a power cut half-way through a save.
+//! 2. Two members: A creates the group and adds B, the intercom, whose
+//!    state lives in (emulated) flash; PCMU frames go both ways under
+//!    SFrame; B restarts from flash and carries on; A removes B, who can no
+//!    longer open A's frames.
+//! 3. One member of a 16-member group: the heap and stack its operations
+//!    take (see `group16.rs` for exactly what the numbers mean).
+//!
+//! Output goes over semihosting; the exit code is 0 when every check
+//! passed. `scripts/run-firmware-qemu.sh` builds and runs it.
+//!
+//! Every member's crypto provider is seeded from a fixed seed, so every run
+//! is the same. A real board seeds it from its hardware RNG (the Nucleo's
+//! RNG peripheral) at every boot; the firmware never calls getrandom, whose
+//! backend here always fails.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod checks;
+mod group16;
+mod measure;
+mod torn_write;
+mod two_members;
+
+use core::fmt::Write as _;
+use core::panic::PanicInfo;
+
+use cortex_m_rt::{ExceptionFrame, entry, exception};
+use cortex_m_semihosting::{debug, hio, hprintln};
+use satsuma_core::Instant;
+use satsuma_core::media::Codec;
+use satsuma_core::mls::Session;
+use satsuma_intercom::{EMULATED_ERASE_SIZE, EmulatedChip, EmulatedNorFlash};
+
+/// One erase sector of the emulated chip.
+const SECTOR: u32 = 16 * 1024;
+const _: () = assert!(SECTOR as usize == EMULATED_ERASE_SIZE);
+
+/// The emulated flash: 8 sectors, 128 KiB, in `.bss`.
+const CHIP_LEN: usize = 8 * EMULATED_ERASE_SIZE;
+type Chip = EmulatedChip<CHIP_LEN>;
+type Flash = EmulatedNorFlash<'static, CHIP_LEN>;
+
+/// Where each store lives on the chip: two slots each.
+const B_REGION: u32 = 0; // sectors 0–1: one sector a slot
+const TORN_REGION: u32 = 2 * SECTOR; // sectors 2–3
+const M_REGION: u32 = 4 * SECTOR; // sectors 4–7: two sectors a slot
+const M_SLOT: u32 = 2 * SECTOR;
+
+static CHIP: Chip = EmulatedChip::new();
+
+/// Bytes of one G.711 µ-law frame: 20 ms at 8 kHz.
+const FRAME_LEN: usize = 160;
+/// Room for a protected frame: SFrame header and tag around the samples.
+const WIRE_LEN: usize = FRAME_LEN + 64;
+
+/// A 1 kHz tone at -12 dBFS, one period of 8 samples at 8 kHz, µ-law.
+const TONE: [u8; 8] = [0xFF, 0xA8, 0x9F, 0xA8, 0xFF, 0x28, 0x1F, 0x28];
+
+/// Frame number `n`: 20 ms of the tone, its phase moved by `n` so that
+/// frames differ.
+fn frame(n: usize) -> [u8; FRAME_LEN] {
+    core::array::from_fn(|i| TONE[(i + n) % TONE.len()])
+}
+
+/// `ms` milliseconds after the start.
+fn at(ms: u64) -> Instant {
+    Instant::from_micros(ms * 1000)
+}
+
+/// Seals frame `n` with `from`'s keys into `wire`; returns its length.
+fn seal(from: &mut Session, n: usize, wire: &mut [u8]) -> Result<usize, satsuma_core::Error> {
+    Codec::Pcmu.protect(from.keyring_mut(), &frame(n), wire)
+}
+
+/// Opens a protected frame with `to`'s keys.
+fn open(to: &mut Session, wire: &[u8]) -> Result<[u8; FRAME_LEN], satsuma_core::Error> {
+    let mut out = [0u8; FRAME_LEN];
+    let (_, len) = Codec::Pcmu.unprotect(to.keyring_mut(), wire, &mut out)?;
+    if len == FRAME_LEN {
+        Ok(out)
+    } else {
+        Err(satsuma_core::Error::TooShort {
+            len,
+            min: FRAME_LEN,
+        })
+    }
+}
+
+/// Whether frame `n` sealed by `from` opens unchanged at `to`.
+fn exchange(from: &mut Session, to: &mut Session, n: usize) -> bool {
+    let mut wire = [0u8; WIRE_LEN];
+    seal(from, n, &mut wire).is_ok_and(|len| open(to, &wire[..len]) == Ok(frame(n)))
+}
+
+#[entry]
+fn main() -> ! {
+    measure::init_heap();
+    hprintln!("satsuma-intercom mls-roundtrip: MLS + SFrame on a Cortex-M4 (QEMU mps2-an386)");
+
+    let torn = torn_write::run(&CHIP);
+    let two = two_members::run(&CHIP);
+    let group = group16::run(&CHIP);
+
+    hprintln!();
+    hprintln!("== memory");
+    if let Ok(two) = &two {
+        let u = &two.usage;
+        hprintln!(
+            "two-member round trip (A and B in one heap, plus their messages): heap peak {} bytes in use at once ({} before it started); stack {} bytes",
+            u.heap_peak,
+            u.heap_before,
+            u.stack
+        );
+        hprintln!(
+            "B's saved state: {} bytes (a flash slot holds {})",
+            two.b_record,
+            two.b_capacity
+        );
+    }
+    if let Ok(group) = &group {
+        print_group(group);
+    }
+    let (stack, stack_size) = measure::stack_high_water();
+    hprintln!(
+        "stack high-water of the whole run: {} of {} bytes (from the top of RAM, main's frame included)",
+        stack,
+        stack_size
+    );
+    hprintln!(
+        "emulated flash: {} sector erases, {} bytes programmed, {} writes refused for setting bits",
+        CHIP.erases(),
+        CHIP.programmed(),
+        CHIP.refused_writes()
+    );
+
+    let (passed, failed) = checks::counts();
+    let ok = failed == 0 && torn.is_ok() && two.is_ok() && group.is_ok();
+    hprintln!();
+    hprintln!("checks: {} passed, {} failed", passed, failed);
+    debug::exit(if ok {
+        debug::EXIT_SUCCESS
+    } else {
+        debug::EXIT_FAILURE
+    });
+    // Only reached without a semihosting host; QEMU's side has a timeout.
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+/// Heap goal for one member of a 16-member group, from the issue.
+const HEAP_GOAL: isize = 32 * 1024;
+
+fn print_group(group: &group16::Report) {
+    hprintln!("one member (M) of a 16-member group, M's own share of the heap (see group16.rs):");
+    hprintln!(
+        "  {:<44} {:>8} {:>8} {:>7}",
+        "M's operation",
+        "held",
+        "peak",
+        "stack"
+    );
+    for row in &group.rows {
+        hprintln!(
+            "  {:<44} {:>8} {:>8} {:>7}",
+            row.what,
+            row.held,
+            row.peak,
+            row.stack
+        );
+    }
+    hprintln!(
+        "largest heap blocks each operation allocated (count, bytes, largest sizes) at its peak | still held at its end:"
+    );
+    for row in &group.rows {
+        let (p, k) = (&row.blocks.at_peak, &row.blocks.kept);
+        hprintln!(
+            "  {:<44} {:>4} {:>6} {:?} | {:>4} {:>6} {:?}{}",
+            row.what,
+            p.count,
+            p.bytes,
+            p.top,
+            k.count,
+            k.bytes,
+            k.top,
+            if row.blocks.incomplete {
+                " (table overflowed: incomplete)"
+            } else {
+                ""
+            }
+        );
+    }
+    if let Some(steady) = group.held_after(group16::STEADY) {
+        hprintln!(
+            "M's state in a steady call (after \"{}\"): {} bytes",
+            group16::STEADY,
+            steady
+        );
+    }
+    for (committing, role) in [
+        (false, "a member that does not commit"),
+        (true, "the committer"),
+    ] {
+        if let Some(worst) = group.peak(committing) {
+            hprintln!(
+                "M's heap peak as {}: {} bytes, in \"{}\" (goal <= {}: {})",
+                role,
+                worst.peak,
+                worst.what,
+                HEAP_GOAL,
+                if worst.peak <= HEAP_GOAL {
+                    "met"
+                } else {
+                    "MISSED"
+                }
+            );
+        }
+    }
+    hprintln!(
+        "M's deepest stack: {} bytes below the caller; messages handled: Welcome {} bytes, commit {} bytes",
+        group.stack(),
+        group.welcome,
+        group.commit
+    );
+    hprintln!(
+        "M's saved state: {} bytes, {} while its own commit was pending (a flash slot holds {})",
+        group.record,
+        group.record_pending,
+        group.capacity
+    );
+}
+
+/// Prints why the run stopped on a fresh semihosting stdout (not
+/// `hprintln!`'s, which the fault may have interrupted) and exits QEMU
+/// with failure.
+fn die(args: core::fmt::Arguments<'_>) -> ! {
+    if let Ok(mut out) = hio::hstdout() {
+        let _ = out.write_fmt(args);
+        let _ = out.write_str("\nchecks: FAILED (the firmware stopped)\n");
+    }
+    debug::exit(debug::EXIT_FAILURE);
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+#[panic_handler]
+fn panic(info: &PanicInfo<'_>) -> ! {
+    die(format_args!("panic: {info}"))
+}
+
+#[exception]
+unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
+    // SAFETY: reading the System Control Block's fault status registers has
+    // no side effects, and nothing else runs while the fault is handled.
+    let (cfsr, hfsr) = unsafe {
+        let scb = &*cortex_m::peripheral::SCB::PTR;
+        (scb.cfsr.read(), scb.hfsr.read())
+    };
+    die(format_args!(
+        "HardFault at pc {:#010x} (lr {:#010x}): CFSR {cfsr:#010x} HFSR {hfsr:#010x}",
+        frame.pc(),
+        frame.lr(),
+    ))
+}
+
+#[exception]
+unsafe fn DefaultHandler(irqn: i16) {
+    die(format_args!("unexpected exception or interrupt {irqn}"))
+}
