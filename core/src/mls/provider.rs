@@ -21,10 +21,10 @@ use core::fmt;
 use aes_gcm::aead::consts::U12;
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes128Gcm, Nonce, Tag};
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
-use hkdf::Hkdf;
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use hkdf::{Hkdf, HkdfExtract};
 use hmac::{Hmac, Mac};
-use hpke_rs::{Hpke, HpkePrivateKey, HpkePublicKey as RawHpkePublicKey, Mode};
+use hpke_rs::{Hpke, HpkePublicKey as RawHpkePublicKey, Mode};
 use hpke_rs_crypto::types::{AeadAlgorithm, KdfAlgorithm, KemAlgorithm};
 use hpke_rs_crypto::{HpkeCrypto, error::Error as HpkeCryptoError};
 use hpke_rs_rust_crypto::HpkeRustCrypto;
@@ -375,8 +375,50 @@ fn hpke_public(key: &HpkePublicKey) -> RawHpkePublicKey {
     RawHpkePublicKey::new(key.as_ref().to_vec())
 }
 
-fn hpke_secret(key: &HpkeSecretKey) -> HpkePrivateKey {
-    HpkePrivateKey::new(key.as_ref().to_vec())
+/// DHKEM(X25519, HKDF-SHA256)'s `Decap` (RFC 9180 §4.1) with the
+/// recipient's public key as mls-rs hands it over. hpke-rs would recompute
+/// it from the secret key, an X25519 base-point multiplication on every
+/// Welcome and commit received: a quarter of the provider's share of
+/// processing a commit. A wrong `public` only gives a key that fails
+/// authentication.
+fn decap(
+    enc: &[u8],
+    secret: &HpkeSecretKey,
+    public: &HpkePublicKey,
+) -> Result<Zeroizing<[u8; HASH_LEN]>, CryptoError> {
+    const VERSION: &[u8] = b"HPKE-v1";
+    // "KEM" ‖ I2OSP(kem_id 0x0020, 2)
+    const SUITE_ID: &[u8] = b"KEM\x00\x20";
+    if public.len() != X25519_LEN {
+        return Err(CryptoError::KemPublicKey);
+    }
+    // Refuses an all-zero result (a small-order `enc`).
+    let dh = Zeroizing::new(
+        HpkeRustCrypto::dh(KEM, enc, secret.as_ref()).map_err(|_| CryptoError::Hpke)?,
+    );
+    // eae_prk = LabeledExtract("", "eae_prk", dh)
+    let mut extract = HkdfExtract::<Sha256>::new(Some(&[]));
+    for part in [VERSION, SUITE_ID, b"eae_prk", &dh] {
+        extract.input_ikm(part);
+    }
+    let (_, eae_prk) = extract.finalize();
+    // shared_secret = LabeledExpand(eae_prk, "shared_secret", enc ‖ pkR, Nsecret)
+    let len = u16::try_from(HASH_LEN).map_err(|_| CryptoError::Length)?;
+    let mut shared = Zeroizing::new([0u8; HASH_LEN]);
+    eae_prk
+        .expand_multi_info(
+            &[
+                &len.to_be_bytes(),
+                VERSION,
+                SUITE_ID,
+                b"shared_secret",
+                enc,
+                public.as_ref(),
+            ],
+            &mut *shared,
+        )
+        .map_err(|_| CryptoError::Length)?;
+    Ok(shared)
 }
 
 fn psk_mode(psk: &Option<HpkePsk<'_>>) -> Mode {
@@ -410,27 +452,45 @@ impl SatsumaCrypto {
         })
     }
 
+    fn receiver(
+        &self,
+        kem_output: &[u8],
+        local_secret: &HpkeSecretKey,
+        local_public: &HpkePublicKey,
+        info: &[u8],
+        psk: Option<&HpkePsk<'_>>,
+    ) -> Result<hpke_rs::Context<Backend>, CryptoError> {
+        let shared = decap(kem_output, local_secret, local_public)?;
+        let mode = if psk.is_some() { Mode::Psk } else { Mode::Base };
+        self.hpke(mode)
+            .key_schedule(
+                &*shared,
+                info,
+                psk.map_or(&[][..], |p| p.value),
+                psk.map_or(&[][..], |p| p.id),
+            )
+            .map_err(|_| CryptoError::Hpke)
+    }
+
     fn open_with(
         &self,
         ciphertext: &HpkeCiphertext,
         local_secret: &HpkeSecretKey,
+        local_public: &HpkePublicKey,
         info: &[u8],
         aad: Option<&[u8]>,
         psk: Option<HpkePsk<'_>>,
     ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        self.hpke(psk_mode(&psk))
-            .open(
-                &ciphertext.kem_output,
-                &hpke_secret(local_secret),
-                info,
-                aad.unwrap_or_default(),
-                &ciphertext.ciphertext,
-                psk.as_ref().map(|p| p.value),
-                psk.as_ref().map(|p| p.id),
-                None,
-            )
-            .map(Zeroizing::new)
-            .map_err(|_| CryptoError::Hpke)
+        self.receiver(
+            &ciphertext.kem_output,
+            local_secret,
+            local_public,
+            info,
+            psk.as_ref(),
+        )?
+        .open(aad.unwrap_or_default(), &ciphertext.ciphertext)
+        .map(Zeroizing::new)
+        .map_err(|_| CryptoError::Hpke)
     }
 }
 
@@ -551,23 +611,23 @@ impl CipherSuiteProvider for SatsumaCrypto {
         &self,
         ciphertext: &HpkeCiphertext,
         local_secret: &HpkeSecretKey,
-        _local_public: &HpkePublicKey,
+        local_public: &HpkePublicKey,
         info: &[u8],
         aad: Option<&[u8]>,
     ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        self.open_with(ciphertext, local_secret, info, aad, None)
+        self.open_with(ciphertext, local_secret, local_public, info, aad, None)
     }
 
     fn hpke_open_psk(
         &self,
         ciphertext: &HpkeCiphertext,
         local_secret: &HpkeSecretKey,
-        _local_public: &HpkePublicKey,
+        local_public: &HpkePublicKey,
         info: &[u8],
         aad: Option<&[u8]>,
         psk: HpkePsk<'_>,
     ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        self.open_with(ciphertext, local_secret, info, aad, Some(psk))
+        self.open_with(ciphertext, local_secret, local_public, info, aad, Some(psk))
     }
 
     fn hpke_setup_s(
@@ -586,20 +646,11 @@ impl CipherSuiteProvider for SatsumaCrypto {
         &self,
         kem_output: &[u8],
         local_secret: &HpkeSecretKey,
-        _local_public: &HpkePublicKey,
+        local_public: &HpkePublicKey,
         info: &[u8],
     ) -> Result<ReceiverContext, CryptoError> {
-        let hpke = self.hpke(Mode::Base);
-        hpke.setup_receiver(
-            kem_output,
-            &hpke_secret(local_secret),
-            info,
-            None,
-            None,
-            None,
-        )
-        .map(ReceiverContext)
-        .map_err(|_| CryptoError::Hpke)
+        self.receiver(kem_output, local_secret, local_public, info, None)
+            .map(ReceiverContext)
     }
 
     fn kem_derive(&self, ikm: &[u8]) -> Result<(HpkeSecretKey, HpkePublicKey), CryptoError> {
@@ -671,8 +722,53 @@ impl CipherSuiteProvider for SatsumaCrypto {
             .try_into()
             .map_err(|_| CryptoError::SignatureKey)?;
         let key = VerifyingKey::from_bytes(key_bytes).map_err(|_| CryptoError::SignatureKey)?;
+        // A small-order key could "sign" many messages at once; refuse it
+        // here (a few doublings) instead of `verify_strict`, which also
+        // decompresses every signature's R and made verification 15% slower
+        // than other providers'. `verify` itself refuses non-canonical S.
+        if key.is_weak() {
+            return Err(CryptoError::SignatureKey);
+        }
         let signature = Signature::from_slice(signature).map_err(|_| CryptoError::Signature)?;
-        key.verify_strict(data, &signature)
+        key.verify(data, &signature)
             .map_err(|_| CryptoError::Signature)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_order_signature_keys_are_refused() {
+        let crypto = SatsumaCrypto::from_seed([3; 32]);
+        // The identity point: every "signature" with R = identity and S = 0
+        // would verify under it with the cofactorless equation.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let mut signature = [0u8; 64];
+        signature[0] = 1;
+        assert_eq!(
+            crypto.verify(&SignaturePublicKey::new_slice(&identity), &signature, b"any"),
+            Err(CryptoError::SignatureKey)
+        );
+    }
+
+    #[test]
+    fn hpke_opens_only_with_the_matching_public_key() {
+        let crypto = SatsumaCrypto::from_seed([4; 32]);
+        let (secret, public) = crypto.kem_generate().unwrap();
+        let sealed = crypto
+            .hpke_seal(&public, b"info", Some(b"aad"), b"secret")
+            .unwrap();
+        let opened = crypto
+            .hpke_open(&sealed, &secret, &public, b"info", Some(b"aad"))
+            .unwrap();
+        assert_eq!(opened.as_slice(), b"secret");
+        let (_, other) = crypto.kem_generate().unwrap();
+        assert_eq!(
+            crypto.hpke_open(&sealed, &secret, &other, b"info", Some(b"aad")),
+            Err(CryptoError::Hpke)
+        );
     }
 }
