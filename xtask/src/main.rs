@@ -25,7 +25,8 @@ usage: cargo xtask <command>
   test     everything CI runs: fmt, clippy per package, the tests on x86_64,
            the same core tests on a Cortex-M4 in QEMU and on WebAssembly,
            no_std builds, and a fuzz smoke run
-  bench    the criterion benchmarks (SFrame vs raw AES-GCM vs the sframe crate)
+  bench    the criterion benchmarks: SFrame vs raw AES-GCM vs the sframe crate;
+           MLS on Satsuma's provider vs mls-rs-crypto-rustcrypto vs OpenMLS
   setup    only install what the other commands need
 ";
 
@@ -146,9 +147,16 @@ fn call() -> Result {
 }
 
 fn bench(extra: &[String]) -> Result {
-    let mut args = vec!["bench", "-p", "satsuma-core", "--bench", "sframe", "--"];
-    args.extend(extra.iter().map(String::as_str));
-    run("cargo", &args)
+    for (package, bench) in [
+        ("satsuma-core", "sframe"),
+        ("satsuma-bench", "provider"),
+        ("satsuma-bench", "mls"),
+    ] {
+        let mut args = vec!["bench", "-p", package, "--bench", bench, "--"];
+        args.extend(extra.iter().map(String::as_str));
+        run("cargo", &args)?;
+    }
+    Ok(())
 }
 
 /// Workspace members, each linted on its own so that features one package
@@ -158,6 +166,7 @@ const PACKAGES: &[&str] = &[
     "satsuma-sfu",
     "satsuma-shell",
     "satsuma-engine",
+    "satsuma-bench",
     "satsuma-tests",
     "satsuma-portable-tests",
     "satsuma-wasm-tests",
