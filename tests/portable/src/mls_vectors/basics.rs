@@ -1,7 +1,6 @@
 //! `crypto-basics.json`: the labelled primitives one by one.
 
 use alloc::string::String;
-use alloc::vec::Vec;
 
 use mls_rs_core::crypto::{
     CipherSuiteProvider, HpkeCiphertext, HpkePublicKey, HpkeSecretKey, SignaturePublicKey,
@@ -9,11 +8,11 @@ use mls_rs_core::crypto::{
 };
 use serde::Deserialize;
 
+use super::each_case;
 use super::labels::{
     decrypt_with_label, derive_secret, derive_tree_secret, encrypt_with_label, expand_with_label,
     ref_hash, sign_with_label, verify_with_label,
 };
-use super::{load, suite_of};
 use crate::{Failure, ensure, ensure_eq, hex};
 
 const VECTORS: &[u8] = include_bytes!("../../../../core/test_data/mls/crypto-basics.json");
@@ -87,13 +86,13 @@ struct EncryptWithLabel {
 
 /// Checks every case of `cs`'s suite; returns how many there were.
 pub(super) fn check<P: CipherSuiteProvider>(cs: &P) -> Result<usize, Failure> {
-    let cases: Vec<Case> = load(VECTORS, "crypto-basics.json")?;
-    let mut seen = 0;
-    for case in cases.iter().filter(|c| c.cipher_suite == suite_of(cs)) {
-        check_case(cs, case)?;
-        seen += 1;
-    }
-    Ok(seen)
+    each_case(
+        cs,
+        VECTORS,
+        "crypto-basics.json",
+        |c: &Case| c.cipher_suite,
+        check_case,
+    )
 }
 
 fn check_case<P: CipherSuiteProvider>(cs: &P, case: &Case) -> Result<(), Failure> {

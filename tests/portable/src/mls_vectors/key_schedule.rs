@@ -7,8 +7,8 @@ use alloc::vec::Vec;
 use mls_rs_core::crypto::CipherSuiteProvider;
 use serde::Deserialize;
 
+use super::each_case;
 use super::schedule::{EpochSecrets, GroupContext};
-use super::{load, suite_of};
 use crate::{Context, Failure, ensure, ensure_eq, hex};
 
 const VECTORS: &[u8] = include_bytes!("../../../../core/test_data/mls/key-schedule.json");
@@ -56,17 +56,19 @@ struct Exporter {
 
 /// Checks every case of `cs`'s suite; returns how many there were.
 pub(super) fn check<P: CipherSuiteProvider>(cs: &P) -> Result<usize, Failure> {
-    let cases: Vec<Case> = load(VECTORS, "key-schedule.json")?;
-    let mut seen = 0;
-    for case in cases.iter().filter(|c| c.cipher_suite == suite_of(cs)) {
-        ensure!(
-            !case.epochs.is_empty(),
-            "a key schedule case with no epochs"
-        );
-        check_case(cs, case)?;
-        seen += 1;
-    }
-    Ok(seen)
+    each_case(
+        cs,
+        VECTORS,
+        "key-schedule.json",
+        |c: &Case| c.cipher_suite,
+        |cs, case| {
+            ensure!(
+                !case.epochs.is_empty(),
+                "a key schedule case with no epochs"
+            );
+            check_case(cs, case)
+        },
+    )
 }
 
 fn check_case<P: CipherSuiteProvider>(cs: &P, case: &Case) -> Result<(), Failure> {

@@ -15,12 +15,12 @@ use mls_rs_core::crypto::{CipherSuiteProvider, SignaturePublicKey, SignatureSecr
 use serde::Deserialize;
 
 use super::codec::Put;
+use super::each_case;
 use super::framing::{
     APPLICATION, COMMIT, EpochKeys, FramedContent, PROPOSAL, PrivateMessage, PublicMessage,
 };
 use super::schedule::GroupContext;
 use super::tree::SecretTree;
-use super::{load, suite_of};
 use crate::{Context, Failure, ensure, ensure_eq, hex};
 
 const VECTORS: &[u8] = include_bytes!("../../../../core/test_data/mls/message-protection.json");
@@ -71,13 +71,13 @@ struct Group<'a, P> {
 
 /// Checks every case of `cs`'s suite; returns how many there were.
 pub(super) fn check<P: CipherSuiteProvider>(cs: &P) -> Result<usize, Failure> {
-    let cases: Vec<Case> = load(VECTORS, "message-protection.json")?;
-    let mut seen = 0;
-    for case in cases.iter().filter(|c| c.cipher_suite == suite_of(cs)) {
-        check_case(cs, case)?;
-        seen += 1;
-    }
-    Ok(seen)
+    each_case(
+        cs,
+        VECTORS,
+        "message-protection.json",
+        |c: &Case| c.cipher_suite,
+        check_case,
+    )
 }
 
 fn check_case<P: CipherSuiteProvider>(cs: &P, case: &Case) -> Result<(), Failure> {

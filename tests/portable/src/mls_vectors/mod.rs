@@ -51,6 +51,24 @@ fn load<T: DeserializeOwned>(bytes: &[u8], file: &str) -> Result<Vec<T>, Failure
 }
 
 /// The suite a case must name to be checked with `cs`.
+/// Runs `check_case` on every case of `file` (a JSON array) for `cs`'s
+/// suite, which `suite` reads from a case; returns how many there were.
+fn each_case<P: CipherSuiteProvider, C: DeserializeOwned>(
+    cs: &P,
+    bytes: &[u8],
+    file: &str,
+    suite: impl Fn(&C) -> u16,
+    check_case: impl Fn(&P, &C) -> Result<(), Failure>,
+) -> Result<usize, Failure> {
+    let cases: Vec<C> = load(bytes, file)?;
+    let mut seen = 0;
+    for case in cases.iter().filter(|c| suite(c) == suite_of(cs)) {
+        check_case(cs, case)?;
+        seen += 1;
+    }
+    Ok(seen)
+}
+
 fn suite_of<P: CipherSuiteProvider>(cs: &P) -> u16 {
     cs.cipher_suite().into()
 }

@@ -7,8 +7,8 @@ use alloc::vec::Vec;
 use mls_rs_core::crypto::CipherSuiteProvider;
 use serde::Deserialize;
 
+use super::each_case;
 use super::tree::{RatchetKind, SecretTree, sender_data_key_nonce};
-use super::{load, suite_of};
 use crate::{Context, Failure, ensure, ensure_eq, hex};
 
 const VECTORS: &[u8] = include_bytes!("../../../../core/test_data/mls/secret-tree.json");
@@ -40,13 +40,13 @@ struct Generation {
 
 /// Checks every case of `cs`'s suite; returns how many there were.
 pub(super) fn check<P: CipherSuiteProvider>(cs: &P) -> Result<usize, Failure> {
-    let cases: Vec<Case> = load(VECTORS, "secret-tree.json")?;
-    let mut seen = 0;
-    for case in cases.iter().filter(|c| c.cipher_suite == suite_of(cs)) {
-        check_case(cs, case)?;
-        seen += 1;
-    }
-    Ok(seen)
+    each_case(
+        cs,
+        VECTORS,
+        "secret-tree.json",
+        |c: &Case| c.cipher_suite,
+        check_case,
+    )
 }
 
 fn check_case<P: CipherSuiteProvider>(cs: &P, case: &Case) -> Result<(), Failure> {

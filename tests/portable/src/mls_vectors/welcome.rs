@@ -2,7 +2,6 @@
 //! whose signature and confirmation tag check out.
 
 use alloc::string::String;
-use alloc::vec::Vec;
 
 use mls_rs_core::crypto::{
     CipherSuiteProvider, HpkeCiphertext, HpkePublicKey, HpkeSecretKey, SignaturePublicKey,
@@ -10,10 +9,10 @@ use mls_rs_core::crypto::{
 use serde::Deserialize;
 
 use super::codec::{Reader, skip_key_package};
+use super::each_case;
 use super::framing::{KEY_PACKAGE, WELCOME, mls_message};
 use super::labels::{decrypt_with_label, ref_hash, verify_with_label};
 use super::schedule::{EpochSecrets, GroupContext, no_psk, welcome_key_nonce, welcome_secret};
-use super::{load, suite_of};
 use crate::{Context, Failure, ensure, ensure_eq, hex};
 
 const VECTORS: &[u8] = include_bytes!("../../../../core/test_data/mls/welcome.json");
@@ -29,13 +28,13 @@ struct Case {
 
 /// Checks every case of `cs`'s suite; returns how many there were.
 pub(super) fn check<P: CipherSuiteProvider>(cs: &P) -> Result<usize, Failure> {
-    let cases: Vec<Case> = load(VECTORS, "welcome.json")?;
-    let mut seen = 0;
-    for case in cases.iter().filter(|c| c.cipher_suite == suite_of(cs)) {
-        check_case(cs, case)?;
-        seen += 1;
-    }
-    Ok(seen)
+    each_case(
+        cs,
+        VECTORS,
+        "welcome.json",
+        |c: &Case| c.cipher_suite,
+        check_case,
+    )
 }
 
 fn check_case<P: CipherSuiteProvider>(cs: &P, case: &Case) -> Result<(), Failure> {
