@@ -749,7 +749,11 @@ mod tests {
         let mut signature = [0u8; 64];
         signature[0] = 1;
         assert_eq!(
-            crypto.verify(&SignaturePublicKey::new_slice(&identity), &signature, b"any"),
+            crypto.verify(
+                &SignaturePublicKey::new_slice(&identity),
+                &signature,
+                b"any"
+            ),
             Err(CryptoError::SignatureKey)
         );
     }
