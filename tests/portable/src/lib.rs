@@ -18,6 +18,7 @@ use core::fmt;
 
 mod keyring;
 mod media;
+mod mls_security;
 mod mls_vectors;
 mod vectors;
 
@@ -108,6 +109,7 @@ pub fn tests() -> impl Iterator<Item = &'static Test> {
         .chain(keyring::TESTS)
         .chain(media::TESTS)
         .chain(mls_vectors::TESTS)
+        .chain(mls_security::TESTS)
 }
 
 /// Counts of a whole run.

@@ -1,0 +1,200 @@
+//! The MLS security behaviour members rely on, on every target: a removed
+//! member and an outsider cannot open frames, late frames open only inside
+//! the grace period, and forged, stale, foreign or malformed handshake
+//! messages are typed errors that change nothing.
+//!
+//! `core/tests/mls_security.rs` goes further on the host (every damaged copy
+//! of every message kind); these are the same properties at the size a
+//! microcontroller runs in seconds.
+
+use alloc::format;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::time::Duration;
+use satsuma_core::media::Codec;
+use satsuma_core::mls::{
+    Event, MemberInfo, MemoryStore, SafetyNumber, SatsumaCrypto, Session, SessionConfig,
+    SessionError,
+};
+use satsuma_core::{Error, Instant};
+
+use crate::{Context, Failure, ensure, ensure_eq, portable_tests};
+
+fn member(name: &str, seed: u8) -> Result<Session, Failure> {
+    Session::create(
+        SatsumaCrypto::from_seed([seed; 32]),
+        MemberInfo::new(name, &format!("{name}-device")).context("credential")?,
+        SessionConfig::default(),
+        MemoryStore::new(),
+    )
+    .context("create")
+}
+
+fn at(ms: u64) -> Instant {
+    Instant::from_micros(ms * 1000)
+}
+
+/// `creator` starts a group and adds `joiner`.
+fn pair(creator: &mut Session, joiner: &mut Session, id: &[u8]) -> Result<(), Failure> {
+    creator.create_group(id, at(0)).context("create group")?;
+    add(creator, joiner, &mut [])
+}
+
+/// `committer` adds `joiner`; `others` process the commit.
+fn add(
+    committer: &mut Session,
+    joiner: &mut Session,
+    others: &mut [&mut Session],
+) -> Result<(), Failure> {
+    let kp = joiner.key_package().context("key package")?;
+    let commit = committer.commit(&[&kp], &[]).context("commit")?;
+    committer.apply_pending_commit(at(0)).context("apply")?;
+    for other in others.iter_mut() {
+        other
+            .handle_message(&commit.commit, at(0))
+            .context("process")?;
+    }
+    let welcome = commit.welcome.ok_or_else(|| Failure("no Welcome".into()))?;
+    joiner.join(&welcome, at(0)).context("join")
+}
+
+fn seal(from: &mut Session, payload: &[u8]) -> Result<Vec<u8>, Failure> {
+    let mut wire = vec![0u8; payload.len() + 64];
+    let n = Codec::Pcmu
+        .protect(from.keyring_mut(), payload, &mut wire)
+        .context("seal")?;
+    wire.truncate(n);
+    Ok(wire)
+}
+
+fn open(to: &mut Session, frame: &[u8]) -> Result<Vec<u8>, Error> {
+    let mut out = vec![0u8; frame.len()];
+    let (_, len) = Codec::Pcmu.unprotect(to.keyring_mut(), frame, &mut out)?;
+    out.truncate(len);
+    Ok(out)
+}
+
+/// What must not change when a member refuses a message.
+fn view(s: &Session) -> (Option<u64>, Option<SafetyNumber>, usize) {
+    (s.epoch(), s.safety_number().ok(), s.roster().len())
+}
+
+portable_tests! { TESTS:
+    fn a_removed_member_cannot_open_frames_of_the_next_epoch() {
+        let (mut alice, mut bob, mut carol) = (member("Alice", 1)?, member("Bob", 2)?, member("Carol", 3)?);
+        pair(&mut alice, &mut bob, b"room")?;
+        add(&mut alice, &mut carol, &mut [&mut bob])?;
+        let remove = alice.commit(&[], &[1]).context("remove Bob")?;
+        alice.apply_pending_commit(at(10)).context("apply")?;
+        carol.handle_message(&remove.commit, at(10)).context("Carol")?;
+        let frame = seal(&mut alice, b"after Bob left")?;
+        ensure_eq!(open(&mut carol, &frame), Ok(b"after Bob left".to_vec()), "Carol");
+        // Bob never processed his removal: he still holds the old epoch.
+        ensure!(matches!(open(&mut bob, &frame), Err(Error::UnknownKid { .. })), "Bob opened it");
+        // Once he does, he holds nothing at all.
+        ensure_eq!(bob.handle_message(&remove.commit, at(10)), Ok(Event::Removed { by: 0 }), "told");
+        ensure!(open(&mut bob, &frame).is_err(), "Bob opened it after removal");
+        Ok(())
+    }
+
+    fn a_late_frame_opens_inside_the_grace_period_and_not_after() {
+        let (mut alice, mut bob) = (member("Alice", 1)?, member("Bob", 2)?);
+        pair(&mut alice, &mut bob, b"room")?;
+        let late = [seal(&mut bob, b"late 1")?, seal(&mut bob, b"late 2")?];
+        let update = alice.self_update().context("update")?;
+        alice.apply_pending_commit(at(1000)).context("apply")?;
+        bob.handle_message(&update.commit, at(1000)).context("Bob moves on")?;
+        let grace = SessionConfig::default().keyring.grace;
+        alice.handle_timeout(at(1000).saturating_add(grace - Duration::from_millis(1)));
+        ensure_eq!(open(&mut alice, &late[0]), Ok(b"late 1".to_vec()), "inside the grace period");
+        alice.handle_timeout(at(1000).saturating_add(grace));
+        ensure!(open(&mut alice, &late[1]).is_err(), "opened after the grace period");
+        let fresh = seal(&mut bob, b"new epoch")?;
+        ensure_eq!(open(&mut alice, &fresh), Ok(b"new epoch".to_vec()), "new epoch");
+        Ok(())
+    }
+
+    fn an_identity_never_welcomed_cannot_open_join_or_commit() {
+        let (mut alice, mut bob, mut eve) = (member("Alice", 1)?, member("Bob", 2)?, member("Eve", 9)?);
+        alice.create_group(b"room", at(0)).context("create")?;
+        let kp = bob.key_package().context("Bob's key package")?;
+        let _ = eve.key_package().context("Eve's key package")?;
+        let commit = alice.commit(&[&kp], &[]).context("commit")?;
+        alice.apply_pending_commit(at(0)).context("apply")?;
+        let welcome = commit.welcome.ok_or_else(|| Failure("no Welcome".into()))?;
+        ensure_eq!(eve.join(&welcome, at(0)), Err(SessionError::NotWelcomed), "Bob's Welcome");
+        bob.join(&welcome, at(0)).context("Bob joins")?;
+        let frame = seal(&mut alice, b"members only")?;
+        ensure!(open(&mut eve, &frame).is_err(), "Eve opened a frame");
+        // Eve runs her own group with the same id and commits in it.
+        eve.create_group(b"room", at(0)).context("Eve's group")?;
+        let forged = eve.self_update().context("Eve's commit")?;
+        let before = view(&bob);
+        ensure!(bob.handle_message(&forged.commit, at(1)).is_err(), "Eve's commit taken");
+        ensure_eq!(view(&bob), before, "Bob changed");
+        Ok(())
+    }
+
+    fn stale_and_foreign_commits_are_typed_errors_that_change_nothing() {
+        let (mut alice, mut bob, mut carol) = (member("Alice", 1)?, member("Bob", 2)?, member("Carol", 3)?);
+        pair(&mut alice, &mut bob, b"room")?;
+        let first = alice.self_update().context("first")?;
+        alice.apply_pending_commit(at(1)).context("apply")?;
+        bob.handle_message(&first.commit, at(1)).context("Bob")?;
+        let before = view(&bob);
+        // A replay of an applied commit is for an epoch that is over.
+        ensure_eq!(bob.handle_message(&first.commit, at(2)), Err(SessionError::WrongEpoch), "replay");
+        // A commit for another group.
+        pair(&mut carol, &mut member("Dave", 4)?, b"other room")?;
+        let foreign = carol.self_update().context("Carol")?;
+        ensure_eq!(bob.handle_message(&foreign.commit, at(2)), Err(SessionError::WrongGroup), "foreign");
+        // A flipped byte in the signed content or the tag.
+        let second = alice.self_update().context("second")?;
+        for at_byte in [second.commit.len() / 2, second.commit.len() - 1] {
+            let mut bad = second.commit.clone();
+            bad[at_byte] ^= 0x01;
+            let result = bob.handle_message(&bad, at(3));
+            ensure!(result.is_err(), "a commit with byte {at_byte} flipped was taken");
+        }
+        // Garbage of every short length.
+        for len in 0..64 {
+            let garbage: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
+            ensure!(bob.handle_message(&garbage, at(3)).is_err(), "garbage of {len} bytes taken");
+        }
+        ensure_eq!(view(&bob), before, "Bob changed");
+        // The real commit still applies.
+        alice.apply_pending_commit(at(4)).context("apply second")?;
+        bob.handle_message(&second.commit, at(4)).context("second at Bob")?;
+        ensure_eq!(bob.safety_number().ok(), alice.safety_number().ok(), "same state");
+        Ok(())
+    }
+
+    fn malformed_key_packages_and_welcomes_are_typed_errors() {
+        let (mut alice, mut bob) = (member("Alice", 1)?, member("Bob", 2)?);
+        alice.create_group(b"room", at(0)).context("create")?;
+        let kp = bob.key_package().context("key package")?;
+        for cut in [0, 1, 2, 10, kp.len() / 2, kp.len() - 1] {
+            ensure!(alice.commit(&[&kp[..cut]], &[]).is_err(), "key package cut at {cut} taken");
+        }
+        let mut version = kp.clone();
+        version[1] = 2;
+        ensure_eq!(alice.commit(&[&version], &[]), Err(SessionError::Malformed), "version 2");
+        let mut bad_signature = kp.clone();
+        let last = bad_signature.len() - 1;
+        bad_signature[last] ^= 0x80;
+        ensure!(alice.commit(&[&bad_signature], &[]).is_err(), "forged key package taken");
+        ensure!(!alice.has_pending_commit(), "a refused commit is pending");
+        let commit = alice.commit(&[&kp], &[]).context("real key package")?;
+        let welcome = commit.welcome.ok_or_else(|| Failure("no Welcome".into()))?;
+        for cut in [0, 4, welcome.len() / 2, welcome.len() - 1] {
+            ensure!(bob.join(&welcome[..cut], at(0)).is_err(), "Welcome cut at {cut} taken");
+        }
+        let mut flipped = welcome.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 0x01;
+        ensure_eq!(bob.join(&flipped, at(0)), Err(SessionError::NotWelcomed), "altered Welcome");
+        ensure_eq!(bob.epoch(), None, "Bob is in a group");
+        bob.join(&welcome, at(0)).context("the real Welcome")?;
+        Ok(())
+    }
+}
