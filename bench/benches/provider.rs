@@ -6,8 +6,8 @@
 //! Ids are `provider/<call>/<implementation>`, the two implementations of
 //! each call measured one after the other. Inputs have the sizes MLS uses:
 //! a 32-byte path secret sealed to an X25519 key with a 64-byte
-//! label-and-context `info`, a 256-byte signed structure, 1 KiB for the
-//! hash, MAC and AEAD.
+//! label-and-context `info`, a 256-byte signed structure, 100 bytes (a
+//! tree-hash input) and 1 KiB for the hash, 1 KiB for the MAC and AEAD.
 //!
 //! Times are the process's CPU time unless `SATSUMA_BENCH_CLOCK=wall`
 //! (see `satsuma_bench::BenchClock`).
@@ -50,6 +50,7 @@ enum Call {
     HpkeOpen,
     KemDerive,
     KemGenerate,
+    HashSmall,
     Hash,
     Mac,
     KdfExpand,
@@ -58,13 +59,14 @@ enum Call {
 }
 
 impl Call {
-    const ALL: [Self; 11] = [
+    const ALL: [Self; 12] = [
         Self::Sign,
         Self::Verify,
         Self::HpkeSeal,
         Self::HpkeOpen,
         Self::KemDerive,
         Self::KemGenerate,
+        Self::HashSmall,
         Self::Hash,
         Self::Mac,
         Self::KdfExpand,
@@ -80,6 +82,7 @@ impl Call {
             Self::HpkeOpen => "hpke-open",
             Self::KemDerive => "kem-derive",
             Self::KemGenerate => "kem-generate",
+            Self::HashSmall => "sha256-100",
             Self::Hash => "sha256-1k",
             Self::Mac => "hmac-1k",
             Self::KdfExpand => "kdf-expand-32",
@@ -160,6 +163,9 @@ impl<C: CipherSuiteProvider> Provider<C> {
             }),
             Call::KemGenerate => group.bench_function(id, |b| {
                 b.iter(|| cs.kem_generate().unwrap());
+            }),
+            Call::HashSmall => group.bench_function(id, |b| {
+                b.iter(|| cs.hash(black_box(&KIB[..100])).unwrap());
             }),
             Call::Hash => group.bench_function(id, |b| {
                 b.iter(|| cs.hash(black_box(&KIB)).unwrap());

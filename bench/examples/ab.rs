@@ -7,6 +7,9 @@
 //! Prints a markdown table: per operation and N, the median CPU time per
 //! iteration of each, and the median and quartiles of the per-round ratio.
 //!
+//! `SATSUMA_AB_SAME=1` puts Satsuma's provider on both sides (an A/A run):
+//! the spread of its ratios around 1.00 is what this method cannot resolve.
+//!
 //! ```text
 //! cargo run --release -p satsuma-bench --example ab
 //! SATSUMA_BENCH_SIZES=2,16 cargo run --release -p satsuma-bench --example ab
@@ -121,12 +124,30 @@ fn main() -> Result<(), BenchError> {
         MlsRs::new("satsuma", SatsumaCrypto::from_seed(seed)),
         &sizes,
     )?;
-    let b = Side::new(
-        MlsRs::new("mls-rs-rustcrypto", RustCryptoProvider::new()),
-        &sizes,
-    )?;
+    if std::env::var_os("SATSUMA_AB_SAME").is_some() {
+        // A/A: the same provider on both sides, to see how far apart two
+        // sides measure when nothing differs but their groups and heap.
+        seed[0] ^= 1;
+        let b = Side::new(
+            MlsRs::new("satsuma (again)", SatsumaCrypto::from_seed(seed)),
+            &sizes,
+        )?;
+        compare(&a, &b, &sizes)
+    } else {
+        let b = Side::new(
+            MlsRs::new("mls-rs-rustcrypto", RustCryptoProvider::new()),
+            &sizes,
+        )?;
+        compare(&a, &b, &sizes)
+    }
+}
 
-    println!("| operation | N | satsuma µs | mls-rs-rustcrypto µs | ratio: median [q1, q3] |");
+fn compare<A: Mls, B: Mls>(a: &Side<A>, b: &Side<B>, sizes: &[usize]) -> Result<(), BenchError> {
+    println!(
+        "| operation | N | {} µs | {} µs | ratio: median [q1, q3] |",
+        a.mls.name(),
+        b.mls.name()
+    );
     println!("|---|---:|---:|---:|---|");
     let mut cases = vec![(Operation::Create, 0)];
     for operation in [
