@@ -7,9 +7,11 @@
 //! threads and runtimes belong to the drivers (`satsuma-sfu`, the desktop
 //! shell, the intercom firmware).
 //!
-//! MLS group membership and the designated committer join this crate in later
-//! work; today the epoch secrets a [`sframe::KeyRing`] takes come from the
-//! caller.
+//! - [`sframe`]: frame encryption; [`media`]: what each codec leaves clear.
+//! - [`mls`]: the MLS member whose epochs key the frames.
+//! - [`committer`]: who commits joins and leaves, decided from the delivery
+//!   service's ordered log; [`wire`]: the messages clients and the SFU
+//!   exchange.
 //!
 //! # Example
 //!
@@ -53,11 +55,13 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod committer;
 mod error;
 pub mod media;
 pub mod mls;
 pub mod sframe;
 mod time;
+pub mod wire;
 
 pub use error::{Error, HeaderError, KidError, MediaError};
 pub use time::Instant;

@@ -30,8 +30,9 @@ pub use vp8::{FRAME_TAG_LEN, KEY_FRAME_HEADER_LEN, Vp8Header};
 use crate::error::{Error, MediaError};
 use crate::sframe::{KeyRing, Opened};
 
-/// A media codec Satsuma carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// A media codec Satsuma carries. Encoded on the wire by position: new
+/// codecs go at the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum Codec {

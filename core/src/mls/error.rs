@@ -8,7 +8,7 @@ use mls_rs::error::MlsError;
 ///
 /// Every message from the network that a session cannot use lands here with
 /// the session unchanged: no input makes it panic or leaves it half-updated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum SessionError {
     /// The bytes are not a well-formed MLS message of the kind expected.

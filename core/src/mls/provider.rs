@@ -130,6 +130,11 @@ impl SatsumaCrypto {
         *rng = ChaCha20Rng::from_seed(*seed);
     }
 
+    /// Fills `out` from the provider's generator.
+    pub fn fill_random(&self, out: &mut [u8]) {
+        self.fill(out);
+    }
+
     fn fill(&self, out: &mut [u8]) {
         self.rng.lock().fill_bytes(out);
     }

@@ -15,7 +15,8 @@ use mls_rs::client_builder::{
     BaseConfig, WithCryptoProvider, WithGroupStateStorage, WithIdentityProvider,
     WithKeyPackageRepo, WithMlsRules,
 };
-use mls_rs::group::{CommitEffect, ProposalSender, ReceivedMessage};
+use mls_rs::group::proposal::Proposal;
+use mls_rs::group::{CommitEffect, ProposalSender, ReceivedMessage, Sender};
 use mls_rs::mls_rs_codec::{MlsDecode, MlsEncode};
 use mls_rs::mls_rules::{CommitOptions, DefaultMlsRules};
 use mls_rs::{Client, ExtensionList, Group, MlsMessage};
@@ -453,6 +454,22 @@ impl Session {
         self.save()
     }
 
+    /// A fresh random MLS group id.
+    #[must_use]
+    pub fn new_group_id(&self) -> [u8; 16] {
+        let mut id = [0u8; 16];
+        self.crypto.fill_random(&mut id);
+        id
+    }
+
+    /// The leaf indices of every member, ascending.
+    #[must_use]
+    pub fn leaves(&self) -> Vec<u32> {
+        self.group.as_ref().map_or_else(Vec::new, |group| {
+            group.roster().members_iter().map(|m| m.index).collect()
+        })
+    }
+
     /// Whether a commit built by [`Session::commit`] awaits the delivery
     /// service's answer.
     #[must_use]
@@ -506,7 +523,15 @@ impl Session {
                 },
             },
             ReceivedMessage::Commit(commit) => match commit.effect {
-                CommitEffect::NewEpoch(_) => {
+                CommitEffect::NewEpoch(new_epoch) => {
+                    let own_index = group.current_member_index();
+                    let own_update_applied = new_epoch.applied_proposals.iter().any(|p| {
+                        matches!(p.proposal, Proposal::Update(_))
+                            && p.sender == Sender::Member(own_index)
+                    });
+                    if own_update_applied {
+                        self.last_own_update = Some(now);
+                    }
                     let epoch = group.current_epoch();
                     self.send_context = 0;
                     self.install_current_epoch(now)?;

@@ -16,7 +16,7 @@ use spin::Mutex;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 /// Why a [`Store`] failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum StoreError {
     /// Reading or writing the medium failed.

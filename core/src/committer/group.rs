@@ -1,0 +1,128 @@
+//! What the committer needs from an MLS member: the real [`Session`], or,
+//! in the model checker, a model of MLS small enough to explore every
+//! interleaving with.
+
+use alloc::vec::Vec;
+
+use crate::Instant;
+use crate::mls::{Commit, Event, Session, SessionError};
+
+/// The MLS operations the committer drives. [`Session`] is the
+/// implementation every client uses; the names and contracts are its own.
+pub trait Group {
+    /// A fresh key package to publish.
+    ///
+    /// # Errors
+    /// As [`Session::key_package`].
+    fn key_package(&mut self) -> Result<Vec<u8>, SessionError>;
+    /// A fresh group id for a group this member is about to create.
+    fn new_group_id(&mut self) -> Vec<u8>;
+    /// Creates the group, alone in it, at epoch 0.
+    ///
+    /// # Errors
+    /// As [`Session::create_group`].
+    fn create_group(&mut self, group_id: &[u8], now: Instant) -> Result<(), SessionError>;
+    /// Joins through a Welcome.
+    ///
+    /// # Errors
+    /// As [`Session::join`].
+    fn join(&mut self, welcome: &[u8], now: Instant) -> Result<(), SessionError>;
+    /// Builds a commit that adds and removes, left pending.
+    ///
+    /// # Errors
+    /// As [`Session::commit`].
+    fn commit(&mut self, adds: &[&[u8]], removes: &[u32]) -> Result<Commit, SessionError>;
+    /// Applies the pending commit the delivery service accepted.
+    ///
+    /// # Errors
+    /// As [`Session::apply_pending_commit`].
+    fn apply_pending_commit(&mut self, now: Instant) -> Result<u64, SessionError>;
+    /// Drops the pending commit the delivery service refused.
+    ///
+    /// # Errors
+    /// As [`Session::discard_pending_commit`].
+    fn discard_pending_commit(&mut self) -> Result<(), SessionError>;
+    /// A proposal to refresh this member's own leaf.
+    ///
+    /// # Errors
+    /// As [`Session::propose_update`].
+    fn propose_update(&mut self) -> Result<Vec<u8>, SessionError>;
+    /// Processes another member's commit or proposal.
+    ///
+    /// # Errors
+    /// As [`Session::handle_message`].
+    fn handle_message(&mut self, message: &[u8], now: Instant) -> Result<Event, SessionError>;
+    /// Forgets the group.
+    ///
+    /// # Errors
+    /// As [`Session::leave`].
+    fn leave(&mut self) -> Result<(), SessionError>;
+    /// The current epoch, if in a group.
+    fn epoch(&self) -> Option<u64>;
+    /// This member's leaf, if in a group.
+    fn own_index(&self) -> Option<u32>;
+    /// The group id, if in a group.
+    fn group_id(&self) -> Option<&[u8]>;
+    /// Every member's leaf index, ascending.
+    fn leaves(&self) -> Vec<u32>;
+    /// Whether this member's own leaf keys are due for a refresh.
+    fn self_update_due(&self, now: Instant) -> bool;
+    /// When [`Group::handle_timeout`] next has work.
+    fn poll_timeout(&self) -> Option<Instant>;
+    /// Time passes.
+    fn handle_timeout(&mut self, now: Instant);
+}
+
+impl Group for Session {
+    fn key_package(&mut self) -> Result<Vec<u8>, SessionError> {
+        Session::key_package(self)
+    }
+    fn new_group_id(&mut self) -> Vec<u8> {
+        Session::new_group_id(self).to_vec()
+    }
+    fn create_group(&mut self, group_id: &[u8], now: Instant) -> Result<(), SessionError> {
+        Session::create_group(self, group_id, now)
+    }
+    fn join(&mut self, welcome: &[u8], now: Instant) -> Result<(), SessionError> {
+        Session::join(self, welcome, now)
+    }
+    fn commit(&mut self, adds: &[&[u8]], removes: &[u32]) -> Result<Commit, SessionError> {
+        Session::commit(self, adds, removes)
+    }
+    fn apply_pending_commit(&mut self, now: Instant) -> Result<u64, SessionError> {
+        Session::apply_pending_commit(self, now)
+    }
+    fn discard_pending_commit(&mut self) -> Result<(), SessionError> {
+        Session::discard_pending_commit(self)
+    }
+    fn propose_update(&mut self) -> Result<Vec<u8>, SessionError> {
+        Session::propose_update(self)
+    }
+    fn handle_message(&mut self, message: &[u8], now: Instant) -> Result<Event, SessionError> {
+        Session::handle_message(self, message, now)
+    }
+    fn leave(&mut self) -> Result<(), SessionError> {
+        Session::leave(self)
+    }
+    fn epoch(&self) -> Option<u64> {
+        Session::epoch(self)
+    }
+    fn own_index(&self) -> Option<u32> {
+        Session::own_index(self)
+    }
+    fn group_id(&self) -> Option<&[u8]> {
+        Session::group_id(self)
+    }
+    fn leaves(&self) -> Vec<u32> {
+        Session::leaves(self)
+    }
+    fn self_update_due(&self, now: Instant) -> bool {
+        Session::self_update_due(self, now)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        Session::poll_timeout(self)
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Session::handle_timeout(self, now);
+    }
+}

@@ -1,0 +1,545 @@
+//! One member's side of the designated-committer protocol.
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use core::fmt;
+
+use super::group::Group;
+use super::state::{RoomState, SeatStatus, Waiting};
+use super::{CommitterError, Event, RejoinReason};
+use crate::Instant;
+use crate::mls::{self, SessionError};
+use crate::wire::{
+    Blob, Capabilities, CommitMessage, ConnId, Entry, List, RoomName, ToClient, ToServer, limits,
+};
+
+/// How a [`Member`] joins.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MemberConfig {
+    /// The room.
+    pub room: RoomName,
+    /// What this client can do.
+    pub capabilities: Capabilities,
+}
+
+/// Where a [`Member`] stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Status {
+    /// Not connected: call [`Member::join`].
+    Idle,
+    /// `Join` sent; waiting for the delivery service's `Hello`.
+    Connecting,
+    /// In the lobby, waiting to be added (or added again).
+    Waiting,
+    /// A member of the room's group.
+    InGroup,
+    /// Left on purpose.
+    Left,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Pending {
+    Create,
+    Commit { epoch: u64 },
+}
+
+/// One member of a room: the designated-committer protocol around an MLS
+/// [`Group`] (a [`Session`](crate::mls::Session) in every client).
+///
+/// Sans-IO. After [`Member::join`], [`Member::handle_message`],
+/// [`Member::handle_timeout`] or [`Member::leave`], drain
+/// [`Member::poll_transmit`] and [`Member::poll_event`] until they return
+/// `None`, and call [`Member::handle_timeout`] at [`Member::poll_timeout`].
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Member<G> {
+    group: G,
+    config: MemberConfig,
+    status: Status,
+    conn: Option<ConnId>,
+    room: Option<RoomState>,
+    pending: Option<Pending>,
+    welcome: Option<Blob<{ limits::WELCOME }>>,
+    proposed: Option<u64>,
+    refused: Vec<ConnId>,
+    transmits: VecDeque<ToServer>,
+    events: VecDeque<Event>,
+}
+
+impl<G> fmt::Debug for Member<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Member")
+            .field("status", &self.status)
+            .field("conn", &self.conn)
+            .field("pending", &self.pending)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<G: Group> Member<G> {
+    /// A member around `group`, not connected yet.
+    pub fn new(group: G, config: MemberConfig) -> Self {
+        Self {
+            group,
+            config,
+            status: Status::Idle,
+            conn: None,
+            room: None,
+            pending: None,
+            welcome: None,
+            proposed: None,
+            refused: Vec::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Starts joining on a new connection: queues `Join` with a fresh key
+    /// package. Any group state from an earlier connection is dropped: a
+    /// new connection always enters through the lobby.
+    ///
+    /// # Errors
+    /// [`CommitterError::Unexpected`] while connected;
+    /// [`CommitterError::Session`] when no key package can be made.
+    pub fn join(&mut self, _now: Instant) -> Result<(), CommitterError> {
+        if !matches!(self.status, Status::Idle | Status::Left) {
+            return Err(CommitterError::Unexpected);
+        }
+        if self.group.epoch().is_some() {
+            self.group.leave().map_err(CommitterError::Session)?;
+        }
+        let key_package = self.fresh_key_package()?;
+        self.reset();
+        self.status = Status::Connecting;
+        self.transmits.push_back(ToServer::Join {
+            room: self.config.room.clone(),
+            key_package,
+            capabilities: self.config.capabilities,
+        });
+        Ok(())
+    }
+
+    /// Leaves the room: queues `Leave` and forgets the group.
+    pub fn leave(&mut self, _now: Instant) {
+        if matches!(self.status, Status::Idle | Status::Left) {
+            return;
+        }
+        if self.group.epoch().is_some() {
+            // Erasing keys cannot be refused; a store failure only means
+            // the erased state is not on disk yet.
+            let _ = self.group.leave();
+        }
+        self.transmits.push_back(ToServer::Leave);
+        self.reset();
+        self.status = Status::Left;
+    }
+
+    /// The connection is gone for good (the transport closed it): back to
+    /// [`Status::Idle`], ready to [`Member::join`] again.
+    pub fn handle_disconnect(&mut self, _now: Instant) {
+        if self.group.epoch().is_some() {
+            let _ = self.group.leave();
+        }
+        self.reset();
+        self.status = Status::Idle;
+    }
+
+    /// Decodes and handles one message from the delivery service.
+    ///
+    /// # Errors
+    /// As [`Member::handle_message`], and [`CommitterError::Wire`].
+    pub fn handle_bytes(&mut self, now: Instant, bytes: &[u8]) -> Result<(), CommitterError> {
+        let message = <ToClient as crate::wire::Message>::decode(bytes)?;
+        self.handle_message(now, message)
+    }
+
+    /// Handles one message from the delivery service.
+    ///
+    /// # Errors
+    /// A [`CommitterError`] for a message that is out of place, out of
+    /// sequence or against the log's rules; the member is then unchanged.
+    pub fn handle_message(
+        &mut self,
+        now: Instant,
+        message: ToClient,
+    ) -> Result<(), CommitterError> {
+        match message {
+            ToClient::Hello { conn, room } => {
+                if self.status != Status::Connecting {
+                    return Err(CommitterError::Unexpected);
+                }
+                self.conn = Some(conn);
+                self.room = Some(room);
+                self.status = Status::Waiting;
+            }
+            ToClient::Entry { seq, entry } => self.handle_entry(now, seq, &entry)?,
+            ToClient::Welcome { welcome } => {
+                if self.status != Status::Waiting {
+                    return Err(CommitterError::Unexpected);
+                }
+                self.welcome = Some(welcome);
+            }
+            ToClient::Rejected { epoch } => match (self.pending, epoch) {
+                (Some(Pending::Commit { epoch: ours }), Some(e)) if ours == e => {
+                    self.pending = None;
+                    self.group
+                        .discard_pending_commit()
+                        .map_err(CommitterError::Session)?;
+                }
+                (Some(Pending::Create), None) => self.pending = None,
+                _ => return Err(CommitterError::Unexpected),
+            },
+            ToClient::Error { code, .. } => self.events.push_back(Event::ServerError(code)),
+            ToClient::Media(_) => return Err(CommitterError::Unexpected),
+        }
+        self.act(now);
+        Ok(())
+    }
+
+    /// Time passes: SFrame grace periods end, self-updates fall due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.group.handle_timeout(now);
+        self.act(now);
+    }
+
+    /// The next message for the delivery service.
+    pub fn poll_transmit(&mut self) -> Option<ToServer> {
+        self.transmits.pop_front()
+    }
+
+    /// The next thing the application shows.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Member::handle_timeout`] next has work.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.group.poll_timeout()
+    }
+
+    /// Where this member stands.
+    #[must_use]
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// This member's connection, once the delivery service said hello.
+    #[must_use]
+    pub fn conn(&self) -> Option<ConnId> {
+        self.conn
+    }
+
+    /// The room as this member's copy of the log says.
+    #[must_use]
+    pub fn room(&self) -> Option<&RoomState> {
+        self.room.as_ref()
+    }
+
+    /// The MLS member: its roster, safety number and SFrame keys.
+    #[must_use]
+    pub fn group(&self) -> &G {
+        &self.group
+    }
+
+    /// The MLS member, for sealing and opening frames.
+    pub fn group_mut(&mut self) -> &mut G {
+        &mut self.group
+    }
+
+    /// Whether a commit or creation of this member's awaits the delivery
+    /// service's answer.
+    #[must_use]
+    pub fn has_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    fn reset(&mut self) {
+        self.conn = None;
+        self.room = None;
+        self.pending = None;
+        self.welcome = None;
+        self.proposed = None;
+        self.refused.clear();
+    }
+
+    fn fresh_key_package(&mut self) -> Result<Blob<{ limits::KEY_PACKAGE }>, CommitterError> {
+        let key_package = self.group.key_package().map_err(CommitterError::Session)?;
+        Blob::new(key_package).ok_or(CommitterError::Session(SessionError::BadKeyPackage))
+    }
+
+    fn handle_entry(
+        &mut self,
+        now: Instant,
+        seq: u64,
+        entry: &Entry,
+    ) -> Result<(), CommitterError> {
+        let (Some(room), Some(me)) = (self.room.as_mut(), self.conn) else {
+            return Err(CommitterError::Unexpected);
+        };
+        let expected = room.seq() + 1;
+        if seq != expected {
+            return Err(CommitterError::Sequence { expected, got: seq });
+        }
+        let was_present =
+            matches!(room.seat_of(me), Some((_, s)) if s.status == SeatStatus::Present);
+        let applied = room.apply(entry)?;
+        match entry {
+            Entry::Committed { conn, commit } => {
+                let welcome = self.welcome.take();
+                if *conn == me {
+                    self.on_own_commit(now, commit.epoch);
+                } else {
+                    if matches!(self.pending.take(), Some(Pending::Commit { .. })) {
+                        let _ = self.group.discard_pending_commit();
+                    }
+                    if applied.added.iter().any(|(c, _)| *c == me) {
+                        self.on_added(now, welcome);
+                    } else if was_present && self.status == Status::InGroup {
+                        self.on_commit(now, &commit.commit);
+                    }
+                }
+                self.refused.clear();
+            }
+            Entry::Created { conn, group_id } if *conn == me => {
+                self.pending = None;
+                if self.group.epoch().is_some() {
+                    let _ = self.group.leave();
+                }
+                match self.group.create_group(group_id, now) {
+                    Ok(()) if self.consistent() => {
+                        self.status = Status::InGroup;
+                        self.events.push_back(Event::Joined { epoch: 0 });
+                    }
+                    Ok(()) => self.rejoin(RejoinReason::Forked),
+                    Err(e) => self.rejoin(RejoinReason::Failed(e)),
+                }
+            }
+            Entry::Proposed { conn, proposal, .. }
+                if *conn != me && self.status == Status::InGroup =>
+            {
+                // A proposal this member cannot cache makes the commit that
+                // carries it fail here, which is where the fork is noticed.
+                let _ = self.group.handle_message(proposal, now);
+            }
+            Entry::Left { conn } if *conn == me && self.status != Status::Left => {
+                if self.group.epoch().is_some() {
+                    let _ = self.group.leave();
+                }
+                self.reset();
+                self.status = Status::Idle;
+                self.events.push_back(Event::Evicted);
+            }
+            Entry::Refused { conn, .. } => {
+                self.refused.retain(|c| c != conn);
+                if *conn == me {
+                    self.rejoin(RejoinReason::Refused);
+                }
+            }
+            _ => {}
+        }
+        if applied.dissolved && self.status == Status::InGroup {
+            // Only a group with no present member dissolves, and this
+            // member was present: its view disagreed with the log.
+            self.rejoin(RejoinReason::Forked);
+        }
+        Ok(())
+    }
+
+    fn on_own_commit(&mut self, now: Instant, epoch: u64) {
+        match self.pending.take() {
+            Some(Pending::Commit { epoch: ours }) if ours == epoch => {
+                match self.group.apply_pending_commit(now) {
+                    Ok(epoch) if self.consistent() => {
+                        self.events.push_back(Event::NewEpoch { epoch });
+                    }
+                    Ok(_) => self.rejoin(RejoinReason::Forked),
+                    Err(e) => self.rejoin(RejoinReason::Failed(e)),
+                }
+            }
+            // The log holds a commit of this connection's that this member
+            // does not: it cannot follow the group any more (unless it
+            // already asked to be added again).
+            _ if self.status == Status::InGroup => self.rejoin(RejoinReason::Forked),
+            _ => {}
+        }
+    }
+
+    fn on_added(&mut self, now: Instant, welcome: Option<Blob<{ limits::WELCOME }>>) {
+        let Some(welcome) = welcome else {
+            self.rejoin(RejoinReason::LostWelcome);
+            return;
+        };
+        if self.group.epoch().is_some() {
+            let _ = self.group.leave();
+        }
+        match self.group.join(&welcome, now) {
+            Ok(()) if self.consistent() => {
+                self.status = Status::InGroup;
+                let epoch = self.group.epoch().unwrap_or(0);
+                self.events.push_back(Event::Joined { epoch });
+            }
+            Ok(()) => self.rejoin(RejoinReason::Forked),
+            Err(e) => self.rejoin(RejoinReason::Failed(e)),
+        }
+    }
+
+    fn on_commit(&mut self, now: Instant, commit: &[u8]) {
+        match self.group.handle_message(commit, now) {
+            Ok(mls::Event::NewEpoch { epoch, .. }) if self.consistent() => {
+                self.events.push_back(Event::NewEpoch { epoch });
+            }
+            Ok(_) => self.rejoin(RejoinReason::Forked),
+            Err(e) => self.rejoin(RejoinReason::Failed(e)),
+        }
+    }
+
+    /// Whether the MLS group is the one the log describes: same group,
+    /// epoch, own leaf and occupied leaves.
+    fn consistent(&self) -> bool {
+        let (Some(room), Some(me)) = (self.room.as_ref(), self.conn) else {
+            return false;
+        };
+        let Some(logged) = room.group() else {
+            return false;
+        };
+        self.group.epoch() == Some(logged.epoch)
+            && self.group.group_id() == Some(&logged.id[..])
+            && self.group.own_index() == room.seat_of(me).map(|(leaf, _)| leaf)
+            && self.group.leaves() == room.occupied_leaves()
+    }
+
+    /// Drops the group and publishes a fresh key package: the committer
+    /// removes this member's old leaf (if any) and adds it again.
+    fn rejoin(&mut self, reason: RejoinReason) {
+        if let Some(Pending::Commit { .. }) = self.pending {
+            let _ = self.group.discard_pending_commit();
+        }
+        self.pending = None;
+        self.welcome = None;
+        if self.group.epoch().is_some() {
+            let _ = self.group.leave();
+        }
+        self.status = Status::Waiting;
+        match self.fresh_key_package() {
+            Ok(key_package) => self
+                .transmits
+                .push_back(ToServer::KeyPackage { key_package }),
+            Err(CommitterError::Session(e)) => self.events.push_back(Event::Stuck(e)),
+            Err(_) => {}
+        }
+        self.events.push_back(Event::Rejoining(reason));
+    }
+
+    /// Does what the log says this member should do now.
+    fn act(&mut self, now: Instant) {
+        let (Some(room), Some(me)) = (self.room.as_ref(), self.conn) else {
+            return;
+        };
+        if self.pending.is_some() {
+            return;
+        }
+        let designated = room.designated() == Some(me);
+        if !designated {
+            self.maybe_propose_update(now);
+            return;
+        }
+        let Some(epoch) = room.epoch() else {
+            if room.in_lobby(me) {
+                let id = self.group.new_group_id();
+                if let Some(group_id) = Blob::new(id) {
+                    self.pending = Some(Pending::Create);
+                    self.transmits.push_back(ToServer::Create { group_id });
+                }
+            }
+            return;
+        };
+        if self.status != Status::InGroup {
+            return;
+        }
+        if !room.has_work() && !self.group.self_update_due(now) {
+            return;
+        }
+        let removes = room.pending_removes();
+        let mut adds: Vec<Waiting> = room
+            .lobby()
+            .iter()
+            .filter(|w| !self.refused.contains(&w.conn))
+            .cloned()
+            .collect();
+        let mut isolated = false;
+        loop {
+            let key_packages: Vec<&[u8]> = adds.iter().map(|w| &w.key_package[..]).collect();
+            match self.group.commit(&key_packages, &removes) {
+                Ok(built) => {
+                    let message = CommitMessage {
+                        epoch,
+                        adds: List::new(adds.iter().map(|w| w.conn).collect()).unwrap_or_default(),
+                        removes: List::new(removes).unwrap_or_default(),
+                        commit: Blob::new(built.commit).unwrap_or_default(),
+                        welcome: built.welcome.and_then(Blob::new),
+                    };
+                    self.pending = Some(Pending::Commit { epoch });
+                    self.transmits.push_back(ToServer::Commit(message));
+                    return;
+                }
+                Err(_) if !adds.is_empty() && !isolated => {
+                    // Some key package spoils the batch: keep each one that
+                    // can join together with those kept before it (a bad
+                    // one, or a second key package of an identity already
+                    // kept, is refused), with the same removes, so a member
+                    // being re-added is judged with its old leaf gone.
+                    isolated = true;
+                    if self.trial_commit(&[], &removes).is_err() {
+                        continue;
+                    }
+                    let mut kept: Vec<Waiting> = Vec::with_capacity(adds.len());
+                    for waiting in adds {
+                        let mut trial: Vec<&[u8]> =
+                            kept.iter().map(|w| &w.key_package[..]).collect();
+                        trial.push(&waiting.key_package);
+                        if self.trial_commit(&trial, &removes).is_ok() {
+                            kept.push(waiting);
+                        } else {
+                            self.refused.push(waiting.conn);
+                            self.transmits
+                                .push_back(ToServer::Refuse { conn: waiting.conn });
+                        }
+                    }
+                    adds = kept;
+                }
+                Err(e) => {
+                    self.events.push_back(Event::Stuck(e));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Builds and drops a commit: whether the group would take it.
+    fn trial_commit(&mut self, adds: &[&[u8]], removes: &[u32]) -> Result<(), SessionError> {
+        self.group.commit(adds, removes)?;
+        self.group.discard_pending_commit()
+    }
+
+    fn maybe_propose_update(&mut self, now: Instant) {
+        let Some(room) = self.room.as_ref() else {
+            return;
+        };
+        let (Some(epoch), Some(me)) = (room.epoch(), self.conn) else {
+            return;
+        };
+        if self.status != Status::InGroup
+            || self.proposed == Some(epoch)
+            || room.proposals().contains(&me)
+            || !self.group.self_update_due(now)
+        {
+            return;
+        }
+        if let Some(proposal) = self.group.propose_update().ok().and_then(Blob::new) {
+            self.proposed = Some(epoch);
+            self.transmits
+                .push_back(ToServer::Proposal { epoch, proposal });
+        }
+    }
+}

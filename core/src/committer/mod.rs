@@ -1,0 +1,293 @@
+//! The designated committer: which member turns joins and leaves into MLS
+//! commits, decided by every member alone from the delivery service's
+//! ordered log.
+//!
+//! - [`RoomState`] folds the log. Every member and the delivery service
+//!   run the same fold on the same entries, so they agree, without a
+//!   message, on the group's epoch, who sits in which leaf, who waits in the
+//!   lobby, and who the designated committer is
+//!   ([`RoomState::designated`]).
+//! - [`Member`] is one client's side: it joins, creates the group when the
+//!   log says so, commits the pending work when it is designated, applies
+//!   what the log accepted, and rejoins when its MLS state and the log
+//!   disagree.
+//! - [`Room`] is the delivery service's side: it orders messages, accepts
+//!   the first valid commit for an epoch, releases Welcomes only with it,
+//!   and moves the committer role on when a deadline passes.
+//!
+//! The rules, their invariants and how the model checker proves them are in
+//! `docs/committer.md`.
+//!
+//! # Run loop
+//!
+//! Both machines are sans-IO. After every `handle_*` call, drain
+//! `poll_transmit` (and, for a member, `poll_event`) until it returns
+//! `None`; call `handle_timeout(now)` when `poll_timeout` says.
+//!
+//! ```
+//! use satsuma_core::committer::{Group, Member, MemberConfig, Room, RoomConfig};
+//! use satsuma_core::mls::{MemberInfo, MemoryStore, SatsumaCrypto, Session, SessionConfig};
+//! use satsuma_core::wire::{Capabilities, RoomName, ToServer, Transport};
+//! use satsuma_core::Instant;
+//!
+//! let now = Instant::ZERO;
+//! let member = |name: &str, seed| -> Member<Session> {
+//!     let info = MemberInfo::new(name, name).unwrap();
+//!     let session = Session::create(
+//!         SatsumaCrypto::from_seed([seed; 32]),
+//!         info,
+//!         SessionConfig::default(),
+//!         MemoryStore::default(),
+//!     )
+//!     .unwrap();
+//!     let config = MemberConfig {
+//!         room: RoomName::new("lobby").unwrap(),
+//!         capabilities: Capabilities { can_commit: true, transport: Transport::WebRtc },
+//!     };
+//!     Member::new(session, config)
+//! };
+//! let mut room = Room::new(RoomConfig::default());
+//! let mut members = vec![member("alice", 1), member("bob", 2)];
+//! let mut conns = Vec::new();
+//! for m in &mut members {
+//!     m.join(now).unwrap();
+//! }
+//! // Shuttle messages until nothing moves.
+//! loop {
+//!     let mut moved = false;
+//!     for (i, m) in members.iter_mut().enumerate() {
+//!         while let Some(message) = m.poll_transmit() {
+//!             moved = true;
+//!             match message {
+//!                 ToServer::Join { key_package, capabilities, .. } => {
+//!                     conns.push((room.handle_join(now, key_package, capabilities).unwrap(), i));
+//!                 }
+//!                 other => {
+//!                     let conn = conns.iter().find(|c| c.1 == i).unwrap().0;
+//!                     let _ = room.handle_message(now, conn, other);
+//!                 }
+//!             }
+//!         }
+//!     }
+//!     while let Some((conn, message)) = room.poll_transmit() {
+//!         moved = true;
+//!         let i = conns.iter().find(|c| c.0 == conn).unwrap().1;
+//!         members[i].handle_message(now, message).unwrap();
+//!     }
+//!     if !moved {
+//!         break;
+//!     }
+//! }
+//! let a = members[0].group();
+//! let b = members[1].group();
+//! assert_eq!(a.epoch(), Some(1));
+//! assert_eq!(a.safety_number().unwrap(), b.safety_number().unwrap());
+//! ```
+
+mod group;
+mod member;
+mod room;
+mod state;
+
+use core::fmt;
+
+pub use group::Group;
+pub use member::{Member, MemberConfig, Status};
+pub use room::{Room, RoomConfig};
+pub use state::{Applied, GroupState, RoomState, Seat, SeatStatus, Waiting};
+
+use crate::mls::SessionError;
+use crate::wire::{ConnId, ErrorCode, WireError};
+
+/// What a [`Member`] tells the application.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Event {
+    /// This member entered the group (created it, or was welcomed).
+    Joined {
+        /// The epoch it entered at.
+        epoch: u64,
+    },
+    /// The group moved to a new epoch: new keys, new safety number.
+    NewEpoch {
+        /// The new epoch.
+        epoch: u64,
+    },
+    /// This member dropped its group state and asked to be added again.
+    Rejoining(RejoinReason),
+    /// The log says this connection left, though this member did not ask:
+    /// the delivery service lost it. Join again on a new connection.
+    Evicted,
+    /// The delivery service reported an error.
+    ServerError(ErrorCode),
+    /// An MLS operation this member needed failed; the delivery service's
+    /// deadline will hand the work to another member.
+    Stuck(SessionError),
+}
+
+/// Why a member rejoins.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RejoinReason {
+    /// The log added it, but its Welcome never arrived.
+    LostWelcome,
+    /// Its MLS state and the log disagree (a commit it cannot process, a
+    /// roster or epoch that differs).
+    Forked,
+    /// An MLS operation on the log's word failed (a Welcome that does not
+    /// decrypt, a commit that does not verify).
+    Failed(SessionError),
+    /// The committer could not use its key package.
+    Refused,
+}
+
+/// Why the log refuses an entry (the fold's rules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum LogError {
+    /// A commit or creation from a connection that is not the designated
+    /// committer.
+    NotDesignated(ConnId),
+    /// A commit or proposal for another epoch than the current one.
+    WrongEpoch {
+        /// The current epoch.
+        expected: u64,
+        /// The epoch in the message.
+        got: u64,
+    },
+    /// A commit while there is no group.
+    NoGroup,
+    /// A creation while there is a group.
+    GroupExists,
+    /// An add, or a refusal, of a connection that is not in the lobby.
+    NotInLobby(ConnId),
+    /// A removal of a leaf that is empty or whose member is present.
+    NotRemovable(u32),
+    /// A connection or leaf named twice, or a second proposal.
+    Duplicate,
+    /// A proposal from a connection that is not a present member.
+    NotMember(ConnId),
+    /// A Welcome without adds, or adds without a Welcome.
+    Welcome,
+    /// A `Stalled` entry with no work pending.
+    NoWork,
+    /// A connection that already left.
+    Gone(ConnId),
+    /// Too many connections wait to be added.
+    LobbyFull,
+    /// The group would exceed its size limit.
+    RoomFull,
+}
+
+impl fmt::Display for LogError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotDesignated(c) => write!(f, "{c} is not the designated committer"),
+            Self::WrongEpoch { expected, got } => {
+                write!(f, "message for epoch {got}, the group is at {expected}")
+            }
+            Self::NoGroup => f.write_str("there is no group yet"),
+            Self::GroupExists => f.write_str("the group already exists"),
+            Self::NotInLobby(c) => write!(f, "{c} is not waiting to be added"),
+            Self::NotRemovable(l) => write!(f, "leaf {l} has no departed member to remove"),
+            Self::Duplicate => f.write_str("a connection, leaf or proposal appears twice"),
+            Self::NotMember(c) => write!(f, "{c} is not a present member"),
+            Self::Welcome => f.write_str("a commit adds members exactly when it has a Welcome"),
+            Self::NoWork => f.write_str("nothing is pending"),
+            Self::Gone(c) => write!(f, "{c} already left"),
+            Self::LobbyFull => f.write_str("too many connections wait to be added"),
+            Self::RoomFull => f.write_str("the group is full"),
+        }
+    }
+}
+
+impl core::error::Error for LogError {}
+
+/// Why a [`Member`] dropped a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CommitterError {
+    /// The bytes are not a message.
+    Wire(WireError),
+    /// A log entry the rules do not allow.
+    Log(LogError),
+    /// A log entry out of sequence: one was lost or repeated.
+    Sequence {
+        /// The sequence number due.
+        expected: u64,
+        /// The one that came.
+        got: u64,
+    },
+    /// A message that makes no sense in this member's state.
+    Unexpected,
+    /// The MLS session failed.
+    Session(SessionError),
+}
+
+impl fmt::Display for CommitterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Wire(e) => write!(f, "undecodable message: {e}"),
+            Self::Log(e) => write!(f, "log entry refused: {e}"),
+            Self::Sequence { expected, got } => {
+                write!(f, "log entry {got} arrived where {expected} was due")
+            }
+            Self::Unexpected => f.write_str("message out of place"),
+            Self::Session(e) => write!(f, "MLS: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for CommitterError {}
+
+impl From<WireError> for CommitterError {
+    fn from(e: WireError) -> Self {
+        Self::Wire(e)
+    }
+}
+
+impl From<LogError> for CommitterError {
+    fn from(e: LogError) -> Self {
+        Self::Log(e)
+    }
+}
+
+/// Why a [`Room`] refused a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum DsError {
+    /// The message breaks the log's rules (a commit from the wrong member,
+    /// for the wrong epoch, ...); the sender was told `Rejected` where it
+    /// waits for an answer.
+    Log(LogError),
+    /// A creation that lost the race; the sender was told `Rejected`.
+    Refused,
+    /// A message the delivery service does not take here.
+    Unexpected,
+    /// No such connection.
+    UnknownConnection(ConnId),
+    /// The room has no place for another connection.
+    RoomFull,
+}
+
+impl fmt::Display for DsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Log(e) => write!(f, "refused: {e}"),
+            Self::Refused => f.write_str("refused: the group exists or another member creates it"),
+            Self::Unexpected => f.write_str("message out of place"),
+            Self::UnknownConnection(c) => write!(f, "no connection {c} in this room"),
+            Self::RoomFull => f.write_str("the room is full"),
+        }
+    }
+}
+
+impl core::error::Error for DsError {}
+
+impl From<LogError> for DsError {
+    fn from(e: LogError) -> Self {
+        Self::Log(e)
+    }
+}
