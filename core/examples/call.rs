@@ -4,9 +4,11 @@
 //! one.
 //!
 //! What is real: the MLS group (mls-rs with Satsuma's crypto provider),
-//! the key packages, commits and Welcomes, the per-epoch SFrame keys, the
-//! safety numbers. What is not yet: the network. The "server" here is a
-//! vector; the SFU and the delivery service are a later step.
+//! the designated-committer protocol (`committer::Member` in every client,
+//! `committer::Room` as the delivery service) and every `wire` message,
+//! encoded and decoded, the per-epoch SFrame keys, the safety numbers. What
+//! is not yet: the network. The "server" here moves bytes between vectors;
+//! the SFU is a later step.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A demo's edge.
 #![allow(clippy::cast_possible_truncation)] // Made-up media bytes wrap on purpose.
 
@@ -14,8 +16,10 @@ use std::io::Read;
 use std::time::Duration;
 
 use satsuma_core::Instant;
+use satsuma_core::committer::{Event, Member, MemberConfig, Room, RoomConfig};
 use satsuma_core::media::Codec;
-use satsuma_core::mls::{Event, MemberInfo, MemoryStore, SatsumaCrypto, Session, SessionConfig};
+use satsuma_core::mls::{MemberInfo, MemoryStore, SatsumaCrypto, Session, SessionConfig};
+use satsuma_core::wire::{Capabilities, ConnId, Message, RoomName, ToServer, Transport};
 
 /// A provider seeded from the operating system's entropy.
 fn os_crypto() -> SatsumaCrypto {
@@ -26,14 +30,29 @@ fn os_crypto() -> SatsumaCrypto {
     SatsumaCrypto::from_seed(seed)
 }
 
-fn member(name: &str, device: &str) -> Session {
-    Session::create(
+fn member(name: &str, device: &str, can_commit: bool) -> Member<Session> {
+    let session = Session::create(
         os_crypto(),
         MemberInfo::new(name, device).unwrap(),
         SessionConfig::default(),
         MemoryStore::new(),
     )
-    .unwrap()
+    .unwrap();
+    let capabilities = Capabilities {
+        can_commit,
+        transport: if can_commit {
+            Transport::WebRtc
+        } else {
+            Transport::Wire
+        },
+    };
+    Member::new(
+        session,
+        MemberConfig {
+            room: RoomName::new("demo-room").unwrap(),
+            capabilities,
+        },
+    )
 }
 
 /// 20 ms of Opus-sized audio.
@@ -41,7 +60,10 @@ fn audio(i: usize, who: u8) -> Vec<u8> {
     (0..80).map(|j| (i * 31 + j) as u8 ^ who).collect()
 }
 
+/// The server: the delivery service for handshake messages, a forwarder
+/// for media, and a log of every byte it handles.
 struct Server {
+    room: Room,
     log: Vec<u8>,
 }
 
@@ -50,6 +72,89 @@ impl Server {
     fn forward(&mut self, packet: &[u8]) -> Vec<u8> {
         self.log.extend_from_slice(packet);
         packet.to_vec()
+    }
+}
+
+/// Everyone in the call, by name, with the connection the server gave them.
+struct Call {
+    server: Server,
+    members: Vec<(&'static str, Member<Session>, Option<ConnId>)>,
+}
+
+impl Call {
+    fn get(&mut self, name: &str) -> &mut Member<Session> {
+        &mut self.members.iter_mut().find(|m| m.0 == name).unwrap().1
+    }
+
+    fn session(&self, name: &str) -> &Session {
+        self.members.iter().find(|m| m.0 == name).unwrap().1.group()
+    }
+
+    /// Carries every handshake message, encoded on the wire and logged,
+    /// until nothing moves; prints what the members report.
+    fn settle(&mut self, now: Instant) {
+        loop {
+            let mut moved = false;
+            for (name, member, conn) in &mut self.members {
+                while let Some(message) = member.poll_transmit() {
+                    moved = true;
+                    let bytes = message.encode().unwrap();
+                    self.server.log.extend_from_slice(&bytes);
+                    match ToServer::decode(&bytes).unwrap() {
+                        ToServer::Join {
+                            key_package,
+                            capabilities,
+                            ..
+                        } => {
+                            *conn = Some(
+                                self.server
+                                    .room
+                                    .handle_join(now, key_package, capabilities)
+                                    .unwrap(),
+                            );
+                        }
+                        other => {
+                            if let Err(e) =
+                                self.server.room.handle_message(now, conn.unwrap(), other)
+                            {
+                                println!("  server to {name}: {e}");
+                            }
+                        }
+                    }
+                }
+            }
+            while let Some((to, message)) = self.server.room.poll_transmit() {
+                moved = true;
+                let bytes = message.encode().unwrap();
+                self.server.log.extend_from_slice(&bytes);
+                let Some((name, member, _)) = self.members.iter_mut().find(|m| m.2 == Some(to))
+                else {
+                    continue; // gone
+                };
+                if let Err(e) = member.handle_bytes(now, &bytes) {
+                    println!("  {name} dropped a message: {e}");
+                }
+                while let Some(event) = member.poll_event() {
+                    match event {
+                        Event::Joined { epoch } => println!("  {name} is in, at epoch {epoch}"),
+                        Event::NewEpoch { .. } => {}
+                        other => println!("  {name}: {other:?}"),
+                    }
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    fn show(&self) {
+        for (_, member, _) in &self.members {
+            let session = member.group();
+            if session.epoch().is_some() {
+                show(session);
+            }
+        }
     }
 }
 
@@ -79,64 +184,67 @@ fn show(session: &Session) {
 }
 
 fn main() {
-    let mut server = Server { log: Vec::new() };
     let mut now = Instant::ZERO;
     let tick = Duration::from_millis(20);
-
-    let mut alice = member("Alice", "alice-laptop");
-    let mut bob = member("Bob", "bob-desktop");
-    let mut carol = member("Carol", "front-door");
-    println!("Alice's identity fingerprint: {}", alice.fingerprint());
-
-    alice.create_group(b"demo-room", now).unwrap();
-    let kp = bob.key_package().unwrap();
-    let add_bob = alice.commit(&[&kp], &[]).unwrap();
-    alice.apply_pending_commit(now).unwrap();
-    bob.join(add_bob.welcome.as_deref().unwrap(), now).unwrap();
+    let mut call = Call {
+        server: Server {
+            room: Room::new(RoomConfig::default()),
+            log: Vec::new(),
+        },
+        members: vec![
+            ("Alice", member("Alice", "alice-laptop", true), None),
+            ("Bob", member("Bob", "bob-desktop", true), None),
+        ],
+    };
     println!(
-        "Bob joins (commit {} B, Welcome {} B):",
-        add_bob.commit.len(),
-        add_bob.welcome.as_ref().map_or(0, Vec::len)
+        "Alice's identity fingerprint: {}",
+        call.session("Alice").fingerprint()
     );
-    show(&alice);
-    show(&bob);
-    assert_eq!(alice.safety_number().unwrap(), bob.safety_number().unwrap());
+
+    println!("Alice and Bob open the empty room at the same moment:");
+    call.get("Alice").join(now).unwrap();
+    call.get("Bob").join(now).unwrap();
+    call.settle(now);
+    call.show();
+    assert_eq!(
+        call.session("Alice").safety_number().unwrap(),
+        call.session("Bob").safety_number().unwrap()
+    );
+    assert_eq!(
+        call.session("Alice").epoch(),
+        Some(1),
+        "one group, Bob added to it"
+    );
 
     let mut opened = 0;
     let mut in_flight = Vec::new();
     for i in 0..100 {
         now = now.saturating_add(tick);
         let frame = audio(i, 0xa1);
-        let packet = server.forward(&seal(&mut alice, &frame));
+        let sealed = seal(call.get("Alice").group_mut(), &frame);
+        let packet = call.server.forward(&sealed);
         if i >= 95 {
             // Still on the network when Carol's commit lands.
             in_flight.push((packet, frame));
             continue;
         }
-        assert_eq!(open(&mut bob, &packet).unwrap(), frame);
+        assert_eq!(open(call.get("Bob").group_mut(), &packet).unwrap(), frame);
         opened += 1;
     }
 
-    let kp = carol.key_package().unwrap();
-    let add_carol = alice.commit(&[&kp], &[]).unwrap();
-    alice.apply_pending_commit(now).unwrap();
-    assert!(matches!(
-        bob.handle_message(&add_carol.commit, now).unwrap(),
-        Event::NewEpoch { epoch: 2, .. }
-    ));
-    carol
-        .join(add_carol.welcome.as_deref().unwrap(), now)
-        .unwrap();
-    println!("Carol (the door intercom) joins: the key changes");
-    for s in [&alice, &bob, &carol] {
-        show(s);
-    }
+    println!("Carol, the door intercom (it never commits while a desktop is there), joins:");
+    call.members
+        .push(("Carol", member("Carol", "front-door", false), None));
+    call.get("Carol").join(now).unwrap();
+    call.settle(now);
+    call.show();
     for (packet, frame) in in_flight.drain(..) {
-        assert_eq!(open(&mut bob, &packet).unwrap(), frame);
+        assert_eq!(open(call.get("Bob").group_mut(), &packet).unwrap(), frame);
         opened += 1;
     }
     println!("  the 5 frames sealed before the change still opened at Bob: no gap");
-    let roster: Vec<String> = carol
+    let roster: Vec<String> = call
+        .session("Carol")
         .roster()
         .iter()
         .map(|m| format!("{} [{}]", m.info, m.fingerprint))
@@ -146,33 +254,39 @@ fn main() {
     for i in 0..50 {
         now = now.saturating_add(tick);
         let frame = audio(i, 0xc3);
-        let packet = server.forward(&seal(&mut carol, &frame));
-        assert_eq!(open(&mut alice, &packet).unwrap(), frame);
-        assert_eq!(open(&mut bob, &packet).unwrap(), frame);
+        let sealed = seal(call.get("Carol").group_mut(), &frame);
+        let packet = call.server.forward(&sealed);
+        assert_eq!(open(call.get("Alice").group_mut(), &packet).unwrap(), frame);
+        assert_eq!(open(call.get("Bob").group_mut(), &packet).unwrap(), frame);
         opened += 2;
     }
     println!("{opened} frames opened, every one byte for byte");
 
-    let bob_leaf = bob.own_index().unwrap();
-    let remove_bob = alice.commit(&[], &[bob_leaf]).unwrap();
-    alice.apply_pending_commit(now).unwrap();
-    carol.handle_message(&remove_bob.commit, now).unwrap();
-    let removed = bob.handle_message(&remove_bob.commit, now).unwrap();
-    println!("Bob leaves ({removed:?}); the key changes again:");
-    show(&alice);
-    show(&carol);
+    println!("Bob's connection drops; he keeps his keys. Alice, the committer, removes him:");
+    let bob_conn = call.members[1].2.take().unwrap();
+    call.server.room.handle_disconnect(now, bob_conn);
+    call.settle(now);
+    call.show();
     let secret = audio(7, 0x5e);
-    let packet = server.forward(&seal(&mut alice, &secret));
-    assert_eq!(open(&mut carol, &packet).unwrap(), secret);
-    let refused = open(&mut bob, &packet).unwrap_err();
-    println!("  Bob tries to open a frame of the new epoch: {refused}");
+    let sealed = seal(call.get("Alice").group_mut(), &secret);
+    let packet = call.server.forward(&sealed);
+    assert_eq!(
+        open(call.get("Carol").group_mut(), &packet).unwrap(),
+        secret
+    );
+    let refused = open(call.get("Bob").group_mut(), &packet).unwrap_err();
+    println!("  Bob tries to open a frame of the new epoch with the keys he kept: {refused}");
 
     assert!(
-        !server.log.windows(16).any(|w| w == &audio(3, 0xa1)[..16]),
+        !call
+            .server
+            .log
+            .windows(16)
+            .any(|w| w == &audio(3, 0xa1)[..16] || w == &secret[..16]),
         "plaintext reached the server"
     );
     println!(
-        "The server forwarded {} bytes and never saw a plaintext byte",
-        server.log.len()
+        "The server handled {} bytes (handshakes and media) and never saw a plaintext byte",
+        call.server.log.len()
     );
 }
