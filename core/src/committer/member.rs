@@ -38,10 +38,15 @@ pub enum Status {
     Left,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Pending {
     Create,
-    Commit { epoch: u64 },
+    /// The commit sent, by its bytes: the log's `Committed` entry must
+    /// carry exactly these before the pending MLS commit is applied.
+    Commit {
+        epoch: u64,
+        commit: Blob<{ limits::COMMIT }>,
+    },
 }
 
 /// One member of a room: the designated-committer protocol around an MLS
@@ -179,8 +184,8 @@ impl<G: Group> Member<G> {
                 }
                 self.welcome = Some(welcome);
             }
-            ToClient::Rejected { epoch } => match (self.pending, epoch) {
-                (Some(Pending::Commit { epoch: ours }), Some(e)) if ours == e => {
+            ToClient::Rejected { epoch } => match (&self.pending, epoch) {
+                (Some(Pending::Commit { epoch: ours, .. }), Some(e)) if *ours == e => {
                     self.pending = None;
                     self.group
                         .discard_pending_commit()
@@ -277,7 +282,7 @@ impl<G: Group> Member<G> {
         let (Some(room), Some(me)) = (self.room.as_mut(), self.conn) else {
             return Err(CommitterError::Unexpected);
         };
-        let expected = room.seq() + 1;
+        let expected = room.seq().saturating_add(1);
         if seq != expected {
             return Err(CommitterError::Sequence { expected, got: seq });
         }
@@ -288,7 +293,7 @@ impl<G: Group> Member<G> {
             Entry::Committed { conn, commit } => {
                 let welcome = self.welcome.take();
                 if *conn == me {
-                    self.on_own_commit(now, commit.epoch);
+                    self.on_own_commit(now, commit);
                 } else {
                     if matches!(self.pending.take(), Some(Pending::Commit { .. })) {
                         let _ = self.group.discard_pending_commit();
@@ -346,9 +351,11 @@ impl<G: Group> Member<G> {
         Ok(())
     }
 
-    fn on_own_commit(&mut self, now: Instant, epoch: u64) {
+    fn on_own_commit(&mut self, now: Instant, logged: &CommitMessage) {
         match self.pending.take() {
-            Some(Pending::Commit { epoch: ours }) if ours == epoch => {
+            Some(Pending::Commit { epoch, commit })
+                if epoch == logged.epoch && commit == logged.commit =>
+            {
                 match self.group.apply_pending_commit(now) {
                     Ok(epoch) if self.consistent() => {
                         self.events.push_back(Event::NewEpoch { epoch });
@@ -358,10 +365,17 @@ impl<G: Group> Member<G> {
                 }
             }
             // The log holds a commit of this connection's that this member
-            // does not: it cannot follow the group any more (unless it
-            // already asked to be added again).
-            _ if self.status == Status::InGroup => self.rejoin(RejoinReason::Forked),
-            _ => {}
+            // does not hold (another one of its own, or a copy sent on its
+            // connection): it cannot follow the group any more, unless it
+            // already asked to be added again.
+            pending => {
+                if matches!(pending, Some(Pending::Commit { .. })) {
+                    let _ = self.group.discard_pending_commit();
+                }
+                if self.status == Status::InGroup {
+                    self.rejoin(RejoinReason::Forked);
+                }
+            }
         }
     }
 
@@ -467,20 +481,47 @@ impl<G: Group> Member<G> {
             .filter(|w| !self.refused.contains(&w.conn))
             .cloned()
             .collect();
+        // Key packages this member already refused are no work: their
+        // `Refused` entries are on the way. With nothing else to do, a
+        // commit would be empty: a needless epoch for everyone.
+        let only_adds =
+            removes.is_empty() && room.proposals().is_empty() && !self.group.self_update_due(now);
+        if only_adds && adds.is_empty() {
+            return;
+        }
         let mut isolated = false;
         loop {
             let key_packages: Vec<&[u8]> = adds.iter().map(|w| &w.key_package[..]).collect();
             match self.group.commit(&key_packages, &removes) {
                 Ok(built) => {
-                    let message = CommitMessage {
-                        epoch,
-                        adds: List::new(adds.iter().map(|w| w.conn).collect()).unwrap_or_default(),
-                        removes: List::new(removes).unwrap_or_default(),
-                        commit: Blob::new(built.commit).unwrap_or_default(),
-                        welcome: built.welcome.and_then(Blob::new),
+                    let adds = List::new(adds.iter().map(|w| w.conn).collect());
+                    let removes = List::new(removes);
+                    let commit = Blob::new(built.commit);
+                    let welcome = built.welcome.map(Blob::new);
+                    let (Some(adds), Some(removes), Some(commit), Some(welcome)) = (
+                        adds,
+                        removes,
+                        commit,
+                        welcome.map_or(Some(None), |w| w.map(Some)),
+                    ) else {
+                        // Too big for the wire: say so rather than send a
+                        // truncated commit; the deadline moves the role on.
+                        let _ = self.group.discard_pending_commit();
+                        self.events
+                            .push_back(Event::Stuck(SessionError::InvalidChange));
+                        return;
                     };
-                    self.pending = Some(Pending::Commit { epoch });
-                    self.transmits.push_back(ToServer::Commit(message));
+                    self.pending = Some(Pending::Commit {
+                        epoch,
+                        commit: commit.clone(),
+                    });
+                    self.transmits.push_back(ToServer::Commit(CommitMessage {
+                        epoch,
+                        adds,
+                        removes,
+                        commit,
+                        welcome,
+                    }));
                     return;
                 }
                 Err(_) if !adds.is_empty() && !isolated => {
@@ -507,6 +548,9 @@ impl<G: Group> Member<G> {
                         }
                     }
                     adds = kept;
+                    if only_adds && adds.is_empty() {
+                        return;
+                    }
                 }
                 Err(e) => {
                     self.events.push_back(Event::Stuck(e));

@@ -178,6 +178,9 @@ pub enum LogError {
     LobbyFull,
     /// The group would exceed its size limit.
     RoomFull,
+    /// The log's sequence number or the epoch is at its maximum (only a
+    /// forged snapshot gets there).
+    Exhausted,
 }
 
 impl fmt::Display for LogError {
@@ -198,6 +201,7 @@ impl fmt::Display for LogError {
             Self::Gone(c) => write!(f, "{c} already left"),
             Self::LobbyFull => f.write_str("too many connections wait to be added"),
             Self::RoomFull => f.write_str("the group is full"),
+            Self::Exhausted => f.write_str("sequence number or epoch exhausted"),
         }
     }
 }

@@ -215,6 +215,9 @@ impl RoomState {
     /// The [`LogError`] the entry would get.
     pub fn check_commit(&self, conn: ConnId, commit: &CommitMessage) -> Result<(), LogError> {
         let group = self.group.as_ref().ok_or(LogError::NoGroup)?;
+        if group.epoch == u64::MAX {
+            return Err(LogError::Exhausted);
+        }
         if commit.epoch != group.epoch {
             return Err(LogError::WrongEpoch {
                 expected: group.epoch,
@@ -270,6 +273,9 @@ impl RoomState {
     /// delivery service never logs one, so a member that sees one knows the
     /// service (or the path to it) is broken.
     pub fn apply(&mut self, entry: &Entry) -> Result<Applied, LogError> {
+        if self.seq == u64::MAX {
+            return Err(LogError::Exhausted);
+        }
         let mut applied = Applied::default();
         match entry {
             Entry::Joined {
@@ -373,7 +379,8 @@ impl RoomState {
                     self.lobby.vec_mut().retain(|w| w.conn != *add);
                 }
                 if let Some(group) = self.group.as_mut() {
-                    group.epoch += 1;
+                    // `check_commit` refused an epoch at u64::MAX.
+                    group.epoch = group.epoch.saturating_add(1);
                 }
                 self.stalls = 0;
                 self.proposals = List::default();
@@ -424,7 +431,7 @@ impl RoomState {
             self.stalls = 0;
             applied.dissolved = true;
         }
-        self.seq += 1;
+        self.seq = self.seq.saturating_add(1);
         Ok(applied)
     }
 

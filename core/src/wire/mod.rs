@@ -370,8 +370,9 @@ pub trait Message: Serialize + for<'de> Deserialize<'de> + Sized {
     ///
     /// # Errors
     /// [`WireError::TooLong`] when the result would exceed
-    /// [`limits::MESSAGE`]; it cannot happen for messages built from
-    /// bounded fields, but is checked so the receiver never sees one.
+    /// [`limits::MESSAGE`], so the receiver never sees one. Every field is
+    /// bounded, but not every combination fits: a commit and a Welcome each
+    /// near its own bound together exceed the limit.
     fn encode(&self) -> Result<Vec<u8>, WireError> {
         let out =
             postcard::to_extend(self, alloc::vec![VERSION]).map_err(|_| WireError::Malformed)?;
@@ -432,4 +433,560 @@ pub fn encode_framed<M: Message>(message: &M) -> Result<Vec<u8>, WireError> {
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(&body);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::vec;
+
+    use super::*;
+    use crate::committer::RoomState;
+
+    const DESKTOP: Capabilities = Capabilities {
+        can_commit: true,
+        transport: Transport::WebRtc,
+    };
+    const INTERCOM: Capabilities = Capabilities {
+        can_commit: false,
+        transport: Transport::Wire,
+    };
+
+    fn blob<const N: usize>(bytes: &[u8]) -> Blob<N> {
+        Blob::copy_from(bytes).unwrap()
+    }
+
+    fn commit_message() -> CommitMessage {
+        CommitMessage {
+            epoch: 1,
+            adds: List::new(vec![ConnId(2)]).unwrap(),
+            removes: List::new(vec![0]).unwrap(),
+            commit: blob(&[9]),
+            welcome: Some(blob(&[7, 7])),
+        }
+    }
+
+    fn media() -> Media {
+        Media {
+            sender: ConnId(1),
+            codec: Codec::Pcmu,
+            timestamp: 160,
+            sequence: 1,
+            payload: blob(&[0xab]),
+        }
+    }
+
+    /// A room with a group, a seated member, one waiting and a proposal.
+    fn room_state() -> RoomState {
+        let mut state = RoomState::default();
+        let entries = [
+            Entry::Joined {
+                conn: ConnId(0),
+                key_package: blob(&[0xaa]),
+                capabilities: DESKTOP,
+            },
+            Entry::Joined {
+                conn: ConnId(1),
+                key_package: blob(&[0xbb]),
+                capabilities: INTERCOM,
+            },
+            Entry::Created {
+                conn: ConnId(0),
+                group_id: blob(b"g"),
+            },
+            Entry::Committed {
+                conn: ConnId(0),
+                commit: CommitMessage {
+                    epoch: 0,
+                    adds: List::new(vec![ConnId(1)]).unwrap(),
+                    removes: List::default(),
+                    commit: blob(&[1]),
+                    welcome: Some(blob(&[2])),
+                },
+            },
+            Entry::Joined {
+                conn: ConnId(2),
+                key_package: blob(&[0xcc]),
+                capabilities: DESKTOP,
+            },
+            Entry::Proposed {
+                conn: ConnId(1),
+                epoch: 1,
+                proposal: blob(&[3]),
+            },
+            Entry::Stalled,
+        ];
+        for entry in &entries {
+            state.apply(entry).unwrap();
+        }
+        state
+    }
+
+    fn to_server_samples() -> Vec<ToServer> {
+        vec![
+            ToServer::Join {
+                room: RoomName::new("lobby").unwrap(),
+                key_package: blob(&[0xaa, 0xbb]),
+                capabilities: INTERCOM,
+            },
+            ToServer::KeyPackage {
+                key_package: blob(&[1, 2, 3]),
+            },
+            ToServer::Create {
+                group_id: blob(&[0x42; limits::GROUP_ID]),
+            },
+            ToServer::Commit(commit_message()),
+            ToServer::Proposal {
+                epoch: u64::MAX,
+                proposal: blob(&[5; 200]),
+            },
+            ToServer::Refuse { conn: ConnId(300) },
+            ToServer::Leave,
+            ToServer::Media(media()),
+        ]
+    }
+
+    fn entry_samples() -> Vec<Entry> {
+        vec![
+            Entry::Joined {
+                conn: ConnId(3),
+                key_package: blob(&[0xcc; 3]),
+                capabilities: DESKTOP,
+            },
+            Entry::Left { conn: ConnId(0) },
+            Entry::Created {
+                conn: ConnId(1),
+                group_id: blob(b"group"),
+            },
+            Entry::Committed {
+                conn: ConnId(2),
+                commit: CommitMessage {
+                    welcome: None,
+                    adds: List::default(),
+                    ..commit_message()
+                },
+            },
+            Entry::Proposed {
+                conn: ConnId(4),
+                epoch: 9,
+                proposal: blob(&[6; 4]),
+            },
+            Entry::Stalled,
+            Entry::Refused {
+                by: ConnId(0),
+                conn: ConnId(u64::MAX),
+            },
+        ]
+    }
+
+    fn to_client_samples() -> Vec<ToClient> {
+        let mut samples = vec![
+            ToClient::Hello {
+                conn: ConnId(7),
+                room: room_state(),
+            },
+            ToClient::Welcome {
+                welcome: blob(&[8; 1000]),
+            },
+            ToClient::Rejected { epoch: None },
+            ToClient::Rejected { epoch: Some(5) },
+            ToClient::Error {
+                code: ErrorCode::Closed,
+                text: blob(b"bye"),
+            },
+            ToClient::Media(media()),
+        ];
+        samples.extend(
+            (1..)
+                .zip(entry_samples())
+                .map(|(seq, entry)| ToClient::Entry { seq, entry }),
+        );
+        samples
+    }
+
+    /// A `Join` for room `name`, with an empty key package, built by hand.
+    fn join_bytes(name: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![VERSION, 0, u8::try_from(name.len()).unwrap()];
+        bytes.extend_from_slice(name);
+        bytes.extend_from_slice(&[0, 1, 0]);
+        bytes
+    }
+
+    #[test]
+    fn small_messages_have_these_exact_bytes() {
+        // Version byte, then the variant's position as a varint, then the
+        // fields in order; integers other than u8 are varints.
+        assert_eq!(ToServer::Leave.encode().unwrap(), [1, 6]);
+        assert_eq!(
+            ToServer::Refuse { conn: ConnId(300) }.encode().unwrap(),
+            [1, 5, 0xac, 0x02]
+        );
+        assert_eq!(
+            to_server_samples()[0].encode().unwrap(),
+            [1, 0, 5, b'l', b'o', b'b', b'b', b'y', 2, 0xaa, 0xbb, 0, 1]
+        );
+        assert_eq!(
+            ToServer::Commit(commit_message()).encode().unwrap(),
+            [1, 3, 1, 1, 2, 1, 0, 1, 9, 1, 2, 7, 7]
+        );
+        assert_eq!(
+            ToServer::Media(media()).encode().unwrap(),
+            [1, 7, 1, 1, 0xa0, 0x01, 1, 1, 0xab]
+        );
+        assert_eq!(
+            ToClient::Rejected { epoch: None }.encode().unwrap(),
+            [1, 3, 0]
+        );
+        assert_eq!(
+            ToClient::Rejected { epoch: Some(5) }.encode().unwrap(),
+            [1, 3, 1, 5]
+        );
+        assert_eq!(
+            ToClient::Entry {
+                seq: 1,
+                entry: Entry::Stalled
+            }
+            .encode()
+            .unwrap(),
+            [1, 1, 1, 5]
+        );
+        assert_eq!(
+            ToClient::Error {
+                code: ErrorCode::RoomFull,
+                text: blob(b"full"),
+            }
+            .encode()
+            .unwrap(),
+            [1, 4, 2, 4, b'f', b'u', b'l', b'l']
+        );
+    }
+
+    #[test]
+    fn literal_bytes_decode_to_the_message() {
+        assert_eq!(ToServer::decode(&[1, 6]), Ok(ToServer::Leave));
+        assert_eq!(
+            ToServer::decode(&[1, 2, 3, 0xaa, 0xbb, 0xcc]),
+            Ok(ToServer::Create {
+                group_id: blob(&[0xaa, 0xbb, 0xcc])
+            })
+        );
+        assert_eq!(
+            ToClient::decode(&[1, 1, 2, 1, 0]),
+            Ok(ToClient::Entry {
+                seq: 2,
+                entry: Entry::Left { conn: ConnId(0) }
+            })
+        );
+        // Varints need not be minimal: the value is what counts, and it
+        // encodes back in the short form.
+        let long_form = ToServer::decode(&[1, 0x86, 0x00]).unwrap();
+        assert_eq!(long_form, ToServer::Leave);
+        assert_eq!(long_form.encode().unwrap(), [1, 6]);
+    }
+
+    #[test]
+    fn every_variant_round_trips() {
+        let servers = to_server_samples();
+        let mut tags: Vec<u8> = servers.iter().map(|m| m.encode().unwrap()[1]).collect();
+        tags.dedup();
+        assert_eq!(tags, [0, 1, 2, 3, 4, 5, 6, 7], "one sample per variant");
+        for message in servers {
+            let bytes = message.encode().unwrap();
+            assert_eq!(ToServer::decode(&bytes), Ok(message));
+        }
+
+        let clients = to_client_samples();
+        let mut tags: Vec<u8> = clients.iter().map(|m| m.encode().unwrap()[1]).collect();
+        tags.sort_unstable();
+        tags.dedup();
+        assert_eq!(tags, [0, 1, 2, 3, 4, 5], "one sample per variant");
+        let mut entry_tags = Vec::new();
+        for message in clients {
+            let bytes = message.encode().unwrap();
+            if let ToClient::Entry { .. } = message {
+                // Version, `Entry` tag, a one-byte seq, the entry's tag.
+                entry_tags.push(bytes[3]);
+            }
+            assert_eq!(ToClient::decode(&bytes), Ok(message));
+        }
+        assert_eq!(entry_tags, [0, 1, 2, 3, 4, 5, 6], "one sample per entry");
+    }
+
+    #[test]
+    fn a_room_state_in_hello_round_trips() {
+        let mut state = RoomState::default();
+        state
+            .apply(&Entry::Joined {
+                conn: ConnId(0),
+                key_package: blob(&[0xaa]),
+                capabilities: DESKTOP,
+            })
+            .unwrap();
+        state
+            .apply(&Entry::Created {
+                conn: ConnId(0),
+                group_id: blob(b"g"),
+            })
+            .unwrap();
+        let hello = ToClient::Hello {
+            conn: ConnId(1),
+            room: state,
+        };
+        let bytes = hello.encode().unwrap();
+        assert_eq!(
+            bytes,
+            [
+                1, 0, 1, // version, Hello, conn 1
+                2, // seq
+                1, 1, b'g', 0, // group: Some, id "g", epoch 0
+                1, 1, 0, 1, 0, // leaves: one, Some(conn 0, can commit, Present)
+                0, // lobby
+                0, // stalls
+                0, // proposals
+            ]
+        );
+        assert_eq!(ToClient::decode(&bytes), Ok(hello));
+
+        // A busier room: two leaves, one waiting, a proposal and a stall.
+        let state = room_state();
+        assert_eq!(state.seq(), 7);
+        assert_eq!(state.lobby().len(), 1);
+        assert_eq!(state.proposals(), [ConnId(1)]);
+        assert_eq!(state.stalls(), 1);
+        let hello = ToClient::Hello {
+            conn: ConnId(2),
+            room: state.clone(),
+        };
+        match ToClient::decode(&hello.encode().unwrap()) {
+            Ok(ToClient::Hello { conn, room }) => {
+                assert_eq!(conn, ConnId(2));
+                assert_eq!(room, state);
+                assert_eq!(room.designated(), state.designated());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_envelope_is_checked_first() {
+        assert_eq!(ToServer::decode(&[]), Err(WireError::Empty));
+        assert_eq!(ToClient::decode(&[]), Err(WireError::Empty));
+        assert_eq!(ToServer::decode(&[2, 6]), Err(WireError::Version(2)));
+        assert_eq!(ToServer::decode(&[0]), Err(WireError::Version(0)));
+        assert_eq!(
+            ToClient::decode(&[0xff, 3, 0]),
+            Err(WireError::Version(0xff))
+        );
+        assert_eq!(ToServer::decode(&[1, 6, 0]), Err(WireError::Trailing(1)));
+        assert_eq!(
+            ToClient::decode(&[1, 3, 0, 1, 2, 3]),
+            Err(WireError::Trailing(3))
+        );
+    }
+
+    #[test]
+    fn truncated_or_unknown_bytes_are_malformed() {
+        // The version byte alone, then cuts through each kind of field.
+        assert_eq!(ToServer::decode(&[1]), Err(WireError::Malformed));
+        assert_eq!(ToServer::decode(&[1, 5]), Err(WireError::Malformed));
+        assert_eq!(ToServer::decode(&[1, 5, 0xac]), Err(WireError::Malformed));
+        assert_eq!(ToClient::decode(&[1, 3, 1]), Err(WireError::Malformed));
+        for message in to_server_samples() {
+            let bytes = message.encode().unwrap();
+            for cut in 1..bytes.len() {
+                assert_eq!(
+                    ToServer::decode(&bytes[..cut]),
+                    Err(WireError::Malformed),
+                    "{message:?} cut at {cut}"
+                );
+            }
+        }
+        for message in to_client_samples() {
+            let bytes = message.encode().unwrap();
+            for cut in 1..bytes.len() {
+                assert_eq!(
+                    ToClient::decode(&bytes[..cut]),
+                    Err(WireError::Malformed),
+                    "{message:?} cut at {cut}"
+                );
+            }
+        }
+        // Unknown variants: of a message, an entry, a transport, a codec, an
+        // error code.
+        assert_eq!(ToServer::decode(&[1, 8]), Err(WireError::Malformed));
+        assert_eq!(ToClient::decode(&[1, 6]), Err(WireError::Malformed));
+        assert_eq!(ToClient::decode(&[1, 1, 1, 7]), Err(WireError::Malformed));
+        assert_eq!(
+            ToServer::decode(&[1, 0, 1, b'a', 0, 1, 2]),
+            Err(WireError::Malformed)
+        );
+        assert_eq!(
+            ToServer::decode(&[1, 7, 1, 5, 0, 0, 0]),
+            Err(WireError::Malformed)
+        );
+        assert_eq!(ToClient::decode(&[1, 4, 7, 0]), Err(WireError::Malformed));
+        // A bool, an option tag and a varint out of range.
+        assert_eq!(
+            ToServer::decode(&[1, 0, 1, b'a', 0, 2, 0]),
+            Err(WireError::Malformed)
+        );
+        assert_eq!(ToClient::decode(&[1, 3, 2, 0]), Err(WireError::Malformed));
+        assert_eq!(
+            ToServer::decode(&[
+                1, 5, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02
+            ]),
+            Err(WireError::Malformed)
+        );
+        assert_eq!(
+            ToServer::decode(&[
+                1, 5, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01
+            ]),
+            Ok(ToServer::Refuse {
+                conn: ConnId(u64::MAX)
+            })
+        );
+    }
+
+    #[test]
+    fn fields_over_their_bound_are_malformed() {
+        // A key package of exactly the limit (length 2048 = 0x80 0x10), then
+        // one byte more (2049 = 0x81 0x10).
+        let key_package = |len: usize, prefix: [u8; 2]| {
+            let mut bytes = vec![1, 1, prefix[0], prefix[1]];
+            bytes.resize(4 + len, 0x5a);
+            bytes
+        };
+        let at_limit = key_package(limits::KEY_PACKAGE, [0x80, 0x10]);
+        assert_eq!(
+            ToServer::decode(&at_limit),
+            Ok(ToServer::KeyPackage {
+                key_package: blob(&[0x5a; limits::KEY_PACKAGE])
+            })
+        );
+        let over = key_package(limits::KEY_PACKAGE + 1, [0x81, 0x10]);
+        assert_eq!(ToServer::decode(&over), Err(WireError::Malformed));
+        assert!(Blob::<{ limits::KEY_PACKAGE }>::new(vec![0; limits::KEY_PACKAGE + 1]).is_none());
+
+        // A commit adding 256 connections (0x80 0x02), then 257 (0x81 0x02):
+        // epoch 0, adds, no removes, an empty commit, no Welcome.
+        let adds = |count: usize, prefix: [u8; 2]| {
+            let mut bytes = vec![1, 3, 0, prefix[0], prefix[1]];
+            bytes.resize(5 + count, 0);
+            bytes.extend_from_slice(&[0, 0, 0]);
+            bytes
+        };
+        match ToServer::decode(&adds(limits::MEMBERS, [0x80, 0x02])) {
+            Ok(ToServer::Commit(c)) => assert_eq!(c.adds.len(), limits::MEMBERS),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            ToServer::decode(&adds(limits::MEMBERS + 1, [0x81, 0x02])),
+            Err(WireError::Malformed)
+        );
+        // A length announcing far more elements than the input holds.
+        assert_eq!(
+            ToServer::decode(&[1, 3, 0, 0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0, 0]),
+            Err(WireError::Malformed)
+        );
+
+        // Room names: 64 characters of the alphabet pass; a space, a 65th
+        // character, an empty name or bytes that are not UTF-8 do not.
+        let longest = [b'a'; limits::ROOM_NAME];
+        assert!(ToServer::decode(&join_bytes(&longest)).is_ok());
+        assert!(ToServer::decode(&join_bytes(b"A-z_0.9")).is_ok());
+        for bad in [
+            &b"a b"[..],
+            &[b'a'; limits::ROOM_NAME + 1],
+            b"",
+            b"caf\xc3\xa9",
+            b"\xff",
+            b"room/1",
+        ] {
+            assert_eq!(
+                ToServer::decode(&join_bytes(bad)),
+                Err(WireError::Malformed),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(RoomName::new("a b"), Err(WireError::RoomName));
+        assert_eq!(RoomName::new(""), Err(WireError::RoomName));
+        let name = core::str::from_utf8(&longest).unwrap();
+        assert_eq!(RoomName::new(name).unwrap().as_str(), name);
+        assert_eq!(
+            RoomName::new(core::str::from_utf8(&[b'a'; limits::ROOM_NAME + 1]).unwrap()),
+            Err(WireError::RoomName)
+        );
+    }
+
+    #[test]
+    fn messages_over_the_limit_are_too_long() {
+        let mut bytes = vec![0; limits::MESSAGE + 1];
+        bytes[0] = VERSION;
+        assert_eq!(
+            ToServer::decode(&bytes),
+            Err(WireError::TooLong(limits::MESSAGE + 1))
+        );
+        assert_eq!(
+            ToClient::decode(&bytes),
+            Err(WireError::TooLong(limits::MESSAGE + 1))
+        );
+        // At the limit it is the content that counts: zeros are a `Join`
+        // with an empty room name.
+        assert_eq!(
+            ToServer::decode(&bytes[..limits::MESSAGE]),
+            Err(WireError::Malformed)
+        );
+        bytes[0] = 2;
+        assert_eq!(ToServer::decode(&bytes), Err(WireError::Version(2)));
+
+        // A commit and a Welcome each at their own bound do not fit one
+        // message together: the sender learns it from `encode`. Version,
+        // tag, epoch, adds, removes, 3 + 65536 commit bytes, Some, 3 +
+        // 196608 Welcome bytes.
+        let too_big = ToServer::Commit(CommitMessage {
+            epoch: 0,
+            adds: List::default(),
+            removes: List::default(),
+            commit: blob(&[0; limits::COMMIT]),
+            welcome: Some(blob(&vec![0; limits::WELCOME])),
+        });
+        let len = 5 + 3 + limits::COMMIT + 1 + 3 + limits::WELCOME;
+        assert_eq!(too_big.encode(), Err(WireError::TooLong(len)));
+        assert_eq!(encode_framed(&too_big), Err(WireError::TooLong(len)));
+    }
+
+    #[test]
+    fn frame_len_takes_one_to_the_limit() {
+        assert_eq!(frame_len([0, 0, 0, 0]), Err(WireError::Empty));
+        assert_eq!(frame_len([0, 0, 0, 1]), Ok(1));
+        // limits::MESSAGE = 0x0004_0000.
+        assert_eq!(frame_len([0, 4, 0, 0]), Ok(limits::MESSAGE));
+        assert_eq!(
+            frame_len([0, 4, 0, 1]),
+            Err(WireError::TooLong(limits::MESSAGE + 1))
+        );
+        let max = usize::try_from(u32::MAX).unwrap_or(usize::MAX);
+        assert_eq!(frame_len([0xff; 4]), Err(WireError::TooLong(max)));
+        // Big-endian: read little-endian, these bytes would be the limit.
+        assert_eq!(frame_len([0, 0, 4, 0]), Ok(1024));
+    }
+
+    #[test]
+    fn encode_framed_prefixes_the_big_endian_length() {
+        assert_eq!(encode_framed(&ToServer::Leave).unwrap(), [0, 0, 0, 2, 1, 6]);
+        // 312 bytes: version, tag, "lobby" (6), 300 key package bytes with
+        // a 2-byte length, capabilities (2).
+        let join = ToServer::Join {
+            room: RoomName::new("lobby").unwrap(),
+            key_package: blob(&[0x11; 300]),
+            capabilities: DESKTOP,
+        };
+        let framed = encode_framed(&join).unwrap();
+        assert_eq!(framed[..4], [0, 0, 0x01, 0x38]);
+        assert_eq!(
+            frame_len([framed[0], framed[1], framed[2], framed[3]]),
+            Ok(312)
+        );
+        assert_eq!(framed.len(), 4 + 312);
+        assert_eq!(ToServer::decode(&framed[4..]), Ok(join));
+    }
 }
