@@ -71,6 +71,13 @@ pub trait Group {
     fn poll_timeout(&self) -> Option<Instant>;
     /// Time passes.
     fn handle_timeout(&mut self, now: Instant);
+    /// When the keys alone next need [`Group::handle_timeout`] (an earlier
+    /// epoch's grace period ends), leaving self-updates out.
+    fn keys_timeout(&self) -> Option<Instant> {
+        self.poll_timeout()
+    }
+    /// Forgets every cached proposal.
+    fn clear_proposals(&mut self) {}
 }
 
 impl Group for Session {
@@ -124,5 +131,11 @@ impl Group for Session {
     }
     fn handle_timeout(&mut self, now: Instant) {
         Session::handle_timeout(self, now);
+    }
+    fn keys_timeout(&self) -> Option<Instant> {
+        self.keyring().poll_timeout()
+    }
+    fn clear_proposals(&mut self) {
+        Session::clear_proposals(self);
     }
 }

@@ -66,6 +66,8 @@ pub struct Member<G> {
     pending: Option<Pending>,
     welcome: Option<Blob<{ limits::WELCOME }>>,
     proposed: Option<u64>,
+    /// Refused: publish a fresh key package once the room changes.
+    republish_on_change: bool,
     refused: Vec<ConnId>,
     transmits: VecDeque<ToServer>,
     events: VecDeque<Event>,
@@ -93,6 +95,7 @@ impl<G: Group> Member<G> {
             pending: None,
             welcome: None,
             proposed: None,
+            republish_on_change: false,
             refused: Vec::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -220,7 +223,18 @@ impl<G: Group> Member<G> {
     /// When [`Member::handle_timeout`] next has work.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.group.poll_timeout()
+        // A self-update already asked for (proposed this epoch, or in the
+        // pending commit) is not due again until the epoch changes.
+        let asked = self.pending.is_some()
+            || self
+                .room
+                .as_ref()
+                .is_some_and(|r| r.epoch().is_some() && self.proposed == r.epoch());
+        if asked {
+            self.group.keys_timeout()
+        } else {
+            self.group.poll_timeout()
+        }
     }
 
     /// Where this member stands.
@@ -265,6 +279,7 @@ impl<G: Group> Member<G> {
         self.pending = None;
         self.welcome = None;
         self.proposed = None;
+        self.republish_on_change = false;
         self.refused.clear();
     }
 
@@ -289,6 +304,11 @@ impl<G: Group> Member<G> {
         let was_present =
             matches!(room.seat_of(me), Some((_, s)) if s.status == SeatStatus::Present);
         let applied = room.apply(entry)?;
+        if self.republish_on_change && matches!(entry, Entry::Left { .. } | Entry::Committed { .. })
+        {
+            self.republish_on_change = false;
+            self.publish_key_package();
+        }
         match entry {
             Entry::Committed { conn, commit } => {
                 let welcome = self.welcome.take();
@@ -338,7 +358,14 @@ impl<G: Group> Member<G> {
             Entry::Refused { conn, .. } => {
                 self.refused.retain(|c| c != conn);
                 if *conn == me {
+                    // Publishing again at once would be refused again for
+                    // as long as the cause lasts (say, this identity's old
+                    // connection not yet gone), at network speed. Wait for
+                    // the room to change.
                     self.rejoin(RejoinReason::Refused);
+                    self.transmits
+                        .retain(|t| !matches!(t, ToServer::KeyPackage { .. }));
+                    self.republish_on_change = true;
                 }
             }
             _ => {}
@@ -435,6 +462,12 @@ impl<G: Group> Member<G> {
             let _ = self.group.leave();
         }
         self.status = Status::Waiting;
+        self.republish_on_change = false;
+        self.publish_key_package();
+        self.events.push_back(Event::Rejoining(reason));
+    }
+
+    fn publish_key_package(&mut self) {
         match self.fresh_key_package() {
             Ok(key_package) => self
                 .transmits
@@ -442,7 +475,6 @@ impl<G: Group> Member<G> {
             Err(CommitterError::Session(e)) => self.events.push_back(Event::Stuck(e)),
             Err(_) => {}
         }
-        self.events.push_back(Event::Rejoining(reason));
     }
 
     /// Does what the log says this member should do now.
@@ -475,6 +507,12 @@ impl<G: Group> Member<G> {
             return;
         }
         let removes = room.pending_removes();
+        if !removes.is_empty() {
+            // mls-rs keeps an update proposal of a leaf this commit blanks
+            // whenever another update applies, and every receiver then
+            // refuses the commit. Proposers propose again next epoch.
+            self.group.clear_proposals();
+        }
         let mut adds: Vec<Waiting> = room
             .lobby()
             .iter()

@@ -454,6 +454,14 @@ impl Session {
         self.save()
     }
 
+    /// Forgets every proposal cached for the next commit (the member's own
+    /// included); proposers must propose again.
+    pub fn clear_proposals(&mut self) {
+        if let Some(group) = self.group.as_mut() {
+            group.clear_proposal_cache();
+        }
+    }
+
     /// A fresh random MLS group id.
     #[must_use]
     pub fn new_group_id(&self) -> [u8; 16] {
