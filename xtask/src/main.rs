@@ -170,6 +170,7 @@ const PACKAGES: &[&str] = &[
     "satsuma-tests",
     "satsuma-portable-tests",
     "satsuma-wasm-tests",
+    "satsuma-model",
     "xtask",
 ];
 
@@ -255,6 +256,22 @@ fn test() -> Result {
         run("cargo", &["test", "--workspace", "--all-targets"])?;
         run("cargo", &["test", "--workspace", "--doc"])
     })?;
+    step(
+        "the committer's model checker, exhaustive, optimised (tests/model)",
+        &|| {
+            run(
+                "cargo",
+                &[
+                    "test",
+                    "--release",
+                    "-p",
+                    "satsuma-model",
+                    "--test",
+                    "checker",
+                ],
+            )
+        },
+    )?;
     step("core tests on a Cortex-M4 in QEMU (mps2-an386)", &|| {
         run("bash", &["scripts/run-cortex-m-tests.sh"])
     })?;

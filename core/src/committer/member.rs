@@ -3,6 +3,7 @@
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::fmt;
+use core::time::Duration;
 
 use super::group::Group;
 use super::state::{RoomState, SeatStatus, Waiting};
@@ -12,6 +13,18 @@ use crate::mls::{self, SessionError};
 use crate::wire::{
     Blob, Capabilities, CommitMessage, ConnId, Entry, List, RoomName, ToClient, ToServer, limits,
 };
+
+/// How long a member whose key package was refused waits before it
+/// publishes another, unless the room changes first; doubled after each
+/// refusal in a row, up to [`REFUSED_RETRY_MAX`]. Publishing at once would
+/// be refused again, at network speed, for as long as the cause lasts (say,
+/// this identity's old connection not yet gone); waiting only for a change
+/// would wait forever when the change came before the refusal reached this
+/// member, or when nothing else happens (a key package that was malformed
+/// once).
+const REFUSED_RETRY: Duration = Duration::from_secs(5);
+/// The longest wait after a refusal.
+const REFUSED_RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// How a [`Member`] joins.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -66,8 +79,11 @@ pub struct Member<G> {
     pending: Option<Pending>,
     welcome: Option<Blob<{ limits::WELCOME }>>,
     proposed: Option<u64>,
-    /// Refused: publish a fresh key package once the room changes.
-    republish_on_change: bool,
+    /// Refused: publish a fresh key package once the room changes, or at
+    /// this time, whichever comes first.
+    republish: Option<Instant>,
+    /// Refusals of this member's key packages in a row.
+    refusals: u32,
     refused: Vec<ConnId>,
     transmits: VecDeque<ToServer>,
     events: VecDeque<Event>,
@@ -95,7 +111,8 @@ impl<G: Group> Member<G> {
             pending: None,
             welcome: None,
             proposed: None,
-            republish_on_change: false,
+            republish: None,
+            refusals: 0,
             refused: Vec::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -207,6 +224,10 @@ impl<G: Group> Member<G> {
     /// Time passes: SFrame grace periods end, self-updates fall due.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.group.handle_timeout(now);
+        if self.republish.is_some_and(|at| now >= at) {
+            self.republish = None;
+            self.publish_key_package();
+        }
         self.act(now);
     }
 
@@ -230,10 +251,14 @@ impl<G: Group> Member<G> {
                 .room
                 .as_ref()
                 .is_some_and(|r| r.epoch().is_some() && self.proposed == r.epoch());
-        if asked {
+        let group = if asked {
             self.group.keys_timeout()
         } else {
             self.group.poll_timeout()
+        };
+        match (group, self.republish) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -279,7 +304,8 @@ impl<G: Group> Member<G> {
         self.pending = None;
         self.welcome = None;
         self.proposed = None;
-        self.republish_on_change = false;
+        self.republish = None;
+        self.refusals = 0;
         self.refused.clear();
     }
 
@@ -304,9 +330,9 @@ impl<G: Group> Member<G> {
         let was_present =
             matches!(room.seat_of(me), Some((_, s)) if s.status == SeatStatus::Present);
         let applied = room.apply(entry)?;
-        if self.republish_on_change && matches!(entry, Entry::Left { .. } | Entry::Committed { .. })
+        if self.republish.is_some() && matches!(entry, Entry::Left { .. } | Entry::Committed { .. })
         {
-            self.republish_on_change = false;
+            self.republish = None;
             self.publish_key_package();
         }
         match entry {
@@ -358,14 +384,15 @@ impl<G: Group> Member<G> {
             Entry::Refused { conn, .. } => {
                 self.refused.retain(|c| c != conn);
                 if *conn == me {
-                    // Publishing again at once would be refused again for
-                    // as long as the cause lasts (say, this identity's old
-                    // connection not yet gone), at network speed. Wait for
-                    // the room to change.
+                    // Not at once: see `REFUSED_RETRY`.
                     self.rejoin(RejoinReason::Refused);
                     self.transmits
                         .retain(|t| !matches!(t, ToServer::KeyPackage { .. }));
-                    self.republish_on_change = true;
+                    let wait = REFUSED_RETRY
+                        .saturating_mul(1 << self.refusals.min(4))
+                        .min(REFUSED_RETRY_MAX);
+                    self.refusals = self.refusals.saturating_add(1);
+                    self.republish = Some(now.saturating_add(wait));
                 }
             }
             _ => {}
@@ -417,6 +444,7 @@ impl<G: Group> Member<G> {
         match self.group.join(&welcome, now) {
             Ok(()) if self.consistent() => {
                 self.status = Status::InGroup;
+                self.refusals = 0;
                 let epoch = self.group.epoch().unwrap_or(0);
                 self.events.push_back(Event::Joined { epoch });
             }
@@ -462,7 +490,7 @@ impl<G: Group> Member<G> {
             let _ = self.group.leave();
         }
         self.status = Status::Waiting;
-        self.republish_on_change = false;
+        self.republish = None;
         self.publish_key_package();
         self.events.push_back(Event::Rejoining(reason));
     }
