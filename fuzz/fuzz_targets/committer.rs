@@ -119,6 +119,24 @@ use satsuma_core::wire::{
     Blob, Capabilities, ConnId, Entry, Message, RoomName, ToClient, ToServer, Transport, limits,
 };
 
+/// Members in the room; the last one is an intercom (cannot commit).
+const MEMBERS: usize = 4;
+/// Operations read from one input.
+const MAX_OPS: usize = 40;
+/// Deliveries one input may cause in all; more is a livelock.
+const MAX_DELIVERIES: usize = 2000;
+/// Rounds of delivery in one "flush" operation.
+const MAX_FLUSH: usize = 64;
+/// Rounds of delivery while settling at the end.
+const MAX_SETTLE_FLUSHES: usize = 256;
+/// Deadlines the room may pass while settling at the end.
+const MAX_SETTLE_TIMEOUTS: usize = 16;
+/// Messages a member that believes a forged log may send before it is cut
+/// off.
+const TAINTED_SENDS: usize = 16;
+/// How often members' leaf keys fall due for a refresh.
+const SELF_UPDATE: Duration = Duration::from_secs(60);
+
 /// A bug this target found, now fixed: a member that took a duplicated
 /// `Rejected` (or garbage sent as a `Commit` on its connection) could apply
 /// a newer commit of its own than the one the room accepted, a fork.
@@ -863,7 +881,19 @@ impl World {
             if self.flush() {
                 continue;
             }
-            match self.room.poll_timeout() {
+            // The room's deadline, or a waiting member's (a refused one
+            // publishes again after a backoff).
+            let waiting = self
+                .sims
+                .iter()
+                .filter(|s| s.member.status() == Status::Waiting)
+                .filter_map(|s| s.member.poll_timeout())
+                .min();
+            let next = match (self.room.poll_timeout(), waiting) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            match next {
                 Some(deadline) if timeouts < MAX_SETTLE_TIMEOUTS => {
                     timeouts += 1;
                     self.advance_to(deadline);
