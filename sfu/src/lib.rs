@@ -1,1 +1,169 @@
-//! Satsuma's selective forwarding unit: not built yet; the SFU issue fills this crate.
+//! Satsuma's selective forwarding unit.
+//!
+//! It forwards end-to-end encrypted media and orders each room's MLS
+//! handshake messages as the delivery service. It never holds a media key:
+//! what it reads are RTP headers, the clear bytes `core::media` declares,
+//! and the log's bookkeeping (who joined, which epoch, who commits).
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), satsuma_sfu::StartError> {
+//! let config = satsuma_sfu::Config::default();
+//! let server = satsuma_sfu::start(config).await?;
+//! println!("signalling on ws://{}/v1/rooms/<room>/ws", server.http_addr());
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub mod client;
+pub mod config;
+mod hub;
+mod link;
+pub mod metrics;
+mod room;
+pub mod rtc;
+pub mod tap;
+mod transport;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use config::Config;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+use crate::rtc::Rtc;
+use crate::tap::Tap;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listening address is taken or not ours.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The capture file could not be created.
+    #[error("cannot create the capture file: {0}")]
+    Capture(std::io::Error),
+    /// WebRTC could not be set up.
+    #[error("WebRTC: {0}")]
+    Rtc(#[from] rtc::RtcError),
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    hub: Arc<Hub>,
+    http_addr: SocketAddr,
+    intercom_addr: Option<SocketAddr>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Starts listening and serving.
+///
+/// # Errors
+/// A [`StartError`] when a listener or the capture file cannot be opened.
+pub async fn start(config: Config) -> Result<Server, StartError> {
+    let metrics = Arc::new(Metrics::default());
+    let tap = Arc::new(match &config.debug.capture {
+        Some(path) => Tap::to_file(path).map_err(StartError::Capture)?,
+        None => Tap::off(),
+    });
+    let rtc = Rtc::new(&config.rtc, Arc::clone(&metrics), Arc::clone(&tap))?;
+    let http = TcpListener::bind(config.http)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: config.http,
+            source,
+        })?;
+    let intercom = match config.intercom {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Listen { addr, source })?,
+        ),
+        None => None,
+    };
+    let http_addr = http.local_addr().map_err(|source| StartError::Listen {
+        addr: config.http,
+        source,
+    })?;
+    let intercom_addr = intercom.as_ref().and_then(|l| l.local_addr().ok());
+    let hub = Hub::new(config, metrics, tap, rtc);
+
+    let mut tasks = Vec::new();
+    let app =
+        transport::router(Arc::clone(&hub)).into_make_service_with_connect_info::<SocketAddr>();
+    let mut down = hub.shutdown.subscribe();
+    tasks.push(tokio::spawn(async move {
+        let serving = axum::serve(http, app).with_graceful_shutdown(async move {
+            let _ = down.wait_for(|d| *d).await;
+        });
+        if let Err(e) = serving.await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    }));
+    if let Some(listener) = intercom {
+        tasks.push(tokio::spawn(transport::intercom(
+            Arc::clone(&hub),
+            listener,
+        )));
+    }
+    tracing::info!(%http_addr, intercom = ?intercom_addr, "listening");
+    Ok(Server {
+        hub,
+        http_addr,
+        intercom_addr,
+        tasks,
+    })
+}
+
+impl Server {
+    /// Where the HTTP endpoints and the WebSocket signalling listen.
+    #[must_use]
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Where the intercom link listens, if it does.
+    #[must_use]
+    pub fn intercom_addr(&self) -> Option<SocketAddr> {
+        self.intercom_addr
+    }
+
+    /// The server's counters.
+    #[must_use]
+    pub fn metrics(&self) -> &Metrics {
+        &self.hub.metrics
+    }
+
+    /// Stops accepting, tells every client (`Error { ShuttingDown }`),
+    /// closes every peer connection and waits up to five seconds for
+    /// connections to finish.
+    pub async fn shutdown(self) {
+        tracing::info!("shutting down");
+        let _ = self.hub.shutdown.send(true);
+        for room in self.hub.rooms() {
+            room.shut_down();
+            room.rtc.close().await;
+        }
+        let wait = async {
+            for task in self.tasks {
+                let _ = task.await;
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(5), wait)
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still open after 5 s; closing anyway");
+        }
+        self.hub.tap.flush();
+    }
+}

@@ -215,7 +215,12 @@ impl<G: Group> Member<G> {
                 _ => return Err(CommitterError::Unexpected),
             },
             ToClient::Error { code, .. } => self.events.push_back(Event::ServerError(code)),
-            ToClient::Media(_) => return Err(CommitterError::Unexpected),
+            // The transport's business, not the committer's.
+            ToClient::Media(_)
+            | ToClient::Rtc(_)
+            | ToClient::Resumable { .. }
+            | ToClient::Resumed
+            | ToClient::Pong { .. } => return Err(CommitterError::Unexpected),
         }
         self.act(now);
         Ok(())

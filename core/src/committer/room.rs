@@ -121,7 +121,12 @@ impl Room {
             return Err(DsError::UnknownConnection(conn));
         };
         match message {
-            ToServer::Join { .. } | ToServer::Media(_) => Err(DsError::Unexpected),
+            // The transport's business: a driver never passes these on.
+            ToServer::Join { .. }
+            | ToServer::Media(_)
+            | ToServer::Rtc(_)
+            | ToServer::Resume { .. }
+            | ToServer::Ping { .. } => Err(DsError::Unexpected),
             ToServer::KeyPackage { key_package } => {
                 if self.state.lobby().len() >= limits::LOBBY && !self.state.in_lobby(conn) {
                     return Err(DsError::RoomFull);

@@ -55,7 +55,12 @@ pub mod limits {
     pub const MEDIA: usize = 64 * 1024;
     /// The text of an error.
     pub const TEXT: usize = 160;
+    /// A WebRTC session description (SDP), candidates included.
+    pub const SDP: usize = 32 * 1024;
 }
+
+/// The length of a resume token.
+pub const TOKEN_LEN: usize = 16;
 
 /// A connection to a room, numbered by the delivery service in the order it
 /// joined; never reused within a room.
@@ -170,6 +175,39 @@ pub enum ToServer {
     Leave,
     /// A media frame, for clients without WebRTC.
     Media(Media),
+    /// WebRTC signalling for this connection's peer connection. The SFU
+    /// always makes the offers; a client only answers.
+    Rtc(Signal),
+    /// The first message on a new connection that takes over a lost one
+    /// within the grace period: the seat, the MLS leaf and the log position
+    /// stay. On refusal the client joins afresh.
+    Resume {
+        /// The room.
+        room: RoomName,
+        /// The lost connection.
+        conn: ConnId,
+        /// Its token, from [`ToClient::Resumable`].
+        token: [u8; TOKEN_LEN],
+        /// How many control messages ([`ToClient::is_control`]) the client
+        /// has received on that connection; the SFU sends the rest again.
+        received: u64,
+    },
+    /// Keeps an idle connection open; the SFU answers with
+    /// [`ToClient::Pong`].
+    Ping {
+        /// Echoed back.
+        nonce: u32,
+    },
+}
+
+/// WebRTC signalling: whole session descriptions, ICE candidates included
+/// (no trickle).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Signal {
+    /// An SDP offer.
+    Offer(Blob<{ limits::SDP }>),
+    /// An SDP answer.
+    Answer(Blob<{ limits::SDP }>),
 }
 
 /// A commit and what it changes, as the committer declares it.
@@ -225,6 +263,44 @@ pub enum ToClient {
     },
     /// A media frame from another member.
     Media(Media),
+    /// WebRTC signalling from the SFU.
+    Rtc(Signal),
+    /// Sent after `Hello`: the token that lets a new connection take this
+    /// one's seat with [`ToServer::Resume`] within `grace_ms`.
+    Resumable {
+        /// The secret the new connection presents.
+        token: [u8; TOKEN_LEN],
+        /// How long the seat is kept after the connection is lost.
+        grace_ms: u32,
+        /// Send something (a [`ToServer::Ping`] if nothing else) at least
+        /// this often, or the SFU closes the link as idle.
+        ping_ms: u32,
+    },
+    /// The answer to a [`ToServer::Resume`] the SFU accepted; the control
+    /// messages the client missed follow.
+    Resumed,
+    /// The answer to [`ToServer::Ping`].
+    Pong {
+        /// The ping's nonce.
+        nonce: u32,
+    },
+}
+
+impl ToClient {
+    /// Whether this is a control message: one the committer
+    /// ([`Member`](crate::committer::Member)) handles and a resume replays.
+    /// Media, signalling and link upkeep are not.
+    #[must_use]
+    pub fn is_control(&self) -> bool {
+        matches!(
+            self,
+            Self::Hello { .. }
+                | Self::Entry { .. }
+                | Self::Welcome { .. }
+                | Self::Rejected { .. }
+                | Self::Error { .. }
+        )
+    }
 }
 
 /// One entry of a room's ordered log. Every member and the delivery service
@@ -317,6 +393,19 @@ pub enum ErrorCode {
     RateLimited,
     /// The connection is closed because it left or was replaced.
     Closed,
+    /// A message or frame over the size limit.
+    TooLarge,
+    /// Nothing arrived for longer than the idle timeout.
+    Idle,
+    /// The server is shutting down; reconnect later.
+    ShuttingDown,
+    /// The seat could not be resumed (unknown, expired, wrong token or too
+    /// far behind): join afresh.
+    ResumeFailed,
+    /// This connection has joined as many rooms as it may.
+    TooManyRooms,
+    /// Something went wrong inside the SFU.
+    Internal,
 }
 
 /// Why bytes are not a message.
@@ -542,6 +631,14 @@ mod tests {
             ToServer::Refuse { conn: ConnId(300) },
             ToServer::Leave,
             ToServer::Media(media()),
+            ToServer::Rtc(Signal::Answer(blob(b"v=0"))),
+            ToServer::Resume {
+                room: RoomName::new("lobby").unwrap(),
+                conn: ConnId(3),
+                token: [9; TOKEN_LEN],
+                received: 17,
+            },
+            ToServer::Ping { nonce: u32::MAX },
         ]
     }
 
@@ -595,6 +692,16 @@ mod tests {
             },
             ToClient::Media(media()),
         ];
+        samples.extend([
+            ToClient::Rtc(Signal::Offer(blob(b"v=0"))),
+            ToClient::Resumable {
+                token: [1; TOKEN_LEN],
+                grace_ms: 15_000,
+                ping_ms: 10_000,
+            },
+            ToClient::Resumed,
+            ToClient::Pong { nonce: 1 },
+        ]);
         samples.extend(
             (1..)
                 .zip(entry_samples())
@@ -658,6 +765,15 @@ mod tests {
             .unwrap(),
             [1, 4, 2, 4, b'f', b'u', b'l', b'l']
         );
+        assert_eq!(
+            ToServer::Ping { nonce: 300 }.encode().unwrap(),
+            [1, 10, 0xac, 0x02]
+        );
+        assert_eq!(ToClient::Resumed.encode().unwrap(), [1, 8]);
+        assert_eq!(
+            ToClient::Rtc(Signal::Offer(blob(b"v=0"))).encode().unwrap(),
+            [1, 6, 0, 3, b'v', b'=', b'0']
+        );
     }
 
     #[test]
@@ -688,7 +804,11 @@ mod tests {
         let servers = to_server_samples();
         let mut tags: Vec<u8> = servers.iter().map(|m| m.encode().unwrap()[1]).collect();
         tags.dedup();
-        assert_eq!(tags, [0, 1, 2, 3, 4, 5, 6, 7], "one sample per variant");
+        assert_eq!(
+            tags,
+            [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+            "one sample per variant"
+        );
         for message in servers {
             let bytes = message.encode().unwrap();
             assert_eq!(ToServer::decode(&bytes), Ok(message));
@@ -698,7 +818,11 @@ mod tests {
         let mut tags: Vec<u8> = clients.iter().map(|m| m.encode().unwrap()[1]).collect();
         tags.sort_unstable();
         tags.dedup();
-        assert_eq!(tags, [0, 1, 2, 3, 4, 5], "one sample per variant");
+        assert_eq!(
+            tags,
+            [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+            "one sample per variant"
+        );
         let mut entry_tags = Vec::new();
         for message in clients {
             let bytes = message.encode().unwrap();
@@ -812,8 +936,8 @@ mod tests {
         }
         // Unknown variants: of a message, an entry, a transport, a codec, an
         // error code.
-        assert_eq!(ToServer::decode(&[1, 8]), Err(WireError::Malformed));
-        assert_eq!(ToClient::decode(&[1, 6]), Err(WireError::Malformed));
+        assert_eq!(ToServer::decode(&[1, 40]), Err(WireError::Malformed));
+        assert_eq!(ToClient::decode(&[1, 40]), Err(WireError::Malformed));
         assert_eq!(ToClient::decode(&[1, 1, 1, 7]), Err(WireError::Malformed));
         assert_eq!(
             ToServer::decode(&[1, 0, 1, b'a', 0, 1, 2]),
@@ -823,7 +947,7 @@ mod tests {
             ToServer::decode(&[1, 7, 1, 5, 0, 0, 0]),
             Err(WireError::Malformed)
         );
-        assert_eq!(ToClient::decode(&[1, 4, 7, 0]), Err(WireError::Malformed));
+        assert_eq!(ToClient::decode(&[1, 4, 40, 0]), Err(WireError::Malformed));
         // A bool, an option tag and a varint out of range.
         assert_eq!(
             ToServer::decode(&[1, 0, 1, b'a', 0, 2, 0]),

@@ -211,6 +211,9 @@ fn short_up(m: &ToServer) -> String {
         ToServer::Refuse { conn } => format!("Refuse({})", conn.0),
         ToServer::Leave => "Leave".into(),
         ToServer::Media(_) => "Media".into(),
+        ToServer::Rtc(_) => "Rtc".into(),
+        ToServer::Resume { conn, .. } => format!("Resume({})", conn.0),
+        ToServer::Ping { .. } => "Ping".into(),
     }
 }
 
@@ -222,6 +225,10 @@ fn short_down(m: &ToClient) -> String {
         ToClient::Rejected { epoch } => format!("Rejected({epoch:?})"),
         ToClient::Error { code, .. } => format!("Error({code:?})"),
         ToClient::Media(_) => "Media".into(),
+        ToClient::Rtc(_) => "Rtc".into(),
+        ToClient::Resumable { .. } => "Resumable".into(),
+        ToClient::Resumed => "Resumed".into(),
+        ToClient::Pong { .. } => "Pong".into(),
     }
 }
 

@@ -1,0 +1,452 @@
+//! A client of the SFU: a [`Member`] driven over a real link (WebSocket or
+//! the intercom's TCP link), with resume after a lost connection.
+//!
+//! The desktop app, the integration tests and the load tool use it. It owns
+//! the link and the member in one task; the handle sends commands and the
+//! receiver gets [`ClientEvent`]s.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::{SinkExt as _, StreamExt as _};
+use satsuma_core::committer::{Event, Group, Member};
+use satsuma_core::wire::{
+    self, ConnId, Entry, ErrorCode, Media, Message as _, RoomName, Signal, TOKEN_LEN, ToClient,
+    ToServer,
+};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+/// Where the SFU is and how to reach it.
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    /// `ws://{addr}/v1/rooms/{room}/ws`: a desktop client.
+    WebSocket(SocketAddr),
+    /// The intercom link at `addr`.
+    Intercom(SocketAddr),
+}
+
+/// What the client reports.
+#[derive(Debug)]
+pub enum ClientEvent {
+    /// The committer's events: joined, new epoch, rejoining, ...
+    Member(Event),
+    /// A log entry, in the order the delivery service put it.
+    Log {
+        /// Its sequence number.
+        seq: u64,
+        /// The entry.
+        entry: Entry,
+    },
+    /// A media frame (intercom link only).
+    Media(Media),
+    /// WebRTC signalling from the SFU.
+    Rtc(Signal),
+    /// The SFU reported an error (`fatal` when it closed the link).
+    Error(ErrorCode, String),
+    /// The link was lost and taken over by a new one (`resumed`), or the
+    /// member joined again from the lobby.
+    Reconnected {
+        /// Whether the seat was kept.
+        resumed: bool,
+    },
+    /// The client stopped: it left, or it could not reconnect.
+    Closed,
+}
+
+/// Why a client stopped or a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The link could not be opened or failed.
+    #[error("link: {0}")]
+    Link(String),
+    /// The member refused to start.
+    #[error("committer: {0}")]
+    Committer(String),
+    /// The client task has stopped.
+    #[error("the client has stopped")]
+    Stopped,
+}
+
+type Inspect<G> = Box<dyn FnOnce(&mut Member<G>) + Send>;
+
+enum Command<G> {
+    Media(Media),
+    Rtc(Signal),
+    Leave,
+    /// Drops the link without leaving, as a network failure would.
+    Drop,
+    Inspect(Inspect<G>),
+}
+
+/// The handle to a running client.
+pub struct Client<G> {
+    commands: mpsc::Sender<Command<G>>,
+}
+
+impl<G> std::fmt::Debug for Client<G> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").finish_non_exhaustive()
+    }
+}
+
+impl<G: Group + Send + 'static> Client<G> {
+    /// Connects, joins the member's room and runs until it leaves.
+    ///
+    /// # Errors
+    /// When the first link cannot be opened or the member cannot join.
+    pub async fn start(
+        endpoint: Endpoint,
+        room: RoomName,
+        mut member: Member<G>,
+    ) -> Result<(Self, mpsc::Receiver<ClientEvent>), ClientError> {
+        let link = Link::open(&endpoint, &room).await?;
+        member
+            .join(now())
+            .map_err(|e| ClientError::Committer(e.to_string()))?;
+        let (commands, commands_rx) = mpsc::channel(256);
+        let (events_tx, events) = mpsc::channel(4096);
+        let task = Task {
+            endpoint,
+            room,
+            member,
+            link: Some(link),
+            received: 0,
+            token: None,
+            ping_every: PING_EVERY,
+            events: events_tx,
+        };
+        tokio::spawn(task.run(commands_rx));
+        Ok((Self { commands }, events))
+    }
+
+    /// Sends a media frame (intercom link).
+    ///
+    /// # Errors
+    /// [`ClientError::Stopped`].
+    pub async fn send_media(&self, media: Media) -> Result<(), ClientError> {
+        self.send(Command::Media(media)).await
+    }
+
+    /// Sends WebRTC signalling (an answer).
+    ///
+    /// # Errors
+    /// [`ClientError::Stopped`].
+    pub async fn send_rtc(&self, signal: Signal) -> Result<(), ClientError> {
+        self.send(Command::Rtc(signal)).await
+    }
+
+    /// Leaves the room and stops.
+    ///
+    /// # Errors
+    /// [`ClientError::Stopped`].
+    pub async fn leave(&self) -> Result<(), ClientError> {
+        self.send(Command::Leave).await
+    }
+
+    /// Drops the link without a word, as a failing network would; the
+    /// client then resumes on a new one.
+    ///
+    /// # Errors
+    /// [`ClientError::Stopped`].
+    pub async fn drop_link(&self) -> Result<(), ClientError> {
+        self.send(Command::Drop).await
+    }
+
+    /// Runs `f` on the member (its MLS group, keys, safety number).
+    ///
+    /// # Errors
+    /// [`ClientError::Stopped`].
+    pub async fn with_member<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Member<G>) -> T + Send + 'static,
+    ) -> Result<T, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Inspect(Box::new(move |m| {
+            let _ = tx.send(f(m));
+        })))
+        .await?;
+        rx.await.map_err(|_| ClientError::Stopped)
+    }
+
+    async fn send(&self, command: Command<G>) -> Result<(), ClientError> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| ClientError::Stopped)
+    }
+}
+
+fn now() -> satsuma_core::Instant {
+    use std::sync::OnceLock;
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    let origin = *ORIGIN.get_or_init(Instant::now);
+    satsuma_core::Instant::from_micros(
+        u64::try_from(origin.elapsed().as_micros()).unwrap_or(u64::MAX),
+    )
+}
+
+/// A link: WebSocket or length-prefixed TCP.
+enum Link {
+    Ws(Box<tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>>),
+    Tcp(TcpStream),
+}
+
+impl Link {
+    async fn open(endpoint: &Endpoint, room: &RoomName) -> Result<Self, ClientError> {
+        match endpoint {
+            Endpoint::WebSocket(addr) => {
+                let url = format!("ws://{addr}/v1/rooms/{}/ws", room.as_str());
+                let (ws, _) = tokio_tungstenite::connect_async(url)
+                    .await
+                    .map_err(|e| ClientError::Link(e.to_string()))?;
+                Ok(Self::Ws(Box::new(ws)))
+            }
+            Endpoint::Intercom(addr) => {
+                let tcp = TcpStream::connect(addr)
+                    .await
+                    .map_err(|e| ClientError::Link(e.to_string()))?;
+                let _ = tcp.set_nodelay(true);
+                Ok(Self::Tcp(tcp))
+            }
+        }
+    }
+
+    async fn send(&mut self, message: &ToServer) -> Result<(), ClientError> {
+        let bytes = message
+            .encode()
+            .map_err(|e| ClientError::Link(e.to_string()))?;
+        let result = match self {
+            Self::Ws(ws) => ws
+                .send(WsMessage::Binary(bytes.into()))
+                .await
+                .map_err(|e| e.to_string()),
+            Self::Tcp(tcp) => {
+                let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_be_bytes();
+                let mut framed = Vec::with_capacity(bytes.len() + 4);
+                framed.extend_from_slice(&len);
+                framed.extend_from_slice(&bytes);
+                tcp.write_all(&framed).await.map_err(|e| e.to_string())
+            }
+        };
+        result.map_err(ClientError::Link)
+    }
+
+    /// The next message; `None` when the link closed.
+    async fn recv(&mut self) -> Option<Bytes> {
+        match self {
+            Self::Ws(ws) => loop {
+                match ws.next().await? {
+                    Ok(WsMessage::Binary(b)) => return Some(b),
+                    Ok(WsMessage::Close(_)) | Err(_) => return None,
+                    Ok(_) => {}
+                }
+            },
+            Self::Tcp(tcp) => {
+                let mut header = [0; 4];
+                tcp.read_exact(&mut header).await.ok()?;
+                let len = wire::frame_len(header).ok()?;
+                let mut body = vec![0; len];
+                tcp.read_exact(&mut body).await.ok()?;
+                Some(body.into())
+            }
+        }
+    }
+}
+
+struct Task<G> {
+    endpoint: Endpoint,
+    room: RoomName,
+    member: Member<G>,
+    link: Option<Link>,
+    /// Control messages received on the current seat.
+    received: u64,
+    token: Option<(ConnId, [u8; TOKEN_LEN])>,
+    /// How often to say something on an otherwise quiet link.
+    ping_every: Duration,
+    events: mpsc::Sender<ClientEvent>,
+}
+
+/// How often a link says it is alive, at most (the SFU may ask for more).
+const PING_EVERY: Duration = Duration::from_secs(10);
+
+impl<G: Group + Send + 'static> Task<G> {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command<G>>) {
+        let mut last_sent = Instant::now();
+        loop {
+            if self.flush().await.is_err() {
+                self.link = None;
+            }
+            if self.link.is_none() && !self.reconnect().await {
+                let _ = self.events.send(ClientEvent::Closed).await;
+                return;
+            }
+            let deadline = self
+                .member
+                .poll_timeout()
+                .map(|at| Instant::now() + at.saturating_duration_since(now()));
+            let ping_at = last_sent + self.ping_every;
+            let wake = deadline.map_or(ping_at, |d| d.min(ping_at));
+            let Some(link) = self.link.as_mut() else {
+                continue;
+            };
+            tokio::select! {
+                received = link.recv() => match received {
+                    Some(bytes) => self.receive(&bytes).await,
+                    None => self.link = None,
+                },
+                command = commands.recv() => {
+                    let Some(command) = command else {
+                        self.member.leave(now());
+                        let _ = self.flush().await;
+                        return;
+                    };
+                    match command {
+                        Command::Media(media) => {
+                            last_sent = Instant::now();
+                            if link.send(&ToServer::Media(media)).await.is_err() {
+                                self.link = None;
+                            }
+                        }
+                        Command::Rtc(signal) => {
+                            if link.send(&ToServer::Rtc(signal)).await.is_err() {
+                                self.link = None;
+                            }
+                        }
+                        Command::Leave => {
+                            self.member.leave(now());
+                            let _ = self.flush().await;
+                            let _ = self.events.send(ClientEvent::Closed).await;
+                            return;
+                        }
+                        Command::Drop => self.link = None,
+                        Command::Inspect(f) => f(&mut self.member),
+                    }
+                }
+                () = tokio::time::sleep_until(wake.into()) => {
+                    if Instant::now() >= ping_at {
+                        last_sent = Instant::now();
+                        if link.send(&ToServer::Ping { nonce: 0 }).await.is_err() {
+                            self.link = None;
+                        }
+                    }
+                    self.member.handle_timeout(now());
+                }
+            }
+            self.drain_events().await;
+        }
+    }
+
+    async fn receive(&mut self, bytes: &[u8]) {
+        let message = match ToClient::decode(bytes) {
+            Ok(message) => message,
+            Err(e) => {
+                tracing::warn!(error = %e, "undecodable message from the SFU");
+                return;
+            }
+        };
+        if message.is_control() {
+            self.received += 1;
+        }
+        match message {
+            ToClient::Media(media) => {
+                let _ = self.events.send(ClientEvent::Media(media)).await;
+            }
+            ToClient::Rtc(signal) => {
+                let _ = self.events.send(ClientEvent::Rtc(signal)).await;
+            }
+            ToClient::Resumable { token, ping_ms, .. } => {
+                if let Some(conn) = self.member.conn() {
+                    self.token = Some((conn, token));
+                }
+                self.ping_every = Duration::from_millis(u64::from(ping_ms))
+                    .clamp(Duration::from_millis(100), PING_EVERY);
+            }
+            ToClient::Resumed | ToClient::Pong { .. } => {}
+            message => {
+                if let ToClient::Error { code, text } = &message {
+                    let text = String::from_utf8_lossy(text).into_owned();
+                    let _ = self.events.send(ClientEvent::Error(*code, text)).await;
+                }
+                if let ToClient::Entry { seq, entry } = &message {
+                    let _ = self
+                        .events
+                        .send(ClientEvent::Log {
+                            seq: *seq,
+                            entry: entry.clone(),
+                        })
+                        .await;
+                }
+                if let Err(e) = self.member.handle_message(now(), message) {
+                    tracing::debug!(error = %e, "the member set a message aside");
+                }
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), ClientError> {
+        let Some(link) = self.link.as_mut() else {
+            return Ok(());
+        };
+        while let Some(message) = self.member.poll_transmit() {
+            link.send(&message).await?;
+        }
+        Ok(())
+    }
+
+    async fn drain_events(&mut self) {
+        while let Some(event) = self.member.poll_event() {
+            let _ = self.events.send(ClientEvent::Member(event)).await;
+        }
+    }
+
+    /// A new link: resume the seat, or join afresh if that is refused.
+    async fn reconnect(&mut self) -> bool {
+        for attempt in 0..20u32 {
+            tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt.min(10)))).await;
+            let Ok(mut link) = Link::open(&self.endpoint, &self.room).await else {
+                continue;
+            };
+            if let Some((conn, token)) = self.token {
+                let resume = ToServer::Resume {
+                    room: self.room.clone(),
+                    conn,
+                    token,
+                    received: self.received,
+                };
+                if link.send(&resume).await.is_ok()
+                    && let Some(first) = link.recv().await
+                    && matches!(ToClient::decode(&first), Ok(ToClient::Resumed))
+                {
+                    self.link = Some(link);
+                    let _ = self
+                        .events
+                        .send(ClientEvent::Reconnected { resumed: true })
+                        .await;
+                    return true;
+                }
+                // Refused: a new link and a fresh join.
+                self.token = None;
+                let Ok(fresh) = Link::open(&self.endpoint, &self.room).await else {
+                    continue;
+                };
+                link = fresh;
+            }
+            self.member.handle_disconnect(now());
+            self.received = 0;
+            if self.member.join(now()).is_err() {
+                return false;
+            }
+            self.link = Some(link);
+            let _ = self
+                .events
+                .send(ClientEvent::Reconnected { resumed: false })
+                .await;
+            return true;
+        }
+        false
+    }
+}

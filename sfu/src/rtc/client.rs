@@ -1,0 +1,579 @@
+//! A WebRTC client of the SFU, as the desktop app, the integration tests and
+//! the load tool use it: it answers the SFU's offers (re-offers included),
+//! publishes one audio and one video track of opaque payloads, and hands
+//! every received packet over on a channel.
+//!
+//! It does not encode, encrypt or decode: payloads are whatever the caller
+//! passes (SFrame ciphertext in the app). It never offers.
+//!
+//! ```no_run
+//! # async fn run(offer: &str) -> Result<(), satsuma_sfu::rtc::RtcError> {
+//! use satsuma_sfu::rtc::client::{ClientSettings, RtcClient};
+//! let (client, mut streams) = RtcClient::new(&ClientSettings::default()).await?;
+//! let answer = client.handle_offer(offer).await?; // send it to the SFU
+//! client.send_audio(b"ciphertext", 960).await?;
+//! if let Some(packet) = streams.media.recv().await {
+//!     println!("{} bytes from stream {}", packet.payload.len(), packet.stream_id);
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use satsuma_core::media::Codec;
+use tokio::sync::mpsc;
+use webrtc::api::API;
+use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::peer_connection::configuration::RTCConfiguration;
+use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
+use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+use webrtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use webrtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+use webrtc::rtcp::receiver_report::ReceiverReport;
+use webrtc::rtcp::reception_report::ReceptionReport;
+use webrtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
+use webrtc::rtp::header::Header;
+use webrtc::rtp::packet::Packet;
+use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
+use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
+use webrtc::rtp_transceiver::rtp_sender::RTCRtpSender;
+use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
+use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
+use webrtc::track::track_local::{TrackLocal, TrackLocalWriter as _};
+use webrtc::track::track_remote::TrackRemote;
+
+use super::RtcError;
+use super::cancel::Cancel;
+use super::engine::{self, Network, Side, capability, codec_of};
+
+/// How a client is set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientSettings {
+    /// The codec of the published audio track: Opus (default) or an
+    /// intercom codec (PCMU, PCMA, G.722).
+    pub audio_codec: Codec,
+    /// Local addresses for host candidates; empty means every non-loopback
+    /// interface. Default `["127.0.0.1"]`.
+    pub ips: Vec<IpAddr>,
+    /// Received packets buffered for the caller; more are dropped (and
+    /// counted in [`RtcClient::dropped`]). Default 8192.
+    pub media_queue: usize,
+    /// Feedback events buffered for the caller. Default 256.
+    pub feedback_queue: usize,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        Self {
+            audio_codec: Codec::Opus,
+            ips: vec![IpAddr::from([127, 0, 0, 1])],
+            media_queue: 8192,
+            feedback_queue: 256,
+        }
+    }
+}
+
+/// One received RTP packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// The track id: `<publisher conn id>-audio` or `-video`.
+    pub track_id: String,
+    /// The stream id: the publisher's connection id, in decimal.
+    pub stream_id: String,
+    /// The SSRC the SFU sends the track with.
+    pub ssrc: u32,
+    /// Whether the track is video.
+    pub video: bool,
+    /// The negotiated codec, if Satsuma knows it.
+    pub codec: Option<Codec>,
+    /// The RTP payload, as it arrived.
+    pub payload: Bytes,
+    /// RTP timestamp.
+    pub timestamp: u32,
+    /// RTP sequence number.
+    pub sequence: u16,
+    /// RTP marker bit.
+    pub marker: bool,
+    /// RTP payload type.
+    pub payload_type: u8,
+}
+
+/// RTCP about the client's own published tracks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Feedback {
+    /// A PLI or FIR: someone wants a key frame of this track.
+    KeyFrame {
+        /// Whether it is about the video track.
+        video: bool,
+    },
+    /// A NACK for these sequence numbers.
+    Nack {
+        /// Whether it is about the video track.
+        video: bool,
+        /// The missing packets.
+        sequences: Vec<u16>,
+    },
+}
+
+/// What the client received on one track so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackStats {
+    /// The track id.
+    pub track_id: String,
+    /// The stream id.
+    pub stream_id: String,
+    /// The SSRC.
+    pub ssrc: u32,
+    /// Whether the track is video.
+    pub video: bool,
+    /// Packets received.
+    pub packets: u64,
+    /// Payload bytes received.
+    pub bytes: u64,
+}
+
+/// The receiving ends of a client's channels.
+#[derive(Debug)]
+pub struct ClientStreams {
+    /// Every received packet, in arrival order per track.
+    pub media: mpsc::Receiver<Received>,
+    /// Key-frame requests and NACKs for the client's own tracks.
+    pub feedback: mpsc::Receiver<Feedback>,
+}
+
+/// A WebRTC client peer.
+pub struct RtcClient {
+    _api: API,
+    pc: Arc<RTCPeerConnection>,
+    audio: Arc<TrackLocalStaticRTP>,
+    video: Arc<TrackLocalStaticRTP>,
+    audio_seq: AtomicU16,
+    video_seq: AtomicU16,
+    remote: Arc<Mutex<HashMap<u32, TrackStats>>>,
+    dropped: Arc<AtomicU64>,
+    cancel: Arc<Cancel>,
+}
+
+impl std::fmt::Debug for RtcClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RtcClient").finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn random_u16() -> u16 {
+    let mut b = [0u8; 2];
+    let _ = getrandom::fill(&mut b);
+    u16::from_be_bytes(b)
+}
+
+impl RtcClient {
+    /// A client with its audio and video tracks ready to publish once the
+    /// SFU's first offer is answered.
+    ///
+    /// # Errors
+    /// When the codec is not an audio codec or webrtc-rs fails.
+    pub async fn new(settings: &ClientSettings) -> Result<(Arc<Self>, ClientStreams), RtcError> {
+        let audio_capability = capability(settings.audio_codec)
+            .filter(|_| engine::is_audio(settings.audio_codec))
+            .ok_or(RtcError::Settings(
+                "the audio codec is not audio".to_owned(),
+            ))?;
+        let video_capability =
+            capability(Codec::Vp8).ok_or(RtcError::Unexpected("no VP8 capability"))?;
+        let api = engine::api(
+            Side::Client,
+            &Network {
+                ips: settings.ips.clone(),
+                udp4_only: true,
+                ..Network::default()
+            },
+        )?;
+        let pc = Arc::new(
+            api.new_peer_connection(RTCConfiguration::default())
+                .await
+                .map_err(RtcError::webrtc)?,
+        );
+        let audio = Arc::new(TrackLocalStaticRTP::new(
+            audio_capability,
+            "audio".to_owned(),
+            "self".to_owned(),
+        ));
+        let video = Arc::new(TrackLocalStaticRTP::new(
+            video_capability,
+            "video".to_owned(),
+            "self".to_owned(),
+        ));
+        let (media_tx, media) = mpsc::channel(settings.media_queue.max(1));
+        let (feedback_tx, feedback) = mpsc::channel(settings.feedback_queue.max(1));
+        let cancel = Arc::new(Cancel::new());
+        for (track, video) in [
+            (
+                Arc::clone(&audio) as Arc<dyn TrackLocal + Send + Sync>,
+                false,
+            ),
+            (
+                Arc::clone(&video) as Arc<dyn TrackLocal + Send + Sync>,
+                true,
+            ),
+        ] {
+            let transceiver = pc
+                .add_transceiver_from_track(
+                    track,
+                    Some(RTCRtpTransceiverInit {
+                        direction: RTCRtpTransceiverDirection::Sendonly,
+                        send_encodings: Vec::new(),
+                    }),
+                )
+                .await
+                .map_err(RtcError::webrtc)?;
+            let sender = transceiver.sender().await;
+            tokio::spawn(read_feedback(
+                sender,
+                video,
+                feedback_tx.clone(),
+                cancel.cancelled(),
+            ));
+        }
+
+        let remote = Arc::new(Mutex::new(HashMap::new()));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let on_track_remote = Arc::clone(&remote);
+        let on_track_dropped = Arc::clone(&dropped);
+        let on_track_cancel = Arc::clone(&cancel);
+        pc.on_track(Box::new(move |track, _receiver, _transceiver| {
+            tokio::spawn(read_track(
+                track,
+                Arc::clone(&on_track_remote),
+                media_tx.clone(),
+                Arc::clone(&on_track_dropped),
+                on_track_cancel.cancelled(),
+            ));
+            Box::pin(async {})
+        }));
+
+        let client = Arc::new(Self {
+            _api: api,
+            pc,
+            audio,
+            video,
+            audio_seq: AtomicU16::new(random_u16()),
+            video_seq: AtomicU16::new(random_u16()),
+            remote,
+            dropped,
+            cancel,
+        });
+        Ok((client, ClientStreams { media, feedback }))
+    }
+
+    /// Applies the SFU's offer and returns the answer (candidates
+    /// included).
+    ///
+    /// # Errors
+    /// When the offer does not apply.
+    pub async fn handle_offer(&self, offer: &str) -> Result<String, RtcError> {
+        let offer = RTCSessionDescription::offer(offer.to_owned()).map_err(RtcError::webrtc)?;
+        self.pc
+            .set_remote_description(offer)
+            .await
+            .map_err(RtcError::webrtc)?;
+        let answer = self
+            .pc
+            .create_answer(None)
+            .await
+            .map_err(RtcError::webrtc)?;
+        let mut gathered = self.pc.gathering_complete_promise().await;
+        self.pc
+            .set_local_description(answer)
+            .await
+            .map_err(RtcError::webrtc)?;
+        if tokio::time::timeout(Duration::from_secs(5), gathered.recv())
+            .await
+            .is_err()
+        {
+            return Err(RtcError::Timeout("ICE gathering"));
+        }
+        Ok(self
+            .pc
+            .local_description()
+            .await
+            .ok_or(RtcError::Unexpected("no local description"))?
+            .sdp)
+    }
+
+    /// Publishes one audio packet. `Ok(false)` while the track is not
+    /// negotiated yet (the packet is dropped).
+    ///
+    /// # Errors
+    /// When writing fails.
+    pub async fn send_audio(&self, payload: &[u8], timestamp: u32) -> Result<bool, RtcError> {
+        let seq = self.audio_seq.fetch_add(1, Relaxed);
+        write(&self.audio, payload, timestamp, seq, false).await
+    }
+
+    /// Publishes one video packet; `marker` ends a frame.
+    ///
+    /// # Errors
+    /// When writing fails.
+    pub async fn send_video(
+        &self,
+        payload: &[u8],
+        timestamp: u32,
+        marker: bool,
+    ) -> Result<bool, RtcError> {
+        let seq = self.video_seq.fetch_add(1, Relaxed);
+        write(&self.video, payload, timestamp, seq, marker).await
+    }
+
+    /// Asks for a key frame of the received track `ssrc` (a PLI).
+    ///
+    /// # Errors
+    /// When writing fails.
+    pub async fn request_key_frame(&self, ssrc: u32) -> Result<(), RtcError> {
+        self.pc
+            .write_rtcp(&[Box::new(PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc: ssrc,
+            })])
+            .await
+            .map(drop)
+            .map_err(RtcError::webrtc)
+    }
+
+    /// Asks for the packets `sequences` of the received track `ssrc` again
+    /// (a generic NACK).
+    ///
+    /// # Errors
+    /// When writing fails.
+    pub async fn send_nack(&self, ssrc: u32, sequences: &[u16]) -> Result<(), RtcError> {
+        self.pc
+            .write_rtcp(&[Box::new(TransportLayerNack {
+                sender_ssrc: 0,
+                media_ssrc: ssrc,
+                nacks: nack_pairs(sequences),
+            })])
+            .await
+            .map(drop)
+            .map_err(RtcError::webrtc)
+    }
+
+    /// Sends a receiver report claiming `fraction_lost` (out of 256) for
+    /// every received track: simulates a subscriber on a lossy link.
+    ///
+    /// # Errors
+    /// When writing fails.
+    pub async fn report_loss(&self, fraction_lost: u8) -> Result<(), RtcError> {
+        let reports = self
+            .ssrcs()
+            .into_iter()
+            .map(|ssrc| ReceptionReport {
+                ssrc,
+                fraction_lost,
+                ..Default::default()
+            })
+            .collect();
+        self.pc
+            .write_rtcp(&[Box::new(ReceiverReport {
+                ssrc: 0,
+                reports,
+                ..Default::default()
+            })])
+            .await
+            .map(drop)
+            .map_err(RtcError::webrtc)
+    }
+
+    /// Sends a REMB estimate of `bitrate` bits per second for every received
+    /// track: simulates a subscriber with little bandwidth.
+    ///
+    /// # Errors
+    /// When writing fails.
+    pub async fn report_bandwidth(&self, bitrate: f32) -> Result<(), RtcError> {
+        self.pc
+            .write_rtcp(&[Box::new(ReceiverEstimatedMaximumBitrate {
+                sender_ssrc: 0,
+                bitrate,
+                ssrcs: self.ssrcs(),
+            })])
+            .await
+            .map(drop)
+            .map_err(RtcError::webrtc)
+    }
+
+    /// What arrived on each received track so far.
+    #[must_use]
+    pub fn stats(&self) -> Vec<TrackStats> {
+        lock(&self.remote).values().cloned().collect()
+    }
+
+    /// Received packets dropped because the caller did not keep up.
+    #[must_use]
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Relaxed)
+    }
+
+    /// The peer connection's state.
+    #[must_use]
+    pub fn connection_state(&self) -> RTCPeerConnectionState {
+        self.pc.connection_state()
+    }
+
+    /// Closes the peer connection and stops the client's tasks.
+    pub async fn close(&self) {
+        self.cancel.cancel();
+        let _ = self.pc.close().await;
+    }
+
+    fn ssrcs(&self) -> Vec<u32> {
+        lock(&self.remote).keys().copied().collect()
+    }
+}
+
+/// Packs sequence numbers into NACK pairs (RFC 4585 §6.2.1).
+fn nack_pairs(sequences: &[u16]) -> Vec<NackPair> {
+    let mut pairs: Vec<NackPair> = Vec::new();
+    for &seq in sequences {
+        if let Some(last) = pairs.last_mut() {
+            let distance = seq.wrapping_sub(last.packet_id);
+            if (1..=16).contains(&distance) {
+                last.lost_packets |= 1 << (distance - 1);
+                continue;
+            }
+        }
+        pairs.push(NackPair {
+            packet_id: seq,
+            lost_packets: 0,
+        });
+    }
+    pairs
+}
+
+impl Drop for RtcClient {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+        let pc = Arc::clone(&self.pc);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = pc.close().await;
+            });
+        }
+    }
+}
+
+async fn write(
+    track: &TrackLocalStaticRTP,
+    payload: &[u8],
+    timestamp: u32,
+    sequence_number: u16,
+    marker: bool,
+) -> Result<bool, RtcError> {
+    let packet = Packet {
+        header: Header {
+            version: 2,
+            marker,
+            sequence_number,
+            timestamp,
+            ..Default::default()
+        },
+        payload: Bytes::copy_from_slice(payload),
+    };
+    match track.write_rtp(&packet).await {
+        Ok(n) => Ok(n > 0),
+        Err(e) => Err(RtcError::webrtc(e)),
+    }
+}
+
+async fn read_track(
+    track: Arc<TrackRemote>,
+    remote: Arc<Mutex<HashMap<u32, TrackStats>>>,
+    tx: mpsc::Sender<Received>,
+    dropped: Arc<AtomicU64>,
+    cancelled: impl Future<Output = ()> + Send + 'static,
+) {
+    tokio::pin!(cancelled);
+    let ssrc = track.ssrc();
+    let video = track.kind() == RTPCodecType::Video;
+    let codec = codec_of(&track.codec().capability.mime_type);
+    let (track_id, stream_id) = (track.id(), track.stream_id());
+    lock(&remote).insert(
+        ssrc,
+        TrackStats {
+            track_id: track_id.clone(),
+            stream_id: stream_id.clone(),
+            ssrc,
+            video,
+            packets: 0,
+            bytes: 0,
+        },
+    );
+    loop {
+        let packet = tokio::select! {
+            () = &mut cancelled => break,
+            read = track.read_rtp() => match read {
+                Ok((packet, _)) => packet,
+                Err(_) => break,
+            },
+        };
+        if let Some(stats) = lock(&remote).get_mut(&ssrc) {
+            stats.packets += 1;
+            stats.bytes += packet.payload.len() as u64;
+        }
+        let received = Received {
+            track_id: track_id.clone(),
+            stream_id: stream_id.clone(),
+            ssrc,
+            video,
+            codec,
+            timestamp: packet.header.timestamp,
+            sequence: packet.header.sequence_number,
+            marker: packet.header.marker,
+            payload_type: packet.header.payload_type,
+            payload: packet.payload,
+        };
+        if tx.try_send(received).is_err() {
+            dropped.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+async fn read_feedback(
+    sender: Arc<RTCRtpSender>,
+    video: bool,
+    tx: mpsc::Sender<Feedback>,
+    cancelled: impl Future<Output = ()> + Send + 'static,
+) {
+    tokio::pin!(cancelled);
+    loop {
+        let packets = tokio::select! {
+            () = &mut cancelled => break,
+            read = sender.read_rtcp() => match read {
+                Ok((packets, _)) => packets,
+                Err(_) => break,
+            },
+        };
+        for packet in packets {
+            let any = packet.as_any();
+            let event = if any.downcast_ref::<PictureLossIndication>().is_some()
+                || any.downcast_ref::<FullIntraRequest>().is_some()
+            {
+                Feedback::KeyFrame { video }
+            } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
+                let sequences = nack.nacks.iter().flat_map(NackPair::packet_list).collect();
+                Feedback::Nack { video, sequences }
+            } else {
+                continue;
+            };
+            let _ = tx.try_send(event);
+        }
+    }
+}

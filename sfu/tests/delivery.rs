@@ -1,0 +1,239 @@
+//! The delivery service in the real binary: members over WebSocket and the
+//! intercom link share one group and one order; a lost link keeps its seat;
+//! intercom media is forwarded untouched and the SFU never sees plaintext.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::{Peer, Sfu, settled, wait_for};
+use satsuma_core::media::Codec;
+use satsuma_core::wire::{Blob, ConnId, Entry, ErrorCode, Media, Transport};
+
+/// Every peer saw the same entry at every sequence number it saw.
+fn same_order(peers: &[&Peer]) {
+    let mut by_seq: BTreeMap<u64, (&str, &Entry)> = BTreeMap::new();
+    for p in peers {
+        assert!(!p.log.is_empty(), "{} saw no entries", p.name);
+        for w in p.log.windows(2) {
+            assert_eq!(w[1].0, w[0].0 + 1, "{} saw a gap in the log", p.name);
+        }
+        for (seq, entry) in &p.log {
+            match by_seq.get(seq) {
+                Some((who, other)) => {
+                    assert_eq!(*other, entry, "{} and {who} differ at {seq}", p.name)
+                }
+                None => {
+                    by_seq.insert(*seq, (&p.name, entry));
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktops_and_an_intercom_share_one_group_and_one_order() {
+    let sfu = Sfu::start(&[]);
+    let mut alice = Peer::connect(&sfu, "alice", "alpha", Transport::WebRtc).await;
+    let mut bob = Peer::connect(&sfu, "bob", "alpha", Transport::WebRtc).await;
+    let mut door = Peer::connect(&sfu, "door", "alpha", Transport::Wire).await;
+    let mut carol = Peer::connect(&sfu, "carol", "alpha", Transport::WebRtc).await;
+    // Another room at the same time, unaffected.
+    let mut xavier = Peer::connect(&sfu, "xavier", "beta", Transport::WebRtc).await;
+    let mut yvonne = Peer::connect(&sfu, "yvonne", "beta", Transport::WebRtc).await;
+
+    let before = settled(&mut [&mut alice, &mut bob, &mut door, &mut carol], 4, 60).await;
+    settled(&mut [&mut xavier, &mut yvonne], 2, 60).await;
+    same_order(&[&alice, &bob, &door, &carol]);
+    same_order(&[&xavier, &yvonne]);
+
+    // Bob leaves: the committer removes him; the rest agree again.
+    bob.client.leave().await.unwrap();
+    let epoch = settled(&mut [&mut alice, &mut door, &mut carol], 3, 60).await;
+    assert!(
+        epoch > before,
+        "a removal moves the epoch: {before} -> {epoch}"
+    );
+    same_order(&[&alice, &bob, &door, &carol]);
+    assert!(
+        alice
+            .log
+            .iter()
+            .any(|(_, e)| matches!(e, Entry::Left { .. }))
+    );
+
+    assert_eq!(sfu.metric("satsuma_rooms").await, 2);
+    assert_eq!(sfu.metric("satsuma_members").await, 5);
+    let (status, body) = sfu.get("/healthz").await;
+    assert_eq!((status, body.trim()), (200, "ok"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_link_resumes_its_seat_without_a_new_epoch() {
+    let sfu = Sfu::start(&[("SATSUMA_SFU_ROOMS__RECONNECT_GRACE_MS", "20000")]);
+    let mut alice = Peer::connect(&sfu, "alice", "resume", Transport::WebRtc).await;
+    let mut door = Peer::connect(&sfu, "door", "resume", Transport::Wire).await;
+    let epoch = settled(&mut [&mut alice, &mut door], 2, 60).await;
+
+    door.client.drop_link().await.unwrap();
+    alice.client.drop_link().await.unwrap();
+    wait_for(&mut [&mut alice, &mut door], 20, "resumes", |p| {
+        p.reconnects == [true]
+    })
+    .await;
+    // Nobody left, nobody was re-added: the same epoch, the same safety number.
+    assert_eq!(settled(&mut [&mut alice, &mut door], 2, 10).await, epoch);
+    assert!(
+        !alice
+            .log
+            .iter()
+            .any(|(_, e)| matches!(e, Entry::Left { .. }))
+    );
+
+    // The log goes on for both: a third member joins.
+    let mut bob = Peer::connect(&sfu, "bob", "resume", Transport::WebRtc).await;
+    settled(&mut [&mut alice, &mut door, &mut bob], 3, 60).await;
+    same_order(&[&alice, &door, &bob]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_gone_past_the_grace_period_loses_its_seat() {
+    let sfu = Sfu::start(&[("SATSUMA_SFU_ROOMS__RECONNECT_GRACE_MS", "300")]);
+    let mut alice = Peer::connect(&sfu, "alice", "gone", Transport::WebRtc).await;
+    let mut bob = Peer::connect(&sfu, "bob", "gone", Transport::WebRtc).await;
+    let mut door = common::RawIntercom::connect(&sfu, "gone").await;
+    door.join().await;
+    // The intercom is added (it gets the Welcome), then its link dies for good.
+    door.wait_for_welcome().await;
+    settled(&mut [&mut alice, &mut bob], 3, 60).await;
+    drop(door);
+    settled(&mut [&mut alice, &mut bob], 2, 60).await;
+    assert!(
+        alice
+            .log
+            .iter()
+            .any(|(_, e)| matches!(e, Entry::Left { .. }))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intercom_media_arrives_untouched_and_the_sfu_never_sees_plaintext() {
+    let mut sfu = Sfu::start(&[]);
+    let mut alice = Peer::connect(&sfu, "alice", "media", Transport::WebRtc).await;
+    let mut door = Peer::connect(&sfu, "door", "media", Transport::Wire).await;
+    let mut gate = Peer::connect(&sfu, "gate", "media", Transport::Wire).await;
+    settled(&mut [&mut alice, &mut door, &mut gate], 3, 60).await;
+
+    // A known pattern, sealed with the epoch's SFrame key by the sender.
+    let pattern: Vec<u8> = b"SATSUMA-PLAINTEXT-PATTERN-"
+        .iter()
+        .copied()
+        .cycle()
+        .take(160)
+        .collect();
+    let mut sent = Vec::new();
+    for i in 0..50u16 {
+        let frame = pattern.clone();
+        let sealed = door
+            .client
+            .with_member(move |m| {
+                let ring = m.group_mut().keyring_mut();
+                let mut out = vec![0; Codec::Pcmu.max_protected_len(ring, frame.len())];
+                let n = Codec::Pcmu.protect(ring, &frame, &mut out).unwrap();
+                out.truncate(n);
+                out
+            })
+            .await
+            .unwrap();
+        sent.push(sealed.clone());
+        let media = Media {
+            sender: ConnId(999),
+            codec: Codec::Pcmu,
+            timestamp: u32::from(i) * 160,
+            sequence: i,
+            payload: Blob::copy_from(&sealed).unwrap(),
+        };
+        door.client.send_media(media).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    wait_for(&mut [&mut gate], 20, "50 frames", |p| p.media.len() == 50).await;
+    door.absorb();
+    assert!(
+        door.media.is_empty(),
+        "a sender never gets its own frames back"
+    );
+    let door_conn = door
+        .client
+        .with_member(|m| m.conn())
+        .await
+        .unwrap()
+        .unwrap();
+    for (i, (got, sealed)) in gate.media.iter().zip(&sent).enumerate() {
+        assert_eq!(
+            &got.payload[..],
+            &sealed[..],
+            "frame {i} changed on the way"
+        );
+        assert_eq!(got.sender, door_conn, "the SFU names the real sender");
+        assert_eq!(got.sequence, u16::try_from(i).unwrap());
+    }
+    // The receiver opens them with its own key.
+    let frames: Vec<Vec<u8>> = gate.media.iter().map(|m| m.payload.to_vec()).collect();
+    let opened = gate
+        .client
+        .with_member(move |m| {
+            let ring = m.group_mut().keyring_mut();
+            frames
+                .iter()
+                .map(|f| {
+                    let mut out = vec![0; f.len()];
+                    Codec::Pcmu
+                        .unprotect(ring, f, &mut out)
+                        .map(|(_, n)| out[..n].to_vec())
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap();
+    assert!(
+        opened
+            .iter()
+            .all(|o| o.as_ref().is_ok_and(|p| *p == pattern)),
+        "{opened:?}"
+    );
+
+    sfu.stop();
+    let records = Sfu::records(&sfu.capture);
+    let needle = &pattern[..16];
+    assert!(
+        records
+            .iter()
+            .any(|r| r.windows(sent[0].len()).any(|w| w == sent[0].as_slice())),
+        "the capture holds the ciphertext the SFU forwarded"
+    );
+    for r in &records {
+        assert!(
+            !r.windows(needle.len()).any(|w| w == needle),
+            "plaintext reached the SFU"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_tells_every_client() {
+    let mut sfu = Sfu::start(&[]);
+    let mut alice = Peer::connect(&sfu, "alice", "bye", Transport::WebRtc).await;
+    let mut door = Peer::connect(&sfu, "door", "bye", Transport::Wire).await;
+    settled(&mut [&mut alice, &mut door], 2, 60).await;
+    sfu.stop();
+    assert!(!sfu.is_running());
+    wait_for(
+        &mut [&mut alice, &mut door],
+        10,
+        "the shutdown notice",
+        |p| p.errors.contains(&ErrorCode::ShuttingDown),
+    )
+    .await;
+}

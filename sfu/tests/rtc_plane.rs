@@ -1,0 +1,750 @@
+//! The WebRTC media plane in process: an `RtcRoom` and real `RtcClient`
+//! peers over loopback UDP, with a test outbox that carries offers and
+//! answers and collects what goes to intercoms.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use satsuma_core::media::Codec;
+use satsuma_core::wire::{Blob, ConnId, Media, Signal, Transport};
+use satsuma_sfu::metrics::{Drop, Metrics};
+use satsuma_sfu::rtc::client::{ClientSettings, ClientStreams, Feedback, Received, RtcClient};
+use satsuma_sfu::rtc::{Outbox, Rtc, RtcRoom, RtcSettings};
+use satsuma_sfu::tap::Tap;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep, timeout};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Delivers offers to the right client (through the pump task) and keeps
+/// the intercom-bound frames.
+struct TestOutbox {
+    signals: mpsc::UnboundedSender<(ConnId, Signal)>,
+    wire: Mutex<Vec<Media>>,
+    offers: Mutex<HashMap<ConnId, String>>,
+}
+
+impl Outbox for TestOutbox {
+    fn signal(&self, conn: ConnId, signal: Signal) {
+        if let Signal::Offer(sdp) = &signal {
+            let text = String::from_utf8(sdp.to_vec()).unwrap();
+            self.offers.lock().unwrap().insert(conn, text);
+        }
+        let _ = self.signals.send((conn, signal));
+    }
+
+    fn wire_media(&self, media: Media) {
+        self.wire.lock().unwrap().push(media);
+    }
+}
+
+type Clients = Arc<Mutex<HashMap<ConnId, Arc<RtcClient>>>>;
+
+struct Harness {
+    room: Arc<RtcRoom>,
+    metrics: Arc<Metrics>,
+    tap: Arc<Tap>,
+    tap_path: std::path::PathBuf,
+    outbox: Arc<TestOutbox>,
+    clients: Clients,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn new(settings: RtcSettings) -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let dir = tempfile::tempdir().unwrap();
+        let tap_path = dir.path().join("tap");
+        let tap = Arc::new(Tap::to_file(&tap_path).unwrap());
+        let metrics = Arc::new(Metrics::default());
+        let rtc = Rtc::new(&settings, Arc::clone(&metrics), Arc::clone(&tap)).unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let outbox = Arc::new(TestOutbox {
+            signals: tx,
+            wire: Mutex::new(Vec::new()),
+            offers: Mutex::new(HashMap::new()),
+        });
+        let room = rtc.room(Arc::clone(&outbox) as Arc<dyn Outbox>);
+        let clients: Clients = Arc::default();
+        // The signalling pump: offers to clients, answers back to the room.
+        let pump_room = Arc::clone(&room);
+        let pump_clients = Arc::clone(&clients);
+        tokio::spawn(async move {
+            while let Some((conn, signal)) = rx.recv().await {
+                let Signal::Offer(sdp) = signal else { continue };
+                let client = pump_clients.lock().unwrap().get(&conn).cloned();
+                let Some(client) = client else { continue };
+                let sdp = String::from_utf8(sdp.to_vec()).unwrap();
+                match client.handle_offer(&sdp).await {
+                    Ok(answer) => {
+                        let answer = Signal::Answer(Blob::copy_from(answer.as_bytes()).unwrap());
+                        if let Err(e) = pump_room.handle_signal(conn, answer).await {
+                            eprintln!("answer from {conn} refused: {e}");
+                        }
+                    }
+                    Err(e) => eprintln!("{conn} could not answer: {e}"),
+                }
+            }
+        });
+        Self {
+            room,
+            metrics,
+            tap,
+            tap_path,
+            outbox,
+            clients,
+            _dir: dir,
+        }
+    }
+
+    async fn join(&self, conn: u64, audio_codec: Codec) -> (Arc<RtcClient>, ClientStreams) {
+        let settings = ClientSettings {
+            audio_codec,
+            ..ClientSettings::default()
+        };
+        let (client, streams) = RtcClient::new(&settings).await.unwrap();
+        self.clients
+            .lock()
+            .unwrap()
+            .insert(ConnId(conn), Arc::clone(&client));
+        self.room.add_peer(ConnId(conn)).await.unwrap();
+        (client, streams)
+    }
+
+    fn latest_offer(&self, conn: u64) -> String {
+        self.outbox
+            .offers
+            .lock()
+            .unwrap()
+            .get(&ConnId(conn))
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+fn settings() -> RtcSettings {
+    RtcSettings {
+        recover_after_ms: 1000,
+        ..RtcSettings::default()
+    }
+}
+
+fn webrtc(conns: &[u64]) -> Vec<(ConnId, Transport)> {
+    conns
+        .iter()
+        .map(|&c| (ConnId(c), Transport::WebRtc))
+        .collect()
+}
+
+/// A payload that says who sent it and which packet it is, padded with
+/// bytes that look like ciphertext.
+fn payload(conn: u64, video: bool, phase: &str, i: u32) -> Vec<u8> {
+    let mut p = format!("{conn}/{}/{phase}/{i}/", if video { "v" } else { "a" }).into_bytes();
+    p.extend((0..40u8).map(|b| b.wrapping_mul(37).wrapping_add(i.to_le_bytes()[0])));
+    p
+}
+
+/// Every publisher in `publishers` sends one audio and one video packet.
+async fn send_round(publishers: &[(u64, &Arc<RtcClient>)], phase: &str, i: u32) {
+    for (conn, client) in publishers {
+        client
+            .send_audio(&payload(*conn, false, phase, i), i * 960)
+            .await
+            .unwrap();
+        client
+            .send_video(&payload(*conn, true, phase, i), i * 3000, true)
+            .await
+            .unwrap();
+    }
+}
+
+/// Drains whatever `streams` holds now.
+fn drain(streams: &mut ClientStreams) -> Vec<Received> {
+    let mut out = Vec::new();
+    while let Ok(r) = streams.media.try_recv() {
+        out.push(r);
+    }
+    out
+}
+
+/// Sends warm-up rounds until every client has received audio and video
+/// from every other publisher.
+async fn warm_up(publishers: &[(u64, &Arc<RtcClient>)], streams: &mut [&mut ClientStreams]) {
+    let mut seen: Vec<HashSet<(String, bool)>> = vec![HashSet::new(); streams.len()];
+    let deadline = Instant::now() + WAIT;
+    let mut i = 0;
+    loop {
+        send_round(publishers, "warm", i).await;
+        i += 1;
+        sleep(Duration::from_millis(20)).await;
+        for (k, s) in streams.iter_mut().enumerate() {
+            for r in drain(s) {
+                seen[k].insert((r.stream_id.clone(), r.video));
+            }
+        }
+        let done = seen.iter().enumerate().all(|(k, set)| {
+            publishers
+                .iter()
+                .filter(|(_, c)| k >= publishers.len() || !Arc::ptr_eq(c, publishers[k].1))
+                .all(|(conn, _)| {
+                    set.contains(&(conn.to_string(), false))
+                        && set.contains(&(conn.to_string(), true))
+                })
+        });
+        if done {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "warm-up timed out; seen {seen:?}"
+        );
+    }
+}
+
+/// Collects packets until `done` says so or the wait runs out.
+async fn collect_until(
+    streams: &mut ClientStreams,
+    mut done: impl FnMut(&[Received]) -> bool,
+) -> Vec<Received> {
+    let mut got = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if done(&got) {
+            return got;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match timeout(left, streams.media.recv()).await {
+            Ok(Some(r)) => got.push(r),
+            _ => return got,
+        }
+    }
+}
+
+fn tap_records(h: &Harness) -> HashSet<Vec<u8>> {
+    h.tap.flush();
+    let bytes = std::fs::read(&h.tap_path).unwrap();
+    let mut records = HashSet::new();
+    let mut rest = &bytes[..];
+    while rest.len() >= 4 {
+        let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+        let record = &rest[4..4 + len];
+        records.insert(record.to_vec());
+        rest = &rest[4 + len..];
+    }
+    records
+}
+
+/// Whether `sdp` has an m-section that sends the track with stream id
+/// `stream`.
+fn sends_stream(sdp: &str, stream: u64) -> bool {
+    sdp.split("\r\nm=").any(|section| {
+        section.contains(&format!("a=msid:{stream} "))
+            && (section.contains("a=sendonly") || section.contains("a=sendrecv"))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_members_get_each_others_media_byte_for_byte_and_the_tap_saw_it() {
+    let h = Harness::new(settings()).await;
+    let (a, mut sa) = h.join(1, Codec::Opus).await;
+    let (b, mut sb) = h.join(2, Codec::Opus).await;
+    let (c, mut sc) = h.join(3, Codec::Pcmu).await;
+    h.room.set_members(webrtc(&[1, 2, 3])).await;
+    let publishers = [(1, &a), (2, &b), (3, &c)];
+    warm_up(&publishers, &mut [&mut sa, &mut sb, &mut sc]).await;
+    for s in [&mut sa, &mut sb, &mut sc] {
+        drain(s);
+    }
+
+    const N: u32 = 25;
+    for i in 0..N {
+        send_round(&publishers, "main", i).await;
+        sleep(Duration::from_millis(5)).await;
+    }
+    let mut sent = HashSet::new();
+    for conn in [1, 2, 3] {
+        for i in 0..N {
+            for video in [false, true] {
+                sent.insert(payload(conn, video, "main", i));
+            }
+        }
+    }
+    for (me, streams) in [(1u64, &mut sa), (2, &mut sb), (3, &mut sc)] {
+        let expected: HashSet<Vec<u8>> = sent
+            .iter()
+            .filter(|p| !p.starts_with(format!("{me}/").as_bytes()))
+            .cloned()
+            .collect();
+        let got = collect_until(streams, |got| {
+            let main: HashSet<_> = got
+                .iter()
+                .filter(|r| r.payload.windows(6).any(|w| w == b"/main/"))
+                .map(|r| r.payload.to_vec())
+                .collect();
+            main.len() >= expected.len()
+        })
+        .await;
+        let main: Vec<&Received> = got
+            .iter()
+            .filter(|r| r.payload.windows(6).any(|w| w == b"/main/"))
+            .collect();
+        let payloads: HashSet<Vec<u8>> = main.iter().map(|r| r.payload.to_vec()).collect();
+        assert_eq!(
+            payloads, expected,
+            "member {me} got the wrong set of payloads"
+        );
+        for r in &main {
+            // The stream id names the publisher; the payload says who sent it.
+            assert!(
+                r.payload
+                    .starts_with(format!("{}/", r.stream_id).as_bytes())
+            );
+            assert_ne!(r.stream_id, me.to_string(), "{me} got its own media");
+            let video = r.payload.windows(3).any(|w| w == b"/v/");
+            assert_eq!(r.video, video);
+            let expected_codec = match (video, r.stream_id.as_str()) {
+                (true, _) => Codec::Vp8,
+                (false, "3") => Codec::Pcmu,
+                (false, _) => Codec::Opus,
+            };
+            assert_eq!(
+                r.codec,
+                Some(expected_codec),
+                "a forwarded track keeps its codec"
+            );
+        }
+    }
+
+    eprintln!(
+        "offer with 6 media sections: {} bytes",
+        h.latest_offer(1).len()
+    );
+    // The tap holds every payload the SFU read, and nothing is missing.
+    let records = tap_records(&h);
+    for p in &sent {
+        assert!(records.contains(p), "the tap missed a payload");
+    }
+    assert!(h.metrics.drops(Drop::NotMember) == 0 || h.metrics.drops(Drop::NotMember) < 20);
+    h.room.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_member_gets_tracks_removed_member_and_lobby_get_nothing() {
+    let h = Harness::new(settings()).await;
+    let (a, mut sa) = h.join(1, Codec::Opus).await;
+    let (b, mut sb) = h.join(2, Codec::Opus).await;
+    let (lobby, mut sl) = h.join(9, Codec::Opus).await;
+    h.room.set_members(webrtc(&[1, 2])).await;
+    warm_up(&[(1, &a), (2, &b)], &mut [&mut sa, &mut sb]).await;
+
+    // A member added later gets the existing tracks, and they get its.
+    let (c, mut sc) = h.join(3, Codec::Opus).await;
+    h.room.set_members(webrtc(&[1, 2, 3])).await;
+    warm_up(
+        &[(1, &a), (2, &b), (3, &c)],
+        &mut [&mut sa, &mut sb, &mut sc],
+    )
+    .await;
+    assert!(sends_stream(&h.latest_offer(3), 1));
+    assert!(sends_stream(&h.latest_offer(3), 2));
+
+    // The lobby connection published all along and got nothing.
+    for i in 0..10 {
+        send_round(&[(9, &lobby)], "lobby", i).await;
+        sleep(Duration::from_millis(10)).await;
+    }
+    let not_member = h.metrics.drops(Drop::NotMember);
+    assert!(
+        not_member > 0,
+        "the lobby's media is dropped as not a member"
+    );
+
+    // B leaves the group: its tracks go away and it gets nothing more.
+    h.room.set_members(webrtc(&[1, 3])).await;
+    let deadline = Instant::now() + WAIT;
+    while sends_stream(&h.latest_offer(1), 2) || sends_stream(&h.latest_offer(3), 2) {
+        assert!(Instant::now() < deadline, "B's tracks were not removed");
+        sleep(Duration::from_millis(20)).await;
+    }
+    sleep(Duration::from_millis(200)).await;
+    for s in [&mut sa, &mut sb, &mut sc] {
+        drain(s);
+    }
+    for i in 0..20 {
+        send_round(&[(1, &a), (2, &b), (3, &c), (9, &lobby)], "after", i).await;
+        sleep(Duration::from_millis(10)).await;
+    }
+    // A and C still hear each other.
+    let got_a = collect_until(&mut sa, |got| {
+        got.iter().any(|r| r.payload.starts_with(b"3/v/after/"))
+    })
+    .await;
+    assert!(got_a.iter().any(|r| r.payload.starts_with(b"3/v/after/")));
+    sleep(Duration::from_millis(300)).await;
+    let got_a: Vec<_> = got_a.into_iter().chain(drain(&mut sa)).collect();
+    let got_c = drain(&mut sc);
+    for r in got_a.iter().chain(&got_c) {
+        assert!(
+            !r.payload.starts_with(b"2/"),
+            "B's media still reached a member"
+        );
+        assert!(
+            !r.payload.starts_with(b"9/"),
+            "the lobby's media reached a member"
+        );
+    }
+    assert!(
+        drain(&mut sb).is_empty(),
+        "a removed member still receives media"
+    );
+    assert!(
+        drain(&mut sl).is_empty(),
+        "a lobby connection received media"
+    );
+    assert!(lobby.stats().is_empty(), "a lobby connection got tracks");
+    assert!(h.metrics.drops(Drop::NotMember) > not_member);
+
+    // B leaves for good: its peer connection goes and nothing breaks.
+    h.room.remove_peer(ConnId(2)).await;
+    h.room.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscribers_key_frame_request_reaches_the_publisher() {
+    let h = Harness::new(RtcSettings {
+        port_min: 42_000,
+        port_max: 42_999,
+        ..settings()
+    })
+    .await;
+    let (a, mut sa) = h.join(1, Codec::Opus).await;
+    let (b, mut sb) = h.join(2, Codec::Opus).await;
+    h.room.set_members(webrtc(&[1, 2])).await;
+    warm_up(&[(1, &a), (2, &b)], &mut [&mut sa, &mut sb]).await;
+    while sa.feedback.try_recv().is_ok() {}
+    // The SFU's candidates use the configured port range.
+    for line in h
+        .latest_offer(1)
+        .lines()
+        .filter(|l| l.starts_with("a=candidate"))
+    {
+        let port: u16 = line.split(' ').nth(5).unwrap().parse().unwrap();
+        assert!((42_000..=42_999).contains(&port), "{line}");
+    }
+
+    let video = b
+        .stats()
+        .into_iter()
+        .find(|t| t.video && t.stream_id == "1")
+        .expect("B receives A's video");
+    b.request_key_frame(video.ssrc).await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match timeout(left, sa.feedback.recv()).await {
+            Ok(Some(Feedback::KeyFrame { video: true })) => break,
+            Ok(Some(_)) => {}
+            _ => panic!("the PLI did not reach the publisher"),
+        }
+    }
+
+    // A NACK reaches the publisher with its own sequence numbers, so the
+    // publisher (not the SFU) retransmits.
+    drain(&mut sb);
+    for i in 0..5 {
+        send_round(&[(1, &a)], "nack", i).await;
+    }
+    let last = collect_until(&mut sb, |got| got.iter().filter(|r| r.video).count() >= 5)
+        .await
+        .into_iter()
+        .rfind(|r| r.video)
+        .expect("video to NACK")
+        .sequence;
+    let wanted = [last.wrapping_sub(3), last.wrapping_sub(1)];
+    b.send_nack(video.ssrc, &wanted).await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match timeout(left, sa.feedback.recv()).await {
+            Ok(Some(Feedback::Nack {
+                video: true,
+                sequences,
+            })) => {
+                assert_eq!(sequences, wanted);
+                break;
+            }
+            Ok(Some(_)) => {}
+            _ => panic!("the NACK did not reach the publisher"),
+        }
+    }
+    h.room.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lossy_subscriber_keeps_audio_and_loses_video_until_it_recovers() {
+    let h = Harness::new(settings()).await;
+    let (a, mut sa) = h.join(1, Codec::Opus).await;
+    let (b, mut sb) = h.join(2, Codec::Opus).await;
+    h.room.set_members(webrtc(&[1, 2])).await;
+    warm_up(&[(1, &a), (2, &b)], &mut [&mut sa, &mut sb]).await;
+
+    // A publishes continuously from here on.
+    let publisher = Arc::clone(&a);
+    let sending = tokio::spawn(async move {
+        for i in 0.. {
+            send_round(&[(1, &publisher)], "live", i).await;
+            sleep(Duration::from_millis(10)).await;
+        }
+    });
+    let mut last_video = collect_until(&mut sb, |got| got.iter().filter(|r| r.video).count() > 5)
+        .await
+        .into_iter()
+        .filter(|r| r.video)
+        .map(|r| r.sequence)
+        .next_back();
+    assert!(last_video.is_some(), "video flows before the loss");
+
+    // B reports 50% loss every 100 ms for 1.5 s.
+    let mut seen = Vec::new();
+    for round in 0..15 {
+        b.report_loss(128).await.unwrap();
+        sleep(Duration::from_millis(100)).await;
+        let got = drain(&mut sb);
+        if let Some(r) = got.iter().rfind(|r| r.video) {
+            last_video = Some(r.sequence);
+        }
+        if round >= 3 {
+            seen.extend(got);
+        }
+    }
+    let audio = seen.iter().filter(|r| !r.video).count();
+    let video = seen.iter().filter(|r| r.video).count();
+    assert!(
+        audio > 20,
+        "audio keeps flowing to a lossy subscriber ({audio})"
+    );
+    assert_eq!(video, 0, "video pauses for a lossy subscriber");
+    let last_seq = last_video;
+    assert!(h.metrics.drops(Drop::SlowSubscriber) > 0);
+
+    // The reports stop: video resumes after a key-frame request, and the
+    // sequence numbers continue without a gap.
+    while sa.feedback.try_recv().is_ok() {}
+    let resumed = collect_until(&mut sb, |got| got.iter().any(|r| r.video)).await;
+    let first = resumed
+        .iter()
+        .find(|r| r.video)
+        .expect("video resumes after recovery");
+    if let Some(last) = last_seq {
+        assert_eq!(first.sequence, last.wrapping_add(1));
+    }
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match timeout(left, sa.feedback.recv()).await {
+            Ok(Some(Feedback::KeyFrame { video: true })) => break,
+            Ok(Some(_)) => {}
+            _ => panic!("no key-frame request on resume"),
+        }
+    }
+    let before = collect_until(&mut sb, |got| got.iter().filter(|r| r.video).count() > 3).await;
+    let seqs: Vec<u16> = resumed
+        .iter()
+        .chain(&before)
+        .filter(|r| r.video)
+        .map(|r| r.sequence)
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
+        "gap in {seqs:?}"
+    );
+
+    // A low REMB pauses video too.
+    for _ in 0..8 {
+        b.report_bandwidth(20_000.0).await.unwrap();
+        sleep(Duration::from_millis(100)).await;
+    }
+    drain(&mut sb);
+    b.report_bandwidth(20_000.0).await.unwrap();
+    sleep(Duration::from_millis(300)).await;
+    let got = drain(&mut sb);
+    assert!(got.iter().any(|r| !r.video));
+    assert!(
+        !got.iter().any(|r| r.video),
+        "video pauses under a low REMB"
+    );
+
+    sending.abort();
+    h.room.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intercom_audio_bridges_both_ways_untouched_and_opus_is_dropped() {
+    let h = Harness::new(settings()).await;
+    let (a, mut sa) = h.join(1, Codec::Pcmu).await;
+    let (b, mut sb) = h.join(2, Codec::Opus).await;
+    let intercom = ConnId(7);
+    let mut members = webrtc(&[1, 2]);
+    members.push((intercom, Transport::Wire));
+    h.room.set_members(members).await;
+    warm_up(&[(1, &a), (2, &b)], &mut [&mut sa, &mut sb]).await;
+
+    let frame = |i: u16| Media {
+        sender: intercom,
+        codec: Codec::Pcmu,
+        timestamp: u32::from(i) * 160,
+        sequence: 1000 + i,
+        payload: Blob::copy_from(&payload(7, false, "wire", u32::from(i))).unwrap(),
+    };
+    // Until both desktops have the intercom's track.
+    let deadline = Instant::now() + WAIT;
+    let mut i = 0u16;
+    let (mut at_a, mut at_b) = (false, false);
+    while !(at_a && at_b) {
+        h.room.forward_wire(&frame(i));
+        i += 1;
+        sleep(Duration::from_millis(20)).await;
+        at_a |= drain(&mut sa).iter().any(|r| r.stream_id == "7");
+        at_b |= drain(&mut sb).iter().any(|r| r.stream_id == "7");
+        assert!(
+            Instant::now() < deadline,
+            "the intercom track never arrived"
+        );
+    }
+    let start = i;
+    for j in start..start + 30 {
+        h.room.forward_wire(&frame(j));
+        sleep(Duration::from_millis(5)).await;
+    }
+    for streams in [&mut sa, &mut sb] {
+        let got = collect_until(streams, |got| {
+            got.iter().filter(|r| r.stream_id == "7").count() >= 30
+        })
+        .await;
+        let wire: Vec<_> = got.iter().filter(|r| r.stream_id == "7").collect();
+        assert_eq!(wire.len(), 30);
+        for r in wire {
+            let j = r.sequence - 1000;
+            assert!(j >= start);
+            let sent = frame(j);
+            assert_eq!(&r.payload[..], &sent.payload[..], "payload untouched");
+            assert_eq!(r.timestamp, sent.timestamp);
+            assert_eq!(r.codec, Some(Codec::Pcmu));
+            assert!(!r.video);
+        }
+    }
+
+    // A non-member intercom is refused.
+    let stranger = Media {
+        sender: ConnId(8),
+        ..frame(0)
+    };
+    let not_member = h.metrics.drops(Drop::NotMember);
+    h.room.forward_wire(&stranger);
+    assert_eq!(h.metrics.drops(Drop::NotMember), not_member + 1);
+
+    // Desktop to intercom: A's PCMU comes out untouched; B's Opus cannot.
+    h.outbox.wire.lock().unwrap().clear();
+    let codec_drops = h.metrics.drops(Drop::Codec);
+    for j in 0..20 {
+        send_round(&[(1, &a), (2, &b)], "out", j).await;
+        sleep(Duration::from_millis(10)).await;
+    }
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let n = h
+            .outbox
+            .wire
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.payload.windows(5).any(|w| w == b"/out/"))
+            .count();
+        if n >= 20 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "A's audio did not reach the intercom ({n})"
+        );
+        sleep(Duration::from_millis(20)).await;
+    }
+    let wire = h.outbox.wire.lock().unwrap().clone();
+    for m in &wire {
+        assert_eq!(m.sender, ConnId(1), "only A's PCMU goes to intercoms");
+        assert_eq!(m.codec, Codec::Pcmu);
+    }
+    let out: HashSet<Vec<u8>> = wire
+        .iter()
+        .filter(|m| m.payload.windows(5).any(|w| w == b"/out/"))
+        .map(|m| m.payload.to_vec())
+        .collect();
+    let expected: HashSet<Vec<u8>> = (0..20).map(|j| payload(1, false, "out", j)).collect();
+    assert_eq!(out, expected);
+    assert!(
+        h.metrics.drops(Drop::Codec) >= codec_drops + 20,
+        "Opus to an intercom is a codec drop"
+    );
+
+    // The intercom leaves: its track goes away.
+    h.room.set_members(webrtc(&[1, 2])).await;
+    let deadline = Instant::now() + WAIT;
+    while sends_stream(&h.latest_offer(1), 7) {
+        assert!(
+            Instant::now() < deadline,
+            "the intercom's track was not removed"
+        );
+        sleep(Duration::from_millis(20)).await;
+    }
+    h.room.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_from_a_client_is_refused() {
+    let h = Harness::new(settings()).await;
+    let (_a, _sa) = h.join(1, Codec::Opus).await;
+    // The first offer: receive-only audio and video for what it publishes.
+    let first = h.latest_offer(1);
+    let sections: Vec<&str> = first.split("\r\nm=").skip(1).collect();
+    assert_eq!(sections.len(), 2, "{first}");
+    assert!(sections[0].starts_with("audio") && sections[0].contains("a=recvonly"));
+    assert!(sections[1].starts_with("video") && sections[1].contains("a=recvonly"));
+    assert!(first.contains("typ host"), "candidates are in the offer");
+    let offer = Signal::Offer(Blob::copy_from(b"v=0\r\n").unwrap());
+    assert!(h.room.handle_signal(ConnId(1), offer).await.is_err());
+    let answer = Signal::Answer(Blob::copy_from(b"v=0\r\n").unwrap());
+    assert!(h.room.handle_signal(ConnId(5), answer).await.is_err());
+    h.room.close().await;
+}
+
+#[test]
+fn settings_parse_with_defaults_and_refuse_unknown_fields() {
+    let parsed: RtcSettings = toml::from_str(
+        "ips = [\"10.0.0.5\"]\nport_min = 40000\nport_max = 40100\nnat_1to1_ips = [\"203.0.113.7\"]",
+    )
+    .unwrap();
+    assert_eq!(parsed.port_min, 40_000);
+    assert_eq!(parsed.ips, vec![std::net::IpAddr::from([10, 0, 0, 5])]);
+    assert_eq!(
+        parsed.loss_pause_percent,
+        RtcSettings::default().loss_pause_percent
+    );
+    assert_eq!(
+        toml::from_str::<RtcSettings>("").unwrap(),
+        RtcSettings::default()
+    );
+    assert!(toml::from_str::<RtcSettings>("bogus = 1").is_err());
+    let metrics = Arc::new(Metrics::default());
+    let bad = RtcSettings {
+        port_min: 5,
+        port_max: 4,
+        ..RtcSettings::default()
+    };
+    assert!(Rtc::new(&bad, metrics, Arc::new(Tap::off())).is_err());
+}
