@@ -26,7 +26,8 @@ pub struct Config {
     /// `/healthz` and `/metrics`. Loopback unless you open it up.
     pub http: SocketAddr,
     /// Address of the intercom link (length-prefixed `core::wire` frames
-    /// over TCP). Absent or empty: no intercom listener.
+    /// over TCP), or `"off"` for none.
+    #[serde(deserialize_with = "addr_or_off")]
     pub intercom: Option<SocketAddr>,
     /// Per-connection and per-server limits.
     pub limits: Limits,
@@ -301,6 +302,16 @@ impl Config {
     }
 }
 
+fn addr_or_off<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(d)?;
+    if text == "off" {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|_| serde::de::Error::custom(format!("`{text}` is not an address or \"off\"")))
+}
+
 fn parse_value(text: &str) -> toml::Value {
     format!("v = {text}")
         .parse::<toml::Table>()
@@ -349,6 +360,8 @@ mod tests {
         assert_eq!(c.limits.idle_timeout_ms, 1000);
         assert_eq!(c.limits.max_rooms, 9);
         assert_eq!(c.log.format, LogFormat::Json);
+        let off = Config::load(None, env(&[("SATSUMA_SFU_INTERCOM", "off")]))?;
+        assert_eq!(off.intercom, None);
         Ok(())
     }
 

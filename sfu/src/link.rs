@@ -200,6 +200,9 @@ async fn handshake<R: LinkReader>(
         let transport = room
             .resume(conn, token, received, link.clone())
             .map_err(|_| refused())?;
+        if transport == Transport::WebRtc {
+            room.rtc.resend_offer(conn).await;
+        }
         return Ok((room, conn, transport));
     }
     let ToServer::Join {

@@ -19,9 +19,11 @@ const APT_PACKAGES: &[(&str, &str)] = &[
 const USAGE: &str = "\
 usage: cargo xtask <command>
 
-  call     run the main job: today, three MLS members in one process joining,
-           talking and leaving, with SFrame-protected audio through a pretend
-           server (the networked call replaces it)
+  call     run the main job: a call through an SFU embedded in the process
+           (or `-- --sfu HTTP_ADDR --intercom ADDR` for a running one): two
+           desktop members on WebRTC and a door intercom on its TCP link join,
+           talk with SFrame-sealed audio and video, reconnect, change members,
+           and the SFU's record of every payload is scanned for plaintext
   test     everything CI runs: fmt, clippy per package, the tests on x86_64,
            the same core tests on a Cortex-M4 in QEMU and on WebAssembly,
            no_std builds, and a fuzz smoke run
@@ -33,7 +35,7 @@ usage: cargo xtask <command>
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("call" | "demo") => setup().and_then(|()| call()),
+        Some("call" | "demo") => setup().and_then(|()| call(&args[1..])),
         Some("test") => setup().and_then(|()| test()),
         Some("bench") => setup().and_then(|()| bench(&args[1..])),
         Some("setup") => setup(),
@@ -131,19 +133,18 @@ fn setup() -> Result {
     Ok(())
 }
 
-fn call() -> Result {
-    run(
-        "cargo",
-        &[
-            "run",
-            "--quiet",
-            "--release",
-            "-p",
-            "satsuma-core",
-            "--example",
-            "call",
-        ],
-    )
+fn call(extra: &[String]) -> Result {
+    let mut args = vec![
+        "run",
+        "--quiet",
+        "-p",
+        "satsuma-sfu",
+        "--example",
+        "call",
+        "--",
+    ];
+    args.extend(extra.iter().map(String::as_str));
+    run("cargo", &args)
 }
 
 fn bench(extra: &[String]) -> Result {
@@ -272,6 +273,9 @@ fn test() -> Result {
             )
         },
     )?;
+    step("the main job: a call through the embedded SFU", &|| {
+        call(&[])
+    })?;
     step("core tests on a Cortex-M4 in QEMU (mps2-an386)", &|| {
         run("bash", &["scripts/run-cortex-m-tests.sh"])
     })?;

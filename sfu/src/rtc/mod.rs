@@ -260,6 +260,12 @@ impl RtcRoom {
         self.inner.handle_signal(conn, signal).await
     }
 
+    /// `conn` resumed on a new signalling link: an outstanding offer is sent
+    /// again, in case the old link lost it.
+    pub async fn resend_offer(&self, conn: ConnId) {
+        self.inner.resend_offer(conn).await;
+    }
+
     /// `conn` is gone: its peer connection closes and its tracks leave the
     /// others' peer connections.
     pub async fn remove_peer(&self, conn: ConnId) {

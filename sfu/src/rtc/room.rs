@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use satsuma_core::media::Codec;
-use satsuma_core::wire::{ConnId, Signal, Transport};
+use satsuma_core::wire::{Blob, ConnId, Signal, Transport};
 use tokio::sync::mpsc;
 use webrtc::ice_transport::ice_server::RTCIceServer;
 use webrtc::peer_connection::RTCPeerConnection;
@@ -518,6 +518,23 @@ impl RoomInner {
     }
 
     // ---- signalling --------------------------------------------------
+
+    /// `conn`'s signalling link was replaced: an offer it may have lost
+    /// with the old link goes out again (the same session description).
+    pub(super) async fn resend_offer(&self, conn: ConnId) {
+        let Some(peer) = self.state().peers.get(&conn).cloned() else {
+            return;
+        };
+        if !peer.neg().outstanding {
+            return;
+        }
+        let Some(local) = peer.pc.local_description().await else {
+            return;
+        };
+        if let Some(blob) = Blob::copy_from(local.sdp.as_bytes()) {
+            self.outbox.signal(conn, Signal::Offer(blob));
+        }
+    }
 
     pub(super) async fn handle_signal(&self, conn: ConnId, signal: Signal) -> Result<(), RtcError> {
         let answer = match signal {
