@@ -353,7 +353,9 @@ impl<G: Group + Send + 'static> Task<G> {
         }
         match message {
             ToClient::Media(media) => {
-                let _ = self.events.send(ClientEvent::Media(media)).await;
+                // Media that the application does not take in time is
+                // dropped, as a late frame would be; control never is.
+                let _ = self.events.try_send(ClientEvent::Media(media));
             }
             ToClient::Rtc(signal) => {
                 let _ = self.events.send(ClientEvent::Rtc(signal)).await;

@@ -278,3 +278,52 @@ async fn send_round(
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_desktop_whose_signalling_link_drops_keeps_its_call() {
+    let sfu = Sfu::start(&[]);
+    let mut alice = Peer::desktop(&sfu, "alice", "blip", Codec::Opus).await;
+    let mut bob = Peer::desktop(&sfu, "bob", "blip", Codec::Opus).await;
+    let epoch = settled(&mut [&mut alice, &mut bob], 2, 60).await;
+
+    // The WebSocket drops; the peer connection does not depend on it.
+    alice.client.drop_link().await.unwrap();
+    common::wait_for(&mut [&mut alice], 20, "a resume", |p| {
+        p.reconnects == [true]
+    })
+    .await;
+    assert_eq!(settled(&mut [&mut alice, &mut bob], 2, 20).await, epoch);
+
+    // Carol joins: Alice's peer connection is renegotiated over the new
+    // link, and Alice hears Carol.
+    let mut carol = Peer::desktop(&sfu, "carol", "blip", Codec::Opus).await;
+    settled(&mut [&mut alice, &mut bob, &mut carol], 3, 60).await;
+    let carol_conn = carol
+        .client
+        .with_member(|m| m.conn())
+        .await
+        .unwrap()
+        .unwrap()
+        .0;
+    let mut inbox = Inbox::default();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut i = 0;
+    while !inbox.audio.contains_key(&carol_conn) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Alice never heard Carol: {:?}",
+            summary(std::slice::from_ref(&inbox))
+        );
+        let frame = seal(&carol, Codec::Opus, audio_frame(i)).await;
+        let (rtc, _) = carol.rtc.as_ref().unwrap();
+        rtc.send_audio(&frame, i * 960).await.unwrap();
+        for p in [&mut alice, &mut bob, &mut carol] {
+            p.pump().await;
+        }
+        inbox.take(&mut alice);
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let heard = inbox.audio[&carol_conn][0].clone();
+    assert!(open(&alice, Codec::Opus, heard).await.starts_with(PATTERN));
+}
