@@ -52,7 +52,10 @@ fuzz_target!(|data: &[u8]| {
                 // Raw bytes in a length prefix, possibly a lying one.
                 let len = usize::from(input.u16() % 600);
                 let body = input.take(len);
-                let mut framed = u32::try_from(body.len()).unwrap_or(0).to_be_bytes().to_vec();
+                let mut framed = u32::try_from(body.len())
+                    .unwrap_or(0)
+                    .to_be_bytes()
+                    .to_vec();
                 if input.byte() == 0xff {
                     framed = input.take(4).to_vec();
                 }
@@ -62,7 +65,11 @@ fuzz_target!(|data: &[u8]| {
             2 => {
                 let capabilities = Capabilities {
                     can_commit: input.byte() % 2 == 0,
-                    transport: if input.byte() % 2 == 0 { Transport::WebRtc } else { Transport::Wire },
+                    transport: if input.byte() % 2 == 0 {
+                        Transport::WebRtc
+                    } else {
+                        Transport::Wire
+                    },
                 };
                 let join = ToServer::Join {
                     room: RoomName::new("r").unwrap(),
@@ -95,12 +102,27 @@ fuzz_target!(|data: &[u8]| {
 
 /// What a connection's link does with one frame: cut, decode, hand over.
 fn deliver(room: &mut Room, slot: &mut Slot, now: Instant, stream: &[u8]) {
-    let Some(header) = stream.get(..4) else { return };
-    let Ok(len) = frame_len(header.try_into().unwrap()) else { return };
-    let Some(body) = stream.get(4..4 + len) else { return };
-    let Ok(message) = ToServer::decode(body) else { return };
+    let Some(header) = stream.get(..4) else {
+        return;
+    };
+    let Ok(len) = frame_len(header.try_into().unwrap()) else {
+        return;
+    };
+    let Some(body) = stream.get(4..4 + len) else {
+        return;
+    };
+    let Ok(message) = ToServer::decode(body) else {
+        return;
+    };
     match (slot.conn, message) {
-        (None, ToServer::Join { key_package, capabilities, .. }) => {
+        (
+            None,
+            ToServer::Join {
+                key_package,
+                capabilities,
+                ..
+            },
+        ) => {
             if let Ok(conn) = room.handle_join(now, key_package, capabilities) {
                 slot.conn = Some(conn);
             }
@@ -123,7 +145,9 @@ fn deliver(room: &mut Room, slot: &mut Slot, now: Instant, stream: &[u8]) {
 /// sender may still be someone else).
 fn valid_work(state: &RoomState, input: &mut Input<'_>) -> ToServer {
     let Some(epoch) = state.epoch() else {
-        return ToServer::Create { group_id: Blob::copy_from(input.take(4)).unwrap_or_default() };
+        return ToServer::Create {
+            group_id: Blob::copy_from(input.take(4)).unwrap_or_default(),
+        };
     };
     let adds: Vec<ConnId> = state.lobby().iter().map(|w| w.conn).collect();
     let welcome = !adds.is_empty();
@@ -156,7 +180,11 @@ fn drain(room: &mut Room, slots: &mut [Slot; SLOTS]) {
     }
     for slot in slots.iter() {
         if let Some(view) = &slot.view {
-            assert_eq!(view, room.state(), "a connection's view differs from the log");
+            assert_eq!(
+                view,
+                room.state(),
+                "a connection's view differs from the log"
+            );
         }
     }
 }
