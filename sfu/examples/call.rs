@@ -6,7 +6,7 @@
 //! plaintext at the end.
 //!
 //! `cargo xtask call` runs this.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // A demo's edge.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A demo's edge.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -312,10 +312,15 @@ async fn main() {
             (http, intercom, None)
         }
         _ => {
-            let mut config = satsuma_sfu::Config::default();
-            config.http = SocketAddr::from(([127, 0, 0, 1], 0));
-            config.intercom = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
-            config.debug.capture = Some(capture.clone());
+            let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+            let config = satsuma_sfu::Config {
+                http: loopback,
+                intercom: Some(loopback),
+                debug: satsuma_sfu::config::Debug {
+                    capture: Some(capture.clone()),
+                },
+                ..Default::default()
+            };
             let server = satsuma_sfu::start(config).await.expect("the embedded SFU");
             let (http, intercom) = (server.http_addr(), server.intercom_addr().unwrap());
             println!(
