@@ -436,10 +436,10 @@ async fn write_loop<W: LinkWriter>(
                 metrics.sent(Kind::Control, bytes.len());
                 writer.write(bytes).await
             }
-            Some((bytes, arrived)) = media.recv() => {
+            Some((bytes, arrived, kind)) = media.recv() => {
                 let len = bytes.len();
                 let result = writer.write(bytes).await;
-                metrics.sent(Kind::Audio, len);
+                metrics.sent(kind, len);
                 metrics.forwarded_after(arrived.elapsed());
                 result
             }

@@ -22,8 +22,9 @@ use crate::hub::Hub;
 use crate::metrics::{Drop, Error as ErrorKind, Kind};
 use crate::rtc::{Outbox, RtcRoom};
 
-/// A frame of media queued for an intercom link, with its arrival time.
-pub(crate) type MediaItem = (Bytes, Instant);
+/// A frame of media queued for an intercom link, with its arrival time and
+/// kind (for the metrics).
+pub(crate) type MediaItem = (Bytes, Instant, Kind);
 
 /// The sending side of a live link, as the room sees it.
 #[derive(Debug, Clone)]
@@ -339,7 +340,8 @@ impl Room {
                 continue;
             }
             let b = bytes.get_or_insert_with(|| encode(&ToClient::Media(media.clone())));
-            if tx.try_send((b.clone(), arrived)).is_err() {
+            let kind = if video { Kind::Video } else { Kind::Audio };
+            if tx.try_send((b.clone(), arrived, kind)).is_err() {
                 hub.metrics.dropped(Drop::SlowSubscriber);
             }
         }

@@ -1,6 +1,6 @@
-//! Bad input against the real binary: each bad connection gets a clear
-//! error and is closed, alone; the server stays up and a call in another
-//! room goes on undisturbed.
+//! Bad input against the real binary, one case per test: the bad
+//! connection gets a clear error and is closed, alone; the server stays up,
+//! and a call in another room goes on and still takes a newcomer.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -11,7 +11,8 @@ use common::{Peer, RawIntercom, Sfu, settled};
 use futures_util::{SinkExt as _, StreamExt as _};
 use satsuma_core::media::Codec;
 use satsuma_core::wire::{
-    Blob, ConnId, ErrorCode, Media, Message as _, ToClient, ToServer, Transport,
+    Blob, Capabilities, ConnId, ErrorCode, Media, Message as _, RoomName, ToClient, ToServer,
+    Transport, encode_framed,
 };
 use tokio::io::AsyncWriteExt as _;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -26,21 +27,67 @@ const LIMITS: &[(&str, &str)] = &[
     ("SATSUMA_SFU_LIMITS__MAX_MESSAGE_BYTES", "65536"),
 ];
 
-/// The calm room's call still works: both members agree, and a newcomer
-/// gets in.
-async fn calm_room_is_fine(sfu: &mut Sfu, alice: &mut Peer, bob: &mut Peer, case: &str) {
-    assert!(sfu.is_running(), "the SFU died after {case}");
-    let (status, _) = sfu.get("/healthz").await;
-    assert_eq!(status, 200, "healthz after {case}");
-    settled(&mut [alice, bob], 2, 20).await;
+/// The SFU with a call going on in room "calm".
+struct Calm {
+    sfu: Sfu,
+    alice: Peer,
+    bob: Peer,
 }
 
-/// An intercom link that sends `bytes` and must get `code` and be closed.
-async fn refused(sfu: &Sfu, bytes: &[u8], code: ErrorCode, case: &str) {
-    let mut raw = RawIntercom::connect(sfu, "bad").await;
+impl Calm {
+    async fn start() -> Self {
+        let sfu = Sfu::start(LIMITS);
+        let mut alice = Peer::connect(&sfu, "alice", "calm", Transport::WebRtc).await;
+        let mut bob = Peer::connect(&sfu, "bob", "calm", Transport::Wire).await;
+        settled(&mut [&mut alice, &mut bob], 2, 60).await;
+        Self { sfu, alice, bob }
+    }
+
+    /// The server is up, the call goes on undisturbed (nobody had to
+    /// reconnect) and a newcomer gets in.
+    async fn still_fine(mut self, case: &str) {
+        assert!(self.sfu.is_running(), "the SFU died after {case}");
+        let (status, _) = self.sfu.get("/healthz").await;
+        assert_eq!(status, 200, "healthz after {case}");
+        let mut carol = Peer::connect(&self.sfu, "carol", "calm", Transport::WebRtc).await;
+        settled(&mut [&mut self.alice, &mut self.bob, &mut carol], 3, 60).await;
+        for p in [&self.alice, &self.bob] {
+            assert!(
+                p.reconnects.is_empty(),
+                "{} lost its link after {case}",
+                p.name
+            );
+            assert!(
+                p.errors.is_empty(),
+                "{} got {:?} after {case}",
+                p.name,
+                p.errors
+            );
+        }
+    }
+
+    async fn errors(&self, kind: &str) -> u64 {
+        self.sfu
+            .metric(&format!("satsuma_errors_total{{kind=\"{kind}\"}}"))
+            .await
+    }
+}
+
+/// An intercom link that sends `bytes`, gets `code` and is closed; the
+/// error is counted as `kind`.
+async fn refused(bytes: &[u8], code: ErrorCode, kind: &str, case: &str) {
+    let calm = Calm::start().await;
+    let before = calm.errors(kind).await;
+    let mut raw = RawIntercom::connect(&calm.sfu, "bad").await;
     raw.write(bytes).await.unwrap();
     assert_eq!(raw.error().await, Some(code), "{case}");
     assert!(raw.closed().await, "{case}: the link stays open");
+    assert_eq!(
+        calm.errors(kind).await,
+        before + 1,
+        "{case} is counted as {kind}"
+    );
+    calm.still_fine(case).await;
 }
 
 fn framed(body: &[u8]) -> Vec<u8> {
@@ -50,136 +97,133 @@ fn framed(body: &[u8]) -> Vec<u8> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_links_are_closed_alone_and_other_rooms_go_on() {
-    let mut sfu = Sfu::start(LIMITS);
-    let mut alice = Peer::connect(&sfu, "alice", "calm", Transport::WebRtc).await;
-    let mut bob = Peer::connect(&sfu, "bob", "calm", Transport::Wire).await;
-    settled(&mut [&mut alice, &mut bob], 2, 60).await;
-    let malformed_before = sfu.metric("satsuma_errors_total{kind=\"malformed\"}").await;
-
-    // Wrong version byte.
+async fn wrong_version() {
     refused(
-        &sfu,
         &framed(&[9, 0, 1, 2]),
         ErrorCode::Malformed,
-        "version",
+        "malformed",
+        "wrong version",
     )
     .await;
-    // Not postcard at all.
-    refused(
-        &sfu,
-        &framed(&[1, 0xff, 0xff, 0xff, 0xff]),
-        ErrorCode::Malformed,
-        "garbage",
-    )
-    .await;
-    // A zero-length frame.
-    refused(&sfu, &[0, 0, 0, 0], ErrorCode::Malformed, "empty frame").await;
-    // A frame announcing more than the limit: refused before it is read.
-    refused(
-        &sfu,
-        &(10u32 << 20).to_be_bytes(),
-        ErrorCode::TooLarge,
-        "oversized",
-    )
-    .await;
-    // A valid message that is not a Join first.
-    refused(
-        &sfu,
-        &satsuma_core::wire::encode_framed(&ToServer::Leave).unwrap(),
-        ErrorCode::Unexpected,
-        "no join",
-    )
-    .await;
-    calm_room_is_fine(&mut sfu, &mut alice, &mut bob, "malformed frames").await;
-    let malformed = sfu.metric("satsuma_errors_total{kind=\"malformed\"}").await;
-    assert_eq!(
-        malformed - malformed_before,
-        3,
-        "each malformed link is counted"
-    );
+}
 
-    // Truncated: the link ends inside a frame.
-    let mut raw = RawIntercom::connect(&sfu, "bad").await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_a_message() {
+    let garbage = framed(&[1, 0xff, 0xff, 0xff, 0xff]);
+    refused(&garbage, ErrorCode::Malformed, "malformed", "garbage").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_frame() {
+    refused(
+        &[0, 0, 0, 0],
+        ErrorCode::Malformed,
+        "malformed",
+        "empty frame",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_frame_is_refused_before_it_is_read() {
+    let header = (10u32 << 20).to_be_bytes();
+    refused(&header, ErrorCode::TooLarge, "too_large", "oversized").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_join_first() {
+    let leave = encode_framed(&ToServer::Leave).unwrap();
+    refused(&leave, ErrorCode::Unexpected, "unexpected", "no join").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_resume() {
+    let resume = ToServer::Resume {
+        room: RoomName::new("calm").unwrap(),
+        conn: ConnId(0),
+        token: [7; 16],
+        received: 0,
+    };
+    let bytes = encode_framed(&resume).unwrap();
+    refused(&bytes, ErrorCode::ResumeFailed, "resume", "forged resume").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_frame() {
+    let calm = Calm::start().await;
+    let mut raw = RawIntercom::connect(&calm.sfu, "bad").await;
     raw.write(&[0, 0, 0, 100, 1, 2, 3]).await.unwrap();
     raw.tcp.shutdown().await.unwrap();
-    assert_eq!(raw.error().await, Some(ErrorCode::Malformed), "truncated");
+    assert_eq!(raw.error().await, Some(ErrorCode::Malformed));
+    calm.still_fine("a truncated frame").await;
+}
 
-    // Silent: no Join within the handshake time.
-    let mut raw = RawIntercom::connect(&sfu, "bad").await;
-    assert_eq!(raw.error().await, Some(ErrorCode::Idle), "silent");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_link() {
+    let calm = Calm::start().await;
+    let mut raw = RawIntercom::connect(&calm.sfu, "bad").await;
+    assert_eq!(raw.error().await, Some(ErrorCode::Idle));
     assert!(raw.closed().await);
+    calm.still_fine("a silent link").await;
+}
 
-    // Slow sender: a frame trickling in a byte at a time never completes
-    // within the idle timeout.
-    let mut raw = RawIntercom::connect(&sfu, "slow").await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_sender() {
+    let calm = Calm::start().await;
+    let mut raw = RawIntercom::connect(&calm.sfu, "slow").await;
     raw.join().await;
-    let ping = satsuma_core::wire::encode_framed(&ToServer::Ping { nonce: 7 }).unwrap();
+    // A frame trickling in a byte at a time never completes within the idle
+    // timeout.
+    let ping = encode_framed(&ToServer::Ping { nonce: 7 }).unwrap();
     for byte in &ping[..ping.len() - 1] {
         if raw.write(&[*byte]).await.is_err() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    assert_eq!(raw.error().await, Some(ErrorCode::Idle), "slow sender");
-    calm_room_is_fine(
-        &mut sfu,
-        &mut alice,
-        &mut bob,
-        "truncated, silent and slow links",
-    )
-    .await;
+    assert_eq!(raw.error().await, Some(ErrorCode::Idle));
+    calm.still_fine("a slow sender").await;
+}
 
-    // A control flood: over the burst, the link is closed.
-    let mut raw = RawIntercom::connect(&sfu, "flood").await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_flood() {
+    let calm = Calm::start().await;
+    let mut raw = RawIntercom::connect(&calm.sfu, "flood").await;
     raw.join().await;
     let mut flood = Vec::new();
     for nonce in 0..200 {
-        flood.extend(satsuma_core::wire::encode_framed(&ToServer::Ping { nonce }).unwrap());
+        flood.extend(encode_framed(&ToServer::Ping { nonce }).unwrap());
     }
     let _ = raw.write(&flood).await;
-    assert_eq!(raw.error().await, Some(ErrorCode::RateLimited), "flood");
+    assert_eq!(raw.error().await, Some(ErrorCode::RateLimited));
     assert!(raw.closed().await);
+    calm.still_fine("a control flood").await;
+}
 
-    // A second Join on the same link: one room per connection.
-    let mut raw = RawIntercom::connect(&sfu, "twice").await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_join_on_one_link() {
+    let calm = Calm::start().await;
+    let mut raw = RawIntercom::connect(&calm.sfu, "twice").await;
     raw.join().await;
     let kp = Blob::copy_from(&raw.member.group_mut().key_package().unwrap()).unwrap();
     let again = ToServer::Join {
-        room: satsuma_core::wire::RoomName::new("other").unwrap(),
+        room: RoomName::new("other").unwrap(),
         key_package: kp,
-        capabilities: satsuma_core::wire::Capabilities {
+        capabilities: Capabilities {
             can_commit: false,
             transport: Transport::Wire,
         },
     };
     raw.send(&again).await;
-    assert_eq!(
-        raw.error().await,
-        Some(ErrorCode::TooManyRooms),
-        "second join"
-    );
+    assert_eq!(raw.error().await, Some(ErrorCode::TooManyRooms));
+    calm.still_fine("a second join").await;
+}
 
-    // A resume with a made-up token.
-    let resume = ToServer::Resume {
-        room: satsuma_core::wire::RoomName::new("calm").unwrap(),
-        conn: ConnId(0),
-        token: [7; 16],
-        received: 0,
-    };
-    refused(
-        &sfu,
-        &satsuma_core::wire::encode_framed(&resume).unwrap(),
-        ErrorCode::ResumeFailed,
-        "forged resume",
-    )
-    .await;
-    calm_room_is_fine(&mut sfu, &mut alice, &mut bob, "floods and forged resumes").await;
-
-    // A media flood from a member is dropped over the rate, not fatal.
-    let dropped_before = sfu
-        .metric("satsuma_dropped_total{reason=\"rate_limited\"}")
-        .await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_media_flood_is_dropped_not_fatal() {
+    let mut calm = Calm::start().await;
+    let rate_limited = "satsuma_dropped_total{reason=\"rate_limited\"}";
+    let before = calm.sfu.metric(rate_limited).await;
     for i in 0..300u16 {
         let media = Media {
             sender: ConnId(0),
@@ -188,46 +232,12 @@ async fn bad_links_are_closed_alone_and_other_rooms_go_on() {
             sequence: i,
             payload: Blob::copy_from(&[0xAB; 100]).unwrap(),
         };
-        bob.client.send_media(media).await.unwrap();
+        calm.bob.client.send_media(media).await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(
-        sfu.metric("satsuma_dropped_total{reason=\"rate_limited\"}")
-            .await
-            > dropped_before
-    );
-    bob.absorb();
-    assert!(
-        bob.reconnects.is_empty(),
-        "the flooding member keeps its link"
-    );
-
-    // WebSocket: a text frame, an oversized message, a bad room name.
-    let url = format!("ws://{}/v1/rooms/bad/ws", sfu.http);
-    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
-    ws.send(WsMessage::Text("hello".into())).await.unwrap();
-    assert_eq!(
-        ws_error(&mut ws).await,
-        Some(ErrorCode::Malformed),
-        "text frame"
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
-    let _ = ws.send(WsMessage::Binary(vec![1; 100_000].into())).await;
-    assert_eq!(
-        ws_error(&mut ws).await,
-        Some(ErrorCode::TooLarge),
-        "oversized message"
-    );
-    let bad_name = format!("ws://{}/v1/rooms/no%20spaces/ws", sfu.http);
-    assert!(tokio_tungstenite::connect_async(&bad_name).await.is_err());
-    let (status, _) = sfu.get("/v1/rooms/no%20spaces/ws").await;
-    assert_eq!(status, 400);
-
-    calm_room_is_fine(&mut sfu, &mut alice, &mut bob, "everything").await;
-    // A newcomer still gets into the calm room.
-    let mut carol = Peer::connect(&sfu, "carol", "calm", Transport::WebRtc).await;
-    settled(&mut [&mut alice, &mut bob, &mut carol], 3, 60).await;
-    assert!(sfu.metric("satsuma_errors_total{kind=\"too_large\"}").await >= 2);
+    assert!(calm.sfu.metric(rate_limited).await > before);
+    calm.bob.absorb();
+    calm.still_fine("a media flood").await;
 }
 
 type Ws =
@@ -249,4 +259,36 @@ async fn ws_error(ws: &mut Ws) -> Option<ErrorCode> {
         .await
         .ok()
         .flatten()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_text_frame() {
+    let calm = Calm::start().await;
+    let url = format!("ws://{}/v1/rooms/bad/ws", calm.sfu.http);
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    ws.send(WsMessage::Text("hello".into())).await.unwrap();
+    assert_eq!(ws_error(&mut ws).await, Some(ErrorCode::Malformed));
+    calm.still_fine("a WebSocket text frame").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_oversized_message() {
+    let calm = Calm::start().await;
+    let before = calm.errors("too_large").await;
+    let url = format!("ws://{}/v1/rooms/bad/ws", calm.sfu.http);
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let _ = ws.send(WsMessage::Binary(vec![1; 100_000].into())).await;
+    assert_eq!(ws_error(&mut ws).await, Some(ErrorCode::TooLarge));
+    assert_eq!(calm.errors("too_large").await, before + 1);
+    calm.still_fine("an oversized WebSocket message").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_room_name() {
+    let calm = Calm::start().await;
+    let url = format!("ws://{}/v1/rooms/no%20spaces/ws", calm.sfu.http);
+    assert!(tokio_tungstenite::connect_async(&url).await.is_err());
+    let (status, _) = calm.sfu.get("/v1/rooms/no%20spaces/ws").await;
+    assert_eq!(status, 400);
+    calm.still_fine("a bad room name").await;
 }
