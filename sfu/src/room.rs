@@ -90,6 +90,9 @@ struct Inner {
 struct Routes {
     wire: Vec<(ConnId, mpsc::Sender<MediaItem>)>,
     members: Vec<ConnId>,
+    /// Whether any member is on WebRTC: only then does intercom audio
+    /// cross the bridge.
+    desktops: bool,
 }
 
 /// Why a join or resume was refused.
@@ -308,7 +311,11 @@ impl Room {
             return;
         }
         media.sender = conn;
-        self.rtc.forward_wire(&media);
+        // Video never crosses to desktops from an intercom link (intercoms
+        // publish audio; the bridge carries audio only).
+        if routes.desktops && media.codec != Codec::Vp8 {
+            self.rtc.forward_wire(&media);
+        }
         self.to_intercoms(media, arrived);
     }
 
@@ -465,8 +472,12 @@ impl Room {
             })
             .collect();
         let members = inner.members.iter().map(|(c, _)| *c).collect();
-        *self.routes.write().unwrap_or_else(PoisonError::into_inner) =
-            Arc::new(Routes { wire, members });
+        let desktops = inner.members.iter().any(|(_, t)| *t == Transport::WebRtc);
+        *self.routes.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(Routes {
+            wire,
+            members,
+            desktops,
+        });
     }
 
     /// The commit deadline and the reconnect grace periods.

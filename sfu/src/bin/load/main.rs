@@ -1,0 +1,189 @@
+//! `satsuma-load`: how much intercom media one real `satsuma-sfu` process
+//! forwards on this machine, and where it stops keeping up.
+//!
+//! N rooms of M participants join a real SFU on loopback over the intercom
+//! link. In each room one participant is a real
+//! [`Client`](satsuma_sfu::client::Client) driving an MLS
+//! member that can commit; it creates the group and adds the others. The
+//! other M-1 are raw TCP participants: they send a real `Join` (a key
+//! package from their own MLS session), then only send media and read
+//! frames, ignoring control messages. Once the SFU counts every participant
+//! as a member (`satsuma_members`), everyone sends audio (50 packets/s) and,
+//! for `--video-share` of them, video (30 frames/s split into packets of at
+//! most 1200 bytes).
+//!
+//! Every payload starts with 16 bytes, big-endian: the sender's number
+//! (u32), its packet counter (u32) and the send time (u64 nanoseconds since
+//! the tool started, on its monotonic clock). Receivers subtract that from
+//! their own clock: the latency is send-to-receive through the SFU, on the
+//! same clock. Loss is counted per receiver: packets the other members of
+//! its room stamped inside the measured window, minus those it received.
+//!
+//! Each step adds rooms to the ones already running (1, 2, 4, ... rooms),
+//! waits until they are all members, warms up, then measures for
+//! `--seconds`: the SFU's `/metrics` counters and its CPU time and RSS from
+//! `/proc`, the generator's own CPU, and the receivers' counts and
+//! latencies. It stops at the first step where loss exceeds 1 %, p99
+//! exceeds 5 ms or the CPU saturates, and prints a Markdown table.
+//!
+//! It does not measure WebRTC forwarding, and the Media header's
+//! `timestamp` and `sequence` are constant (the SFU never reads them):
+//! frames are encoded once and only the payload's stamp is patched.
+//!
+//! Exit status: 0 when the tool ran, whatever the numbers; 1 when it could
+//! not (the SFU did not start, members never settled, nothing was
+//! forwarded).
+
+mod report;
+mod rooms;
+mod sfu;
+mod steps;
+mod traffic;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::steps::run;
+use crate::traffic::origin;
+
+/// Load steps against a real `satsuma-sfu` on loopback.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// The SFU binary to start. Default: `satsuma-sfu` next to this tool.
+    #[arg(long, conflicts_with_all = ["http", "intercom"])]
+    sfu: Option<PathBuf>,
+    /// HTTP address (for `/metrics`) of an SFU that is already running.
+    #[arg(long, requires = "intercom")]
+    http: Option<SocketAddr>,
+    /// Intercom address of an SFU that is already running.
+    #[arg(long, requires = "http")]
+    intercom: Option<SocketAddr>,
+    /// Process id of the running SFU, for its CPU and RSS.
+    #[arg(long, requires = "http")]
+    sfu_pid: Option<u32>,
+    /// Rooms at each step, in increasing order.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 192, 256])]
+    rooms: Vec<usize>,
+    /// Skip steps with more rooms than this.
+    #[arg(long, default_value_t = 256)]
+    max_rooms: usize,
+    /// Participants per room (one committer, the rest raw).
+    #[arg(long, default_value_t = 4)]
+    members: usize,
+    /// Seconds measured per step, after the warm-up.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Seconds of warm-up before each measurement.
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
+    /// Share of participants that also send video (0.0 to 1.0).
+    #[arg(long, default_value_t = 1.0)]
+    video_share: f64,
+    /// Video bit rate per sender, kbit/s (30 frames/s, packets of at most
+    /// 1200 bytes: 800 kbit/s is 3 packets per frame).
+    #[arg(long, default_value_t = 800)]
+    video_kbps: u64,
+    /// Audio payload bytes per packet (50 packets/s).
+    #[arg(long, default_value_t = 160)]
+    audio_bytes: usize,
+    /// Seconds to wait for every participant to become a member.
+    #[arg(long, default_value_t = 60)]
+    settle_timeout: u64,
+    /// Rooms joined at once while setting up a step.
+    #[arg(long, default_value_t = 8)]
+    join_concurrency: usize,
+    /// Worker threads of the generator. Default: the machine's cores.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Two short steps (1 and 2 rooms, 3 s each), for CI: fails only when
+    /// the tool itself fails, never on the numbers.
+    #[arg(long)]
+    quick: bool,
+    /// Run every step, even past the knee.
+    #[arg(long)]
+    no_stop: bool,
+    /// Also write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// `RUST_LOG` for a spawned SFU.
+    #[arg(long, default_value = "warn")]
+    sfu_log: String,
+}
+
+/// Why the tool could not do its job.
+#[derive(Debug)]
+struct Failure(String);
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for Failure {
+    fn from(text: String) -> Self {
+        Self(text)
+    }
+}
+
+type Result<T, E = Failure> = std::result::Result<T, E>;
+
+fn fail<T>(text: impl Into<String>) -> Result<T> {
+    Err(Failure(text.into()))
+}
+
+/// The longest a `--quick` run may take.
+const QUICK_LIMIT: Duration = Duration::from_secs(55);
+
+async fn sleep_for(d: Duration) {
+    match tokio::time::Instant::now().checked_add(d) {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let _ = origin();
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("satsuma-load: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // A CI smoke run must end well within a minute, whatever goes wrong.
+    let limit = if args.quick {
+        QUICK_LIMIT
+    } else {
+        Duration::MAX
+    };
+    let outcome = runtime.block_on(async move {
+        tokio::select! {
+            outcome = run(args) => outcome,
+            _ = tokio::signal::ctrl_c() => fail("interrupted"),
+            () = sleep_for(limit) => fail(format!("--quick took longer than {limit:?}")),
+        }
+    });
+    // The runtime's tasks (and with `run`'s return, the spawned SFU) end here.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("satsuma-load: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

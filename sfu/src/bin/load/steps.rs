@@ -1,0 +1,488 @@
+//! The run: checks the arguments, starts (or finds) the SFU, then for each
+//! step adds rooms, waits until the SFU counts every member, opens the
+//! measured window, samples the SFU and `/proc` at its edges, and turns the
+//! participants' counts into a [`Row`] with [`measure`], stopping at the
+//! knee; then prints the table, the verdict and the notes.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
+
+use satsuma_core::media::Codec;
+use tokio::sync::Semaphore;
+
+use crate::report::{GOAL_P99_MS, GOAL_PER_CORE, Row, ms, table, to_json};
+use crate::rooms::{Room, add_room};
+use crate::sfu::{Sample, Scrape, Sfu, clock_ticks, rss_kib, sample, sfu_p99_ms};
+use crate::traffic::{
+    Histogram, Received, STAMP_LEN, Shared, Template, Trouble, VIDEO_MTU, Window, at_ns,
+    check_parser, now_ns,
+};
+use crate::{Args, Failure, Result, fail};
+
+/// Time for packets still in flight when a window closes.
+const GRACE: Duration = Duration::from_millis(300);
+
+// ---------------------------------------------------------------- the run --
+
+/// Waits until the SFU counts `want` members.
+async fn settle(sfu: &mut Sfu, want: usize, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        sfu.check_alive()?;
+        let scrape = sfu.scrape().await?;
+        let members = scrape.get("satsuma_members");
+        if members >= want as f64 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return fail(format!(
+                "members never settled: the SFU counts {members} of {want} after {timeout:?} \
+                 (rooms open: {}, connections: {})",
+                scrape.get("satsuma_rooms"),
+                scrape.get("satsuma_connections")
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `x` rounded to a whole non-negative number.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn whole(x: f64) -> u64 {
+    // Clamped first; `as` saturates anyway.
+    x.round().clamp(0.0, u64::MAX as f64) as u64
+}
+
+/// Rounds `share * members` (share within 0..=1) to a participant count.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn video_senders(share: f64, members: usize) -> usize {
+    // Clamped to 0..=members first, so the cast cannot truncate.
+    (share.clamp(0.0, 1.0) * members as f64)
+        .round()
+        .clamp(0.0, members as f64) as usize
+}
+
+fn context(args: &Args, sfu: &Sfu, threads: usize, shared: &Shared) -> Vec<(&'static str, String)> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or_else(|_| "unknown".into(), |s| s.trim().to_owned());
+    // A running SFU's binary, where /proc tells.
+    let binary = sfu.binary.clone().or_else(|| {
+        sfu.pid
+            .and_then(|p| std::fs::read_link(format!("/proc/{p}/exe")).ok())
+    });
+    let profile = match &binary {
+        Some(b) if b.components().any(|c| c.as_os_str() == "release") => {
+            format!("release ({})", b.display())
+        }
+        Some(b) if b.components().any(|c| c.as_os_str() == "debug") => {
+            format!("DEBUG ({}): numbers are meaningless", b.display())
+        }
+        Some(b) => format!("unknown ({})", b.display()),
+        None => "unknown (already running; pass --sfu-pid)".into(),
+    };
+    let tool = if cfg!(debug_assertions) {
+        "debug: the generator is slow, build with --release"
+    } else {
+        "release"
+    };
+    let video_pps = shared.video_packets * 30;
+    vec![
+        ("cores", cores.to_string()),
+        ("cpu", cpu),
+        ("kernel", kernel),
+        ("sfu_build", profile),
+        (
+            "sfu_pid",
+            sfu.pid.map_or_else(|| "unknown".into(), |p| p.to_string()),
+        ),
+        ("generator_build", tool.into()),
+        ("generator_threads", threads.to_string()),
+        ("members_per_room", args.members.to_string()),
+        (
+            "traffic",
+            format!(
+                "audio 50 pkt/s x {} B (Pcmu); video for {} of {} per room: 30 frames/s x {} packets of {} B (Vp8, {} kbit/s) = {} pkt/s",
+                shared.audio.payload.len(),
+                video_senders(args.video_share, args.members),
+                args.members,
+                shared.video_packets,
+                shared.video.payload.len(),
+                args.video_kbps,
+                video_pps
+            ),
+        ),
+        (
+            "window",
+            format!(
+                "{} s warm-up, {} s measured per step",
+                args.warmup, args.seconds
+            ),
+        ),
+    ]
+}
+
+pub(crate) async fn run(mut args: Args) -> Result<()> {
+    if args.quick {
+        args.rooms = vec![1, 2];
+        args.seconds = 3;
+        args.warmup = args.warmup.min(2);
+        args.settle_timeout = args.settle_timeout.min(20);
+    }
+    if args.members < 2 {
+        return fail("--members must be at least 2 (a committer and one more)");
+    }
+    if args.seconds == 0 {
+        return fail("--seconds must be at least 1");
+    }
+    let steps: Vec<usize> = args
+        .rooms
+        .iter()
+        .copied()
+        .filter(|r| *r >= 1 && *r <= args.max_rooms)
+        .collect();
+    if steps.is_empty() || steps.windows(2).any(|w| w[1] <= w[0]) {
+        return fail("--rooms must be increasing room counts within --max-rooms");
+    }
+
+    let media_tag = check_parser()?;
+    let frame_bytes = usize::try_from(args.video_kbps * 1000 / 8 / 30)
+        .unwrap_or(VIDEO_MTU)
+        .max(STAMP_LEN);
+    let video_packets = frame_bytes.div_ceil(VIDEO_MTU);
+    let shared = Arc::new(Shared {
+        window: Window::new(),
+        trouble: Trouble::default(),
+        media_tag,
+        audio: Template::new(Codec::Pcmu, args.audio_bytes)?,
+        video: Template::new(Codec::Vp8, frame_bytes.div_ceil(video_packets))?,
+        video_packets: video_packets as u64,
+    });
+
+    let mut sfu = match (args.http, args.intercom) {
+        (Some(http), Some(intercom)) => Sfu {
+            child: None,
+            pid: args.sfu_pid,
+            http,
+            intercom,
+            binary: None,
+        },
+        _ => {
+            let binary = match &args.sfu {
+                Some(b) => b.clone(),
+                None => std::env::current_exe()
+                    .map_err(|e| Failure(format!("where is this tool? {e}")))?
+                    .with_file_name("satsuma-sfu"),
+            };
+            Sfu::spawn(binary, &args.sfu_log).await?
+        }
+    };
+    let health = sfu.get("/healthz").await?;
+    if health.trim() != "ok" {
+        return fail(format!("the SFU is not healthy: {health:?}"));
+    }
+    let tick = clock_ticks();
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = args.threads.unwrap_or(cores);
+    let context = context(&args, &sfu, threads, &shared);
+    println!("# satsuma-load\n");
+    for (k, v) in &context {
+        println!("- {k}: {v}");
+    }
+    println!(
+        "- note: the generator (this process) shares the machine's {cores} cores with the SFU; \
+         its CPU is the `gen CPU %` column. Latency is send -> receive through the SFU on loopback, \
+         on the tool's clock, so it includes the generator's own scheduling delay.\n"
+    );
+    if !args.quick && sfu.pid.is_none() {
+        eprintln!("satsuma-load: no --sfu-pid: SFU CPU and RSS will be n/a");
+    }
+
+    let video = video_senders(args.video_share, args.members);
+    let mut rooms: Vec<Room> = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
+    let mut knee: Option<String> = None;
+    let baseline = sfu.scrape().await?.get("satsuma_members");
+    for &n in &steps {
+        // Add the rooms this step needs.
+        let started = Instant::now();
+        let gate = Arc::new(Semaphore::new(args.join_concurrency.max(1)));
+        let mut joining = tokio::task::JoinSet::new();
+        for index in rooms.len()..n {
+            let (gate, shared, intercom, members) = (
+                Arc::clone(&gate),
+                Arc::clone(&shared),
+                sfu.intercom,
+                args.members,
+            );
+            joining.spawn(async move {
+                let _permit = gate
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| Failure("semaphore closed".into()))?;
+                add_room(index, intercom, members, video, shared)
+                    .await
+                    .map(|room| (index, room))
+            });
+        }
+        let mut added = Vec::new();
+        while let Some(joined) = joining.join_next().await {
+            added.push(joined.map_err(|e| Failure(format!("a joining task failed: {e}")))??);
+        }
+        added.sort_by_key(|(index, _)| *index);
+        let want = n * args.members;
+        settle(
+            &mut sfu,
+            want + usize::try_from(whole(baseline)).unwrap_or(0),
+            Duration::from_secs(args.settle_timeout),
+        )
+        .await?;
+        eprintln!(
+            "satsuma-load: {n} rooms, {want} members after {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        let go = now_ns();
+        for (_, room) in added {
+            let _ = room.go.send(Some(go));
+            rooms.push(room);
+        }
+
+        // Open the window, reset the counters it fills.
+        let start = now_ns() + args.warmup * 1_000_000_000;
+        let end = start + args.seconds * 1_000_000_000;
+        shared.window.set(start, end);
+        for p in rooms.iter().flat_map(|r| &r.participants) {
+            p.sent.in_window.store(0, Relaxed);
+            p.sent.skipped.store(0, Relaxed);
+            *p.received.lock().unwrap_or_else(PoisonError::into_inner) = Received::new();
+        }
+        tokio::time::sleep_until(at_ns(start)).await;
+        let (before, a) = (sfu.scrape().await?, sample(sfu.pid));
+        tokio::time::sleep_until(at_ns(end)).await;
+        let (after, b) = (sfu.scrape().await?, sample(sfu.pid));
+        let rss = sfu.pid.and_then(|p| rss_kib(&p.to_string()));
+        tokio::time::sleep(GRACE).await;
+        sfu.check_alive()?;
+
+        let row = measure(
+            n,
+            &rooms,
+            (&before, &a),
+            (&after, &b),
+            rss,
+            tick,
+            cores,
+            args.seconds,
+        );
+        eprintln!(
+            "satsuma-load: {}",
+            table(std::slice::from_ref(&row))
+                .lines()
+                .last()
+                .unwrap_or("")
+        );
+        let stop = row.knee.clone();
+        rows.push(row);
+        if let Some(why) = stop
+            && knee.is_none()
+        {
+            knee = Some(format!("{n} rooms: {why}"));
+            if !args.no_stop {
+                break;
+            }
+        }
+    }
+
+    println!("{}", table(&rows));
+    println!(
+        "Goal: >= {GOAL_PER_CORE:.0} forwarded packets/s per SFU core with p99 < {GOAL_P99_MS} ms. \
+         (`out pkt/s per SFU core` = the SFU's forwarded-packet counter delta / the SFU's CPU seconds in the window.)"
+    );
+    let best = rows
+        .iter()
+        .filter(|r| r.p99_ms.is_some_and(|p| p < GOAL_P99_MS) && r.loss_pct <= 1.0)
+        .filter_map(|r| r.per_core.map(|c| (c, r.rooms)))
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    match best {
+        Some((c, r)) => println!(
+            "Best within p99 < {GOAL_P99_MS} ms and loss <= 1 %: {c:.0} pkt/s per SFU core at {r} rooms ({}).",
+            if c >= GOAL_PER_CORE {
+                "goal met"
+            } else {
+                "below the goal"
+            }
+        ),
+        None => println!("No step stayed within p99 < {GOAL_P99_MS} ms and loss <= 1 %."),
+    }
+    println!(
+        "(Per-core figures at light load include fixed per-wakeup costs that batching amortises \
+         under load; compare at the heaviest step that meets the latency goal.)"
+    );
+    match &knee {
+        Some(k) => println!("Knee: {k}."),
+        None => println!(
+            "Knee: not reached (last step {} rooms).",
+            steps.last().copied().unwrap_or(0)
+        ),
+    }
+    let skipped: u64 = rows.iter().map(|r| r.skipped).sum();
+    if skipped > 0 {
+        println!(
+            "Note: the generator fell behind and skipped {skipped} packets: it, not the SFU, may be the limit."
+        );
+    }
+    let trouble = shared.trouble.count.load(Relaxed);
+    if trouble > 0 {
+        println!("Note: {trouble} participant problems (first ones on stderr).");
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, to_json(&context, &rows, knee.as_deref()))
+            .map_err(|e| Failure(format!("cannot write {}: {e}", path.display())))?;
+    }
+    if rows
+        .iter()
+        .all(|r| r.sfu_out_pps <= 0.0 && r.received_pps <= 0.0)
+    {
+        return fail("the SFU forwarded no packets");
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn measure(
+    rooms_n: usize,
+    rooms: &[Room],
+    (before, a): (&Scrape, &Sample),
+    (after, b): (&Scrape, &Sample),
+    rss: Option<u64>,
+    tick: f64,
+    cores: usize,
+    seconds: u64,
+) -> Row {
+    let wall = b.at.duration_since(a.at).as_secs_f64().max(1e-3);
+    let window = seconds as f64;
+    let mut latency = Histogram::new();
+    let (mut expected, mut received, mut offered, mut skipped) = (0u64, 0u64, 0u64, 0u64);
+    let mut worst: f64 = 0.0;
+    for room in rooms {
+        let sent: Vec<u64> = room
+            .participants
+            .iter()
+            .map(|p| p.sent.in_window.load(Relaxed))
+            .collect();
+        let room_sent: u64 = sent.iter().sum();
+        offered += room_sent;
+        for (p, own) in room.participants.iter().zip(&sent) {
+            skipped += p.sent.skipped.load(Relaxed);
+            let stats = p.received.lock().unwrap_or_else(PoisonError::into_inner);
+            let want = room_sent - own;
+            expected += want;
+            received += stats.packets;
+            if want > 0 {
+                worst = worst.max(100.0 * want.saturating_sub(stats.packets) as f64 / want as f64);
+            }
+            latency.merge(&stats.latency);
+        }
+    }
+    let sfu_cpu = match (a.sfu_ticks, b.sfu_ticks) {
+        (Some(x), Some(y)) => Some(y.saturating_sub(x) as f64 / tick),
+        _ => None,
+    };
+    let gen_cpu = match (a.gen_ticks, b.gen_ticks) {
+        (Some(x), Some(y)) => Some(y.saturating_sub(x) as f64 / tick),
+        _ => None,
+    };
+    let machine_cpu = match (a.machine_ticks, b.machine_ticks) {
+        (Some(x), Some(y)) => Some(y.saturating_sub(x) as f64 / tick),
+        _ => None,
+    };
+    let other_cpu =
+        machine_cpu.map(|m| (m - sfu_cpu.unwrap_or(0.0) - gen_cpu.unwrap_or(0.0)).max(0.0));
+    let out = after.media_out() - before.media_out();
+    let before_drops = before.drops();
+    let drops: BTreeMap<String, f64> = after
+        .drops()
+        .into_iter()
+        .map(|(k, v)| {
+            let d = v - before_drops.get(&k).copied().unwrap_or(0.0);
+            (k, d)
+        })
+        .filter(|(_, d)| *d > 0.0)
+        .collect();
+    let drop_total: f64 = drops.values().sum();
+    let mut row = Row {
+        rooms: rooms_n,
+        participants: rooms.iter().map(|r| r.participants.len()).sum(),
+        offered_pps: offered as f64 / window,
+        sfu_in_pps: (after.media_in() - before.media_in()) / wall,
+        sfu_out_pps: out / wall,
+        received_pps: received as f64 / window,
+        per_core: sfu_cpu.filter(|c| *c > 0.0).map(|c| out / c),
+        sfu_cpu_pct: sfu_cpu.map(|c| 100.0 * c / wall),
+        gen_cpu_pct: gen_cpu.map(|c| 100.0 * c / wall),
+        other_cpu_pct: other_cpu.map(|c| 100.0 * c / wall),
+        sfu_rss_mib: rss.map(|k| k as f64 / 1024.0),
+        p50_ms: latency.quantile(0.50).map(ms),
+        p99_ms: latency.quantile(0.99).map(ms),
+        max_ms: (latency.count() > 0).then(|| ms(latency.max)),
+        sfu_p99_ms: sfu_p99_ms(before, after),
+        loss_pct: if expected == 0 {
+            0.0
+        } else {
+            100.0 * expected.saturating_sub(received) as f64 / expected as f64
+        },
+        worst_loss_pct: worst,
+        drops: whole(drop_total),
+        drop_detail: drops
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.0}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        skipped,
+        knee: None,
+    };
+    let all = 100.0 * cores as f64;
+    let mut why = Vec::new();
+    if row.loss_pct > 1.0 {
+        why.push(format!("loss {:.2} % > 1 %", row.loss_pct));
+    }
+    if row.p99_ms.is_some_and(|p| p > GOAL_P99_MS) {
+        why.push(format!(
+            "p99 {:.2} ms > {GOAL_P99_MS} ms",
+            row.p99_ms.unwrap_or(0.0)
+        ));
+    }
+    if row.sfu_cpu_pct.is_some_and(|c| c >= 0.9 * all) {
+        why.push("SFU CPU saturated".into());
+    } else if let (Some(s), Some(g)) = (row.sfu_cpu_pct, row.gen_cpu_pct)
+        && s + g + row.other_cpu_pct.unwrap_or(0.0) >= 0.95 * all
+    {
+        why.push(format!(
+            "machine CPU saturated (SFU {s:.0} % + generator {g:.0} % + other {:.0} % of {all:.0} %)",
+            row.other_cpu_pct.unwrap_or(0.0)
+        ));
+    }
+    if expected == 0 {
+        why.push("nothing was sent".into());
+    }
+    if !why.is_empty()
+        && let Some(other) = row.other_cpu_pct.filter(|o| *o >= 25.0)
+    {
+        why.push(format!(
+            "other processes used {other:.0} % of a core meanwhile"
+        ));
+    }
+    row.knee = (!why.is_empty()).then(|| why.join("; "));
+    row
+}
