@@ -148,6 +148,23 @@ fn call(extra: &[String]) -> Result {
 }
 
 fn bench(extra: &[String]) -> Result {
+    // The SFU under load first: it needs its release binaries, and says
+    // where its knee is (see the README's table).
+    run(
+        "cargo",
+        &["build", "--release", "-p", "satsuma-sfu", "--bins"],
+    )?;
+    run(
+        "cargo",
+        &[
+            "run",
+            "--release",
+            "-p",
+            "satsuma-sfu",
+            "--bin",
+            "satsuma-load",
+        ],
+    )?;
     for (package, bench) in [
         ("satsuma-core", "sframe"),
         ("satsuma-bench", "provider"),
@@ -276,6 +293,28 @@ fn test() -> Result {
     step("the main job: a call through the embedded SFU", &|| {
         call(&[])
     })?;
+    step(
+        "the SFU load tool, a short smoke run (not a measurement)",
+        &|| {
+            run(
+                "cargo",
+                &["build", "--quiet", "-p", "satsuma-sfu", "--bins"],
+            )?;
+            run(
+                "cargo",
+                &[
+                    "run",
+                    "--quiet",
+                    "-p",
+                    "satsuma-sfu",
+                    "--bin",
+                    "satsuma-load",
+                    "--",
+                    "--quick",
+                ],
+            )
+        },
+    )?;
     step("core tests on a Cortex-M4 in QEMU (mps2-an386)", &|| {
         run("bash", &["scripts/run-cortex-m-tests.sh"])
     })?;
