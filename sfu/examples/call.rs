@@ -144,23 +144,14 @@ impl Person {
         if frames.is_empty() {
             return;
         }
-        let opened = self
-            .client
-            .with_member(move |m| {
-                let ring = m.group_mut().keyring_mut();
-                frames
-                    .into_iter()
-                    .map(|(from, codec, sealed)| {
-                        let mut out = vec![0; sealed.len()];
-                        let ok = codec
-                            .unprotect(ring, &sealed, &mut out)
-                            .is_ok_and(|(_, n)| out[..n].windows(WORDS.len()).any(|w| w == WORDS));
-                        (from, ok)
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .await
-            .unwrap();
+        let mut opened = Vec::new();
+        for (from, codec, sealed) in frames {
+            let heard = self.client.open(codec, sealed).await;
+            opened.push((
+                from,
+                heard.is_ok_and(|f| f.windows(WORDS.len()).any(|w| w == WORDS)),
+            ));
+        }
         for (from, ok) in opened {
             if ok {
                 *self.heard.entry(from).or_default() += 1;
@@ -171,16 +162,7 @@ impl Person {
     }
 
     async fn seal(&self, codec: Codec, frame: Vec<u8>) -> Vec<u8> {
-        self.client
-            .with_member(move |m| {
-                let ring = m.group_mut().keyring_mut();
-                let mut out = vec![0; codec.max_protected_len(ring, frame.len())];
-                let n = codec.protect(ring, &frame, &mut out).unwrap();
-                out.truncate(n);
-                out
-            })
-            .await
-            .unwrap()
+        self.client.seal(codec, frame).await.unwrap()
     }
 
     /// One 20 ms frame of audio, and a video frame every fifth time.

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::{SinkExt as _, StreamExt as _};
 use satsuma_core::committer::{Event, Group, Member};
+use satsuma_core::media::Codec;
+use satsuma_core::mls::Session;
 use satsuma_core::wire::{
     self, ConnId, Entry, ErrorCode, Media, Message as _, RoomName, Signal, TOKEN_LEN, ToClient,
     ToServer,
@@ -66,6 +68,10 @@ pub enum ClientError {
     /// The member refused to start.
     #[error("committer: {0}")]
     Committer(String),
+    /// A frame could not be sealed or opened (no group yet, an unknown
+    /// key, a forgery).
+    #[error("media: {0}")]
+    Media(String),
     /// The client task has stopped.
     #[error("the client has stopped")]
     Stopped,
@@ -177,6 +183,45 @@ impl<G: Group + Send + 'static> Client<G> {
             .send(command)
             .await
             .map_err(|_| ClientError::Stopped)
+    }
+}
+
+impl Client<Session> {
+    /// Seals one encoded frame with the current epoch's SFrame key, leaving
+    /// the bytes `codec` keeps in clear (see `core::media`).
+    ///
+    /// # Errors
+    /// [`ClientError::Media`] before the member has a group;
+    /// [`ClientError::Stopped`].
+    pub async fn seal(&self, codec: Codec, frame: Vec<u8>) -> Result<Vec<u8>, ClientError> {
+        self.with_member(move |m| {
+            let ring = m.group_mut().keyring_mut();
+            let mut out = vec![0; codec.max_protected_len(ring, frame.len())];
+            let n = codec
+                .protect(ring, &frame, &mut out)
+                .map_err(|e| ClientError::Media(e.to_string()))?;
+            out.truncate(n);
+            Ok(out)
+        })
+        .await?
+    }
+
+    /// Opens a sealed frame from another member.
+    ///
+    /// # Errors
+    /// [`ClientError::Media`] for a frame no key of this member opens;
+    /// [`ClientError::Stopped`].
+    pub async fn open(&self, codec: Codec, sealed: Vec<u8>) -> Result<Vec<u8>, ClientError> {
+        self.with_member(move |m| {
+            let ring = m.group_mut().keyring_mut();
+            let mut out = vec![0; sealed.len()];
+            let (_, n) = codec
+                .unprotect(ring, &sealed, &mut out)
+                .map_err(|e| ClientError::Media(e.to_string()))?;
+            out.truncate(n);
+            Ok(out)
+        })
+        .await?
     }
 }
 

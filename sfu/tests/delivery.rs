@@ -135,16 +135,9 @@ async fn intercom_media_arrives_untouched_and_the_sfu_never_sees_plaintext() {
         .collect();
     let mut sent = Vec::new();
     for i in 0..50u16 {
-        let frame = pattern.clone();
         let sealed = door
             .client
-            .with_member(move |m| {
-                let ring = m.group_mut().keyring_mut();
-                let mut out = vec![0; Codec::Pcmu.max_protected_len(ring, frame.len())];
-                let n = Codec::Pcmu.protect(ring, &frame, &mut out).unwrap();
-                out.truncate(n);
-                out
-            })
+            .seal(Codec::Pcmu, pattern.clone())
             .await
             .unwrap();
         sent.push(sealed.clone());
@@ -180,23 +173,10 @@ async fn intercom_media_arrives_untouched_and_the_sfu_never_sees_plaintext() {
         assert_eq!(got.sequence, u16::try_from(i).unwrap());
     }
     // The receiver opens them with its own key.
-    let frames: Vec<Vec<u8>> = gate.media.iter().map(|m| m.payload.to_vec()).collect();
-    let opened = gate
-        .client
-        .with_member(move |m| {
-            let ring = m.group_mut().keyring_mut();
-            frames
-                .iter()
-                .map(|f| {
-                    let mut out = vec![0; f.len()];
-                    Codec::Pcmu
-                        .unprotect(ring, f, &mut out)
-                        .map(|(_, n)| out[..n].to_vec())
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .unwrap();
+    let mut opened = Vec::new();
+    for m in &gate.media {
+        opened.push(gate.client.open(Codec::Pcmu, m.payload.to_vec()).await);
+    }
     assert!(
         opened
             .iter()

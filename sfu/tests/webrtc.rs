@@ -32,29 +32,11 @@ fn audio_frame(i: u32) -> Vec<u8> {
 }
 
 async fn seal(peer: &Peer, codec: Codec, frame: Vec<u8>) -> Vec<u8> {
-    peer.client
-        .with_member(move |m| {
-            let ring = m.group_mut().keyring_mut();
-            let mut out = vec![0; codec.max_protected_len(ring, frame.len())];
-            let n = codec.protect(ring, &frame, &mut out).unwrap();
-            out.truncate(n);
-            out
-        })
-        .await
-        .unwrap()
+    peer.client.seal(codec, frame).await.unwrap()
 }
 
 async fn open(peer: &Peer, codec: Codec, sealed: Vec<u8>) -> Vec<u8> {
-    peer.client
-        .with_member(move |m| {
-            let ring = m.group_mut().keyring_mut();
-            let mut out = vec![0; sealed.len()];
-            let (_, n) = codec.unprotect(ring, &sealed, &mut out).unwrap();
-            out.truncate(n);
-            out
-        })
-        .await
-        .unwrap()
+    peer.client.open(codec, sealed).await.unwrap()
 }
 
 /// What one peer received, by publisher connection: audio and video payloads.
