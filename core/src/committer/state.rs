@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 use super::LogError;
-use crate::wire::{Blob, Capabilities, CommitMessage, ConnId, Entry, List, limits};
+use crate::wire::{Blob, Capabilities, CommitMessage, ConnId, Entry, List, Transport, limits};
 
 /// The room after every entry of its log up to [`RoomState::seq`].
 ///
@@ -39,6 +39,10 @@ pub struct Seat {
     pub conn: ConnId,
     /// Whether it can be the designated committer.
     pub can_commit: bool,
+    /// How its media travels: a desktop seeing a [`Transport::Wire`] seat
+    /// knows an intercom is in the call and publishes audio it can decode
+    /// (G.711 or G.722).
+    pub transport: Transport,
     /// Whether it is still there.
     pub status: SeatStatus,
 }
@@ -126,6 +130,22 @@ impl RoomState {
             Some(seat) if seat.conn == conn => Some((u32::try_from(i).ok()?, *seat)),
             _ => None,
         })
+    }
+
+    /// What a connection in the lobby declared. The log only adds lobby
+    /// connections (`check_commit`), so the fallback, an intercom that
+    /// cannot commit (the cautious reading), is never used on a valid log.
+    fn lobby_capabilities(&self, conn: ConnId) -> Capabilities {
+        self.lobby
+            .iter()
+            .find(|w| w.conn == conn)
+            .map_or(
+                Capabilities {
+                    can_commit: false,
+                    transport: Transport::Wire,
+                },
+                |w| w.capabilities,
+            )
     }
 
     /// Whether `conn` waits in the lobby.
@@ -318,11 +338,7 @@ impl RoomState {
                 if self.designated() != Some(*conn) {
                     return Err(LogError::NotDesignated(*conn));
                 }
-                let can_commit = self
-                    .lobby
-                    .iter()
-                    .find(|w| w.conn == *conn)
-                    .is_some_and(|w| w.capabilities.can_commit);
+                let capabilities = self.lobby_capabilities(*conn);
                 self.lobby.vec_mut().retain(|w| w.conn != *conn);
                 self.group = Some(GroupState {
                     id: group_id.clone(),
@@ -331,7 +347,8 @@ impl RoomState {
                 self.leaves = List::default();
                 self.leaves.vec_mut().push(Some(Seat {
                     conn: *conn,
-                    can_commit,
+                    can_commit: capabilities.can_commit,
+                    transport: capabilities.transport,
                     status: SeatStatus::Present,
                 }));
                 self.stalls = 0;
@@ -351,14 +368,11 @@ impl RoomState {
                     leaves.pop();
                 }
                 for add in commit.adds.iter() {
-                    let can_commit = self
-                        .lobby
-                        .iter()
-                        .find(|w| w.conn == *add)
-                        .is_some_and(|w| w.capabilities.can_commit);
+                    let capabilities = self.lobby_capabilities(*add);
                     let seat = Some(Seat {
                         conn: *add,
-                        can_commit,
+                        can_commit: capabilities.can_commit,
+                        transport: capabilities.transport,
                         status: SeatStatus::Present,
                     });
                     let leaves = self.leaves.vec_mut();
@@ -662,6 +676,7 @@ mod tests {
                 Seat {
                     conn: ConnId(1),
                     can_commit: true,
+                    transport: Transport::WebRtc,
                     status: SeatStatus::Present,
                 }
             )

@@ -862,7 +862,7 @@ mod tests {
                 1, 0, 1, // version, Hello, conn 1
                 2, // seq
                 1, 1, b'g', 0, // group: Some, id "g", epoch 0
-                1, 1, 0, 1, 0, // leaves: one, Some(conn 0, can commit, Present)
+                1, 1, 0, 1, 0, 0, // leaves: one, Some(conn 0, can commit, WebRtc, Present)
                 0, // lobby
                 0, // stalls
                 0, // proposals
