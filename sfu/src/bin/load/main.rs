@@ -26,7 +26,14 @@
 //! latencies. It stops at the first step where loss exceeds 1 %, p99
 //! exceeds 5 ms or the CPU saturates, and prints a Markdown table.
 //!
-//! It does not measure WebRTC forwarding, and the Media header's
+//! With `--transport webrtc` every participant is a desktop member instead:
+//! a real `Client` on the WebSocket plus a real WebRTC peer connection
+//! (see `webrtc.rs`), with the same traffic, stamps and report; the steps
+//! then also wait until every participant hears every other one before the
+//! warm-up. Its default steps are small (1, 2, 4, 8 rooms of 3), because
+//! the generator's own WebRTC stack is expensive: watch `gen CPU %`.
+//!
+//! In wire mode the Media header's
 //! `timestamp` and `sequence` are constant (the SFU never reads them):
 //! frames are encoded once and only the payload's stamp is patched.
 //!
@@ -39,6 +46,7 @@ mod rooms;
 mod sfu;
 mod steps;
 mod traffic;
+mod webrtc;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -66,15 +74,22 @@ struct Args {
     /// Process id of the running SFU, for its CPU and RSS.
     #[arg(long, requires = "http")]
     sfu_pid: Option<u32>,
-    /// Rooms at each step, in increasing order.
-    #[arg(long, value_delimiter = ',', default_values_t = vec![1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 192, 256])]
+    /// The participants' link: `wire` (the intercom's TCP link) or
+    /// `webrtc` (desktop members: WebSocket signalling and a WebRTC peer
+    /// connection each).
+    #[arg(long, value_enum, default_value_t = Mode::Wire)]
+    transport: Mode,
+    /// Rooms at each step, in increasing order. Default:
+    /// 1,2,4,8,16,32,48,64,96,128,192,256 (wire), 1,2,4,8 (webrtc).
+    #[arg(long, value_delimiter = ',')]
     rooms: Vec<usize>,
     /// Skip steps with more rooms than this.
     #[arg(long, default_value_t = 256)]
     max_rooms: usize,
-    /// Participants per room (one committer, the rest raw).
-    #[arg(long, default_value_t = 4)]
-    members: usize,
+    /// Participants per room (wire: one committer, the rest raw).
+    /// Default: 4 (wire), 3 (webrtc).
+    #[arg(long)]
+    members: Option<usize>,
     /// Seconds measured per step, after the warm-up.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
@@ -113,6 +128,32 @@ struct Args {
     /// `RUST_LOG` for a spawned SFU.
     #[arg(long, default_value = "warn")]
     sfu_log: String,
+}
+
+/// How the synthetic participants reach the SFU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    /// The intercom link (TCP, `core::wire` frames).
+    Wire,
+    /// Desktop members: WebSocket signalling, media on WebRTC.
+    #[value(name = "webrtc")]
+    WebRtc,
+}
+
+impl Mode {
+    fn default_rooms(self) -> Vec<usize> {
+        match self {
+            Self::Wire => vec![1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 192, 256],
+            Self::WebRtc => vec![1, 2, 4, 8],
+        }
+    }
+
+    fn default_members(self) -> usize {
+        match self {
+            Self::Wire => 4,
+            Self::WebRtc => 3,
+        }
+    }
 }
 
 /// Why the tool could not do its job.

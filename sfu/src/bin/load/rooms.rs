@@ -19,11 +19,17 @@ use tokio::sync::{oneshot, watch};
 use crate::traffic::{
     Participant, Plan, Received, Shared, client_events, client_sender, raw_receiver, raw_sender,
 };
+use crate::webrtc::Mesh;
 use crate::{Failure, Result, fail};
 
 // ---------------------------------------------------------------- rooms --
 
-fn member(name: &str, room: &RoomName, can_commit: bool) -> Result<Member<Session>> {
+pub(crate) fn member(
+    name: &str,
+    room: &RoomName,
+    can_commit: bool,
+    transport: Transport,
+) -> Result<Member<Session>> {
     let mut seed = [0; 32];
     getrandom::fill(&mut seed).map_err(|e| Failure(format!("no OS randomness: {e}")))?;
     let session = Session::create(
@@ -39,7 +45,7 @@ fn member(name: &str, room: &RoomName, can_commit: bool) -> Result<Member<Sessio
             room: room.clone(),
             capabilities: Capabilities {
                 can_commit,
-                transport: Transport::Wire,
+                transport,
             },
         },
     ))
@@ -50,6 +56,8 @@ fn member(name: &str, room: &RoomName, can_commit: bool) -> Result<Member<Sessio
 pub(crate) struct Room {
     pub(crate) participants: Vec<Participant>,
     pub(crate) go: watch::Sender<Option<u64>>,
+    /// Who hears whom (WebRTC rooms only).
+    pub(crate) mesh: Option<Arc<Mesh>>,
 }
 
 /// Joins room `index`: the committer first (it creates the group), then
@@ -69,7 +77,7 @@ pub(crate) async fn add_room(
     let first_id =
         u32::try_from(index * members).map_err(|_| Failure("too many participants".into()))?;
 
-    let committer = member(&format!("committer-{index}"), &name, true)?;
+    let committer = member(&format!("committer-{index}"), &name, true, Transport::Wire)?;
     let (client, events) = tokio::time::timeout(
         STEP,
         Client::start(Endpoint::Intercom(intercom), name.clone(), committer),
@@ -121,7 +129,7 @@ pub(crate) async fn add_room(
 
     for k in 1..members {
         let id = first_id + u32::try_from(k).unwrap_or(0);
-        let mut joiner = member(&format!("raw-{id}"), &name, false)?;
+        let mut joiner = member(&format!("raw-{id}"), &name, false, Transport::Wire)?;
         joiner
             .join(satsuma_core::Instant::ZERO)
             .map_err(|e| Failure(format!("participant {id}: join: {e}")))?;
@@ -168,5 +176,9 @@ pub(crate) async fn add_room(
         ));
         participants.push(p);
     }
-    Ok(Room { participants, go })
+    Ok(Room {
+        participants,
+        go,
+        mesh: None,
+    })
 }

@@ -19,7 +19,7 @@ use crate::traffic::{
     Histogram, Received, STAMP_LEN, Shared, Template, Trouble, VIDEO_MTU, Window, at_ns,
     check_parser, now_ns,
 };
-use crate::{Args, Failure, Result, fail};
+use crate::{Args, Failure, Mode, Result, fail, webrtc};
 
 /// Time for packets still in flight when a window closes.
 const GRACE: Duration = Duration::from_millis(300);
@@ -64,7 +64,13 @@ fn video_senders(share: f64, members: usize) -> usize {
         .clamp(0.0, members as f64) as usize
 }
 
-fn context(args: &Args, sfu: &Sfu, threads: usize, shared: &Shared) -> Vec<(&'static str, String)> {
+fn context(
+    args: &Args,
+    members: usize,
+    sfu: &Sfu,
+    threads: usize,
+    shared: &Shared,
+) -> Vec<(&'static str, String)> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -98,6 +104,16 @@ fn context(args: &Args, sfu: &Sfu, threads: usize, shared: &Shared) -> Vec<(&'st
         "release"
     };
     let video_pps = shared.video_packets * 30;
+    let (transport, audio) = match args.transport {
+        Mode::Wire => (
+            "wire: intercom TCP link, one committer Client and raw participants per room",
+            "Pcmu",
+        ),
+        Mode::WebRtc => (
+            "webrtc: desktop members, each a Client on the WebSocket and a WebRTC peer connection in the generator",
+            "Opus track",
+        ),
+    };
     vec![
         ("cores", cores.to_string()),
         ("cpu", cpu),
@@ -109,14 +125,15 @@ fn context(args: &Args, sfu: &Sfu, threads: usize, shared: &Shared) -> Vec<(&'st
         ),
         ("generator_build", tool.into()),
         ("generator_threads", threads.to_string()),
-        ("members_per_room", args.members.to_string()),
+        ("transport", transport.into()),
+        ("members_per_room", members.to_string()),
         (
             "traffic",
             format!(
-                "audio 50 pkt/s x {} B (Pcmu); video for {} of {} per room: 30 frames/s x {} packets of {} B (Vp8, {} kbit/s) = {} pkt/s",
+                "audio 50 pkt/s x {} B ({audio}); video for {} of {} per room: 30 frames/s x {} packets of {} B (Vp8, {} kbit/s) = {} pkt/s",
                 shared.audio.payload.len(),
-                video_senders(args.video_share, args.members),
-                args.members,
+                video_senders(args.video_share, members),
+                members,
                 shared.video_packets,
                 shared.video.payload.len(),
                 args.video_kbps,
@@ -140,7 +157,13 @@ pub(crate) async fn run(mut args: Args) -> Result<()> {
         args.warmup = args.warmup.min(2);
         args.settle_timeout = args.settle_timeout.min(20);
     }
-    if args.members < 2 {
+    if args.rooms.is_empty() {
+        args.rooms = args.transport.default_rooms();
+    }
+    let members = args
+        .members
+        .unwrap_or_else(|| args.transport.default_members());
+    if members < 2 {
         return fail("--members must be at least 2 (a committer and one more)");
     }
     if args.seconds == 0 {
@@ -195,7 +218,7 @@ pub(crate) async fn run(mut args: Args) -> Result<()> {
     let tick = clock_ticks();
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let threads = args.threads.unwrap_or(cores);
-    let context = context(&args, &sfu, threads, &shared);
+    let context = context(&args, members, &sfu, threads, &shared);
     println!("# satsuma-load\n");
     for (k, v) in &context {
         println!("- {k}: {v}");
@@ -205,11 +228,18 @@ pub(crate) async fn run(mut args: Args) -> Result<()> {
          its CPU is the `gen CPU %` column. Latency is send -> receive through the SFU on loopback, \
          on the tool's clock, so it includes the generator's own scheduling delay.\n"
     );
+    if args.transport == Mode::WebRtc {
+        println!(
+            "- note: webrtc mode: the generator runs one WebRTC peer connection (ICE, DTLS, SRTP, \
+             webrtc-rs interceptors) per participant, so it often saturates before the SFU; \
+             a knee with a high `gen CPU %` is the generator's, not the SFU's.\n"
+        );
+    }
     if !args.quick && sfu.pid.is_none() {
         eprintln!("satsuma-load: no --sfu-pid: SFU CPU and RSS will be n/a");
     }
 
-    let video = video_senders(args.video_share, args.members);
+    let video = video_senders(args.video_share, members);
     let mut rooms: Vec<Room> = Vec::new();
     let mut rows: Vec<Row> = Vec::new();
     let mut knee: Option<String> = None;
@@ -220,20 +250,23 @@ pub(crate) async fn run(mut args: Args) -> Result<()> {
         let gate = Arc::new(Semaphore::new(args.join_concurrency.max(1)));
         let mut joining = tokio::task::JoinSet::new();
         for index in rooms.len()..n {
-            let (gate, shared, intercom, members) = (
+            let (gate, shared, intercom, http, mode) = (
                 Arc::clone(&gate),
                 Arc::clone(&shared),
                 sfu.intercom,
-                args.members,
+                sfu.http,
+                args.transport,
             );
             joining.spawn(async move {
                 let _permit = gate
                     .acquire_owned()
                     .await
                     .map_err(|_| Failure("semaphore closed".into()))?;
-                add_room(index, intercom, members, video, shared)
-                    .await
-                    .map(|room| (index, room))
+                match mode {
+                    Mode::Wire => add_room(index, intercom, members, video, shared).await,
+                    Mode::WebRtc => webrtc::add_room(index, http, members, video, shared).await,
+                }
+                .map(|room| (index, room))
             });
         }
         let mut added = Vec::new();
@@ -241,13 +274,20 @@ pub(crate) async fn run(mut args: Args) -> Result<()> {
             added.push(joined.map_err(|e| Failure(format!("a joining task failed: {e}")))??);
         }
         added.sort_by_key(|(index, _)| *index);
-        let want = n * args.members;
+        let want = n * members;
         settle(
             &mut sfu,
             want + usize::try_from(whole(baseline)).unwrap_or(0),
             Duration::from_secs(args.settle_timeout),
         )
         .await?;
+        if args.transport == Mode::WebRtc {
+            webrtc::negotiated(
+                added.iter().map(|(_, room)| room),
+                Duration::from_secs(args.settle_timeout),
+            )
+            .await?;
+        }
         eprintln!(
             "satsuma-load: {n} rooms, {want} members after {:.1} s",
             started.elapsed().as_secs_f64()

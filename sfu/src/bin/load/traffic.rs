@@ -62,7 +62,7 @@ impl Window {
         }
     }
 
-    fn contains(&self, ns: u64) -> bool {
+    pub(crate) fn contains(&self, ns: u64) -> bool {
         ns >= self.start.load(Relaxed) && ns < self.end.load(Relaxed)
     }
 
@@ -78,7 +78,7 @@ impl Window {
 #[derive(Debug, Default)]
 pub(crate) struct Sent {
     pub(crate) in_window: AtomicU64,
-    total: AtomicU64,
+    pub(crate) total: AtomicU64,
     /// Packets skipped because the generator fell behind.
     pub(crate) skipped: AtomicU64,
 }
@@ -126,7 +126,7 @@ impl Histogram {
         ((SUB + sub) << shift) + (1 << shift) - 1
     }
 
-    fn record(&mut self, ns: u64) {
+    pub(crate) fn record(&mut self, ns: u64) {
         let i = Self::index(ns);
         if let Some(c) = self.counts.get_mut(i) {
             *c += 1;
@@ -198,7 +198,7 @@ pub(crate) static STOPPING: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
 
 impl Trouble {
-    fn note(&self, text: String) {
+    pub(crate) fn note(&self, text: String) {
         if STOPPING.load(Relaxed) {
             return;
         }
@@ -265,7 +265,7 @@ impl Template {
     }
 }
 
-fn stamp(id: u32, seq: u32, ns: u64) -> [u8; STAMP_LEN] {
+pub(crate) fn stamp(id: u32, seq: u32, ns: u64) -> [u8; STAMP_LEN] {
     let mut s = [0; STAMP_LEN];
     s[..4].copy_from_slice(&id.to_be_bytes());
     s[4..8].copy_from_slice(&seq.to_be_bytes());
@@ -274,7 +274,7 @@ fn stamp(id: u32, seq: u32, ns: u64) -> [u8; STAMP_LEN] {
 }
 
 /// The send time from a payload's stamp.
-fn stamp_time(payload: &[u8]) -> Option<u64> {
+pub(crate) fn stamp_time(payload: &[u8]) -> Option<u64> {
     let bytes: [u8; 8] = payload.get(8..STAMP_LEN)?.try_into().ok()?;
     Some(u64::from_be_bytes(bytes))
 }
@@ -353,17 +353,26 @@ pub(crate) fn check_parser() -> Result<u64> {
 /// every 33.3 ms, counted from `base` so jitter in the ticks does not
 /// change the rate.
 #[derive(Debug)]
-struct Schedule {
-    base: u64,
+pub(crate) struct Schedule {
+    pub(crate) base: u64,
     video: bool,
     audio_done: u64,
     frames_done: u64,
 }
 
 impl Schedule {
+    pub(crate) fn new(base: u64, video: bool) -> Self {
+        Self {
+            base,
+            video,
+            audio_done: 0,
+            frames_done: 0,
+        }
+    }
+
     /// Audio packets and video frames due at `now`, and how many of each
     /// were skipped because the sender fell too far behind.
-    fn due(&mut self, now: u64) -> (u64, u64, u64) {
+    pub(crate) fn due(&mut self, now: u64) -> (u64, u64, u64) {
         if now < self.base {
             return (0, 0, 0);
         }
@@ -393,7 +402,7 @@ impl Schedule {
 }
 
 /// Spreads the participants' send instants over the 20 ms period.
-fn phase(id: u32) -> u64 {
+pub(crate) fn phase(id: u32) -> u64 {
     (u64::from(id).wrapping_mul(2_654_435_761) >> 7) % AUDIO_PERIOD_NS
 }
 

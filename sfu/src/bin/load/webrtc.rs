@@ -1,0 +1,454 @@
+//! `--transport webrtc`: every participant is a desktop member, as the app
+//! runs it. Each one is a real [`Client`] on the SFU's WebSocket (an MLS
+//! member that can commit) plus a real [`RtcClient`] peer connection; the
+//! SFU's offers arrive as [`ClientEvent::Rtc`] and are answered for the
+//! whole run, so re-offers (a room growing) are handled as the app would.
+//!
+//! The traffic is the wire mode's: audio (Opus track) 50 packets/s,
+//! video (VP8 track) 30 frames/s of `video_packets` packets, the last one
+//! with the marker bit, each payload starting with the same 16-byte stamp.
+//! Until the room's `go`, every participant sends a slow probe (an audio
+//! packet every 50 ms, a video frame every 100 ms): it lets [`negotiated`]
+//! see every participant hear every other one before the warm-up, and the
+//! probes are stamped before any window, so they are never counted.
+//!
+//! A packet `RtcClient` refuses (`Ok(false)`: its track is not negotiated)
+//! is not sent and is counted as skipped, like a packet the generator was
+//! too late for.
+//!
+//! The generator runs one peer connection (ICE, DTLS, SRTP) per
+//! participant, in this process: at a few dozen it can cost more CPU than
+//! the SFU. The `gen CPU %` column shows who saturates first.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use satsuma_core::committer::Event;
+use satsuma_core::mls::Session;
+use satsuma_core::wire::{Blob, RoomName, Signal, Transport};
+use satsuma_sfu::client::{Client, ClientEvent, Endpoint};
+use satsuma_sfu::rtc::client::{ClientSettings, Received as RtcReceived, RtcClient};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::rooms::{Room, member};
+use crate::traffic::{
+    Participant, Plan, Received, STAMP_LEN, Schedule, Sent, Shared, at_ns, now_ns, phase, stamp,
+    stamp_time,
+};
+use crate::{Failure, Result, fail};
+
+/// RTP clock ticks per audio packet (Opus, 48 kHz, 20 ms).
+const AUDIO_TICKS: u32 = 960;
+/// RTP clock ticks per video frame (90 kHz, 30 frames/s).
+const VIDEO_TICKS: u32 = 3000;
+/// How often a participant probes before its room's media starts.
+const PROBE_EVERY: Duration = Duration::from_millis(50);
+
+// ---------------------------------------------------------------- mesh --
+
+/// Who hears whom in one room: filled by the receivers, read by
+/// [`negotiated`].
+#[derive(Debug)]
+pub(crate) struct Mesh {
+    plans: Vec<Plan>,
+    /// Per participant: the (sender id, video) pairs it has received.
+    heard: Vec<Mutex<HashSet<(u32, bool)>>>,
+}
+
+impl Mesh {
+    fn new(plans: Vec<Plan>) -> Self {
+        let heard = plans.iter().map(|_| Mutex::default()).collect();
+        Self { plans, heard }
+    }
+
+    fn note(&self, receiver: usize, sender: u32, video: bool) {
+        if let Some(heard) = self.heard.get(receiver) {
+            heard
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert((sender, video));
+        }
+    }
+
+    /// Tracks not received yet: (receiver, sender, video) triples.
+    fn missing(&self) -> usize {
+        let mut missing = 0;
+        for (r, heard) in self.heard.iter().enumerate() {
+            let heard = heard.lock().unwrap_or_else(PoisonError::into_inner);
+            for (s, plan) in self.plans.iter().enumerate() {
+                if s == r {
+                    continue;
+                }
+                missing += usize::from(!heard.contains(&(plan.id, false)));
+                missing += usize::from(plan.video && !heard.contains(&(plan.id, true)));
+            }
+        }
+        missing
+    }
+}
+
+/// Waits until, in every room, every participant receives every other
+/// participant's audio (and video, from those who send it).
+pub(crate) async fn negotiated<'a>(
+    rooms: impl IntoIterator<Item = &'a Room> + Clone,
+    timeout: Duration,
+) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let missing: usize = rooms
+            .clone()
+            .into_iter()
+            .filter_map(|r| r.mesh.as_deref())
+            .map(Mesh::missing)
+            .sum();
+        if missing == 0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return fail(format!(
+                "WebRTC negotiation never finished: {missing} tracks (receiver, sender, kind) \
+                 still silent after {timeout:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+// ---------------------------------------------------------------- rooms --
+
+/// Joins room `index` with `members` desktop members: the first one alone
+/// (it creates the group), then the others, whose joins it commits.
+pub(crate) async fn add_room(
+    index: usize,
+    http: SocketAddr,
+    members: usize,
+    video: usize,
+    shared: Arc<Shared>,
+) -> Result<Room> {
+    const STEP: Duration = Duration::from_secs(20);
+    let name = RoomName::new(&format!("load-rtc-{index}"))
+        .map_err(|e| Failure(format!("room name: {e}")))?;
+    let first_id =
+        u32::try_from(index * members).map_err(|_| Failure("too many participants".into()))?;
+    let plans: Vec<Plan> = (0..members)
+        .map(|k| Plan {
+            id: first_id + u32::try_from(k).unwrap_or(0),
+            video: k < video,
+        })
+        .collect();
+    let mesh = Arc::new(Mesh::new(plans.clone()));
+    let (go, go_rx) = watch::channel(None);
+    let mut participants = Vec::with_capacity(members);
+    for (k, plan) in plans.into_iter().enumerate() {
+        let id = plan.id;
+        let who = format!("room {index}, participant {id}");
+        let desktop = member(&format!("desktop-{id}"), &name, true, Transport::WebRtc)?;
+        let (client, events) = tokio::time::timeout(
+            STEP,
+            Client::start(Endpoint::WebSocket(http), name.clone(), desktop),
+        )
+        .await
+        .map_err(|_| Failure(format!("{who}: could not connect within {STEP:?}")))?
+        .map_err(|e| Failure(format!("{who}: client: {e}")))?;
+        let (rtc, streams) = RtcClient::new(&ClientSettings::default())
+            .await
+            .map_err(|e| Failure(format!("{who}: peer connection: {e}")))?;
+        let (joined_tx, joined_rx) = oneshot::channel();
+        tokio::spawn(pump(
+            client,
+            events,
+            Arc::clone(&rtc),
+            id,
+            Arc::clone(&shared),
+            joined_tx,
+        ));
+        if k == 0 {
+            // The group must exist before the others ask to join it.
+            match tokio::time::timeout(STEP, joined_rx).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return fail(format!("{who}: stopped before creating the group")),
+                Err(_) => return fail(format!("{who}: no group within {STEP:?}")),
+            }
+        }
+        let p = Participant {
+            sent: Arc::default(),
+            received: Arc::new(Mutex::new(Received::new())),
+        };
+        tokio::spawn(receive(
+            streams.media,
+            k,
+            Arc::clone(&mesh),
+            Arc::clone(&shared),
+            Arc::clone(&p.received),
+        ));
+        tokio::spawn(send(
+            rtc,
+            plan,
+            Arc::clone(&shared),
+            Arc::clone(&p.sent),
+            go_rx.clone(),
+        ));
+        participants.push(p);
+    }
+    Ok(Room {
+        participants,
+        go,
+        mesh: Some(mesh),
+    })
+}
+
+// ---------------------------------------------------------------- tasks --
+
+/// A participant's signalling for the whole run: answers every offer,
+/// says when the member joined, reports trouble.
+async fn pump(
+    client: Client<Session>,
+    mut events: mpsc::Receiver<ClientEvent>,
+    rtc: Arc<RtcClient>,
+    id: u32,
+    shared: Arc<Shared>,
+    joined: oneshot::Sender<()>,
+) {
+    let mut joined = Some(joined);
+    while let Some(event) = events.recv().await {
+        match event {
+            ClientEvent::Rtc(Signal::Offer(sdp)) => {
+                let offer = String::from_utf8_lossy(&sdp).into_owned();
+                let answer = match rtc.handle_offer(&offer).await {
+                    Ok(answer) => answer,
+                    Err(e) => {
+                        shared
+                            .trouble
+                            .note(format!("participant {id}: the offer does not apply: {e}"));
+                        continue;
+                    }
+                };
+                let Some(answer) = Blob::copy_from(answer.as_bytes()) else {
+                    shared
+                        .trouble
+                        .note(format!("participant {id}: the answer is too large"));
+                    continue;
+                };
+                if client.send_rtc(Signal::Answer(answer)).await.is_err() {
+                    return shared
+                        .trouble
+                        .note(format!("participant {id}: the client stopped"));
+                }
+            }
+            ClientEvent::Member(Event::Joined { .. }) => {
+                if let Some(joined) = joined.take() {
+                    let _ = joined.send(());
+                }
+            }
+            ClientEvent::Member(Event::Stuck(e)) => {
+                shared.trouble.note(format!("participant {id}: stuck: {e}"))
+            }
+            ClientEvent::Error(code, text) => shared
+                .trouble
+                .note(format!("participant {id}: SFU error {code:?}: {text}")),
+            ClientEvent::Closed => {
+                return shared
+                    .trouble
+                    .note(format!("participant {id}: the client closed"));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Times what the peer connection receives, and tells the room's mesh
+/// whom it heard.
+async fn receive(
+    mut media: mpsc::Receiver<RtcReceived>,
+    index: usize,
+    mesh: Arc<Mesh>,
+    shared: Arc<Shared>,
+    received: Arc<Mutex<Received>>,
+) {
+    let mut heard: HashSet<(u32, bool)> = HashSet::new();
+    let mut batch = Vec::with_capacity(64);
+    while media.recv_many(&mut batch, 64).await > 0 {
+        let now = now_ns();
+        let mut stats = received.lock().unwrap_or_else(PoisonError::into_inner);
+        for packet in batch.drain(..) {
+            let Some(sent_at) = stamp_time(&packet.payload) else {
+                continue;
+            };
+            if let Some(from) = stamp_id(&packet.payload)
+                && heard.insert((from, packet.video))
+            {
+                mesh.note(index, from, packet.video);
+            }
+            if shared.window.contains(sent_at) {
+                stats.packets += 1;
+                stats.latency.record(now.saturating_sub(sent_at));
+            }
+        }
+    }
+}
+
+/// The sender's number from a payload's stamp.
+fn stamp_id(payload: &[u8]) -> Option<u32> {
+    let bytes: [u8; 4] = payload.get(..4)?.try_into().ok()?;
+    Some(u32::from_be_bytes(bytes))
+}
+
+/// One participant's outgoing media on its peer connection.
+struct Outgoing {
+    rtc: Arc<RtcClient>,
+    plan: Plan,
+    shared: Arc<Shared>,
+    audio: Vec<u8>,
+    video: Vec<u8>,
+    seq: u32,
+    audio_ts: u32,
+    video_ts: u32,
+}
+
+impl Outgoing {
+    fn new(rtc: Arc<RtcClient>, plan: Plan, shared: Arc<Shared>) -> Self {
+        let (audio, video) = (shared.audio.payload.clone(), shared.video.payload.clone());
+        Self {
+            rtc,
+            plan,
+            shared,
+            audio,
+            video,
+            seq: 0,
+            audio_ts: 0,
+            video_ts: 0,
+        }
+    }
+
+    fn stamp(buf: &mut [u8], id: u32, seq: &mut u32, now: u64) {
+        if let Some(slot) = buf.get_mut(..STAMP_LEN) {
+            slot.copy_from_slice(&stamp(id, *seq, now));
+        }
+        *seq = seq.wrapping_add(1);
+    }
+
+    /// Sends `audio` packets and `frames` video frames stamped `now`;
+    /// returns (sent, refused) packet counts.
+    async fn send(&mut self, audio: u64, frames: u64, now: u64) -> (u64, u64) {
+        let (mut sent, mut refused) = (0, 0);
+        let mut tally = |outcome: Result<bool, String>, shared: &Shared, id: u32| match outcome {
+            Ok(true) => sent += 1,
+            Ok(false) => refused += 1,
+            Err(e) => {
+                refused += 1;
+                shared.trouble.note(format!("participant {id}: send: {e}"));
+            }
+        };
+        for _ in 0..audio {
+            Self::stamp(&mut self.audio, self.plan.id, &mut self.seq, now);
+            let outcome = self.rtc.send_audio(&self.audio, self.audio_ts).await;
+            self.audio_ts = self.audio_ts.wrapping_add(AUDIO_TICKS);
+            tally(
+                outcome.map_err(|e| e.to_string()),
+                &self.shared,
+                self.plan.id,
+            );
+        }
+        for _ in 0..frames {
+            let packets = self.shared.video_packets;
+            for i in 0..packets {
+                Self::stamp(&mut self.video, self.plan.id, &mut self.seq, now);
+                let outcome = self
+                    .rtc
+                    .send_video(&self.video, self.video_ts, i + 1 == packets)
+                    .await;
+                tally(
+                    outcome.map_err(|e| e.to_string()),
+                    &self.shared,
+                    self.plan.id,
+                );
+            }
+            self.video_ts = self.video_ts.wrapping_add(VIDEO_TICKS);
+        }
+        (sent, refused)
+    }
+}
+
+/// Probes until the room's `go`, then sends on the wire mode's schedule.
+async fn send(
+    rtc: Arc<RtcClient>,
+    plan: Plan,
+    shared: Arc<Shared>,
+    sent: Arc<Sent>,
+    mut go: watch::Receiver<Option<u64>>,
+) {
+    let mut out = Outgoing::new(rtc, plan, Arc::clone(&shared));
+    let mut probe = tokio::time::interval(PROBE_EVERY);
+    probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut probes: u64 = 0;
+    let base = loop {
+        if let Some(base) = *go.borrow_and_update() {
+            break base;
+        }
+        tokio::select! {
+            changed = go.changed() => if changed.is_err() { return },
+            _ = probe.tick() => {
+                let frames = u64::from(plan.video && probes.is_multiple_of(2));
+                probes += 1;
+                out.send(1, frames, now_ns()).await;
+            }
+        }
+    };
+    let mut schedule = Schedule::new(base + phase(plan.id), plan.video);
+    let mut tick = tokio::time::interval_at(at_ns(schedule.base), Duration::from_millis(10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let now = now_ns();
+        let (audio, frames, skipped) = schedule.due(now);
+        let (n, refused) = if audio + frames == 0 {
+            (0, 0)
+        } else {
+            out.send(audio, frames, now).await
+        };
+        let skipped = skipped + refused;
+        if skipped > 0 {
+            sent.skipped.fetch_add(skipped, Relaxed);
+        }
+        sent.total.fetch_add(n, Relaxed);
+        if shared.window.contains(now) {
+            sent.in_window.fetch_add(n, Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mesh_counts_every_silent_track() {
+        let plans = vec![
+            Plan { id: 7, video: true },
+            Plan {
+                id: 8,
+                video: false,
+            },
+        ];
+        let mesh = Mesh::new(plans);
+        // 0 misses 8's audio; 1 misses 7's audio and video.
+        assert_eq!(mesh.missing(), 3);
+        mesh.note(1, 7, false);
+        mesh.note(1, 7, true);
+        assert_eq!(mesh.missing(), 1);
+        mesh.note(0, 8, false);
+        mesh.note(0, 0, false);
+        assert_eq!(mesh.missing(), 0);
+    }
+
+    #[test]
+    fn the_stamp_names_its_sender() {
+        let s = stamp(42, 1, 2);
+        assert_eq!(stamp_id(&s), Some(42));
+        assert_eq!(stamp_time(&s), Some(2));
+        assert_eq!(stamp_id(&[1, 2]), None);
+    }
+}
