@@ -136,16 +136,13 @@ impl RoomState {
     /// connections (`check_commit`), so the fallback, an intercom that
     /// cannot commit (the cautious reading), is never used on a valid log.
     fn lobby_capabilities(&self, conn: ConnId) -> Capabilities {
-        self.lobby
-            .iter()
-            .find(|w| w.conn == conn)
-            .map_or(
-                Capabilities {
-                    can_commit: false,
-                    transport: Transport::Wire,
-                },
-                |w| w.capabilities,
-            )
+        self.lobby.iter().find(|w| w.conn == conn).map_or(
+            Capabilities {
+                can_commit: false,
+                transport: Transport::Wire,
+            },
+            |w| w.capabilities,
+        )
     }
 
     /// Whether `conn` waits in the lobby.
