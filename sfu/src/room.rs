@@ -129,7 +129,12 @@ impl Outbox for RoomOutbox {
 
     fn wire_media(&self, media: Media) {
         if let Some(room) = self.0.upgrade() {
-            room.to_intercoms(media, Instant::now());
+            let routes = room.routes();
+            if routes.members.contains(&media.sender) {
+                room.to_intercoms(&routes, media, Instant::now());
+            } else if let Some(hub) = room.hub.upgrade() {
+                hub.metrics.dropped(Drop::NotMember);
+            }
         }
     }
 }
@@ -316,25 +321,24 @@ impl Room {
         if routes.desktops && media.codec != Codec::Vp8 {
             self.rtc.forward_wire(&media);
         }
-        self.to_intercoms(media, arrived);
+        self.to_intercoms(&routes, media, arrived);
     }
 
     fn routes(&self) -> Arc<Routes> {
         Arc::clone(&self.routes.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// `media` to every intercom member but its sender.
-    fn to_intercoms(&self, media: Media, arrived: Instant) {
-        let routes = self.routes();
+    /// `media`, from a member (the caller checked, on the same `routes`),
+    /// to every intercom member but its sender: encoded once, only if
+    /// someone takes it, with no copy of the payload.
+    fn to_intercoms(&self, routes: &Routes, media: Media, arrived: Instant) {
         let Some(hub) = self.hub.upgrade() else {
             return;
         };
-        if !routes.members.contains(&media.sender) {
-            hub.metrics.dropped(Drop::NotMember);
-            return;
-        }
         let sender = media.sender;
         let video = media.codec == Codec::Vp8;
+        let kind = if video { Kind::Video } else { Kind::Audio };
+        let message = ToClient::Media(media);
         let mut bytes = None;
         for (conn, tx) in &routes.wire {
             if *conn == sender {
@@ -346,8 +350,7 @@ impl Room {
                 hub.metrics.dropped(Drop::SlowSubscriber);
                 continue;
             }
-            let b = bytes.get_or_insert_with(|| encode(&ToClient::Media(media.clone())));
-            let kind = if video { Kind::Video } else { Kind::Audio };
+            let b = bytes.get_or_insert_with(|| encode(&message));
             if tx.try_send((b.clone(), arrived, kind)).is_err() {
                 hub.metrics.dropped(Drop::SlowSubscriber);
             }
