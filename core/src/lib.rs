@@ -64,4 +64,6 @@ mod time;
 pub mod wire;
 
 pub use error::{Error, HeaderError, KidError, MediaError};
+#[cfg(feature = "std")]
+pub use time::Clock;
 pub use time::Instant;

@@ -40,6 +40,57 @@ impl Instant {
     }
 }
 
+/// A driver's clock: `std::time::Instant` converted to [`Instant`] against
+/// one origin, so every state machine a driver runs reads the same time,
+/// and time never runs backwards (the origin is fixed and
+/// `std::time::Instant` is monotonic).
+#[cfg(feature = "std")]
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    origin: std::time::Instant,
+}
+
+#[cfg(feature = "std")]
+impl Clock {
+    /// A clock whose origin is now.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            origin: std::time::Instant::now(),
+        }
+    }
+
+    /// The time now.
+    #[must_use]
+    pub fn now(&self) -> Instant {
+        self.at(std::time::Instant::now())
+    }
+
+    /// `at` on this clock; the origin if `at` is before it.
+    #[must_use]
+    pub fn at(&self, at: std::time::Instant) -> Instant {
+        let since = at.saturating_duration_since(self.origin);
+        Instant::from_micros(u64::try_from(since.as_micros()).unwrap_or(u64::MAX))
+    }
+
+    /// When `at` falls on the driver's clock, for its timers. A deadline
+    /// too far to represent is a year from the origin's side of now.
+    #[must_use]
+    pub fn deadline(&self, at: Instant) -> std::time::Instant {
+        let after = Duration::from_micros(at.as_micros());
+        self.origin
+            .checked_add(after)
+            .unwrap_or_else(|| std::time::Instant::now() + Duration::from_secs(365 * 24 * 3600))
+    }
+}
+
+#[cfg(feature = "std")]
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,5 +110,23 @@ mod tests {
             t.saturating_duration_since(Instant::ZERO),
             Duration::from_micros(10)
         );
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn a_clock_converts_both_ways_and_never_runs_backwards() {
+        let clock = Clock::new();
+        let a = clock.now();
+        let b = clock.now();
+        assert!(b >= a);
+        let later = Instant::from_micros(a.as_micros() + 1_500_000);
+        let deadline = clock.deadline(later);
+        assert_eq!(clock.at(deadline), later);
+        // A time before the origin reads as the origin.
+        let before = std::time::Instant::now()
+            .checked_sub(Duration::from_secs(1))
+            .unwrap_or_else(std::time::Instant::now);
+        let early = Clock::new();
+        assert_eq!(early.at(before), Instant::ZERO);
     }
 }
