@@ -12,12 +12,12 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use satsuma_client::rtc::{ClientSettings, ClientStreams, RtcClient};
+use satsuma_client::{Client, ClientEvent, Endpoint};
 use satsuma_core::committer::{Member, MemberConfig};
 use satsuma_core::media::Codec;
 use satsuma_core::mls::{MemberInfo, MemoryStore, SatsumaCrypto, Session, SessionConfig};
 use satsuma_core::wire::{Blob, Capabilities, ConnId, Media, RoomName, Signal, Transport};
-use satsuma_sfu::client::{Client, ClientEvent, Endpoint};
-use satsuma_sfu::rtc::client::{ClientSettings, ClientStreams, RtcClient};
 use tokio::sync::mpsc;
 
 const ROOM: &str = "front-door";

@@ -1,26 +1,24 @@
 //! A client of the SFU: a [`Member`] driven over a real link (WebSocket or
 //! the intercom's TCP link), with resume after a lost connection.
 //!
-//! The desktop app, the integration tests and the load tool use it. It owns
-//! the link and the member in one task; the handle sends commands and the
-//! receiver gets [`ClientEvent`]s.
+//! It owns the link and the member in one task; the handle sends commands
+//! and the receiver gets [`ClientEvent`]s.
 
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use futures_util::{SinkExt as _, StreamExt as _};
+use satsuma_core::Clock;
 use satsuma_core::committer::{Event, Group, Member};
 use satsuma_core::media::Codec;
 use satsuma_core::mls::Session;
 use satsuma_core::wire::{
-    self, ConnId, Entry, ErrorCode, Media, Message as _, RoomName, Signal, TOKEN_LEN, ToClient,
-    ToServer,
+    ConnId, Entry, ErrorCode, Media, Message as _, RoomName, Signal, TOKEN_LEN, ToClient, ToServer,
 };
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
-use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+use crate::error::ClientError;
+use crate::link::Link;
 
 /// Where the SFU is and how to reach it.
 #[derive(Debug, Clone)]
@@ -47,7 +45,7 @@ pub enum ClientEvent {
     Media(Media),
     /// WebRTC signalling from the SFU.
     Rtc(Signal),
-    /// The SFU reported an error (`fatal` when it closed the link).
+    /// The SFU reported an error (with its text, for a person to read).
     Error(ErrorCode, String),
     /// The link was lost and taken over by a new one (`resumed`), or the
     /// member joined again from the lobby.
@@ -57,24 +55,6 @@ pub enum ClientEvent {
     },
     /// The client stopped: it left, or it could not reconnect.
     Closed,
-}
-
-/// Why a client stopped or a command failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// The link could not be opened or failed.
-    #[error("link: {0}")]
-    Link(String),
-    /// The member refused to start.
-    #[error("committer: {0}")]
-    Committer(String),
-    /// A frame could not be sealed or opened (no group yet, an unknown
-    /// key, a forgery).
-    #[error("media: {0}")]
-    Media(String),
-    /// The client task has stopped.
-    #[error("the client has stopped")]
-    Stopped,
 }
 
 type Inspect<G> = Box<dyn FnOnce(&mut Member<G>) + Send>;
@@ -110,9 +90,7 @@ impl<G: Group + Send + 'static> Client<G> {
         mut member: Member<G>,
     ) -> Result<(Self, mpsc::Receiver<ClientEvent>), ClientError> {
         let link = Link::open(&endpoint, &room).await?;
-        member
-            .join(now())
-            .map_err(|e| ClientError::Committer(e.to_string()))?;
+        member.join(now())?;
         let (commands, commands_rx) = mpsc::channel(256);
         let (events_tx, events) = mpsc::channel(4096);
         let task = Task {
@@ -197,9 +175,7 @@ impl Client<Session> {
         self.with_member(move |m| {
             let ring = m.group_mut().keyring_mut();
             let mut out = vec![0; codec.max_protected_len(ring, frame.len())];
-            let n = codec
-                .protect(ring, &frame, &mut out)
-                .map_err(|e| ClientError::Media(e.to_string()))?;
+            let n = codec.protect(ring, &frame, &mut out)?;
             out.truncate(n);
             Ok(out)
         })
@@ -215,9 +191,7 @@ impl Client<Session> {
         self.with_member(move |m| {
             let ring = m.group_mut().keyring_mut();
             let mut out = vec![0; sealed.len()];
-            let (_, n) = codec
-                .unprotect(ring, &sealed, &mut out)
-                .map_err(|e| ClientError::Media(e.to_string()))?;
+            let (_, n) = codec.unprotect(ring, &sealed, &mut out)?;
             out.truncate(n);
             Ok(out)
         })
@@ -225,81 +199,16 @@ impl Client<Session> {
     }
 }
 
+/// The client's clock: one origin for the whole process, so members,
+/// sessions and their callers all read the same time.
+#[must_use]
+pub fn clock() -> Clock {
+    static CLOCK: OnceLock<Clock> = OnceLock::new();
+    *CLOCK.get_or_init(Clock::new)
+}
+
 fn now() -> satsuma_core::Instant {
-    use std::sync::OnceLock;
-    static ORIGIN: OnceLock<Instant> = OnceLock::new();
-    let origin = *ORIGIN.get_or_init(Instant::now);
-    satsuma_core::Instant::from_micros(
-        u64::try_from(origin.elapsed().as_micros()).unwrap_or(u64::MAX),
-    )
-}
-
-/// A link: WebSocket or length-prefixed TCP.
-enum Link {
-    Ws(Box<tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>>),
-    Tcp(TcpStream),
-}
-
-impl Link {
-    async fn open(endpoint: &Endpoint, room: &RoomName) -> Result<Self, ClientError> {
-        match endpoint {
-            Endpoint::WebSocket(addr) => {
-                let url = format!("ws://{addr}/v1/rooms/{}/ws", room.as_str());
-                let (ws, _) = tokio_tungstenite::connect_async(url)
-                    .await
-                    .map_err(|e| ClientError::Link(e.to_string()))?;
-                Ok(Self::Ws(Box::new(ws)))
-            }
-            Endpoint::Intercom(addr) => {
-                let tcp = TcpStream::connect(addr)
-                    .await
-                    .map_err(|e| ClientError::Link(e.to_string()))?;
-                let _ = tcp.set_nodelay(true);
-                Ok(Self::Tcp(tcp))
-            }
-        }
-    }
-
-    async fn send(&mut self, message: &ToServer) -> Result<(), ClientError> {
-        let bytes = message
-            .encode()
-            .map_err(|e| ClientError::Link(e.to_string()))?;
-        let result = match self {
-            Self::Ws(ws) => ws
-                .send(WsMessage::Binary(bytes.into()))
-                .await
-                .map_err(|e| e.to_string()),
-            Self::Tcp(tcp) => {
-                let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_be_bytes();
-                let mut framed = Vec::with_capacity(bytes.len() + 4);
-                framed.extend_from_slice(&len);
-                framed.extend_from_slice(&bytes);
-                tcp.write_all(&framed).await.map_err(|e| e.to_string())
-            }
-        };
-        result.map_err(ClientError::Link)
-    }
-
-    /// The next message; `None` when the link closed.
-    async fn recv(&mut self) -> Option<Bytes> {
-        match self {
-            Self::Ws(ws) => loop {
-                match ws.next().await? {
-                    Ok(WsMessage::Binary(b)) => return Some(b),
-                    Ok(WsMessage::Close(_)) | Err(_) => return None,
-                    Ok(_) => {}
-                }
-            },
-            Self::Tcp(tcp) => {
-                let mut header = [0; 4];
-                tcp.read_exact(&mut header).await.ok()?;
-                let len = wire::frame_len(header).ok()?;
-                let mut body = vec![0; len];
-                tcp.read_exact(&mut body).await.ok()?;
-                Some(body.into())
-            }
-        }
-    }
+    clock().now()
 }
 
 struct Task<G> {
@@ -329,10 +238,7 @@ impl<G: Group + Send + 'static> Task<G> {
                 let _ = self.events.send(ClientEvent::Closed).await;
                 return;
             }
-            let deadline = self
-                .member
-                .poll_timeout()
-                .map(|at| Instant::now() + at.saturating_duration_since(now()));
+            let deadline = self.member.poll_timeout().map(|at| clock().deadline(at));
             let ping_at = last_sent + self.ping_every;
             let wake = deadline.map_or(ping_at, |d| d.min(ping_at));
             let Some(link) = self.link.as_mut() else {

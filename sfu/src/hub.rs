@@ -1,15 +1,16 @@
 //! The server's rooms and what every room shares.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
+use satsuma_core::Clock;
 use satsuma_core::wire::RoomName;
+use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::room::Room;
+use crate::room::{Closed, Room, RoomContext, RoomSettings};
 use crate::rtc::Rtc;
 use crate::tap::Tap;
 
@@ -19,10 +20,11 @@ pub(crate) struct Hub {
     pub config: Config,
     pub metrics: Arc<Metrics>,
     pub tap: Arc<Tap>,
-    pub rtc: Arc<Rtc>,
-    /// The origin of the rooms' clocks.
-    pub started: Instant,
+    /// What each room gets: settings, metrics, the clock, the media plane.
+    context: RoomContext,
     rooms: Mutex<HashMap<RoomName, Arc<Room>>>,
+    /// The id the next room opens with.
+    next_room: AtomicU64,
     connections: AtomicUsize,
     /// `true` once the server is shutting down.
     pub shutdown: tokio::sync::watch::Sender<bool>,
@@ -44,16 +46,26 @@ impl Hub {
         tap: Arc<Tap>,
         rtc: Arc<Rtc>,
     ) -> Arc<Self> {
-        Arc::new(Self {
+        let (closed, closed_rx) = mpsc::unbounded_channel();
+        let context = RoomContext {
+            settings: RoomSettings::from_config(&config),
+            metrics: Arc::clone(&metrics),
+            clock: Clock::new(),
+            rtc,
+            closed,
+        };
+        let hub = Arc::new(Self {
             config,
             metrics,
             tap,
-            rtc,
-            started: Instant::now(),
+            context,
             rooms: Mutex::new(HashMap::new()),
+            next_room: AtomicU64::new(0),
             connections: AtomicUsize::new(0),
             shutdown: tokio::sync::watch::channel(false).0,
-        })
+        });
+        tokio::spawn(remove_closed(Arc::downgrade(&hub), closed_rx));
+        hub
     }
 
     /// The room called `name`, opened if need be.
@@ -62,13 +74,21 @@ impl Hub {
             return Err(HubError::ShuttingDown);
         }
         let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(room) = rooms.get(name) {
-            return Ok(Arc::clone(room));
+        match rooms.get(name) {
+            Some(room) if !room.is_closed() => return Ok(Arc::clone(room)),
+            // Closed, its report not handled yet: a fresh room takes the
+            // name now, so a join never waits on the report.
+            Some(_) => {
+                rooms.remove(name);
+                self.metrics.rooms_add(-1);
+            }
+            None => {}
         }
         if rooms.len() >= self.config.limits.max_rooms {
             return Err(HubError::TooManyRooms);
         }
-        let room = Room::new(name.clone(), self);
+        let id = self.next_room.fetch_add(1, Ordering::Relaxed);
+        let room = Room::new(name.clone(), id, self.context.clone());
         rooms.insert(name.clone(), Arc::clone(&room));
         self.metrics.rooms_add(1);
         tracing::info!(room = %name.as_str(), "room opened");
@@ -81,14 +101,12 @@ impl Hub {
         rooms.get(name).cloned()
     }
 
-    /// A room closed itself.
-    pub(crate) fn remove_room(&self, room: &Room) {
+    /// A room closed itself: the entry goes, unless a newer room of the
+    /// same name took it meanwhile.
+    fn remove_room(&self, (name, id): &Closed) {
         let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
-        if rooms
-            .get(room.name())
-            .is_some_and(|r| std::ptr::eq(Arc::as_ptr(r), room))
-        {
-            rooms.remove(room.name());
+        if rooms.get(name).is_some_and(|r| r.id() == *id) {
+            rooms.remove(name);
             self.metrics.rooms_add(-1);
         }
     }
@@ -109,6 +127,16 @@ impl Hub {
             .ok()?;
         self.metrics.connections_add(1);
         Some(Admission(Arc::clone(self)))
+    }
+}
+
+/// Removes the rooms that report they closed, until the hub is gone.
+async fn remove_closed(hub: Weak<Hub>, mut closed: mpsc::UnboundedReceiver<Closed>) {
+    while let Some(report) = closed.recv().await {
+        let Some(hub) = hub.upgrade() else {
+            return;
+        };
+        hub.remove_room(&report);
     }
 }
 

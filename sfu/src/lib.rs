@@ -14,7 +14,6 @@
 //! # Ok(()) }
 //! ```
 
-pub mod client;
 pub mod config;
 mod hub;
 mod link;

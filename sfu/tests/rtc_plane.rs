@@ -8,10 +8,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use satsuma_client::rtc::{ClientSettings, ClientStreams, Feedback, Received, RtcClient};
 use satsuma_core::media::Codec;
 use satsuma_core::wire::{Blob, ConnId, Media, Signal, Transport};
 use satsuma_sfu::metrics::{Drop, Metrics};
-use satsuma_sfu::rtc::client::{ClientSettings, ClientStreams, Feedback, Received, RtcClient};
 use satsuma_sfu::rtc::{Outbox, Rtc, RtcRoom, RtcSettings};
 use satsuma_sfu::tap::Tap;
 use tokio::sync::mpsc;

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
+mod toolchain;
+
 /// Debian packages, each with the command that proves it is there.
 const APT_PACKAGES: &[(&str, &str)] = &[
     ("qemu-system-arm", "qemu-system-arm"),
@@ -35,10 +37,10 @@ usage: cargo xtask <command>
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("call" | "demo") => setup().and_then(|()| call(&args[1..])),
-        Some("test") => setup().and_then(|()| test()),
-        Some("bench") => setup().and_then(|()| bench(&args[1..])),
-        Some("setup") => setup(),
+        Some("call" | "demo") => setup(Needs::CALL).and_then(|()| call(&args[1..])),
+        Some("test") => setup(Needs::ALL).and_then(|()| test()),
+        Some("bench") => setup(Needs::BENCH).and_then(|()| bench(&args[1..])),
+        Some("setup") => setup(Needs::ALL),
         _ => {
             eprint!("{USAGE}");
             return ExitCode::from(2);
@@ -95,42 +97,79 @@ fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-fn setup() -> Result {
+/// What a command needs installed before it runs.
+#[derive(Debug, Clone, Copy)]
+struct Needs {
+    /// The Debian packages of `APT_PACKAGES` (QEMU, Node.js, binutils).
+    apt: bool,
+    /// The cross targets `rust-toolchain.toml` lists (Cortex-M4, wasm).
+    targets: bool,
+    /// cargo-fuzz, cargo-deny and a nightly toolchain for the fuzzers.
+    tools: bool,
+}
+
+impl Needs {
+    /// The main job: a call on this machine, host code only.
+    const CALL: Self = Self {
+        apt: false,
+        targets: false,
+        tools: false,
+    };
+    /// The benchmarks: host code only.
+    const BENCH: Self = Self::CALL;
+    /// The whole test suite, and `cargo xtask setup`.
+    const ALL: Self = Self {
+        apt: true,
+        targets: true,
+        tools: true,
+    };
+}
+
+fn setup(needs: Needs) -> Result {
+    if needs.apt {
+        apt_packages()?;
+    }
+    let toolchain = toolchain::Toolchain::read(&root().join("rust-toolchain.toml"))?;
+    toolchain.install(needs.targets)?;
+    if needs.tools {
+        for tool in ["cargo-fuzz", "cargo-deny"] {
+            if !have(tool) {
+                run("cargo", &["install", tool, "--locked"])?;
+            }
+        }
+        let nightly = toolchain::rustup()
+            .args(["run", "nightly", "rustc", "--version"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !nightly {
+            run(
+                "rustup",
+                &["toolchain", "install", "nightly", "--profile", "minimal"],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn apt_packages() -> Result {
     let missing: Vec<&str> = APT_PACKAGES
         .iter()
         .filter(|(_, command)| !have(command))
         .map(|(package, _)| *package)
         .collect();
-    if !missing.is_empty() {
-        let line = format!("apt-get install -y {}", missing.join(" "));
-        if !is_root() {
-            return Err(format!(
-                "missing Debian packages; run as root:\n  sudo apt-get update && sudo {line}"
-            ));
-        }
-        run("apt-get", &["update", "-q"])?;
-        let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
-        args.extend(&missing);
-        run("apt-get", &args)?;
+    if missing.is_empty() {
+        return Ok(());
     }
-    // Installs the pinned toolchain with the targets rust-toolchain.toml lists.
-    run("rustup", &["toolchain", "install"])?;
-    for tool in ["cargo-fuzz", "cargo-deny"] {
-        if !have(tool) {
-            run("cargo", &["install", tool, "--locked"])?;
-        }
+    let line = format!("apt-get install -y {}", missing.join(" "));
+    if !is_root() {
+        return Err(format!(
+            "missing Debian packages; run as root:\n  sudo apt-get update && sudo {line}"
+        ));
     }
-    let nightly = Command::new("rustup")
-        .args(["run", "nightly", "rustc", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !nightly {
-        run(
-            "rustup",
-            &["toolchain", "install", "nightly", "--profile", "minimal"],
-        )?;
-    }
-    Ok(())
+    run("apt-get", &["update", "-q"])?;
+    let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
+    args.extend(&missing);
+    run("apt-get", &args)
 }
 
 fn call(extra: &[String]) -> Result {
@@ -138,7 +177,7 @@ fn call(extra: &[String]) -> Result {
         "run",
         "--quiet",
         "-p",
-        "satsuma-sfu",
+        "satsuma-client",
         "--example",
         "call",
         "--",
@@ -154,17 +193,7 @@ fn bench(extra: &[String]) -> Result {
         "cargo",
         &["build", "--release", "-p", "satsuma-sfu", "--bins"],
     )?;
-    run(
-        "cargo",
-        &[
-            "run",
-            "--release",
-            "-p",
-            "satsuma-sfu",
-            "--bin",
-            "satsuma-load",
-        ],
-    )?;
+    run("cargo", &["run", "--release", "-p", "satsuma-load"])?;
     for (package, bench) in [
         ("satsuma-core", "sframe"),
         ("satsuma-bench", "provider"),
@@ -181,7 +210,9 @@ fn bench(extra: &[String]) -> Result {
 /// turns on (std in the test crates) cannot hide a problem in another.
 const PACKAGES: &[&str] = &[
     "satsuma-core",
+    "satsuma-client",
     "satsuma-sfu",
+    "satsuma-load",
     "satsuma-shell",
     "satsuma-engine",
     "satsuma-bench",
@@ -302,16 +333,7 @@ fn test() -> Result {
             )?;
             run(
                 "cargo",
-                &[
-                    "run",
-                    "--quiet",
-                    "-p",
-                    "satsuma-sfu",
-                    "--bin",
-                    "satsuma-load",
-                    "--",
-                    "--quick",
-                ],
+                &["run", "--quiet", "-p", "satsuma-load", "--", "--quick"],
             )
         },
     )?;

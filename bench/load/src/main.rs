@@ -3,7 +3,7 @@
 //!
 //! N rooms of M participants join a real SFU on loopback over the intercom
 //! link. In each room one participant is a real
-//! [`Client`](satsuma_sfu::client::Client) driving an MLS
+//! [`Client`](satsuma_client::Client) driving an MLS
 //! member that can commit; it creates the group and adds the others. The
 //! other M-1 are raw TCP participants: they send a real `Join` (a key
 //! package from their own MLS session), then only send media and read

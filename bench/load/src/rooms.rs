@@ -8,10 +8,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use satsuma_client::{Client, Endpoint};
 use satsuma_core::committer::{Member, MemberConfig};
 use satsuma_core::mls::{MemberInfo, MemoryStore, SatsumaCrypto, Session, SessionConfig};
 use satsuma_core::wire::{self, Capabilities, RoomName, Transport};
-use satsuma_sfu::client::{Client, Endpoint};
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, watch};

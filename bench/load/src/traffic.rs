@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
+use satsuma_client::{Client, ClientEvent};
 use satsuma_core::committer::Event;
 use satsuma_core::media::Codec;
 use satsuma_core::mls::Session;
 use satsuma_core::wire::{self, Blob, ConnId, Media, Message as _, ToClient, ToServer};
-use satsuma_sfu::client::{Client, ClientEvent};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{oneshot, watch};

@@ -26,11 +26,11 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use satsuma_client::rtc::{ClientSettings, Received as RtcReceived, RtcClient};
+use satsuma_client::{Client, ClientEvent, Endpoint};
 use satsuma_core::committer::Event;
 use satsuma_core::mls::Session;
 use satsuma_core::wire::{Blob, RoomName, Signal, Transport};
-use satsuma_sfu::client::{Client, ClientEvent, Endpoint};
-use satsuma_sfu::rtc::client::{ClientSettings, Received as RtcReceived, RtcClient};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::rooms::{Room, member};

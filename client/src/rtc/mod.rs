@@ -1,5 +1,5 @@
-//! A WebRTC client of the SFU, as the desktop app, the integration tests and
-//! the load tool use it: it answers the SFU's offers (re-offers included),
+//! A WebRTC peer of the SFU, as the desktop engine, the integration tests
+//! and the load tool use it: it answers the SFU's offers (re-offers included),
 //! publishes one audio and one video track of opaque payloads, and hands
 //! every received packet over on a channel.
 //!
@@ -7,8 +7,8 @@
 //! passes (SFrame ciphertext in the app). It never offers.
 //!
 //! ```no_run
-//! # async fn run(offer: &str) -> Result<(), satsuma_sfu::rtc::RtcError> {
-//! use satsuma_sfu::rtc::client::{ClientSettings, RtcClient};
+//! # async fn run(offer: &str) -> Result<(), satsuma_client::rtc::RtcError> {
+//! use satsuma_client::rtc::{ClientSettings, RtcClient};
 //! let (client, mut streams) = RtcClient::new(&ClientSettings::default()).await?;
 //! let answer = client.handle_offer(offer).await?; // send it to the SFU
 //! client.send_audio(b"ciphertext", 960).await?;
@@ -49,9 +49,30 @@ use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
 use webrtc::track::track_local::{TrackLocal, TrackLocalWriter as _};
 use webrtc::track::track_remote::TrackRemote;
 
-use super::RtcError;
-use super::cancel::Cancel;
-use super::engine::{self, Network, Side, capability, codec_of};
+use crate::cancel::Cancel;
+
+mod api;
+
+/// Why a WebRTC operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RtcError {
+    /// The codec asked for the audio track carries video.
+    #[error("{0:?} is not an audio codec")]
+    NotAudio(Codec),
+    /// ICE candidate gathering did not finish in time.
+    #[error("ICE gathering took longer than {0:?}")]
+    GatheringTimeout(Duration),
+    /// The peer connection has no local description after answering.
+    #[error("no local description after the answer")]
+    NoLocalDescription,
+    /// The WebRTC stack refused or failed.
+    #[error("webrtc: {0}")]
+    WebRtc(#[from] webrtc::Error),
+}
+
+/// How long ICE gathering may take before an answer is given up.
+const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How a client is set up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,26 +205,13 @@ impl RtcClient {
     /// # Errors
     /// When the codec is not an audio codec or webrtc-rs fails.
     pub async fn new(settings: &ClientSettings) -> Result<(Arc<Self>, ClientStreams), RtcError> {
-        let audio_capability = capability(settings.audio_codec)
-            .filter(|_| engine::is_audio(settings.audio_codec))
-            .ok_or(RtcError::Settings(
-                "the audio codec is not audio".to_owned(),
-            ))?;
-        let video_capability =
-            capability(Codec::Vp8).ok_or(RtcError::Unexpected("no VP8 capability"))?;
-        let api = engine::api(
-            Side::Client,
-            &Network {
-                ips: settings.ips.clone(),
-                udp4_only: true,
-                ..Network::default()
-            },
-        )?;
-        let pc = Arc::new(
-            api.new_peer_connection(RTCConfiguration::default())
-                .await
-                .map_err(RtcError::webrtc)?,
-        );
+        if !settings.audio_codec.is_audio() {
+            return Err(RtcError::NotAudio(settings.audio_codec));
+        }
+        let audio_capability = api::capability(settings.audio_codec);
+        let video_capability = api::capability(Codec::Vp8);
+        let api = api::api(&settings.ips)?;
+        let pc = Arc::new(api.new_peer_connection(RTCConfiguration::default()).await?);
         let audio = Arc::new(TrackLocalStaticRTP::new(
             audio_capability,
             "audio".to_owned(),
@@ -235,8 +243,7 @@ impl RtcClient {
                         send_encodings: Vec::new(),
                     }),
                 )
-                .await
-                .map_err(RtcError::webrtc)?;
+                .await?;
             let sender = transceiver.sender().await;
             tokio::spawn(read_feedback(
                 sender,
@@ -282,32 +289,22 @@ impl RtcClient {
     /// # Errors
     /// When the offer does not apply.
     pub async fn handle_offer(&self, offer: &str) -> Result<String, RtcError> {
-        let offer = RTCSessionDescription::offer(offer.to_owned()).map_err(RtcError::webrtc)?;
-        self.pc
-            .set_remote_description(offer)
-            .await
-            .map_err(RtcError::webrtc)?;
-        let answer = self
-            .pc
-            .create_answer(None)
-            .await
-            .map_err(RtcError::webrtc)?;
+        let offer = RTCSessionDescription::offer(offer.to_owned())?;
+        self.pc.set_remote_description(offer).await?;
+        let answer = self.pc.create_answer(None).await?;
         let mut gathered = self.pc.gathering_complete_promise().await;
-        self.pc
-            .set_local_description(answer)
-            .await
-            .map_err(RtcError::webrtc)?;
-        if tokio::time::timeout(Duration::from_secs(5), gathered.recv())
+        self.pc.set_local_description(answer).await?;
+        if tokio::time::timeout(GATHER_TIMEOUT, gathered.recv())
             .await
             .is_err()
         {
-            return Err(RtcError::Timeout("ICE gathering"));
+            return Err(RtcError::GatheringTimeout(GATHER_TIMEOUT));
         }
         Ok(self
             .pc
             .local_description()
             .await
-            .ok_or(RtcError::Unexpected("no local description"))?
+            .ok_or(RtcError::NoLocalDescription)?
             .sdp)
     }
 
@@ -347,7 +344,7 @@ impl RtcClient {
             })])
             .await
             .map(drop)
-            .map_err(RtcError::webrtc)
+            .map_err(RtcError::from)
     }
 
     /// Asks for the packets `sequences` of the received track `ssrc` again
@@ -364,7 +361,7 @@ impl RtcClient {
             })])
             .await
             .map(drop)
-            .map_err(RtcError::webrtc)
+            .map_err(RtcError::from)
     }
 
     /// Sends a receiver report claiming `fraction_lost` (out of 256) for
@@ -390,7 +387,7 @@ impl RtcClient {
             })])
             .await
             .map(drop)
-            .map_err(RtcError::webrtc)
+            .map_err(RtcError::from)
     }
 
     /// Sends a REMB estimate of `bitrate` bits per second for every received
@@ -407,7 +404,7 @@ impl RtcClient {
             })])
             .await
             .map(drop)
-            .map_err(RtcError::webrtc)
+            .map_err(RtcError::from)
     }
 
     /// What arrived on each received track so far.
@@ -487,10 +484,7 @@ async fn write(
         },
         payload: Bytes::copy_from_slice(payload),
     };
-    match track.write_rtp(&packet).await {
-        Ok(n) => Ok(n > 0),
-        Err(e) => Err(RtcError::webrtc(e)),
-    }
+    Ok(track.write_rtp(&packet).await? > 0)
 }
 
 async fn read_track(
@@ -503,7 +497,7 @@ async fn read_track(
     tokio::pin!(cancelled);
     let ssrc = track.ssrc();
     let video = track.kind() == RTPCodecType::Video;
-    let codec = codec_of(&track.codec().capability.mime_type);
+    let codec = Codec::from_mime(&track.codec().capability.mime_type);
     let (track_id, stream_id) = (track.id(), track.stream_id());
     lock(&remote).insert(
         ssrc,

@@ -4,13 +4,26 @@
 //! The log and roster sit behind one short-held mutex, never held across an
 //! `.await`. Intercom media reads a snapshot of the routes, so forwarding a
 //! frame takes no lock that signalling holds.
+//!
+//! A room knows the server only through its [`RoomContext`]: settings,
+//! metrics, the clock, the media plane, and a channel to report that it
+//! closed.
+//!
+//! - `seats.rs`: each connection's seat, its resume token and history;
+//! - `routes.rs`: where intercom media goes;
+//! - `timers.rs`: the log's deadline, the reconnect grace, closing.
 
-use std::collections::{HashMap, VecDeque};
+mod context;
+mod routes;
+mod seats;
+mod timers;
+
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
-use satsuma_core::committer::{DsError, Room as Log, RoomConfig};
+use satsuma_core::committer::{DsError, Room as Log};
 use satsuma_core::media::Codec;
 use satsuma_core::wire::{
     Blob, Capabilities, ConnId, ErrorCode, Media, Message as _, RoomName, Signal, TOKEN_LEN,
@@ -18,7 +31,9 @@ use satsuma_core::wire::{
 };
 use tokio::sync::{Notify, mpsc, watch};
 
-use crate::hub::Hub;
+pub(crate) use self::context::{Closed, RoomContext, RoomSettings};
+use self::routes::Routes;
+use self::seats::Seat;
 use crate::metrics::{Drop, Error as ErrorKind, Kind};
 use crate::rtc::{Outbox, RtcRoom};
 
@@ -55,25 +70,6 @@ pub(crate) fn error(code: ErrorCode, text: &str) -> ToClient {
 }
 
 #[derive(Debug)]
-struct Seat {
-    transport: Transport,
-    token: [u8; TOKEN_LEN],
-    link: Option<LinkTx>,
-    /// Control messages sent on this seat, the newest `resume_history`.
-    history: VecDeque<Bytes>,
-    /// How many control messages were sent before `history[0]`.
-    history_start: u64,
-    /// Since when no link has carried this seat.
-    detached_since: Option<Instant>,
-}
-
-impl Seat {
-    fn sent(&self) -> u64 {
-        self.history_start + self.history.len() as u64
-    }
-}
-
-#[derive(Debug)]
 struct Inner {
     log: Log,
     seats: HashMap<ConnId, Seat>,
@@ -83,16 +79,6 @@ struct Inner {
     /// Someone has joined: from now on an empty room closes.
     opened: bool,
     closed: bool,
-}
-
-/// Where intercom media goes: the wire members' media queues.
-#[derive(Debug, Default)]
-struct Routes {
-    wire: Vec<(ConnId, mpsc::Sender<MediaItem>)>,
-    members: Vec<ConnId>,
-    /// Whether any member is on WebRTC: only then does intercom audio
-    /// cross the bridge.
-    desktops: bool,
 }
 
 /// Why a join or resume was refused.
@@ -110,7 +96,9 @@ pub(crate) enum Refusal {
 #[derive(Debug)]
 pub(crate) struct Room {
     name: RoomName,
-    hub: Weak<Hub>,
+    /// Tells this room from a later one of the same name.
+    id: u64,
+    context: RoomContext,
     inner: Mutex<Inner>,
     routes: RwLock<Arc<Routes>>,
     wake: Notify,
@@ -132,25 +120,22 @@ impl Outbox for RoomOutbox {
             let routes = room.routes();
             if routes.members.contains(&media.sender) {
                 room.to_intercoms(&routes, media, Instant::now());
-            } else if let Some(hub) = room.hub.upgrade() {
-                hub.metrics.dropped(Drop::NotMember);
+            } else {
+                room.context.metrics.dropped(Drop::NotMember);
             }
         }
     }
 }
 
 impl Room {
-    pub(crate) fn new(name: RoomName, hub: &Arc<Hub>) -> Arc<Self> {
-        let config = RoomConfig {
-            commit_deadline: Duration::from_millis(hub.config.rooms.commit_deadline_ms),
-            max_connections: hub.config.limits.max_room_connections,
-        };
+    pub(crate) fn new(name: RoomName, id: u64, context: RoomContext) -> Arc<Self> {
         let (members_tx, members_rx) = watch::channel(Vec::new());
         let room = Arc::new_cyclic(|weak: &Weak<Room>| Room {
             name,
-            hub: Arc::downgrade(hub),
+            id,
+            rtc: context.rtc.room(Arc::new(RoomOutbox(weak.clone()))),
             inner: Mutex::new(Inner {
-                log: Log::new(config),
+                log: Log::new(context.settings.log),
                 seats: HashMap::new(),
                 members: Vec::new(),
                 last: None,
@@ -160,7 +145,7 @@ impl Room {
             routes: RwLock::new(Arc::new(Routes::default())),
             wake: Notify::new(),
             members_tx,
-            rtc: hub.rtc.room(Arc::new(RoomOutbox(weak.clone()))),
+            context,
         });
         tokio::spawn(Arc::clone(&room).run_timers());
         tokio::spawn(Arc::clone(&room).run_members(members_rx));
@@ -171,6 +156,15 @@ impl Room {
         &self.name
     }
 
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Whether the room has closed (emptied, or the server is going away).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding the lock would be a bug; the state is still
         // the last consistent one, so carry on with it.
@@ -178,11 +172,7 @@ impl Room {
     }
 
     fn now(&self) -> satsuma_core::Instant {
-        let since = self
-            .hub
-            .upgrade()
-            .map_or(Duration::ZERO, |h| h.started.elapsed());
-        satsuma_core::Instant::from_micros(u64::try_from(since.as_micros()).unwrap_or(u64::MAX))
+        self.context.clock.now()
     }
 
     /// A new connection joins: its seat, its id, and the log from here on.
@@ -206,27 +196,17 @@ impl Room {
         // all-zero token is refused below.
         let _ = getrandom::fill(&mut token);
         inner.opened = true;
-        inner.seats.insert(
-            conn,
-            Seat {
-                transport: capabilities.transport,
-                token,
-                link: Some(link),
-                history: VecDeque::new(),
-                history_start: 0,
-                detached_since: None,
-            },
-        );
+        inner
+            .seats
+            .insert(conn, Seat::new(capabilities.transport, token, link));
         self.flush(&mut inner);
         // After `Hello`, which `flush` sent.
-        let millis = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
-        let ping = self.hub.upgrade().map_or(Duration::from_secs(10), |h| {
-            h.config.limits.idle_timeout() / 3
-        });
+        let millis = |d: std::time::Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+        let settings = &self.context.settings;
         let resumable = ToClient::Resumable {
             token,
-            grace_ms: millis(self.grace()),
-            ping_ms: millis(ping),
+            grace_ms: millis(settings.grace),
+            ping_ms: millis(settings.ping),
         };
         Self::send_to(&mut inner, conn, &resumable, None);
         drop(inner);
@@ -246,25 +226,18 @@ impl Room {
         let Some(seat) = inner.seats.get_mut(&conn) else {
             return Err(Refusal::Resume);
         };
-        let token_ok = token != [0; TOKEN_LEN]
-            && token
-                .iter()
-                .zip(&seat.token)
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        if !token_ok || received < seat.history_start || received > seat.sent() {
+        let Some(missed) = seat.missed(&token, received) else {
             return Err(Refusal::Resume);
-        }
-        if let Some(old) = seat.link.take() {
-            old.close_with(ErrorCode::Closed, "replaced by a resumed connection");
-        }
-        let missed = usize::try_from(received - seat.history_start).unwrap_or(usize::MAX);
+        };
         let mut ok = link.control.try_send(encode(&ToClient::Resumed)).is_ok();
-        for bytes in seat.history.iter().skip(missed) {
+        for bytes in missed {
             ok &= link.control.try_send(bytes.clone()).is_ok();
         }
         if !ok {
             return Err(Refusal::Resume);
+        }
+        if let Some(old) = seat.link.take() {
+            old.close_with(ErrorCode::Closed, "replaced by a resumed connection");
         }
         seat.link = Some(link);
         seat.detached_since = None;
@@ -299,62 +272,11 @@ impl Room {
                 .is_some_and(|l| l.close.same_channel(&link.close))
         {
             seat.link = None;
-            seat.detached_since = Some(Instant::now());
+            seat.detached_since = Some(self.now());
         }
         drop(inner);
         self.update_routes();
         self.wake.notify_one();
-    }
-
-    /// An intercom member's media frame.
-    pub(crate) fn media(&self, conn: ConnId, mut media: Media, arrived: Instant) {
-        let routes = self.routes();
-        if !routes.members.contains(&conn) {
-            if let Some(hub) = self.hub.upgrade() {
-                hub.metrics.dropped(Drop::NotMember);
-            }
-            return;
-        }
-        media.sender = conn;
-        // Video never crosses to desktops from an intercom link (intercoms
-        // publish audio; the bridge carries audio only).
-        if routes.desktops && media.codec != Codec::Vp8 {
-            self.rtc.forward_wire(&media);
-        }
-        self.to_intercoms(&routes, media, arrived);
-    }
-
-    fn routes(&self) -> Arc<Routes> {
-        Arc::clone(&self.routes.read().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    /// `media`, from a member (the caller checked, on the same `routes`),
-    /// to every intercom member but its sender: encoded once, only if
-    /// someone takes it, with no copy of the payload.
-    fn to_intercoms(&self, routes: &Routes, media: Media, arrived: Instant) {
-        let Some(hub) = self.hub.upgrade() else {
-            return;
-        };
-        let sender = media.sender;
-        let video = media.codec == Codec::Vp8;
-        let kind = if video { Kind::Video } else { Kind::Audio };
-        let message = ToClient::Media(media);
-        let mut bytes = None;
-        for (conn, tx) in &routes.wire {
-            if *conn == sender {
-                continue;
-            }
-            // A link that falls behind loses video first: a half-full queue
-            // still takes audio.
-            if video && tx.capacity() * 2 < tx.max_capacity() {
-                hub.metrics.dropped(Drop::SlowSubscriber);
-                continue;
-            }
-            let b = bytes.get_or_insert_with(|| encode(&message));
-            if tx.try_send((b.clone(), arrived, kind)).is_err() {
-                hub.metrics.dropped(Drop::SlowSubscriber);
-            }
-        }
     }
 
     /// A message outside the log (signalling) to `conn`, if it is attached.
@@ -380,21 +302,9 @@ impl Room {
         self.wake.notify_one();
     }
 
-    fn grace(&self) -> Duration {
-        self.hub.upgrade().map_or(Duration::ZERO, |h| {
-            Duration::from_millis(h.config.rooms.reconnect_grace_ms)
-        })
-    }
-
-    fn history_len(&self) -> usize {
-        self.hub
-            .upgrade()
-            .map_or(1, |h| h.config.rooms.resume_history)
-    }
-
     /// Sends what the log produced and updates the routes.
     fn flush(&self, inner: &mut Inner) {
-        let history = self.history_len();
+        let history = self.context.settings.resume_history;
         while let Some((conn, message)) = inner.log.poll_transmit() {
             Self::send_to(inner, conn, &message, Some(history));
         }
@@ -407,10 +317,9 @@ impl Room {
         let mut members = members;
         members.sort_unstable_by_key(|(c, _)| *c);
         if members != inner.members {
-            if let Some(hub) = self.hub.upgrade() {
-                hub.metrics
-                    .members_add(members.len() as i64 - inner.members.len() as i64);
-            }
+            self.context
+                .metrics
+                .members_add(members.len() as i64 - inner.members.len() as i64);
             inner.members.clone_from(&members);
             let _ = self.members_tx.send(members);
             self.update_routes_locked(inner);
@@ -432,11 +341,7 @@ impl Room {
             return;
         };
         if let Some(max) = history.filter(|_| message.is_control()) {
-            seat.history.push_back(bytes.clone());
-            while seat.history.len() > max {
-                seat.history.pop_front();
-                seat.history_start += 1;
-            }
+            seat.remember(bytes.clone(), max);
         }
         if let Some(link) = &seat.link
             && link.control.try_send(bytes).is_err()
@@ -459,110 +364,9 @@ impl Room {
         inner.log.handle_disconnect(self.now(), conn);
     }
 
-    fn update_routes(&self) {
-        let inner = self.lock();
-        self.update_routes_locked(&inner);
-    }
-
-    fn update_routes_locked(&self, inner: &Inner) {
-        let wire = inner
-            .members
-            .iter()
-            .filter(|(_, t)| *t == Transport::Wire)
-            .filter_map(|(conn, _)| {
-                let link = inner.seats.get(conn)?.link.as_ref()?;
-                Some((*conn, link.media.clone()))
-            })
-            .collect();
-        let members = inner.members.iter().map(|(c, _)| *c).collect();
-        let desktops = inner.members.iter().any(|(_, t)| *t == Transport::WebRtc);
-        *self.routes.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(Routes {
-            wire,
-            members,
-            desktops,
-        });
-    }
-
-    /// The commit deadline and the reconnect grace periods.
-    async fn run_timers(self: Arc<Self>) {
-        loop {
-            let Some(deadline) = self.tick() else {
-                self.close().await;
-                return;
-            };
-            match deadline {
-                Some(at) => {
-                    tokio::select! {
-                        () = tokio::time::sleep_until(at.into()) => {}
-                        () = self.wake.notified() => {}
-                    }
-                }
-                None => self.wake.notified().await,
-            }
-        }
-    }
-
-    /// Handles what is due; the next deadline, or `None` once the room is
-    /// empty and closed.
-    fn tick(&self) -> Option<Option<Instant>> {
-        let now = self.now();
-        let grace = self.grace();
-        let mut inner = self.lock();
-        inner.log.handle_timeout(now);
-        let expired: Vec<ConnId> = inner
-            .seats
-            .iter()
-            .filter(|(_, s)| s.detached_since.is_some_and(|t| t.elapsed() >= grace))
-            .map(|(c, _)| *c)
-            .collect();
-        for conn in expired {
-            tracing::info!(room = %self.name.as_str(), conn = conn.0, "reconnect grace over: seat released");
-            self.forget(&mut inner, conn);
-        }
-        self.flush(&mut inner);
-        if (inner.opened && inner.seats.is_empty()) || inner.closed {
-            inner.closed = true;
-            return None;
-        }
-        let log_deadline = inner
-            .log
-            .poll_timeout()
-            .map(|at| Instant::now() + at.saturating_duration_since(now));
-        let grace_deadline = inner
-            .seats
-            .values()
-            .filter_map(|s| s.detached_since)
-            .min()
-            .map(|t| t + grace);
-        Some(log_deadline.into_iter().chain(grace_deadline).min())
-    }
-
-    async fn close(&self) {
-        if let Some(hub) = self.hub.upgrade() {
-            hub.remove_room(self);
-        }
-        let _ = self.members_tx.send(Vec::new());
-        self.rtc.close().await;
-        tracing::info!(room = %self.name.as_str(), "room closed");
-    }
-
-    /// Hands membership changes to the media plane, in order.
-    async fn run_members(self: Arc<Self>, mut rx: watch::Receiver<Vec<(ConnId, Transport)>>) {
-        while rx.changed().await.is_ok() {
-            let members = rx.borrow_and_update().clone();
-            let done = members.is_empty() && self.lock().closed;
-            self.rtc.set_members(members).await;
-            if done {
-                return;
-            }
-        }
-    }
-
     /// The connection is closed for a reason worth counting.
     pub(crate) fn count_error(&self, kind: ErrorKind) {
-        if let Some(hub) = self.hub.upgrade() {
-            hub.metrics.error(kind);
-        }
+        self.context.metrics.error(kind);
     }
 }
 

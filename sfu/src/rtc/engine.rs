@@ -1,14 +1,13 @@
-//! Building the webrtc-rs API objects both the SFU and the client use: the
-//! codecs Satsuma carries, the RTCP feedback they negotiate, the
-//! interceptors and the ICE network settings.
+//! Building the SFU's webrtc-rs API object: the codecs Satsuma carries (their
+//! RTP facts come from `core::media`), the interceptors and the ICE network
+//! settings.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use satsuma_core::media::Codec;
-use webrtc::api::media_engine::{
-    MIME_TYPE_G722, MIME_TYPE_OPUS, MIME_TYPE_PCMA, MIME_TYPE_PCMU, MIME_TYPE_VP8, MediaEngine,
-};
+use satsuma_core::media::Feedback;
+use webrtc::api::media_engine::MediaEngine;
 use webrtc::api::setting_engine::SettingEngine;
 use webrtc::api::{API, APIBuilder};
 use webrtc::ice::network_type::NetworkType;
@@ -22,7 +21,7 @@ use webrtc::rtp_transceiver::rtp_codec::{
 
 use super::RtcError;
 
-/// The ICE side of the settings, shared by the SFU and the client.
+/// The ICE side of the settings.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Network {
     pub port_min: u16,
@@ -32,83 +31,32 @@ pub(crate) struct Network {
     pub udp4_only: bool,
 }
 
-/// Which side of the call the API is for: the SFU never answers NACKs from
-/// a cache of its own (it relays them to the publisher); a client does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Side {
-    Sfu,
-    Client,
-}
-
-fn feedback(typ: &str, parameter: &str) -> RTCPFeedback {
+fn feedback(f: &Feedback) -> RTCPFeedback {
     RTCPFeedback {
-        typ: typ.to_owned(),
-        parameter: parameter.to_owned(),
+        typ: f.kind.to_owned(),
+        parameter: f.parameter.to_owned(),
     }
 }
 
-/// The codec capability Satsuma registers for `codec`.
-pub(crate) fn capability(codec: Codec) -> Option<RTCRtpCodecCapability> {
-    let (mime, clock_rate, channels, fmtp) = match codec {
-        Codec::Opus => (MIME_TYPE_OPUS, 48_000, 2, "minptime=10;useinbandfec=1"),
-        Codec::Pcmu => (MIME_TYPE_PCMU, 8_000, 0, ""),
-        Codec::Pcma => (MIME_TYPE_PCMA, 8_000, 0, ""),
-        // RFC 3551: G.722's RTP clock is 8 kHz although it samples at 16.
-        Codec::G722 => (MIME_TYPE_G722, 8_000, 0, ""),
-        Codec::Vp8 => (MIME_TYPE_VP8, 90_000, 0, ""),
-        _ => return None,
-    };
-    let rtcp_feedback = if codec == Codec::Vp8 {
-        vec![
-            feedback("goog-remb", ""),
-            feedback("ccm", "fir"),
-            feedback("nack", ""),
-            feedback("nack", "pli"),
-        ]
-    } else {
-        Vec::new()
-    };
-    Some(RTCRtpCodecCapability {
-        mime_type: mime.to_owned(),
-        clock_rate,
-        channels,
-        sdp_fmtp_line: fmtp.to_owned(),
-        rtcp_feedback,
-    })
-}
-
-/// The payload type Satsuma offers for `codec`: the static one, except for
-/// PCMU. webrtc-rs 0.17 never learns the codec of a remote track whose
-/// payload type is 0 (it starts out assuming 0 and only looks up a
-/// change), so PCMU gets a dynamic payload type, which RFC 3551 allows.
-fn payload_type(codec: Codec) -> u8 {
-    match codec {
-        Codec::Pcmu => 107,
-        Codec::Pcma => 8,
-        Codec::G722 => 9,
-        Codec::Vp8 => 96,
-        _ => 111,
+/// The codec capability Satsuma registers for `codec`, from its RTP facts
+/// in `core::media`.
+pub(crate) fn capability(codec: Codec) -> RTCRtpCodecCapability {
+    let rtp = codec.rtp();
+    RTCRtpCodecCapability {
+        mime_type: rtp.mime.to_owned(),
+        clock_rate: rtp.clock_rate,
+        // webrtc-rs writes no channel count for 0, as SDP does for mono.
+        channels: if rtp.channels == 1 { 0 } else { rtp.channels },
+        sdp_fmtp_line: rtp.fmtp.to_owned(),
+        rtcp_feedback: rtp.feedback.iter().map(feedback).collect(),
     }
-}
-
-/// The Satsuma codec a negotiated MIME type names.
-pub(crate) fn codec_of(mime: &str) -> Option<Codec> {
-    Codec::ALL
-        .into_iter()
-        .find(|&c| capability(c).is_some_and(|cap| cap.mime_type.eq_ignore_ascii_case(mime)))
-}
-
-pub(crate) fn is_audio(codec: Codec) -> bool {
-    codec != Codec::Vp8
 }
 
 fn media_engine() -> Result<MediaEngine, RtcError> {
     let mut engine = MediaEngine::default();
     for codec in Codec::ALL {
-        let Some(capability) = capability(codec) else {
-            continue;
-        };
-        let kind = if is_audio(codec) {
+        let capability = capability(codec);
+        let kind = if codec.is_audio() {
             RTPCodecType::Audio
         } else {
             RTPCodecType::Video
@@ -117,7 +65,7 @@ fn media_engine() -> Result<MediaEngine, RtcError> {
             .register_codec(
                 RTCRtpCodecParameters {
                     capability,
-                    payload_type: payload_type(codec),
+                    payload_type: codec.rtp().payload_type,
                     ..Default::default()
                 },
                 kind,
@@ -127,25 +75,12 @@ fn media_engine() -> Result<MediaEngine, RtcError> {
     Ok(engine)
 }
 
-fn interceptors(side: Side, engine: &mut MediaEngine) -> Result<Registry, RtcError> {
-    let registry = Registry::new();
-    match side {
-        // Sender and receiver reports only: NACKs, PLIs and FIRs pass
-        // through to the publisher; no NACK responder, no TWCC.
-        Side::Sfu => Ok(webrtc::api::interceptor_registry::configure_rtcp_reports(
-            registry,
-        )),
-        Side::Client => {
-            webrtc::api::interceptor_registry::register_default_interceptors(registry, engine)
-                .map_err(RtcError::webrtc)
-        }
-    }
-}
-
-/// The API object every peer connection of one side is made from.
-pub(crate) fn api(side: Side, network: &Network) -> Result<API, RtcError> {
-    let mut engine = media_engine()?;
-    let registry = interceptors(side, &mut engine)?;
+/// The API object every peer connection of the SFU is made from.
+pub(crate) fn api(network: &Network) -> Result<API, RtcError> {
+    let engine = media_engine()?;
+    // Sender and receiver reports only: NACKs, PLIs and FIRs pass through
+    // to the publisher; the SFU has no NACK responder of its own, no TWCC.
+    let registry = webrtc::api::interceptor_registry::configure_rtcp_reports(Registry::new());
     let mut settings = SettingEngine::default();
     if network.port_min != 0 || network.port_max != 0 {
         let ports = EphemeralUDP::new(network.port_min, network.port_max)
@@ -173,4 +108,31 @@ pub(crate) fn api(side: Side, network: &Network) -> Result<API, RtcError> {
         .with_interceptor_registry(registry)
         .with_setting_engine(settings)
         .build())
+}
+
+#[cfg(test)]
+mod tests {
+    use webrtc::api::media_engine::{
+        MIME_TYPE_G722, MIME_TYPE_OPUS, MIME_TYPE_PCMA, MIME_TYPE_PCMU, MIME_TYPE_VP8,
+    };
+
+    use super::*;
+
+    #[test]
+    fn core_names_each_codec_as_webrtc_rs_does() {
+        for (codec, mime) in [
+            (Codec::Opus, MIME_TYPE_OPUS),
+            (Codec::Pcmu, MIME_TYPE_PCMU),
+            (Codec::Pcma, MIME_TYPE_PCMA),
+            (Codec::G722, MIME_TYPE_G722),
+            (Codec::Vp8, MIME_TYPE_VP8),
+        ] {
+            assert_eq!(Codec::from_mime(mime), Some(codec));
+        }
+    }
+
+    #[test]
+    fn every_codec_registers() {
+        assert!(media_engine().is_ok());
+    }
 }

@@ -40,7 +40,6 @@
 //! subscriber may get a few undecodable delta frames first.
 
 mod cancel;
-pub mod client;
 mod engine;
 mod room;
 
@@ -203,7 +202,7 @@ impl Rtc {
                 "loss_pause_percent is above 100".to_owned(),
             ));
         }
-        let api = engine::api(engine::Side::Sfu, &settings.network())?;
+        let api = engine::api(&settings.network())?;
         Ok(Arc::new(Self {
             api,
             settings: settings.clone(),

@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use satsuma_client::{Client, ClientEvent, Endpoint};
 use satsuma_core::committer::{Event, Member, MemberConfig};
 use satsuma_core::media::Codec;
 use satsuma_core::mls::{MemberInfo, MemoryStore, SatsumaCrypto, Session, SessionConfig};
 use satsuma_core::wire::{Capabilities, RoomName, Transport};
-use satsuma_sfu::client::{Client, ClientEvent, Endpoint};
 use tokio::sync::mpsc;
 
 /// The SFU as a child process; killed when dropped.
@@ -178,8 +178,8 @@ pub struct Peer {
     pub offers: Vec<String>,
     /// The WebRTC side of a desktop peer, once it has one.
     pub rtc: Option<(
-        std::sync::Arc<satsuma_sfu::rtc::client::RtcClient>,
-        satsuma_sfu::rtc::client::ClientStreams,
+        std::sync::Arc<satsuma_client::rtc::RtcClient>,
+        satsuma_client::rtc::ClientStreams,
     )>,
 }
 
@@ -215,12 +215,12 @@ impl Peer {
     /// `audio_codec`.
     pub async fn desktop(sfu: &Sfu, name: &str, room: &str, audio_codec: Codec) -> Self {
         let mut peer = Self::connect(sfu, name, room, Transport::WebRtc).await;
-        let settings = satsuma_sfu::rtc::client::ClientSettings {
+        let settings = satsuma_client::rtc::ClientSettings {
             audio_codec,
             ..Default::default()
         };
         peer.rtc = Some(
-            satsuma_sfu::rtc::client::RtcClient::new(&settings)
+            satsuma_client::rtc::RtcClient::new(&settings)
                 .await
                 .unwrap(),
         );

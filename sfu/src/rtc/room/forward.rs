@@ -20,7 +20,7 @@ use super::{
     CODEC_CHANGE_INTERVAL, Outgoing, Peer, Publication, RoomInner, Route, Rtcp, TrackKey, spawn,
 };
 use crate::metrics::{Drop, Error};
-use crate::rtc::engine::{capability, codec_of, is_audio};
+use crate::rtc::engine::capability;
 
 impl RoomInner {
     pub(super) fn on_track(&self, peer: &Arc<Peer>, track: Arc<TrackRemote>) {
@@ -30,8 +30,7 @@ impl RoomInner {
             video,
         };
         let mime = track.codec().capability.mime_type;
-        let Some((codec, capability)) = codec_of(&mime).and_then(|c| Some((c, capability(c)?)))
-        else {
+        let Some((codec, capability)) = Codec::from_mime(&mime).map(|c| (c, capability(c))) else {
             // Only a codec this SFU did not register can get here.
             tracing::warn!(conn = %peer.conn, %mime, "a track with an unknown codec is ignored");
             self.rtc.metrics.error(Error::Rtc);
@@ -154,7 +153,7 @@ impl RoomInner {
     /// An intercom member's audio frame, for the desktop members.
     pub(in crate::rtc) fn forward_wire(&self, media: &Media) {
         let metrics = &self.rtc.metrics;
-        if !is_audio(media.codec) {
+        if !media.codec.is_audio() {
             metrics.dropped(Drop::Codec);
             return;
         }
@@ -187,11 +186,7 @@ impl RoomInner {
                 return;
             }
             if new {
-                let Some(capability) = capability(media.codec) else {
-                    drop(st);
-                    metrics.dropped(Drop::Codec);
-                    return;
-                };
+                let capability = capability(media.codec);
                 let generation = st.generation();
                 st.publications.insert(
                     key,
