@@ -24,6 +24,8 @@
 //! - `mls-footprint`: core + MLS alone, built to measure their flash and
 //!   never run. It does not link this library, whose measuring and
 //!   printing would count in the size it measures.
+//! - `portable-tests`: the portable test suite (`tests/portable`) in
+//!   libtest's format (`scripts/run-cortex-m-tests.sh`).
 //!
 //! # Example
 //!
