@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the portable test suite on a Cortex-M4 in QEMU (mps2-an386) and prints
-# the firmware's section sizes. Exits with the test binary's code: 0 when
+# Runs the portable test suite on a Cortex-M4 in QEMU (mps2-an386), as the
+# board crate's `portable-tests` binary (firmware-example/boards/mps2-an386),
+# and prints its section sizes. Exits with the test binary's code: 0 when
 # every test passed, 1 when one failed or the firmware panicked or faulted,
 # 124 when QEMU had to be stopped by the timeout.
 #
@@ -8,11 +9,11 @@
 # qemu-system-arm, binutils' size.
 set -euo pipefail
 
-cd "$(dirname "$0")/../tests/cortex-m"
+cd "$(dirname "$0")/../firmware-example"
 
-elf=target/thumbv7em-none-eabihf/release/satsuma-cortex-m-tests
+elf=target/thumbv7em-none-eabihf/release/portable-tests
 
-cargo build --release
+cargo build --release --bin portable-tests
 
 echo "ELF section sizes of ${elf} (flash: .vector_table + .text + .rodata + .data; RAM: .data + .bss):"
 # binutils' `size -A` reads ARM ELF files too: "name size addr" per section.
@@ -23,7 +24,7 @@ size -A "$elf" | awk '$1 ~ /^\.(vector_table|text|rodata|data|bss|uninit)$/ {
 # QEMU runs until the firmware exits through semihosting; the timeout guards
 # against a firmware that hangs instead.
 status=0
-timeout --kill-after=10 600 cargo run --release || status=$?
+timeout --kill-after=10 600 cargo run --release --bin portable-tests || status=$?
 if [ "$status" -eq 124 ]; then
     echo "error: QEMU did not exit within 600 s" >&2
 fi

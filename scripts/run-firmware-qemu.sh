@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # MLS on the microcontroller: checks and builds the intercom firmware
-# (firmware-example/, its own workspace), prints the flash it takes, and runs
-# its two-member and 16-member MLS + SFrame round trip on a Cortex-M4 in QEMU
-# (mps2-an386). Exits 0 when everything passed: formatting, clippy (target
-# and host), the flash store's host unit tests, and every check the firmware
-# makes; 1 on a failure; 124 when QEMU had to be stopped by the timeout.
+# (firmware-example/, its own workspace: the intercom library and the board
+# crates), prints the flash it takes, and runs its two-member and 16-member
+# MLS + SFrame round trip on a Cortex-M4 in QEMU (mps2-an386, the board
+# crate boards/mps2-an386). Exits 0 when everything passed: formatting,
+# clippy (target and host), the intercom library's host unit tests, and every
+# check the firmware makes; 1 on a failure; 124 when QEMU had to be stopped
+# by the timeout.
 #
 # Needs: rustup's thumbv7em-none-eabihf target (rust-toolchain.toml lists
 # it), qemu-system-arm, binutils' size and nm.
@@ -12,13 +14,14 @@ set -euo pipefail
 
 cd "$(dirname "$0")/../firmware-example"
 
-# The flash store's unit tests run on the build machine.
+# The intercom library knows no board: its unit tests run on the build
+# machine.
 host=$(rustc -vV | sed -n 's/^host: //p')
 
 cargo fmt --check
 cargo clippy --quiet --release -- -D warnings
-cargo clippy --quiet --lib --tests --target "$host" -- -D warnings
-cargo test --quiet --lib --target "$host"
+cargo clippy --quiet -p satsuma-intercom --lib --tests --target "$host" -- -D warnings
+cargo test --quiet -p satsuma-intercom --lib --target "$host"
 
 # Release: LTO, opt-level "s", one codegen unit (Cargo.toml).
 cargo build --release

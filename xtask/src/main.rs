@@ -235,7 +235,11 @@ fn test() -> Result {
 
     step("format", &|| {
         run("cargo", &["fmt", "--all", "--check"])?;
-        run_in(&root().join("tests/cortex-m"), "cargo", &["fmt", "--check"])?;
+        run_in(
+            &root().join("firmware-example"),
+            "cargo",
+            &["fmt", "--check"],
+        )?;
         run_in(&root().join("fuzz"), "cargo", &["fmt", "--check"])
     })?;
     step("dependency licenses, bans and sources (deny.toml)", &|| {
@@ -257,9 +261,10 @@ fn test() -> Result {
                 ],
             )?;
         }
-        // The QEMU runner is its own workspace, for thumbv7em-none-eabihf.
+        // The firmware (its QEMU board runs the portable suite) is its own
+        // workspace, for thumbv7em-none-eabihf.
         run_in(
-            &root().join("tests/cortex-m"),
+            &root().join("firmware-example"),
             "cargo",
             &["clippy", "--quiet", "--release", "--", "-D", "warnings"],
         )

@@ -1,9 +1,9 @@
 //! The core test suite that runs unchanged on every target: x86_64 (as
-//! ordinary `cargo test` tests), a Cortex-M4 in QEMU (`tests/cortex-m`), and
-//! WebAssembly (`tests/wasm`). It holds the official RFC 9605 (SFrame) and
-//! RFC 9420 (MLS, cipher suite 1) vectors and the behaviour a user would
-//! notice: keys changing without losing frames, replays refused, clear bytes
-//! authenticated.
+//! ordinary `cargo test` tests), a Cortex-M4 in QEMU (`portable-tests` in
+//! `firmware-example/boards/mps2-an386`), and WebAssembly (`tests/wasm`). It
+//! holds the official RFC 9605 (SFrame) and RFC 9420 (MLS, cipher suite 1)
+//! vectors and the behaviour a user would notice: keys changing without
+//! losing frames, replays refused, clear bytes authenticated.
 //!
 //! A test is a plain `fn() -> Result<(), Failure>`; [`TESTS`] lists them for
 //! the runners that have no libtest.

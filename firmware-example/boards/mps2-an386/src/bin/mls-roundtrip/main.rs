@@ -24,15 +24,15 @@ extern crate alloc;
 
 mod checks;
 mod group16;
-mod measure;
 mod torn_write;
 mod two_members;
 
-use core::fmt::Write as _;
-use core::panic::PanicInfo;
+use core::fmt;
+use core::mem::MaybeUninit;
 
-use cortex_m_rt::{ExceptionFrame, entry, exception};
-use cortex_m_semihosting::{debug, hio, hprintln};
+use cortex_m_rt::entry;
+use cortex_m_semihosting::hprintln;
+use satsuma_board_mps2_an386::{self as board, Stop};
 use satsuma_core::Instant;
 use satsuma_core::media::Codec;
 use satsuma_core::mls::Session;
@@ -54,6 +54,10 @@ const M_REGION: u32 = 4 * SECTOR; // sectors 4–7: two sectors a slot
 const M_SLOT: u32 = 2 * SECTOR;
 
 static CHIP: Chip = EmulatedChip::new();
+
+/// Bytes of RAM given to the heap (a static in `.bss`): room for sixteen
+/// members in one process. One member needs far less; it prints how much.
+const HEAP_SIZE: usize = 3 * 1024 * 1024;
 
 /// Bytes of one G.711 µ-law frame: 20 ms at 8 kHz.
 const FRAME_LEN: usize = 160;
@@ -101,7 +105,9 @@ fn exchange(from: &mut Session, to: &mut Session, n: usize) -> bool {
 
 #[entry]
 fn main() -> ! {
-    measure::init_heap();
+    static mut HEAP_MEM: [MaybeUninit<u8>; HEAP_SIZE] = [MaybeUninit::uninit(); HEAP_SIZE];
+    board::init_heap(HEAP_MEM);
+    board::on_stop(report_stop);
     hprintln!("satsuma-intercom mls-roundtrip: MLS + SFrame on a Cortex-M4 (QEMU mps2-an386)");
 
     let torn = torn_write::run(&CHIP);
@@ -127,7 +133,7 @@ fn main() -> ! {
     if let Ok(group) = &group {
         print_group(group);
     }
-    let (stack, stack_size) = measure::stack_high_water();
+    let (stack, stack_size) = board::stack_high_water();
     hprintln!(
         "stack high-water of the whole run: {} of {} bytes (from the top of RAM, main's frame included)",
         stack,
@@ -144,15 +150,7 @@ fn main() -> ! {
     let ok = failed == 0 && torn.is_ok() && two.is_ok() && group.is_ok();
     hprintln!();
     hprintln!("checks: {} passed, {} failed", passed, failed);
-    debug::exit(if ok {
-        debug::EXIT_SUCCESS
-    } else {
-        debug::EXIT_FAILURE
-    });
-    // Only reached without a semihosting host; QEMU's side has a timeout.
-    loop {
-        cortex_m::asm::wfi();
-    }
+    board::exit(ok)
 }
 
 /// Heap goal for one member of a 16-member group, from the issue.
@@ -237,41 +235,8 @@ fn print_group(group: &group16::Report) {
     );
 }
 
-/// Prints why the run stopped on a fresh semihosting stdout (not
-/// `hprintln!`'s, which the fault may have interrupted) and exits QEMU
-/// with failure.
-fn die(args: core::fmt::Arguments<'_>) -> ! {
-    if let Ok(mut out) = hio::hstdout() {
-        let _ = out.write_fmt(args);
-        let _ = out.write_str("\nchecks: FAILED (the firmware stopped)\n");
-    }
-    debug::exit(debug::EXIT_FAILURE);
-    loop {
-        cortex_m::asm::wfi();
-    }
-}
-
-#[panic_handler]
-fn panic(info: &PanicInfo<'_>) -> ! {
-    die(format_args!("panic: {info}"))
-}
-
-#[exception]
-unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
-    // SAFETY: reading the System Control Block's fault status registers has
-    // no side effects, and nothing else runs while the fault is handled.
-    let (cfsr, hfsr) = unsafe {
-        let scb = &*cortex_m::peripheral::SCB::PTR;
-        (scb.cfsr.read(), scb.hfsr.read())
-    };
-    die(format_args!(
-        "HardFault at pc {:#010x} (lr {:#010x}): CFSR {cfsr:#010x} HFSR {hfsr:#010x}",
-        frame.pc(),
-        frame.lr(),
-    ))
-}
-
-#[exception]
-unsafe fn DefaultHandler(irqn: i16) {
-    die(format_args!("unexpected exception or interrupt {irqn}"))
+/// Closes the output when the firmware stopped early (a panic, a fault):
+/// why, and that the checks failed.
+fn report_stop(out: &mut dyn fmt::Write, stop: &Stop<'_>) {
+    let _ = write!(out, "{stop}\nchecks: FAILED (the firmware stopped)\n");
 }

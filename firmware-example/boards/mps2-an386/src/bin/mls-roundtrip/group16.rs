@@ -21,6 +21,7 @@ use alloc::format;
 use alloc::vec::Vec;
 
 use cortex_m_semihosting::hprintln;
+use satsuma_board_mps2_an386::{Blocks, measure_blocks};
 use satsuma_core::Instant;
 use satsuma_core::mls::{
     Commit, Event, MemberInfo, MemoryStore, SatsumaCrypto, Session, SessionConfig, SessionError,
@@ -29,7 +30,6 @@ use satsuma_core::mls::{
 use satsuma_intercom::FlashStore;
 
 use crate::checks::{Failed, check, need};
-use crate::measure::{Blocks, measure_blocks};
 use crate::{Chip, Flash, M_REGION, M_SLOT, WIRE_LEN, at, frame, open, seal};
 
 /// The operation after which M's state is what it holds through a call:

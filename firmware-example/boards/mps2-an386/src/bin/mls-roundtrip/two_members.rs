@@ -4,11 +4,11 @@
 //! then A removes B, who can no longer open A's frames.
 
 use cortex_m_semihosting::hprintln;
+use satsuma_board_mps2_an386::{Usage, measure};
 use satsuma_core::mls::{Event, MemberInfo, MemoryStore, SatsumaCrypto, Session, Store};
 use satsuma_intercom::FlashStore;
 
 use crate::checks::{Failed, check, need};
-use crate::measure::{Usage, measure};
 use crate::{B_REGION, Chip, Flash, SECTOR, WIRE_LEN, at, exchange, open, seal};
 
 /// Seeds of the members' crypto providers: fixed here so every run is the

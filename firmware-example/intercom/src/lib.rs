@@ -15,9 +15,12 @@
 //!   which has no flash controller. It keeps NOR's rules (erase sets 0xFF,
 //!   a write only clears bits) and can cut the power mid-write.
 //!
-//! The binary `mls-roundtrip` (`scripts/run-firmware-qemu.sh`) runs two
-//! members, and then one member of a 16-member group, through MLS and SFrame
-//! in QEMU and prints the memory they took.
+//! It knows no board: each board has its crate beside it, under
+//! `firmware-example/boards/`. On QEMU's `mps2-an386`, the binary
+//! `mls-roundtrip` (`scripts/run-firmware-qemu.sh`) runs two members, and
+//! then one member of a 16-member group, through MLS and SFrame and prints
+//! the memory they took. The unit tests run on the host:
+//! `cargo test -p satsuma-intercom --target x86_64-unknown-linux-gnu`.
 //!
 //! # Example
 //!

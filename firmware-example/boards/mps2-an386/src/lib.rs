@@ -1,0 +1,62 @@
+//! Satsuma's firmware on QEMU's `mps2-an386`, a Cortex-M4 with 4 MiB of
+//! SSRAM in the place of flash and 4 MiB of RAM: the board's runtime,
+//! written once for every binary that runs there.
+//!
+//! It does not drive a peripheral (this board has no flash controller or
+//! network the firmware uses; `satsuma_intercom::EmulatedChip` stands in
+//! for the flash) and decides nothing about the intercom or the protocol.
+//!
+//! Linking it gives a program:
+//! - the global allocator, [`HEAP`]: `embedded-alloc`'s `LlffHeap` keeping
+//!   its high-water marks. The binary hands it RAM with [`init_heap`].
+//! - measurement: the heap and stack a piece of work takes ([`measure`],
+//!   [`measure_blocks`]) and the stack's high-water mark
+//!   ([`stack_high_water`]).
+//! - the panic, HardFault and default exception handlers: they print why
+//!   the program stopped over semihosting, then what the binary set with
+//!   [`on_stop`], and exit QEMU with failure. [`exit`] ends a run that
+//!   finished.
+//!
+//! The memory layout (`memory.x`, put on the linker's path by `build.rs`)
+//! is the package's, shared by its binaries:
+//! - `mls-roundtrip`: MLS + SFrame members and their flash store, with the
+//!   heap and stack they take (`scripts/run-firmware-qemu.sh`).
+//! - `mls-footprint`: core + MLS alone, built to measure their flash and
+//!   never run. It does not link this library, whose measuring and
+//!   printing would count in the size it measures.
+//! - `portable-tests`: the portable test suite (`tests/portable`) in
+//!   libtest's format (`scripts/run-cortex-m-tests.sh`).
+//!
+//! # Example
+//!
+//! ```ignore
+//! use core::mem::MaybeUninit;
+//! use satsuma_board_mps2_an386 as board;
+//!
+//! #[cortex_m_rt::entry]
+//! fn main() -> ! {
+//!     // cortex-m-rt makes this a `&'static mut` of `main`'s own.
+//!     static mut HEAP_MEM: [MaybeUninit<u8>; 64 * 1024] = [MaybeUninit::uninit(); 64 * 1024];
+//!     board::init_heap(HEAP_MEM);
+//!     let (ok, usage) = board::measure(run);
+//!     cortex_m_semihosting::hprintln!("heap peak {} bytes", usage.heap_peak);
+//!     board::exit(ok)
+//! }
+//! ```
+//!
+//! # Panics
+//!
+//! Nothing here panics; the panic handler ends the program, as above.
+#![no_std]
+
+mod blocks;
+mod heap;
+mod measure;
+mod stack;
+mod stop;
+
+pub use blocks::{Blocks, Snapshot, TOP};
+pub use heap::{HEAP, PeakHeap, init_heap};
+pub use measure::{Usage, measure, measure_blocks};
+pub use stack::stack_high_water;
+pub use stop::{Report, Stop, exit, on_stop};
