@@ -4,7 +4,6 @@
 //! It owns the link and the member in one task; the handle sends commands
 //! and the receiver gets [`ClientEvent`]s.
 
-use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -18,16 +17,7 @@ use satsuma_core::wire::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ClientError;
-use crate::link::Link;
-
-/// Where the SFU is and how to reach it.
-#[derive(Debug, Clone)]
-pub enum Endpoint {
-    /// `ws://{addr}/v1/rooms/{room}/ws`: a desktop client.
-    WebSocket(SocketAddr),
-    /// The intercom link at `addr`.
-    Intercom(SocketAddr),
-}
+use crate::link::{Endpoint, Link};
 
 /// What the client reports.
 #[derive(Debug)]

@@ -1,6 +1,8 @@
 //! A link to the SFU: a WebSocket (desktops) or the intercom's TCP stream of
 //! length-prefixed frames, both carrying `core::wire` messages.
 
+use std::net::SocketAddr;
+
 use bytes::Bytes;
 use futures_util::{SinkExt as _, StreamExt as _};
 use satsuma_core::wire::{self, Message as _, RoomName, ToServer};
@@ -8,8 +10,16 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use crate::client::Endpoint;
 use crate::error::LinkError;
+
+/// Where the SFU is and how to reach it.
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    /// `ws://{addr}/v1/rooms/{room}/ws`: a desktop client.
+    WebSocket(SocketAddr),
+    /// The intercom link at `addr`.
+    Intercom(SocketAddr),
+}
 
 type WebSocket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
 

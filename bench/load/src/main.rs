@@ -41,6 +41,7 @@
 //! not (the SFU did not start, members never settled, nothing was
 //! forwarded).
 
+mod mesh;
 mod report;
 mod rooms;
 mod sfu;

@@ -16,10 +16,10 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, watch};
 
+use crate::mesh::Mesh;
 use crate::traffic::{
     Participant, Plan, Received, Shared, client_events, client_sender, raw_receiver, raw_sender,
 };
-use crate::webrtc::Mesh;
 use crate::{Failure, Result, fail};
 
 // ---------------------------------------------------------------- rooms --

@@ -33,6 +33,7 @@ use satsuma_core::mls::Session;
 use satsuma_core::wire::{Blob, RoomName, Signal, Transport};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::mesh::Mesh;
 use crate::rooms::{Room, member};
 use crate::traffic::{
     Participant, Plan, Received, STAMP_LEN, Schedule, Sent, Shared, at_ns, now_ns, phase, stamp,
@@ -46,49 +47,6 @@ const AUDIO_TICKS: u32 = 960;
 const VIDEO_TICKS: u32 = 3000;
 /// How often a participant probes before its room's media starts.
 const PROBE_EVERY: Duration = Duration::from_millis(50);
-
-// ---------------------------------------------------------------- mesh --
-
-/// Who hears whom in one room: filled by the receivers, read by
-/// [`negotiated`].
-#[derive(Debug)]
-pub(crate) struct Mesh {
-    plans: Vec<Plan>,
-    /// Per participant: the (sender id, video) pairs it has received.
-    heard: Vec<Mutex<HashSet<(u32, bool)>>>,
-}
-
-impl Mesh {
-    fn new(plans: Vec<Plan>) -> Self {
-        let heard = plans.iter().map(|_| Mutex::default()).collect();
-        Self { plans, heard }
-    }
-
-    fn note(&self, receiver: usize, sender: u32, video: bool) {
-        if let Some(heard) = self.heard.get(receiver) {
-            heard
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert((sender, video));
-        }
-    }
-
-    /// Tracks not received yet: (receiver, sender, video) triples.
-    fn missing(&self) -> usize {
-        let mut missing = 0;
-        for (r, heard) in self.heard.iter().enumerate() {
-            let heard = heard.lock().unwrap_or_else(PoisonError::into_inner);
-            for (s, plan) in self.plans.iter().enumerate() {
-                if s == r {
-                    continue;
-                }
-                missing += usize::from(!heard.contains(&(plan.id, false)));
-                missing += usize::from(plan.video && !heard.contains(&(plan.id, true)));
-            }
-        }
-        missing
-    }
-}
 
 /// Waits until, in every room, every participant receives every other
 /// participant's audio (and video, from those who send it).
