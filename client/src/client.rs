@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use satsuma_core::Clock;
 use satsuma_core::committer::{Event, Group, Member};
-use satsuma_core::media::Codec;
+use satsuma_core::media::{self, Codec, Unprotected};
 use satsuma_core::mls::Session;
+use satsuma_core::sframe::KeyRing;
 use satsuma_core::wire::{
     ConnId, Entry, ErrorCode, Media, Message as _, RoomName, Signal, TOKEN_LEN, ToClient, ToServer,
 };
@@ -18,6 +19,21 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ClientError;
 use crate::link::{Endpoint, Link};
+
+/// A frame that opened, as [`Client::receive`] hands it over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedFrame {
+    /// Its codec.
+    pub codec: Codec,
+    /// The caller's tag given with it (a stream or sender id).
+    pub tag: u32,
+    /// The MLS epoch it was sealed in.
+    pub epoch: u64,
+    /// The sender's leaf index in that epoch.
+    pub sender: u64,
+    /// The encoded frame, as its sender's encoder made it.
+    pub frame: Vec<u8>,
+}
 
 /// What the client reports.
 #[derive(Debug)]
@@ -172,6 +188,40 @@ impl Client<Session> {
         .await?
     }
 
+    /// Opens a sealed frame from another member, holding it if it was
+    /// sealed in an epoch whose commit has not reached this member yet.
+    /// Returns, in order, the held frames that open now (their epoch has
+    /// arrived since) and then this one if it opened: media that outruns a
+    /// key change is delayed, never lost. `tag` comes back with the frame.
+    ///
+    /// # Errors
+    /// [`ClientError::Media`] for a frame no key of this member opens (and
+    /// none held for it); [`ClientError::Stopped`].
+    pub async fn receive(
+        &self,
+        codec: Codec,
+        sealed: Vec<u8>,
+        tag: u32,
+    ) -> Result<Vec<ReceivedFrame>, ClientError> {
+        self.with_member(move |m| {
+            let now = now();
+            let ring = m.group_mut().keyring_mut();
+            let mut frames = Vec::new();
+            while let Some(ready) = media::take_ready(ring) {
+                // A held frame that still fails (a forgery under a future
+                // KID) is dropped like any frame that does not open.
+                if let Ok(Some(frame)) =
+                    open_one(ring, ready.codec, ready.tag, &ready.protected, now)
+                {
+                    frames.push(frame);
+                }
+            }
+            frames.extend(open_one(ring, codec, tag, &sealed, now)?);
+            Ok(frames)
+        })
+        .await?
+    }
+
     /// Opens a sealed frame from another member.
     ///
     /// # Errors
@@ -195,6 +245,30 @@ impl Client<Session> {
 pub fn clock() -> Clock {
     static CLOCK: OnceLock<Clock> = OnceLock::new();
     *CLOCK.get_or_init(Clock::new)
+}
+
+/// Opens `protected` into a fresh buffer.
+fn open_one(
+    ring: &mut KeyRing,
+    codec: Codec,
+    tag: u32,
+    protected: &[u8],
+    now: satsuma_core::Instant,
+) -> Result<Option<ReceivedFrame>, satsuma_core::Error> {
+    let mut out = vec![0; protected.len()];
+    match codec.unprotect_or_hold(ring, now, tag, protected, &mut out)? {
+        Unprotected::Opened { opened, len } => {
+            out.truncate(len);
+            Ok(Some(ReceivedFrame {
+                codec,
+                tag,
+                epoch: opened.epoch,
+                sender: opened.sender,
+                frame: out,
+            }))
+        }
+        Unprotected::Held => Ok(None),
+    }
 }
 
 fn now() -> satsuma_core::Instant {

@@ -43,6 +43,6 @@ mod error;
 mod link;
 pub mod rtc;
 
-pub use client::{Client, ClientEvent, clock};
+pub use client::{Client, ClientEvent, ReceivedFrame, clock};
 pub use error::{ClientError, LinkError};
 pub use link::Endpoint;

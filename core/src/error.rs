@@ -31,6 +31,14 @@ pub enum Error {
         /// The KID from the header.
         kid: u64,
     },
+    /// The frame was sealed in an epoch this member has not reached yet (its
+    /// commit is still on the way): hold it with
+    /// [`KeyRing::hold`](crate::sframe::KeyRing::hold) and open it once the
+    /// epoch is installed.
+    FutureEpoch {
+        /// The KID from the header.
+        kid: u64,
+    },
     /// The frame carries our own KID: keys are for sending or for receiving,
     /// never both (RFC 9605 §4.4.1), so a reflected frame is refused.
     OwnKid {
@@ -171,6 +179,10 @@ impl fmt::Display for Error {
                 "output buffer too small: need {needed} bytes, have {available}"
             ),
             Self::UnknownKid { kid } => write!(f, "no key for KID {kid:#x}"),
+            Self::FutureEpoch { kid } => write!(
+                f,
+                "KID {kid:#x} is from an epoch not reached yet; hold the frame"
+            ),
             Self::OwnKid { kid } => write!(
                 f,
                 "frame carries our own sending KID {kid:#x}; refusing a reflected frame"

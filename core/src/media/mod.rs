@@ -29,8 +29,11 @@ mod vp8;
 pub use rtp::{Feedback, MediaKind, RtpCodec};
 pub use vp8::{FRAME_TAG_LEN, KEY_FRAME_HEADER_LEN, Vp8Header};
 
+use alloc::vec::Vec;
+
 use crate::error::{Error, MediaError};
 use crate::sframe::{KeyRing, Opened};
+use crate::time::Instant;
 
 /// A media codec Satsuma carries. Encoded on the wire by position: new
 /// codecs go at the end.
@@ -48,6 +51,54 @@ pub enum Codec {
     G722,
     /// VP8 (RFC 6386), video.
     Vp8,
+}
+
+/// What [`Codec::unprotect_or_hold`] did with a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Unprotected {
+    /// It opened: what the ring learned, and the frame's length in `out`.
+    Opened {
+        /// Epoch, sender and header.
+        opened: Opened,
+        /// Bytes of the original frame written to `out`.
+        len: usize,
+    },
+    /// It was sealed in an epoch not reached yet and is held in the ring;
+    /// [`take_ready`] hands it back once the epoch arrives.
+    Held,
+}
+
+/// A held frame whose epoch arrived: open it with [`Codec::unprotect`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadyFrame {
+    /// Its codec.
+    pub codec: Codec,
+    /// The caller's tag given to [`Codec::unprotect_or_hold`].
+    pub tag: u32,
+    /// The protected frame, as it arrived.
+    pub protected: Vec<u8>,
+}
+
+/// The oldest held frame whose epoch the ring now holds. Drain it after
+/// every new epoch, in order, before frames that arrive later.
+pub fn take_ready(ring: &mut KeyRing) -> Option<ReadyFrame> {
+    loop {
+        let held = ring.take_ready()?;
+        let index = usize::try_from(held.tag >> 32).unwrap_or(usize::MAX);
+        // Only `unprotect_or_hold` holds frames with a codec index; a tag
+        // that names none came from another caller of `KeyRing::hold`, and
+        // is dropped rather than opened as the wrong codec.
+        if let Some(&codec) = Codec::ALL.get(index) {
+            return Some(ReadyFrame {
+                codec,
+                // The low 32 bits are the caller's tag.
+                #[allow(clippy::cast_possible_truncation)]
+                tag: held.tag as u32,
+                protected: held.frame,
+            });
+        }
+    }
 }
 
 /// What the SFU may learn from a protected frame without any key.
@@ -147,6 +198,33 @@ impl Codec {
         let opened = ring.decrypt(prefix, sealed, body_out)?;
         clear_out.copy_from_slice(&prefix[1..]);
         Ok((opened, n + opened.len))
+    }
+
+    /// Opens a protected frame like [`Codec::unprotect`]; a frame sealed in
+    /// an epoch the ring has not reached yet (its commit is still on the
+    /// way) is held instead, with `tag` (the caller's: a stream or sender),
+    /// and comes back through [`take_ready`] once the epoch arrives. No
+    /// frame is lost to a key change that media outruns.
+    ///
+    /// # Errors
+    /// As [`Codec::unprotect`], but never [`Error::FutureEpoch`].
+    pub fn unprotect_or_hold(
+        self,
+        ring: &mut KeyRing,
+        now: Instant,
+        tag: u32,
+        protected: &[u8],
+        out: &mut [u8],
+    ) -> Result<Unprotected, Error> {
+        match self.unprotect(ring, protected, out) {
+            Ok((opened, len)) => Ok(Unprotected::Opened { opened, len }),
+            Err(Error::FutureEpoch { kid }) => {
+                let index = Codec::ALL.iter().position(|&c| c == self).unwrap_or(0) as u64;
+                ring.hold(now, kid, (index << 32) | u64::from(tag), protected)?;
+                Ok(Unprotected::Held)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// What the clear bytes of a protected frame say, for the SFU.

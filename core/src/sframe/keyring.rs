@@ -5,9 +5,15 @@
 //! number of earlier ones, which it only receives with, each until its grace
 //! period ends. Every key zeroizes when it leaves the ring.
 //!
-//! Run loop: after [`KeyRing::install_epoch`], ask [`KeyRing::poll_timeout`]
-//! when to call [`KeyRing::handle_timeout`] next; that call erases the
-//! epochs whose grace period is over.
+//! A frame sealed in an epoch the ring has not reached yet (the next
+//! [`FUTURE_EPOCHS`]) fails with [`Error::FutureEpoch`]; [`KeyRing::hold`]
+//! keeps it, bounded by [`HoldLimits`], and once its epoch is installed
+//! [`KeyRing::take_ready`] hands it back to be opened as usual.
+//!
+//! Run loop: after [`KeyRing::install_epoch`], drain [`KeyRing::take_ready`]
+//! until it returns `None`, and ask [`KeyRing::poll_timeout`] when to call
+//! [`KeyRing::handle_timeout`] next; that call erases the epochs whose grace
+//! period is over and the held frames whose time ran out.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -18,6 +24,7 @@ use zeroize::Zeroizing;
 use super::header::Header;
 use super::key::FrameKey;
 use super::kid::KidLayout;
+use super::pending::{FUTURE_EPOCHS, HeldFrame, HoldLimits, HoldStats, Pending};
 use super::replay::ReplayWindow;
 use super::suite::{CipherSuite, MAX_KEY_LEN, NONCE_LEN};
 use crate::error::{Error, KidError};
@@ -52,6 +59,8 @@ pub struct KeyRingConfig {
     /// and expands the AES key for every frame, which a microcontroller in
     /// a 16-member call needs to stay within 32 KiB of heap.
     pub expanded_receiver_keys: bool,
+    /// Frames from an epoch not reached yet that are held for it.
+    pub hold: HoldLimits,
 }
 
 impl Default for KeyRingConfig {
@@ -63,6 +72,7 @@ impl Default for KeyRingConfig {
             grace: Duration::from_secs(3),
             send_context: 0,
             expanded_receiver_keys: true,
+            hold: HoldLimits::default(),
         }
     }
 }
@@ -115,6 +125,8 @@ pub struct KeyRing {
     /// KID contexts whose send key was derived in the current epoch, one bit
     /// each: a context is never restarted at counter 0 within an epoch.
     used_contexts: u16,
+    /// Frames held for an epoch not reached yet.
+    pending: Pending,
 }
 
 struct EpochKeys {
@@ -212,6 +224,7 @@ impl KeyRing {
             send: None,
             receive_only: false,
             used_contexts: 0,
+            pending: Pending::default(),
         })
     }
 
@@ -364,23 +377,83 @@ impl KeyRing {
         Ok(())
     }
 
-    /// Erases every key: the member left the call.
+    /// Erases every key and every held frame: the member left the call.
     pub fn clear(&mut self) {
         self.epochs.clear();
         self.send = None;
+        self.pending.clear();
     }
 
     /// When [`KeyRing::handle_timeout`] next has work: the earliest end of a
-    /// grace period.
+    /// grace period or of a held frame's time.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.epochs.iter().filter_map(|e| e.expires).min()
+        let grace = self.epochs.iter().filter_map(|e| e.expires).min();
+        match (grace, self.pending.next_expiry()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// Erases the epochs whose grace period ended at or before `now`.
+    /// Erases the epochs whose grace period ended at or before `now`, and
+    /// drops the held frames whose epoch did not come in time.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.epochs
             .retain(|e| e.expires.is_none_or(|expires| expires > now));
+        self.pending.expire(now);
+    }
+
+    /// Whether `kid` names an epoch this ring has not reached yet: one of
+    /// the next [`FUTURE_EPOCHS`] after the current one, and none the ring
+    /// holds. Before the first epoch, any KID may be ahead (a joiner hears
+    /// the group before its Welcome is processed).
+    fn is_future(&self, kid: u64) -> bool {
+        let mask = (1u64 << self.config.epoch_bits) - 1;
+        let low = kid & mask;
+        if self.epochs.iter().any(|e| e.epoch & mask == low) {
+            return false;
+        }
+        let Some(current) = self.current_epoch() else {
+            return true;
+        };
+        (1..=FUTURE_EPOCHS).any(|k| current.wrapping_add(k) & mask == low)
+    }
+
+    /// Holds `frame`, which [`KeyRing::decrypt`] refused with
+    /// [`Error::FutureEpoch`] for `kid`, until its epoch is installed or the
+    /// hold time ([`HoldLimits::duration`]) runs out. `frame` is kept as
+    /// given (a media layer keeps its whole protected layout) and `tag`
+    /// comes back with it. Within the limits the oldest held frame makes
+    /// room. Holding copies the frame: an allocation only around a key
+    /// change, never on the steady path.
+    ///
+    /// # Errors
+    /// [`Error::UnknownKid`] when `kid` does not name a future epoch
+    /// (nothing is held then).
+    pub fn hold(&mut self, now: Instant, kid: u64, tag: u64, frame: &[u8]) -> Result<(), Error> {
+        if !self.is_future(kid) {
+            return Err(Error::UnknownKid { kid });
+        }
+        let mask = (1u64 << self.config.epoch_bits) - 1;
+        self.pending
+            .push(&self.config.hold, now, kid & mask, tag, frame);
+        Ok(())
+    }
+
+    /// The oldest held frame whose epoch the ring now holds, to be opened
+    /// as if it had just arrived. Drain it after every
+    /// [`KeyRing::install_epoch`].
+    pub fn take_ready(&mut self) -> Option<HeldFrame> {
+        let mask = (1u64 << self.config.epoch_bits) - 1;
+        let epochs = &self.epochs;
+        self.pending
+            .take_ready(|low| epochs.iter().any(|e| e.epoch & mask == low))
+    }
+
+    /// What happened to held frames so far.
+    #[must_use]
+    pub fn hold_stats(&self) -> HoldStats {
+        self.pending.stats()
     }
 
     /// Seals `plaintext` with the current epoch's key and the next counter;
@@ -425,8 +498,9 @@ impl KeyRing {
     /// after the tag verified.
     ///
     /// # Errors
-    /// [`Error::Header`]; [`Error::UnknownKid`] for an epoch not (or no
-    /// longer) held or a sender outside the group; [`Error::OwnKid`];
+    /// [`Error::Header`]; [`Error::FutureEpoch`] for an epoch not reached
+    /// yet (see [`KeyRing::hold`]); [`Error::UnknownKid`] for an epoch no
+    /// longer held or a sender outside the group; [`Error::OwnKid`];
     /// [`Error::Replay`]; [`Error::TooShort`]; [`Error::BufferTooSmall`];
     /// [`Error::Authentication`].
     pub fn decrypt(
@@ -439,6 +513,9 @@ impl KeyRing {
         let kid = header.kid;
         let suite = self.config.suite;
         let epoch_mask = (1u64 << self.config.epoch_bits) - 1;
+        if self.is_future(kid) {
+            return Err(Error::FutureEpoch { kid });
+        }
         let epoch = self
             .epochs
             .iter_mut()

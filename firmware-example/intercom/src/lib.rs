@@ -50,7 +50,7 @@ pub use error::{Error, FlashLayoutError};
 pub use flash_store::{FORMAT_VERSION, FlashStore, MAGIC};
 
 use satsuma_core::mls::SessionConfig;
-use satsuma_core::sframe::KeyRingConfig;
+use satsuma_core::sframe::{HoldLimits, KeyRingConfig};
 
 /// How the intercom runs its MLS session: the core's defaults, except that
 /// the SFrame key ring keeps each sender's key compact (key and salt, not
@@ -61,6 +61,15 @@ pub fn intercom_session_config() -> SessionConfig {
     SessionConfig {
         keyring: KeyRingConfig {
             expanded_receiver_keys: false,
+            // Frames that outrun a commit are held while the commit is
+            // processed, the heap's peak: about 300 ms of G.711 from one
+            // sender (16 frames of 160 bytes plus SFrame overhead), not the
+            // desktop's 64 KiB.
+            hold: HoldLimits {
+                frames: 16,
+                bytes: 3 * 1024,
+                ..HoldLimits::default()
+            },
             ..KeyRingConfig::default()
         },
         ..SessionConfig::default()

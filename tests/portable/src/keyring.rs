@@ -61,6 +61,80 @@ fn pair() -> Result<(KeyRing, KeyRing), Failure> {
 }
 
 portable_tests! { TESTS:
+    fn frames_that_race_ahead_of_their_commit_are_held_and_none_is_lost() {
+        let (mut alice, mut bob) = pair()?;
+        let late: Vec<Vec<u8>> = (0..5u8).map(|i| seal(&mut alice, &[b'a', i])).collect::<Result<_, _>>()?;
+        // Alice commits and talks on at once; her commit is still on its way to Bob.
+        enter(&mut alice, Instant::ZERO, 2, 0)?;
+        let ahead: Vec<Vec<u8>> = (0..20u8).map(|i| seal(&mut alice, &[b'b', i])).collect::<Result<_, _>>()?;
+        let t = Instant::from_micros(1_000);
+        for frame in &ahead {
+            let Err(Error::FutureEpoch { kid }) = open(&mut bob, frame) else {
+                return Err(Failure("not refused as future".into()));
+            };
+            bob.hold(t, kid, 7, frame).context("hold")?;
+        }
+        // Frames of the old epoch that arrive now still open, and release nothing.
+        for (i, frame) in late.iter().enumerate() {
+            ensure_eq!(open(&mut bob, frame), Ok((1, vec![b'a', i as u8])), "late frame {i}");
+        }
+        ensure!(bob.take_ready().is_none(), "released before the epoch");
+        ensure_eq!(bob.poll_timeout(), Some(t.saturating_add(KeyRingConfig::default().hold.duration)), "hold deadline");
+
+        enter(&mut bob, t, 2, 1)?;
+        let mut opened = Vec::new();
+        while let Some(held) = bob.take_ready() {
+            ensure_eq!(held.tag, 7, "tag");
+            opened.push(open(&mut bob, &held.frame).context("open a held frame")?);
+        }
+        let expected: Vec<(u64, Vec<u8>)> = (0..20u8).map(|i| (2, vec![b'b', i])).collect();
+        ensure_eq!(opened, expected, "every held frame, in order");
+        let stats = bob.hold_stats();
+        ensure_eq!((stats.held, stats.released, stats.evicted, stats.expired), (0, 20, 0, 0), "none lost");
+
+        // Two epochs ahead is held too; three is not a race but a stranger.
+        enter(&mut alice, t, 3, 0)?;
+        enter(&mut alice, t, 4, 0)?;
+        let two_ahead = seal(&mut alice, b"4")?;
+        ensure!(matches!(open(&mut bob, &two_ahead), Err(Error::FutureEpoch { .. })), "two ahead");
+        enter(&mut alice, t, 5, 0)?;
+        let three_ahead = seal(&mut alice, b"5")?;
+        ensure!(matches!(open(&mut bob, &three_ahead), Err(Error::UnknownKid { .. })), "three ahead");
+        let kid = Header::parse(&three_ahead).context("header")?.0.kid;
+        ensure!(matches!(bob.hold(t, kid, 0, &three_ahead), Err(Error::UnknownKid { .. })), "held three ahead");
+        Ok(())
+    }
+
+    fn held_frames_are_bounded_and_expire_when_their_epoch_never_comes() {
+        let mut config = KeyRingConfig::default();
+        config.hold.frames = 4;
+        let mut alice = member(config)?;
+        let mut bob = member(config)?;
+        enter(&mut alice, Instant::ZERO, 1, 0)?;
+        enter(&mut bob, Instant::ZERO, 1, 1)?;
+        enter(&mut alice, Instant::ZERO, 2, 0)?;
+        for i in 0..6u8 {
+            let frame = seal(&mut alice, &[i])?;
+            let kid = Header::parse(&frame).context("header")?.0.kid;
+            bob.hold(Instant::ZERO, kid, 0, &frame).context("hold")?;
+        }
+        ensure_eq!((bob.hold_stats().held, bob.hold_stats().evicted), (4, 2), "bounded");
+        let until = Instant::ZERO.saturating_add(config.hold.duration);
+        ensure_eq!(bob.poll_timeout(), Some(until), "deadline");
+        bob.handle_timeout(until);
+        ensure_eq!((bob.hold_stats().held, bob.hold_stats().expired), (0, 4), "expired");
+        ensure_eq!(bob.poll_timeout(), None, "nothing left");
+        // A frame of an epoch the ring holds is never held.
+        let own_epoch = {
+            let mut carol = member(config)?;
+            enter(&mut carol, Instant::ZERO, 1, 2)?;
+            seal(&mut carol, b"now")?
+        };
+        let kid = Header::parse(&own_epoch).context("header")?.0.kid;
+        ensure!(matches!(bob.hold(Instant::ZERO, kid, 0, &own_epoch), Err(Error::UnknownKid { .. })), "held a current frame");
+        Ok(())
+    }
+
     fn late_frames_open_inside_the_grace_period_then_never() {
         let (mut alice, mut bob) = pair()?;
         let early = seal(&mut alice, b"sealed in epoch 1")?;
@@ -166,7 +240,7 @@ portable_tests! { TESTS:
         // A frame from an epoch bob does not hold yet.
         enter(&mut alice, Instant::ZERO, 3, 0)?;
         let ahead = seal(&mut alice, b"future")?;
-        ensure!(matches!(open(&mut bob, &ahead), Err(Error::UnknownKid { .. })), "future epoch");
+        ensure!(matches!(open(&mut bob, &ahead), Err(Error::FutureEpoch { .. })), "future epoch");
 
         // A KID whose sender index is outside the group (index 3 of 3).
         let mut out = [0u8; 64];

@@ -3,7 +3,7 @@
 
 use alloc::vec;
 use alloc::vec::Vec;
-use satsuma_core::media::{ClearInfo, Codec};
+use satsuma_core::media::{ClearInfo, Codec, Unprotected, take_ready};
 use satsuma_core::sframe::{EpochSecret, KeyRing, KeyRingConfig};
 use satsuma_core::{Error, Instant, MediaError};
 
@@ -56,6 +56,33 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 portable_tests! { TESTS:
+    fn frames_of_every_codec_that_outrun_the_commit_come_back_whole() {
+        let (mut alice, mut bob) = members()?;
+        let next = [0x44; 16];
+        alice
+            .install_epoch(Instant::ZERO, EpochSecret { epoch: 8, base_key: &next, group_size: 2, own_index: 0 })
+            .context("alice epoch 8")?;
+        let mut sent = Vec::new();
+        for (i, codec) in Codec::ALL.into_iter().enumerate() {
+            let frame = if codec == Codec::Vp8 { vp8_key_frame(40) } else { vec![i as u8; 40] };
+            sent.push((codec, i as u32, frame.clone()));
+            let wire = protect(codec, &mut alice, &frame)?;
+            let mut out = vec![0u8; wire.len()];
+            let held = codec.unprotect_or_hold(&mut bob, Instant::ZERO, i as u32, &wire, &mut out);
+            ensure_eq!(held, Ok(Unprotected::Held), "{codec:?} held");
+        }
+        ensure!(take_ready(&mut bob).is_none(), "released early");
+        bob.install_epoch(Instant::ZERO, EpochSecret { epoch: 8, base_key: &next, group_size: 2, own_index: 1 })
+            .context("bob epoch 8")?;
+        let mut back = Vec::new();
+        while let Some(ready) = take_ready(&mut bob) {
+            let frame = unprotect(ready.codec, &mut bob, &ready.protected).context("open")?;
+            back.push((ready.codec, ready.tag, frame));
+        }
+        ensure_eq!(back, sent, "every frame, its codec and tag");
+        Ok(())
+    }
+
     fn vp8_key_frames_show_their_header_and_hide_the_rest() {
         let (mut alice, mut bob) = members()?;
         let frame = vp8_key_frame(200);
