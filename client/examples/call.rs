@@ -305,7 +305,7 @@ async fn main() {
             let config = satsuma_sfu::Config {
                 http: loopback,
                 intercom: Some(loopback),
-                debug: satsuma_sfu::config::Debug {
+                debug: satsuma_sfu::config::DebugSettings {
                     capture: Some(capture.clone()),
                 },
                 ..Default::default()

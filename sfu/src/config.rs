@@ -34,11 +34,11 @@ pub struct Config {
     /// Rooms and the delivery service.
     pub rooms: Rooms,
     /// Logging.
-    pub log: Log,
+    pub log: LogSettings,
     /// WebRTC for desktop clients.
     pub rtc: RtcSettings,
     /// Debugging aids.
-    pub debug: Debug,
+    pub debug: DebugSettings,
 }
 
 impl Default for Config {
@@ -48,9 +48,9 @@ impl Default for Config {
             intercom: Some(SocketAddr::from(([127, 0, 0, 1], 8481))),
             limits: Limits::default(),
             rooms: Rooms::default(),
-            log: Log::default(),
+            log: LogSettings::default(),
             rtc: RtcSettings::default(),
-            debug: Debug::default(),
+            debug: DebugSettings::default(),
         }
     }
 }
@@ -148,7 +148,7 @@ impl Default for Rooms {
 /// Logging.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Log {
+pub struct LogSettings {
     /// `text` for people, `json` for log collectors.
     pub format: LogFormat,
     /// A `tracing` filter (`info`, `satsuma_sfu=debug,webrtc=warn`).
@@ -156,7 +156,7 @@ pub struct Log {
     pub filter: String,
 }
 
-impl Default for Log {
+impl Default for LogSettings {
     fn default() -> Self {
         Self {
             format: LogFormat::Text,
@@ -178,7 +178,7 @@ pub enum LogFormat {
 /// Debugging aids; off by default.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Debug {
+pub struct DebugSettings {
     /// Record every payload the SFU handles (signalling messages, RTP
     /// payloads, intercom media) into this file. It holds only what the SFU
     /// sees anyway: ciphertext and handshake messages.

@@ -5,6 +5,18 @@
 //! what it reads are RTP headers, the clear bytes `core::media` declares,
 //! and the log's bookkeeping (who joined, which epoch, who commits).
 //!
+//! What it does not do: decrypt, decode, mix or transcode media; hold any
+//! key; decide who commits (the log's fold in `satsuma-core` does); TURN or
+//! simulcast (see `docs/sfu.md`). Clients live in `satsuma-client`.
+//!
+//! Features: `testing` exposes [`testing`]'s internals to the crate's own
+//! integration tests; nothing else is optional.
+//!
+//! Panics: none on input from the network, a file or a client; every
+//! refusal is a typed error frame that closes only the offending
+//! connection, and a poisoned lock carries on with the last consistent
+//! state.
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), satsuma_sfu::StartError> {
 //! let config = satsuma_sfu::Config::default();
@@ -14,14 +26,27 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod config;
 mod hub;
 mod link;
 pub mod metrics;
 mod room;
-pub mod rtc;
-pub mod tap;
+mod rtc;
+mod tap;
 mod transport;
+
+pub use rtc::{RtcError, RtcSettings};
+
+/// Internals the SFU's own tests drive directly (the media plane without
+/// signalling, the payload capture); not a stable API. Only with the
+/// `testing` feature.
+#[cfg(feature = "testing")]
+pub mod testing {
+    pub use crate::rtc::{Outbox, Rtc, RtcRoom};
+    pub use crate::tap::Tap;
+}
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -52,7 +77,7 @@ pub enum StartError {
     Capture(std::io::Error),
     /// WebRTC could not be set up.
     #[error("WebRTC: {0}")]
-    Rtc(#[from] rtc::RtcError),
+    Rtc(#[from] RtcError),
 }
 
 /// A running server.

@@ -17,7 +17,7 @@ use satsuma_core::wire::{
 use tokio::sync::{mpsc, watch};
 
 use crate::hub::{Admission, Hub, HubError};
-use crate::metrics::{Drop, Error as ErrorKind, Kind};
+use crate::metrics::{DropReason, ErrorKind, Kind};
 use crate::room::{LinkTx, MediaItem, Refusal, Room, encode, error, kind_of};
 
 /// Why reading the next message failed.
@@ -323,7 +323,7 @@ async fn read_loop<R: LinkReader>(
                 if media.take(arrived) {
                     room.media(conn, frame, arrived);
                 } else {
-                    hub.metrics.dropped(Drop::RateLimited);
+                    hub.metrics.dropped(DropReason::RateLimited);
                 }
                 continue;
             }

@@ -32,7 +32,7 @@ impl Kind {
 
 /// Why a packet was not forwarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Drop {
+pub enum DropReason {
     /// A subscriber's queue was full (it fell behind).
     SlowSubscriber,
     /// The sender is over its message rate.
@@ -43,7 +43,7 @@ pub enum Drop {
     Codec,
 }
 
-impl Drop {
+impl DropReason {
     const ALL: [Self; 4] = [
         Self::SlowSubscriber,
         Self::RateLimited,
@@ -63,7 +63,7 @@ impl Drop {
 
 /// What went wrong, by kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Error {
+pub enum ErrorKind {
     /// Bytes that did not decode.
     Malformed,
     /// A message or frame over the size limit.
@@ -84,7 +84,7 @@ pub enum Error {
     Rtc,
 }
 
-impl Error {
+impl ErrorKind {
     const ALL: [Self; 9] = [
         Self::Malformed,
         Self::TooLarge,
@@ -159,13 +159,13 @@ impl Metrics {
     }
 
     /// A packet was not forwarded.
-    pub fn dropped(&self, why: Drop) {
-        self.drops[index(&Drop::ALL, &why)].fetch_add(1, Relaxed);
+    pub fn dropped(&self, why: DropReason) {
+        self.drops[index(&DropReason::ALL, &why)].fetch_add(1, Relaxed);
     }
 
     /// Something went wrong.
-    pub fn error(&self, kind: Error) {
-        self.errors[index(&Error::ALL, &kind)].fetch_add(1, Relaxed);
+    pub fn error(&self, kind: ErrorKind) {
+        self.errors[index(&ErrorKind::ALL, &kind)].fetch_add(1, Relaxed);
     }
 
     /// The time from a packet's arrival to its hand-over to a subscriber's
@@ -207,8 +207,8 @@ impl Metrics {
 
     /// How many were dropped for `why` so far.
     #[must_use]
-    pub fn drops(&self, why: Drop) -> u64 {
-        self.drops[index(&Drop::ALL, &why)].load(Relaxed)
+    pub fn drops(&self, why: DropReason) -> u64 {
+        self.drops[index(&DropReason::ALL, &why)].load(Relaxed)
     }
 
     /// The Prometheus text exposition.
@@ -275,7 +275,7 @@ impl Metrics {
             out,
             "# HELP satsuma_dropped_total Packets not forwarded, by reason.\n# TYPE satsuma_dropped_total counter"
         );
-        for why in Drop::ALL {
+        for why in DropReason::ALL {
             let _ = writeln!(
                 out,
                 "satsuma_dropped_total{{reason=\"{}\"}} {}",
@@ -287,12 +287,12 @@ impl Metrics {
             out,
             "# HELP satsuma_errors_total Errors, by kind.\n# TYPE satsuma_errors_total counter"
         );
-        for kind in Error::ALL {
+        for kind in ErrorKind::ALL {
             let _ = writeln!(
                 out,
                 "satsuma_errors_total{{kind=\"{}\"}} {}",
                 kind.label(),
-                self.errors[index(&Error::ALL, &kind)].load(Relaxed)
+                self.errors[index(&ErrorKind::ALL, &kind)].load(Relaxed)
             );
         }
         let name = "satsuma_forward_latency_seconds";
@@ -348,8 +348,8 @@ mod tests {
         m.received(Kind::Audio, 100);
         m.sent(Kind::Video, 1200);
         m.sent(Kind::Video, 1200);
-        m.dropped(Drop::SlowSubscriber);
-        m.error(Error::Malformed);
+        m.dropped(DropReason::SlowSubscriber);
+        m.error(ErrorKind::Malformed);
         m.forwarded_after(Duration::from_micros(40));
         m.forwarded_after(Duration::from_micros(3_000));
         let text = m.render();

@@ -33,12 +33,6 @@ impl Tap {
         })
     }
 
-    /// Whether records are kept.
-    #[must_use]
-    pub fn is_on(&self) -> bool {
-        self.file.is_some()
-    }
-
     /// Records `bytes`. A failing write turns the tap off quietly: the
     /// record is a debugging aid and never stops forwarding.
     pub fn record(&self, bytes: &[u8]) {

@@ -19,7 +19,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::hub::Hub;
 use crate::link::{LinkReader, LinkWriter, ReadError, serve};
-use crate::metrics::Error as ErrorKind;
+use crate::metrics::ErrorKind;
 
 /// The HTTP routes.
 pub(crate) fn router(hub: Arc<Hub>) -> axum::Router {

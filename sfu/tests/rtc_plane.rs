@@ -11,9 +11,9 @@ use std::time::Duration;
 use satsuma_client::rtc::{ClientSettings, ClientStreams, Feedback, Received, RtcClient};
 use satsuma_core::media::Codec;
 use satsuma_core::wire::{Blob, ConnId, Media, Signal, Transport};
-use satsuma_sfu::metrics::{Drop, Metrics};
-use satsuma_sfu::rtc::{Outbox, Rtc, RtcRoom, RtcSettings};
-use satsuma_sfu::tap::Tap;
+use satsuma_sfu::RtcSettings;
+use satsuma_sfu::metrics::{DropReason, Metrics};
+use satsuma_sfu::testing::{Outbox, Rtc, RtcRoom, Tap};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, timeout};
 
@@ -330,7 +330,9 @@ async fn three_members_get_each_others_media_byte_for_byte_and_the_tap_saw_it() 
     for p in &sent {
         assert!(records.contains(p), "the tap missed a payload");
     }
-    assert!(h.metrics.drops(Drop::NotMember) == 0 || h.metrics.drops(Drop::NotMember) < 20);
+    assert!(
+        h.metrics.drops(DropReason::NotMember) == 0 || h.metrics.drops(DropReason::NotMember) < 20
+    );
     h.room.close().await;
 }
 
@@ -359,7 +361,7 @@ async fn late_member_gets_tracks_removed_member_and_lobby_get_nothing() {
         send_round(&[(9, &lobby)], "lobby", i).await;
         sleep(Duration::from_millis(10)).await;
     }
-    let not_member = h.metrics.drops(Drop::NotMember);
+    let not_member = h.metrics.drops(DropReason::NotMember);
     assert!(
         not_member > 0,
         "the lobby's media is dropped as not a member"
@@ -408,7 +410,7 @@ async fn late_member_gets_tracks_removed_member_and_lobby_get_nothing() {
         "a lobby connection received media"
     );
     assert!(lobby.stats().is_empty(), "a lobby connection got tracks");
-    assert!(h.metrics.drops(Drop::NotMember) > not_member);
+    assert!(h.metrics.drops(DropReason::NotMember) > not_member);
 
     // B leaves for good: its peer connection goes and nothing breaks.
     h.room.remove_peer(ConnId(2)).await;
@@ -531,7 +533,7 @@ async fn a_lossy_subscriber_keeps_audio_and_loses_video_until_it_recovers() {
     );
     assert_eq!(video, 0, "video pauses for a lossy subscriber");
     let last_seq = last_video;
-    assert!(h.metrics.drops(Drop::SlowSubscriber) > 0);
+    assert!(h.metrics.drops(DropReason::SlowSubscriber) > 0);
 
     // The reports stop: video resumes after a key-frame request, and the
     // sequence numbers continue without a gap.
@@ -645,13 +647,13 @@ async fn intercom_audio_bridges_both_ways_untouched_and_opus_is_dropped() {
         sender: ConnId(8),
         ..frame(0)
     };
-    let not_member = h.metrics.drops(Drop::NotMember);
+    let not_member = h.metrics.drops(DropReason::NotMember);
     h.room.forward_wire(&stranger);
-    assert_eq!(h.metrics.drops(Drop::NotMember), not_member + 1);
+    assert_eq!(h.metrics.drops(DropReason::NotMember), not_member + 1);
 
     // Desktop to intercom: A's PCMU comes out untouched; B's Opus cannot.
     h.outbox.wire.lock().unwrap().clear();
-    let codec_drops = h.metrics.drops(Drop::Codec);
+    let codec_drops = h.metrics.drops(DropReason::Codec);
     for j in 0..20 {
         send_round(&[(1, &a), (2, &b)], "out", j).await;
         sleep(Duration::from_millis(10)).await;
@@ -688,7 +690,7 @@ async fn intercom_audio_bridges_both_ways_untouched_and_opus_is_dropped() {
     let expected: HashSet<Vec<u8>> = (0..20).map(|j| payload(1, false, "out", j)).collect();
     assert_eq!(out, expected);
     assert!(
-        h.metrics.drops(Drop::Codec) >= codec_drops + 20,
+        h.metrics.drops(DropReason::Codec) >= codec_drops + 20,
         "Opus to an intercom is a codec drop"
     );
 

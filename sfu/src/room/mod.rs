@@ -34,7 +34,7 @@ use tokio::sync::{Notify, mpsc, watch};
 pub(crate) use self::context::{Closed, RoomContext, RoomSettings};
 use self::routes::Routes;
 use self::seats::Seat;
-use crate::metrics::{Drop, Error as ErrorKind, Kind};
+use crate::metrics::{DropReason, ErrorKind, Kind};
 use crate::rtc::{Outbox, RtcRoom};
 
 /// A frame of media queued for an intercom link, with its arrival time and
@@ -121,7 +121,7 @@ impl Outbox for RoomOutbox {
             if routes.members.contains(&media.sender) {
                 room.to_intercoms(&routes, media, Instant::now());
             } else {
-                room.context.metrics.dropped(Drop::NotMember);
+                room.context.metrics.dropped(DropReason::NotMember);
             }
         }
     }

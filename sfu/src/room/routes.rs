@@ -9,7 +9,7 @@ use satsuma_core::wire::{ConnId, Media, ToClient, Transport};
 use tokio::sync::mpsc;
 
 use super::{Inner, MediaItem, Room, encode};
-use crate::metrics::{Drop, Kind};
+use crate::metrics::{DropReason, Kind};
 
 #[derive(Debug, Default)]
 pub(super) struct Routes {
@@ -25,7 +25,7 @@ impl Room {
     pub(crate) fn media(&self, conn: ConnId, mut media: Media, arrived: Instant) {
         let routes = self.routes();
         if !routes.members.contains(&conn) {
-            self.context.metrics.dropped(Drop::NotMember);
+            self.context.metrics.dropped(DropReason::NotMember);
             return;
         }
         media.sender = conn;
@@ -58,12 +58,12 @@ impl Room {
             // A link that falls behind loses video first: a half-full queue
             // still takes audio.
             if video && tx.capacity() * 2 < tx.max_capacity() {
-                metrics.dropped(Drop::SlowSubscriber);
+                metrics.dropped(DropReason::SlowSubscriber);
                 continue;
             }
             let b = bytes.get_or_insert_with(|| encode(&message));
             if tx.try_send((b.clone(), arrived, kind)).is_err() {
-                metrics.dropped(Drop::SlowSubscriber);
+                metrics.dropped(DropReason::SlowSubscriber);
             }
         }
     }

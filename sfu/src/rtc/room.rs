@@ -39,7 +39,7 @@ use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
 
 use super::cancel::Cancel;
 use super::{Outbox, Rtc, RtcError};
-use crate::metrics::{Error, Kind};
+use crate::metrics::{ErrorKind, Kind};
 
 /// A batch of RTCP packets for one peer connection.
 type Rtcp = Vec<Box<dyn webrtc::rtcp::packet::Packet + Send + Sync>>;
@@ -276,7 +276,7 @@ impl RoomInner {
     }
 
     fn failed(&self, what: &str, e: &RtcError) {
-        self.rtc.metrics.error(Error::Rtc);
+        self.rtc.metrics.error(ErrorKind::Rtc);
         tracing::warn!(error = %e, "WebRTC: {what} failed");
     }
 
@@ -540,7 +540,7 @@ impl RoomInner {
         let answer = match signal {
             Signal::Answer(answer) => answer,
             Signal::Offer(_) => {
-                self.rtc.metrics.error(Error::Rtc);
+                self.rtc.metrics.error(ErrorKind::Rtc);
                 return Err(RtcError::Unexpected("an offer (the SFU makes the offers)"));
             }
         };
@@ -551,7 +551,7 @@ impl RoomInner {
             .cloned()
             .ok_or(RtcError::NoPeer(conn))?;
         if !peer.neg().outstanding {
-            self.rtc.metrics.error(Error::Rtc);
+            self.rtc.metrics.error(ErrorKind::Rtc);
             return Err(RtcError::Unexpected("an answer without an offer"));
         }
         let sdp = std::str::from_utf8(&answer)
@@ -571,7 +571,7 @@ impl RoomInner {
             std::mem::take(&mut neg.again)
         };
         if let Err(e) = applied {
-            self.rtc.metrics.error(Error::Rtc);
+            self.rtc.metrics.error(ErrorKind::Rtc);
             return Err(e);
         }
         if again {

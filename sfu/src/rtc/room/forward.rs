@@ -19,7 +19,7 @@ use webrtc::track::track_remote::TrackRemote;
 use super::{
     CODEC_CHANGE_INTERVAL, Outgoing, Peer, Publication, RoomInner, Route, Rtcp, TrackKey, spawn,
 };
-use crate::metrics::{Drop, Error};
+use crate::metrics::{DropReason, ErrorKind};
 use crate::rtc::engine::capability;
 
 impl RoomInner {
@@ -33,7 +33,7 @@ impl RoomInner {
         let Some((codec, capability)) = Codec::from_mime(&mime).map(|c| (c, capability(c))) else {
             // Only a codec this SFU did not register can get here.
             tracing::warn!(conn = %peer.conn, %mime, "a track with an unknown codec is ignored");
-            self.rtc.metrics.error(Error::Rtc);
+            self.rtc.metrics.error(ErrorKind::Rtc);
             return;
         };
         let codec = Some(codec);
@@ -124,7 +124,7 @@ impl RoomInner {
             )
         };
         if !member {
-            metrics.dropped(Drop::NotMember);
+            metrics.dropped(DropReason::NotMember);
             return;
         }
         if let Some(routes) = routes {
@@ -145,7 +145,7 @@ impl RoomInner {
                         });
                     }
                 }
-                _ => metrics.dropped(Drop::Codec),
+                _ => metrics.dropped(DropReason::Codec),
             }
         }
     }
@@ -154,7 +154,7 @@ impl RoomInner {
     pub(in crate::rtc) fn forward_wire(&self, media: &Media) {
         let metrics = &self.rtc.metrics;
         if !media.codec.is_audio() {
-            metrics.dropped(Drop::Codec);
+            metrics.dropped(DropReason::Codec);
             return;
         }
         let key = TrackKey {
@@ -168,7 +168,7 @@ impl RoomInner {
             }
             if st.members.get(&media.sender) != Some(&Transport::Wire) {
                 drop(st);
-                metrics.dropped(Drop::NotMember);
+                metrics.dropped(DropReason::NotMember);
                 return;
             }
             let (new, too_soon) = match st.publications.get(&key) {
@@ -182,7 +182,7 @@ impl RoomInner {
                 // An intercom flipping codecs must not make every desktop
                 // renegotiate on every frame.
                 drop(st);
-                metrics.dropped(Drop::Codec);
+                metrics.dropped(DropReason::Codec);
                 return;
             }
             if new {
@@ -239,7 +239,7 @@ impl RoomInner {
         };
         if !sub.key.video {
             if peer.audio_tx.try_send(outgoing(false)).is_err() {
-                metrics.dropped(Drop::SlowSubscriber);
+                metrics.dropped(DropReason::SlowSubscriber);
             }
             return;
         }
@@ -250,14 +250,14 @@ impl RoomInner {
         }
         if peer.video_overflow.load(Relaxed) || self.congested(peer) {
             sub.skipped.store(true, Relaxed);
-            metrics.dropped(Drop::SlowSubscriber);
+            metrics.dropped(DropReason::SlowSubscriber);
             return;
         }
         let mut rebase = false;
         if sub.skipped.load(Relaxed) {
             // Resume only once the publisher was asked for a key frame.
             if !self.request_key_frame(sub.key) {
-                metrics.dropped(Drop::SlowSubscriber);
+                metrics.dropped(DropReason::SlowSubscriber);
                 return;
             }
             sub.skipped.store(false, Relaxed);
@@ -271,7 +271,7 @@ impl RoomInner {
                     tracing::debug!(conn = %peer.conn, "video queue full: video paused");
                 }
                 sub.skipped.store(true, Relaxed);
-                metrics.dropped(Drop::SlowSubscriber);
+                metrics.dropped(DropReason::SlowSubscriber);
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
