@@ -891,6 +891,86 @@ mod tests {
     }
 
     #[test]
+    fn busy_rooms_in_hello_have_these_exact_bytes() {
+        // Two present leaves, one waiting, a proposal and a stall.
+        let hello = ToClient::Hello {
+            conn: ConnId(2),
+            room: room_state(),
+        };
+        assert_eq!(
+            hello.encode().unwrap(),
+            [
+                1, 0, 2, // version, Hello, conn 2
+                7, // seq
+                1, 1, b'g', 1, // group: Some, id "g", epoch 1
+                2, // leaves: two
+                1, 0, 1, 0, 0, // Some(conn 0, can commit, WebRtc, Present)
+                1, 1, 0, 1, 0, // Some(conn 1, cannot commit, Wire, Present)
+                1, 2, 1, 0xcc, 1, 0, // lobby: conn 2, key package cc, desktop
+                1, // stalls
+                1, 1, // proposals: conn 1
+            ]
+        );
+
+        // A blank leaf, a rejoining seat (also waiting) and a departed one.
+        let mut state = RoomState::default();
+        let joined = |conn, key_package| Entry::Joined {
+            conn: ConnId(conn),
+            key_package: blob(&[key_package]),
+            capabilities: DESKTOP,
+        };
+        let committed = |epoch, adds: Vec<ConnId>, removes: Vec<u32>| Entry::Committed {
+            conn: ConnId(0),
+            commit: CommitMessage {
+                epoch,
+                welcome: (!adds.is_empty()).then(|| blob(&[2])),
+                adds: List::new(adds).unwrap(),
+                removes: List::new(removes).unwrap(),
+                commit: blob(&[1]),
+            },
+        };
+        let entries = [
+            joined(0, 0xaa),
+            Entry::Created {
+                conn: ConnId(0),
+                group_id: blob(b"g"),
+            },
+            joined(1, 0xbb),
+            joined(2, 0xcc),
+            committed(0, vec![ConnId(1), ConnId(2)], vec![]),
+            joined(3, 0xdd),
+            committed(1, vec![ConnId(3)], vec![]),
+            Entry::Left { conn: ConnId(1) },
+            committed(2, vec![], vec![1]),
+            Entry::Left { conn: ConnId(3) },
+            joined(2, 0xee),
+        ];
+        for entry in &entries {
+            state.apply(entry).unwrap();
+        }
+        let hello = ToClient::Hello {
+            conn: ConnId(4),
+            room: state,
+        };
+        assert_eq!(
+            hello.encode().unwrap(),
+            [
+                1, 0, 4,  // version, Hello, conn 4
+                11, // seq
+                1, 1, b'g', 3, // group: Some, id "g", epoch 3
+                4, // leaves: four
+                1, 0, 1, 0, 0, // Some(conn 0, can commit, WebRtc, Present)
+                0, // None
+                1, 2, 1, 0, 2, // Some(conn 2, can commit, WebRtc, Rejoining)
+                1, 3, 1, 0, 1, // Some(conn 3, can commit, WebRtc, Departed)
+                1, 2, 1, 0xee, 1, 0, // lobby: conn 2 again, key package ee, desktop
+                0, // stalls
+                0, // proposals
+            ]
+        );
+    }
+
+    #[test]
     fn the_envelope_is_checked_first() {
         assert_eq!(ToServer::decode(&[]), Err(WireError::Empty));
         assert_eq!(ToClient::decode(&[]), Err(WireError::Empty));
