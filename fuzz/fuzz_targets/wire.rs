@@ -7,8 +7,8 @@
 //!   see `genuine`) after up to four edits (`mls_common::mutate`), so the
 //!   fuzzer starts deep inside nested messages without a seed corpus. A
 //!   `Hello` or `Entry` that still decodes is then folded with
-//!   `RoomState::apply`: a `Hello`'s room may be any state a delivery
-//!   service sends, consistent or not, and the fold must not panic on it.
+//!   `RoomState::apply`: a `Hello`'s room once `RoomState::try_from` takes
+//!   it, an `Entry` into a room built from the input.
 //!
 //! Invariants: no panic; a refusal is `Empty`, `Version`, `TooLong`,
 //! `Malformed` or `Trailing` and nothing else, and the right one for the
@@ -61,7 +61,11 @@ fuzz_target!(|data: &[u8]| {
         check::<ToServer>(&mutated);
         check::<ToClient>(&mutated);
         match ToClient::decode(&mutated) {
-            Ok(ToClient::Hello { room, .. }) => fold(room, &mut input),
+            Ok(ToClient::Hello { room, .. }) => {
+                if let Ok(room) = RoomState::try_from(room) {
+                    fold(room, &mut input);
+                }
+            }
             Ok(ToClient::Entry { entry: e, .. }) => {
                 let mut room = room_state(&mut input);
                 apply(&mut room, &e);
@@ -71,8 +75,7 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-/// Entries from `input` folded into `room`, which may be any state a
-/// delivery service can put in a `Hello`, consistent or not.
+/// Entries from `input` folded into `room`, which a `Hello` carried.
 fn fold(mut room: RoomState, input: &mut Input<'_>) {
     for _ in 0..4 {
         let e = entry(input);
@@ -196,7 +199,7 @@ fn genuine(input: &mut Input<'_>) -> (ToServer, ToClient) {
     let client = match input.byte() % 6 {
         0 => ToClient::Hello {
             conn: conn(input),
-            room: room_state(input),
+            room: room_state(input).snapshot(),
         },
         1 => ToClient::Entry {
             seq: input.u64(),
@@ -325,9 +328,9 @@ fn entry(input: &mut Input<'_>) -> Entry {
     }
 }
 
-/// A room folded from entries the input picks among those the fold takes
-/// (`RoomState` has no other constructor), so a `Hello` carries a group,
-/// leaves, a lobby, stalls and proposals.
+/// A room folded from entries the input picks among those the fold takes,
+/// so a `Hello` carries a group, leaves, a lobby, stalls and proposals (and
+/// its mutations start from a room some log makes).
 fn room_state(input: &mut Input<'_>) -> RoomState {
     let mut state = RoomState::default();
     for _ in 0..input.byte() % 12 {

@@ -13,8 +13,8 @@ use satsuma_core::committer::{
 };
 use satsuma_core::mls::{MemoryStore, SafetyNumber, Session, SessionConfig};
 use satsuma_core::wire::{
-    Blob, CommitMessage, ConnId, Entry, ErrorCode, List, Media, Message, RoomName, ToClient,
-    ToServer, WireError,
+    Blob, CommitMessage, ConnId, Entry, ErrorCode, List, Media, Message, RoomName, RoomSnapshot,
+    ToClient, ToServer, WireError,
 };
 use satsuma_tests::sim::{DESKTOP, session};
 use satsuma_tests::world::{DEADLINE, World, call};
@@ -517,7 +517,7 @@ fn garbage_future_epochs_and_gaps_are_typed_errors() {
             now,
             ToClient::Hello {
                 conn: ConnId(99),
-                room: RoomState::default()
+                room: RoomSnapshot::default()
             }
         ),
         Err(CommitterError::Unexpected)

@@ -26,7 +26,6 @@ use serde::{Deserialize, Serialize};
 
 pub use bounded::{Blob, List};
 
-use crate::committer::RoomState;
 use crate::media::Codec;
 
 /// The protocol version: the first byte of every message.
@@ -233,8 +232,9 @@ pub enum ToClient {
     Hello {
         /// This connection.
         conn: ConnId,
-        /// The room, folded from its log.
-        room: RoomState,
+        /// The room, folded from its log; the receiver checks it before it
+        /// folds further entries into it.
+        room: RoomSnapshot,
     },
     /// The next entry of the room's log.
     Entry {
@@ -287,8 +287,8 @@ pub enum ToClient {
 }
 
 impl ToClient {
-    /// Whether this is a control message: one the committer
-    /// ([`Member`](crate::committer::Member)) handles and a resume replays.
+    /// Whether this is a control message: one the committer (its `Member`)
+    /// handles and a resume replays.
     /// Media, signalling and link upkeep are not.
     #[must_use]
     pub fn is_control(&self) -> bool {
@@ -304,7 +304,8 @@ impl ToClient {
 }
 
 /// One entry of a room's ordered log. Every member and the delivery service
-/// fold the same entries into the same [`RoomState`].
+/// fold the same entries into the same room state (the committer's
+/// `RoomState`), which a [`RoomSnapshot`] carries to a new connection.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Entry {
     /// A connection entered the lobby with a key package, or a member asked
@@ -357,6 +358,79 @@ pub enum Entry {
         /// The connection.
         conn: ConnId,
     },
+}
+
+/// The room as its log left it after entry `seq`, sent in
+/// [`ToClient::Hello`] to a connection that joins: the state of the
+/// committer's fold, as plain data.
+///
+/// Decoding checks only the bounds. Nothing here says the parts agree with
+/// each other (that a connection is not in two leaves, that a proposal comes
+/// from a member, ...): the receiver converts it into the fold's state, which
+/// refuses a snapshot that no log could produce.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct RoomSnapshot {
+    /// The number of entries folded in.
+    pub seq: u64,
+    /// The group, once someone created it.
+    pub group: Option<GroupSnapshot>,
+    /// Every MLS leaf in order, blank ones as `None`.
+    pub leaves: List<Option<SeatSnapshot>, { limits::MEMBERS }>,
+    /// The connections waiting to be added, in the order they arrived.
+    pub lobby: List<WaitingSnapshot, { limits::LOBBY }>,
+    /// How many designated committers in a row left the current work
+    /// undone.
+    pub stalls: u32,
+    /// Members whose proposals wait for the next commit, in log order.
+    pub proposals: List<ConnId, { limits::MEMBERS }>,
+}
+
+/// The room's MLS group in a [`RoomSnapshot`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct GroupSnapshot {
+    /// The MLS group id.
+    pub id: Blob<{ limits::GROUP_ID }>,
+    /// The current epoch.
+    pub epoch: u64,
+}
+
+/// An MLS leaf and the connection in it, in a [`RoomSnapshot`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct SeatSnapshot {
+    /// The connection.
+    pub conn: ConnId,
+    /// Whether it can be the designated committer.
+    pub can_commit: bool,
+    /// How its media travels.
+    pub transport: Transport,
+    /// Whether it is still there.
+    pub status: Presence,
+}
+
+/// Whether a leaf's connection is still a working member, in a
+/// [`SeatSnapshot`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Presence {
+    /// Connected and in the group.
+    Present,
+    /// The connection left; the leaf waits to be removed.
+    Departed,
+    /// The connection published a fresh key package: the leaf waits to be
+    /// removed and the connection, also in the lobby, to be added again.
+    Rejoining,
+}
+
+/// A connection waiting in the lobby to be added, in a [`RoomSnapshot`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct WaitingSnapshot {
+    /// The connection.
+    pub conn: ConnId,
+    /// Its key package.
+    pub key_package: Blob<{ limits::KEY_PACKAGE }>,
+    /// What it can do.
+    pub capabilities: Capabilities,
 }
 
 /// One media frame on the control link.
@@ -529,7 +603,6 @@ mod tests {
     use alloc::vec;
 
     use super::*;
-    use crate::committer::RoomState;
 
     const DESKTOP: Capabilities = Capabilities {
         can_commit: true,
@@ -564,50 +637,41 @@ mod tests {
         }
     }
 
-    /// A room with a group, a seated member, one waiting and a proposal.
-    fn room_state() -> RoomState {
-        let mut state = RoomState::default();
-        let entries = [
-            Entry::Joined {
-                conn: ConnId(0),
-                key_package: blob(&[0xaa]),
-                capabilities: DESKTOP,
-            },
-            Entry::Joined {
-                conn: ConnId(1),
-                key_package: blob(&[0xbb]),
-                capabilities: INTERCOM,
-            },
-            Entry::Created {
-                conn: ConnId(0),
-                group_id: blob(b"g"),
-            },
-            Entry::Committed {
-                conn: ConnId(0),
-                commit: CommitMessage {
-                    epoch: 0,
-                    adds: List::new(vec![ConnId(1)]).unwrap(),
-                    removes: List::default(),
-                    commit: blob(&[1]),
-                    welcome: Some(blob(&[2])),
-                },
-            },
-            Entry::Joined {
-                conn: ConnId(2),
-                key_package: blob(&[0xcc]),
-                capabilities: DESKTOP,
-            },
-            Entry::Proposed {
-                conn: ConnId(1),
-                epoch: 1,
-                proposal: blob(&[3]),
-            },
-            Entry::Stalled,
-        ];
-        for entry in &entries {
-            state.apply(entry).unwrap();
+    fn seat(conn: u64, capabilities: Capabilities, status: Presence) -> Option<SeatSnapshot> {
+        Some(SeatSnapshot {
+            conn: ConnId(conn),
+            can_commit: capabilities.can_commit,
+            transport: capabilities.transport,
+            status,
+        })
+    }
+
+    fn waiting(conn: u64, key_package: u8) -> WaitingSnapshot {
+        WaitingSnapshot {
+            conn: ConnId(conn),
+            key_package: blob(&[key_package]),
+            capabilities: DESKTOP,
         }
-        state
+    }
+
+    /// A room with a group, a seated member, one waiting and a proposal, as
+    /// seven entries leave it (`committer::state`'s tests fold them).
+    fn room_snapshot() -> RoomSnapshot {
+        RoomSnapshot {
+            seq: 7,
+            group: Some(GroupSnapshot {
+                id: blob(b"g"),
+                epoch: 1,
+            }),
+            leaves: List::new(vec![
+                seat(0, DESKTOP, Presence::Present),
+                seat(1, INTERCOM, Presence::Present),
+            ])
+            .unwrap(),
+            lobby: List::new(vec![waiting(2, 0xcc)]).unwrap(),
+            stalls: 1,
+            proposals: List::new(vec![ConnId(1)]).unwrap(),
+        }
     }
 
     fn to_server_samples() -> Vec<ToServer> {
@@ -679,7 +743,7 @@ mod tests {
         let mut samples = vec![
             ToClient::Hello {
                 conn: ConnId(7),
-                room: room_state(),
+                room: room_snapshot(),
             },
             ToClient::Welcome {
                 welcome: blob(&[8; 1000]),
@@ -836,138 +900,97 @@ mod tests {
     }
 
     #[test]
-    fn a_room_state_in_hello_round_trips() {
-        let mut state = RoomState::default();
-        state
-            .apply(&Entry::Joined {
-                conn: ConnId(0),
-                key_package: blob(&[0xaa]),
-                capabilities: DESKTOP,
-            })
-            .unwrap();
-        state
-            .apply(&Entry::Created {
-                conn: ConnId(0),
-                group_id: blob(b"g"),
-            })
-            .unwrap();
-        let hello = ToClient::Hello {
-            conn: ConnId(1),
-            room: state,
+    fn room_snapshots_in_hello_have_these_exact_bytes() {
+        // The same bytes as the fold's own state had on the wire before the
+        // snapshot was a type of its own (wire VERSION 1).
+        let one_leaf = RoomSnapshot {
+            seq: 2,
+            group: Some(GroupSnapshot {
+                id: blob(b"g"),
+                epoch: 0,
+            }),
+            leaves: List::new(vec![seat(0, DESKTOP, Presence::Present)]).unwrap(),
+            ..RoomSnapshot::default()
         };
-        let bytes = hello.encode().unwrap();
-        assert_eq!(
-            bytes,
-            [
-                1, 0, 1, // version, Hello, conn 1
-                2, // seq
-                1, 1, b'g', 0, // group: Some, id "g", epoch 0
-                1, 1, 0, 1, 0, 0, // leaves: one, Some(conn 0, can commit, WebRtc, Present)
-                0, // lobby
-                0, // stalls
-                0, // proposals
-            ]
-        );
-        assert_eq!(ToClient::decode(&bytes), Ok(hello));
-
-        // A busier room: two leaves, one waiting, a proposal and a stall.
-        let state = room_state();
-        assert_eq!(state.seq(), 7);
-        assert_eq!(state.lobby().len(), 1);
-        assert_eq!(state.proposals(), [ConnId(1)]);
-        assert_eq!(state.stalls(), 1);
-        let hello = ToClient::Hello {
-            conn: ConnId(2),
-            room: state.clone(),
+        let blank_rejoining_departed = RoomSnapshot {
+            seq: 11,
+            group: Some(GroupSnapshot {
+                id: blob(b"g"),
+                epoch: 3,
+            }),
+            leaves: List::new(vec![
+                seat(0, DESKTOP, Presence::Present),
+                None,
+                seat(2, DESKTOP, Presence::Rejoining),
+                seat(3, DESKTOP, Presence::Departed),
+            ])
+            .unwrap(),
+            lobby: List::new(vec![waiting(2, 0xee)]).unwrap(),
+            stalls: 0,
+            proposals: List::default(),
         };
-        match ToClient::decode(&hello.encode().unwrap()) {
-            Ok(ToClient::Hello { conn, room }) => {
-                assert_eq!(conn, ConnId(2));
-                assert_eq!(room, state);
-                assert_eq!(room.designated(), state.designated());
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn busy_rooms_in_hello_have_these_exact_bytes() {
-        // Two present leaves, one waiting, a proposal and a stall.
-        let hello = ToClient::Hello {
-            conn: ConnId(2),
-            room: room_state(),
-        };
-        assert_eq!(
-            hello.encode().unwrap(),
-            [
-                1, 0, 2, // version, Hello, conn 2
-                7, // seq
-                1, 1, b'g', 1, // group: Some, id "g", epoch 1
-                2, // leaves: two
-                1, 0, 1, 0, 0, // Some(conn 0, can commit, WebRtc, Present)
-                1, 1, 0, 1, 0, // Some(conn 1, cannot commit, Wire, Present)
-                1, 2, 1, 0xcc, 1, 0, // lobby: conn 2, key package cc, desktop
-                1, // stalls
-                1, 1, // proposals: conn 1
-            ]
-        );
-
-        // A blank leaf, a rejoining seat (also waiting) and a departed one.
-        let mut state = RoomState::default();
-        let joined = |conn, key_package| Entry::Joined {
-            conn: ConnId(conn),
-            key_package: blob(&[key_package]),
-            capabilities: DESKTOP,
-        };
-        let committed = |epoch, adds: Vec<ConnId>, removes: Vec<u32>| Entry::Committed {
-            conn: ConnId(0),
-            commit: CommitMessage {
-                epoch,
-                welcome: (!adds.is_empty()).then(|| blob(&[2])),
-                adds: List::new(adds).unwrap(),
-                removes: List::new(removes).unwrap(),
-                commit: blob(&[1]),
-            },
-        };
-        let entries = [
-            joined(0, 0xaa),
-            Entry::Created {
-                conn: ConnId(0),
-                group_id: blob(b"g"),
-            },
-            joined(1, 0xbb),
-            joined(2, 0xcc),
-            committed(0, vec![ConnId(1), ConnId(2)], vec![]),
-            joined(3, 0xdd),
-            committed(1, vec![ConnId(3)], vec![]),
-            Entry::Left { conn: ConnId(1) },
-            committed(2, vec![], vec![1]),
-            Entry::Left { conn: ConnId(3) },
-            joined(2, 0xee),
+        let cases: [(u64, RoomSnapshot, &[u8]); 4] = [
+            (9, RoomSnapshot::default(), &[1, 0, 9, 0, 0, 0, 0, 0, 0]),
+            (
+                1,
+                one_leaf,
+                &[
+                    1, 0, 1, // version, Hello, conn 1
+                    2, // seq
+                    1, 1, b'g', 0, // group: Some, id "g", epoch 0
+                    1, 1, 0, 1, 0,
+                    0, // leaves: one, Some(conn 0, can commit, WebRtc, Present)
+                    0, // lobby
+                    0, // stalls
+                    0, // proposals
+                ],
+            ),
+            (
+                2,
+                room_snapshot(),
+                &[
+                    1, 0, 2, // version, Hello, conn 2
+                    7, // seq
+                    1, 1, b'g', 1, // group: Some, id "g", epoch 1
+                    2, // leaves: two
+                    1, 0, 1, 0, 0, // Some(conn 0, can commit, WebRtc, Present)
+                    1, 1, 0, 1, 0, // Some(conn 1, cannot commit, Wire, Present)
+                    1, 2, 1, 0xcc, 1, 0, // lobby: conn 2, key package cc, desktop
+                    1, // stalls
+                    1, 1, // proposals: conn 1
+                ],
+            ),
+            (
+                4,
+                blank_rejoining_departed,
+                &[
+                    1, 0, 4,  // version, Hello, conn 4
+                    11, // seq
+                    1, 1, b'g', 3, // group: Some, id "g", epoch 3
+                    4, // leaves: four
+                    1, 0, 1, 0, 0, // Some(conn 0, can commit, WebRtc, Present)
+                    0, // None
+                    1, 2, 1, 0, 2, // Some(conn 2, can commit, WebRtc, Rejoining)
+                    1, 3, 1, 0, 1, // Some(conn 3, can commit, WebRtc, Departed)
+                    1, 2, 1, 0xee, 1, 0, // lobby: conn 2 again, key package ee, desktop
+                    0, // stalls
+                    0, // proposals
+                ],
+            ),
         ];
-        for entry in &entries {
-            state.apply(entry).unwrap();
+        for (conn, room, bytes) in cases {
+            let hello = ToClient::Hello {
+                conn: ConnId(conn),
+                room,
+            };
+            assert_eq!(hello.encode().unwrap(), bytes, "{hello:?}");
+            assert_eq!(ToClient::decode(bytes), Ok(hello));
         }
-        let hello = ToClient::Hello {
-            conn: ConnId(4),
-            room: state,
-        };
-        assert_eq!(
-            hello.encode().unwrap(),
-            [
-                1, 0, 4,  // version, Hello, conn 4
-                11, // seq
-                1, 1, b'g', 3, // group: Some, id "g", epoch 3
-                4, // leaves: four
-                1, 0, 1, 0, 0, // Some(conn 0, can commit, WebRtc, Present)
-                0, // None
-                1, 2, 1, 0, 2, // Some(conn 2, can commit, WebRtc, Rejoining)
-                1, 3, 1, 0, 1, // Some(conn 3, can commit, WebRtc, Departed)
-                1, 2, 1, 0xee, 1, 0, // lobby: conn 2 again, key package ee, desktop
-                0, // stalls
-                0, // proposals
-            ]
-        );
+        // A seat status past `Rejoining` is not one.
+        let mut bad = vec![1, 0, 1, 2, 1, 1, b'g', 0, 1, 1, 0, 1, 0, 3, 0, 0, 0];
+        assert_eq!(ToClient::decode(&bad), Err(WireError::Malformed));
+        bad[13] = 2;
+        assert!(ToClient::decode(&bad).is_ok());
     }
 
     #[test]
