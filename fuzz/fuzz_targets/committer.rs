@@ -52,9 +52,9 @@
 //!    log copy, pending commit, MLS epoch, group, leaf, safety number); an
 //!    entry from the honest room on the member's current connection is
 //!    refused only as `Unexpected` (a `Rejected` for a commit an entry
-//!    already superseded, ...), never as out of sequence or against the
-//!    log's rules, unless the member already took a copy of it (kinds 11
-//!    and 12).
+//!    already superseded, ...), never as out of sequence, against the
+//!    log's rules or (a `Hello`) as a room no log makes, unless the member
+//!    already took a copy of it (kinds 11 and 12).
 //!
 //! # Convergence, at the end
 //!

@@ -5,8 +5,9 @@
 //! `Leave` ends the connection). Raw frames mix with generated valid ones
 //! (joins, creations, commits the log accepts) so the log gets deep.
 //!
-//! Invariants: no panic; every connection's view, its `Hello` folded with
-//! every `Entry` sent to it, applies without error, has consecutive
+//! Invariants: no panic; every connection's view, its `Hello` (which
+//! `RoomState::try_from` takes) folded with every `Entry` sent to it,
+//! applies without error, has consecutive
 //! sequence numbers, and equals the service's own state once the queue is
 //! drained: every member sees one order, whatever anyone sends.
 #![no_main]
@@ -169,7 +170,11 @@ fn drain(room: &mut Room, slots: &mut [Slot; SLOTS]) {
             continue;
         };
         match message {
-            ToClient::Hello { room, .. } => slot.view = Some(room),
+            ToClient::Hello { room, .. } => {
+                let view = RoomState::try_from(room)
+                    .unwrap_or_else(|e| panic!("the service's Hello is a room no log makes: {e}"));
+                slot.view = Some(view);
+            }
             ToClient::Entry { seq, entry } => {
                 let view = slot.view.as_mut().expect("an entry after Hello");
                 assert_eq!(seq, view.seq() + 1, "consecutive entries");

@@ -6,9 +6,13 @@
 //! - odd: a genuine message of every kind (built from the next input bytes,
 //!   see `genuine`) after up to four edits (`mls_common::mutate`), so the
 //!   fuzzer starts deep inside nested messages without a seed corpus. A
-//!   `Hello` or `Entry` that still decodes is then folded with
-//!   `RoomState::apply`: a `Hello`'s room may be any state a delivery
-//!   service sends, consistent or not, and the fold must not panic on it.
+//!   `Hello` that still decodes carries a room snapshot that may be
+//!   anything a delivery service sends, consistent or not: if
+//!   `RoomState::try_from` takes it, entries from the input are folded into
+//!   it with `RoomState::apply`; an `Entry` that still decodes is folded
+//!   into a room built from the input.
+//!
+//! In both modes, a `Hello` that decodes goes through `RoomState::try_from`.
 //!
 //! Invariants: no panic; a refusal is `Empty`, `Version`, `TooLong`,
 //! `Malformed` or `Trailing` and nothing else, and the right one for the
@@ -18,8 +22,12 @@
 //! than `limits::MESSAGE`, and those bytes decode to the same message and
 //! encode to themselves; `frame_len` of the first four bytes is their
 //! big-endian value when that is 1..=`limits::MESSAGE`, else `Empty` or
-//! `TooLong`; the fold never panics, a refused entry changes nothing,
-//! and `check_commit` refuses what `apply` refuses.
+//! `TooLong`; `RoomState::try_from` never panics, and a snapshot it takes
+//! is the snapshot of the state it returns; the fold never panics, a
+//! refused entry changes nothing, `check_commit` refuses what `apply`
+//! refuses, and every state the fold reaches is one whose snapshot
+//! `try_from` takes back unchanged (the fold keeps the rules the check
+//! enforces, and `RoomState::snapshot` never panics).
 #![no_main]
 
 #[path = "common.rs"]
@@ -35,7 +43,7 @@ use satsuma_core::committer::RoomState;
 use satsuma_core::media::Codec;
 use satsuma_core::wire::{
     Blob, Capabilities, CommitMessage, ConnId, Entry, ErrorCode, List, Media, Message, RoomName,
-    ToClient, ToServer, Transport, VERSION, WireError, frame_len, limits,
+    RoomSnapshot, ToClient, ToServer, Transport, VERSION, WireError, frame_len, limits,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -48,6 +56,9 @@ fuzz_target!(|data: &[u8]| {
         let bytes = input.rest();
         check::<ToServer>(bytes);
         check::<ToClient>(bytes);
+        if let Ok(ToClient::Hello { room, .. }) = ToClient::decode(bytes) {
+            take(room);
+        }
     } else {
         let (server, client) = genuine(&mut input);
         let (server, client) = (server.encode().unwrap(), client.encode().unwrap());
@@ -61,7 +72,11 @@ fuzz_target!(|data: &[u8]| {
         check::<ToServer>(&mutated);
         check::<ToClient>(&mutated);
         match ToClient::decode(&mutated) {
-            Ok(ToClient::Hello { room, .. }) => fold(room, &mut input),
+            Ok(ToClient::Hello { room, .. }) => {
+                if let Some(room) = take(room) {
+                    fold(room, &mut input);
+                }
+            }
             Ok(ToClient::Entry { entry: e, .. }) => {
                 let mut room = room_state(&mut input);
                 apply(&mut room, &e);
@@ -71,8 +86,15 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-/// Entries from `input` folded into `room`, which may be any state a
-/// delivery service can put in a `Hello`, consistent or not.
+/// The room `snapshot` describes, if `RoomState::try_from` takes it; a
+/// taken snapshot is exactly the state's own.
+fn take(snapshot: RoomSnapshot) -> Option<RoomState> {
+    let room = RoomState::try_from(snapshot.clone()).ok()?;
+    assert_eq!(room.snapshot(), snapshot, "a taken snapshot changed");
+    Some(room)
+}
+
+/// Entries from `input` folded into `room`, which a `Hello` carried.
 fn fold(mut room: RoomState, input: &mut Input<'_>) {
     for _ in 0..4 {
         let e = entry(input);
@@ -102,6 +124,7 @@ fn apply(room: &mut RoomState, e: &Entry) {
         if applied.is_err() {
             assert_eq!(*room, before);
         }
+        keeps_the_rules(room);
         return;
     }
     let before = room.clone();
@@ -110,6 +133,16 @@ fn apply(room: &mut RoomState, e: &Entry) {
     } else {
         assert_eq!(room.seq(), before.seq() + 1);
     }
+    keeps_the_rules(room);
+}
+
+/// The fold never leaves the rules a snapshot is checked against.
+fn keeps_the_rules(room: &RoomState) {
+    assert_eq!(
+        RoomState::try_from(room.snapshot()).as_ref(),
+        Ok(room),
+        "the fold reached a room its own snapshot check refuses"
+    );
 }
 
 fn check_frame_len(header: [u8; 4]) {
@@ -196,7 +229,7 @@ fn genuine(input: &mut Input<'_>) -> (ToServer, ToClient) {
     let client = match input.byte() % 6 {
         0 => ToClient::Hello {
             conn: conn(input),
-            room: room_state(input),
+            room: room_state(input).snapshot(),
         },
         1 => ToClient::Entry {
             seq: input.u64(),
@@ -325,9 +358,9 @@ fn entry(input: &mut Input<'_>) -> Entry {
     }
 }
 
-/// A room folded from entries the input picks among those the fold takes
-/// (`RoomState` has no other constructor), so a `Hello` carries a group,
-/// leaves, a lobby, stalls and proposals.
+/// A room folded from entries the input picks among those the fold takes,
+/// so a `Hello` carries a group, leaves, a lobby, stalls and proposals (and
+/// its mutations start from a room some log makes).
 fn room_state(input: &mut Input<'_>) -> RoomState {
     let mut state = RoomState::default();
     for _ in 0..input.byte() % 12 {

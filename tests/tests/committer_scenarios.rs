@@ -9,12 +9,13 @@
 use std::time::Duration;
 
 use satsuma_core::committer::{
-    CommitterError, DsError, Event, LogError, Member, RejoinReason, RoomState, Status,
+    CommitterError, DsError, Event, LogError, Member, RejoinReason, RoomState, SnapshotError,
+    Status,
 };
 use satsuma_core::mls::{MemoryStore, SafetyNumber, Session, SessionConfig};
 use satsuma_core::wire::{
-    Blob, CommitMessage, ConnId, Entry, ErrorCode, List, Media, Message, RoomName, ToClient,
-    ToServer, WireError,
+    Blob, CommitMessage, ConnId, Entry, ErrorCode, List, Media, Message, Presence, RoomName,
+    RoomSnapshot, SeatSnapshot, ToClient, ToServer, WireError,
 };
 use satsuma_tests::sim::{DESKTOP, session};
 use satsuma_tests::world::{DEADLINE, World, call};
@@ -517,7 +518,7 @@ fn garbage_future_epochs_and_gaps_are_typed_errors() {
             now,
             ToClient::Hello {
                 conn: ConnId(99),
-                room: RoomState::default()
+                room: RoomSnapshot::default()
             }
         ),
         Err(CommitterError::Unexpected)
@@ -533,6 +534,51 @@ fn garbage_future_epochs_and_gaps_are_typed_errors() {
     w.settle();
     w.assert_call(&[ids[0], ids[1], ids[2], dave]);
     assert_eq!(w.epoch(), epoch + 1);
+}
+
+// 8b. A Hello whose room no log could produce: a broken or hostile DS.
+#[test]
+fn a_forged_hello_is_refused_and_the_real_one_taken() {
+    let (mut w, ids) = call(&["alice", "bob"]);
+    let carol = w.add("carol");
+    w.join(carol);
+    w.flush_up(); // the DS queues carol's Hello
+    // Before it arrives, one that seats alice in a second leaf too.
+    let alice_conn = w.conn(ids[0]);
+    let mut forged = w.room.state().snapshot();
+    let mut leaves = forged.leaves.into_inner();
+    let (_, seat) = w.room.state().seat_of(alice_conn).unwrap();
+    leaves.push(Some(SeatSnapshot {
+        conn: seat.conn,
+        can_commit: seat.can_commit,
+        transport: seat.transport,
+        status: Presence::Departed,
+    }));
+    forged.leaves = List::new(leaves).unwrap();
+    forged.seq += 1;
+    let before = snapshot(w.member(carol));
+    let now = w.now;
+    assert_eq!(
+        w.member_mut(carol).handle_message(
+            now,
+            ToClient::Hello {
+                conn: ConnId(99),
+                room: forged
+            }
+        ),
+        Err(CommitterError::Snapshot(SnapshotError::TwoLeaves(
+            alice_conn
+        )))
+    );
+    w.pump(carol);
+    assert!(w.up.is_empty(), "carol sends nothing");
+    assert_eq!(snapshot(w.member(carol)), before, "carol is unchanged");
+    assert_eq!(w.member(carol).status(), Status::Connecting);
+    assert_eq!(w.member(carol).conn(), None);
+
+    // The real Hello follows, and carol is in the call.
+    w.settle();
+    w.assert_call(&[ids[0], ids[1], carol]);
 }
 
 // 9. The DS wrongly declares a live member gone.

@@ -182,7 +182,8 @@ impl<G: Group> Member<G> {
     ///
     /// # Errors
     /// A [`CommitterError`] for a message that is out of place, out of
-    /// sequence or against the log's rules; the member is then unchanged.
+    /// sequence or against the log's rules, or a `Hello` whose room no log
+    /// could produce; the member is then unchanged.
     pub fn handle_message(
         &mut self,
         now: Instant,
@@ -193,6 +194,10 @@ impl<G: Group> Member<G> {
                 if self.status != Status::Connecting {
                     return Err(CommitterError::Unexpected);
                 }
+                // A room no log leads to is refused like a log entry the
+                // rules do not allow: this member keeps waiting for a
+                // `Hello` it can follow.
+                let room = RoomState::try_from(room)?;
                 self.conn = Some(conn);
                 self.room = Some(room);
                 self.status = Status::Waiting;

@@ -6,7 +6,9 @@
 //!   run the same fold on the same entries, so they agree, without a
 //!   message, on the group's epoch, who sits in which leaf, who waits in the
 //!   lobby, and who the designated committer is
-//!   ([`RoomState::designated`]).
+//!   ([`RoomState::designated`]). A connection that joins late starts from
+//!   the `Hello`'s [`RoomSnapshot`](crate::wire::RoomSnapshot), which it
+//!   takes only if some log could have produced it ([`RoomState::try_from`]).
 //! - [`Member`] is one client's side: it joins, creates the group when the
 //!   log says so, commits the pending work when it is designated, applies
 //!   what the log accepted, and rejoins when its MLS state and the log
@@ -208,6 +210,66 @@ impl fmt::Display for LogError {
 
 impl core::error::Error for LogError {}
 
+/// Why a room snapshot (a `Hello`'s) is refused: no log the fold accepts
+/// leads to it, so the delivery service that sent it is broken or hostile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// Leaves while there is no group.
+    LeavesWithoutGroup,
+    /// A group with no present member: the fold dissolves such a group.
+    NobodyPresent,
+    /// The last leaf is blank: a commit trims blank leaves at the end.
+    TrailingBlank,
+    /// A connection in two leaves.
+    TwoLeaves(ConnId),
+    /// A connection in the lobby twice.
+    WaitsTwice(ConnId),
+    /// A connection in the lobby whose leaf is present or departed; only a
+    /// rejoining member waits while it has a leaf.
+    SeatedAndWaiting(ConnId),
+    /// A pending proposal from a connection that is not a present member.
+    NotMember(ConnId),
+    /// Two pending proposals from one member.
+    ProposedTwice(ConnId),
+    /// Fewer log entries than the room is made of: every stall, proposal,
+    /// waiting connection and seat, the group's creation and each epoch
+    /// took one of its own.
+    TooFewEntries {
+        /// The snapshot's sequence number.
+        seq: u64,
+        /// The fewest entries that make this room (saturated at
+        /// `u64::MAX`).
+        needed: u64,
+    },
+}
+
+impl fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::LeavesWithoutGroup => f.write_str("leaves but no group"),
+            Self::NobodyPresent => f.write_str("a group with no present member"),
+            Self::TrailingBlank => f.write_str("the last leaf is blank"),
+            Self::TwoLeaves(c) => write!(f, "{c} sits in two leaves"),
+            Self::WaitsTwice(c) => write!(f, "{c} waits in the lobby twice"),
+            Self::SeatedAndWaiting(c) => {
+                write!(f, "{c} waits in the lobby but is not rejoining")
+            }
+            Self::NotMember(c) => write!(f, "a proposal from {c}, which is not a present member"),
+            Self::ProposedTwice(c) => write!(f, "two proposals from {c}"),
+            Self::TooFewEntries { seq, needed } => {
+                write!(
+                    f,
+                    "{seq} log entries cannot make a room that needs {needed}"
+                )
+            }
+        }
+    }
+}
+
+impl core::error::Error for SnapshotError {}
+
 /// Why a [`Member`] dropped a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -216,6 +278,8 @@ pub enum CommitterError {
     Wire(WireError),
     /// A log entry the rules do not allow.
     Log(LogError),
+    /// A `Hello` whose room no log could produce.
+    Snapshot(SnapshotError),
     /// A log entry out of sequence: one was lost or repeated.
     Sequence {
         /// The sequence number due.
@@ -234,6 +298,7 @@ impl fmt::Display for CommitterError {
         match self {
             Self::Wire(e) => write!(f, "undecodable message: {e}"),
             Self::Log(e) => write!(f, "log entry refused: {e}"),
+            Self::Snapshot(e) => write!(f, "room snapshot refused: {e}"),
             Self::Sequence { expected, got } => {
                 write!(f, "log entry {got} arrived where {expected} was due")
             }
@@ -254,6 +319,12 @@ impl From<WireError> for CommitterError {
 impl From<LogError> for CommitterError {
     fn from(e: LogError) -> Self {
         Self::Log(e)
+    }
+}
+
+impl From<SnapshotError> for CommitterError {
+    fn from(e: SnapshotError) -> Self {
+        Self::Snapshot(e)
     }
 }
 

@@ -92,7 +92,7 @@ impl Room {
             conn,
             ToClient::Hello {
                 conn,
-                room: self.state.clone(),
+                room: self.state.snapshot(),
             },
         ));
         self.log(

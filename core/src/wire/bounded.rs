@@ -88,11 +88,6 @@ impl<T, const N: usize> List<T, N> {
     pub fn into_inner(self) -> Vec<T> {
         self.0
     }
-
-    /// The elements, for a fold that checks the bound itself.
-    pub(crate) fn vec_mut(&mut self) -> &mut Vec<T> {
-        &mut self.0
-    }
 }
 
 impl<T, const N: usize> Default for List<T, N> {

@@ -20,7 +20,8 @@
 //! on each transition):
 //!
 //! - **S0** a member's fold of the log equals the DS's at the same length,
-//!   and no member refuses an entry the DS logged;
+//!   and no member refuses an entry the DS logged or the room it said
+//!   hello with;
 //! - **S1** a member at epoch `e` of a group holds the authenticator that
 //!   the log's accepted commits give for `e` (so any two members at one
 //!   epoch agree), and at the log's epoch, the log's roster;
@@ -522,9 +523,14 @@ impl World {
         }
         while slot.member.poll_event().is_some() {}
         match result {
-            // The member's copy of the log disagrees with the DS's.
-            Err(e @ (CommitterError::Sequence { .. } | CommitterError::Log(_))) => {
-                violation!("S0: member {i} refused a logged entry: {e}")
+            // The member's copy of the log disagrees with the DS's, or it
+            // refused the room the DS said hello with.
+            Err(
+                e @ (CommitterError::Sequence { .. }
+                | CommitterError::Log(_)
+                | CommitterError::Snapshot(_)),
+            ) => {
+                violation!("S0: member {i} refused what the DS logged: {e}")
             }
             _ => Ok(()),
         }

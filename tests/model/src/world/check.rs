@@ -219,7 +219,7 @@ fn short_up(m: &ToServer) -> String {
 
 fn short_down(m: &ToClient) -> String {
     match m {
-        ToClient::Hello { conn, room } => format!("Hello({} @{})", conn.0, room.seq()),
+        ToClient::Hello { conn, room } => format!("Hello({} @{})", conn.0, room.seq),
         ToClient::Entry { seq, entry } => format!("{seq}:{}", short_entry(entry)),
         ToClient::Welcome { .. } => "Welcome".into(),
         ToClient::Rejected { epoch } => format!("Rejected({epoch:?})"),

@@ -1,30 +1,49 @@
 //! The room as its ordered log says it is: the one fold that every member
 //! and the delivery service compute, entry by entry, so they agree on who
 //! the designated committer is and what work is pending without talking.
+//!
+//! A connection that joins late starts from the delivery service's
+//! [`RoomSnapshot`](crate::wire::RoomSnapshot) instead of the whole log;
+//! `snapshot.rs` converts between the two, and checks that some log could
+//! have produced the room.
+
+mod snapshot;
 
 use alloc::vec::Vec;
 
-use serde::{Deserialize, Serialize};
-
 use super::LogError;
-use crate::wire::{Blob, Capabilities, CommitMessage, ConnId, Entry, List, Transport, limits};
+use crate::wire::{Blob, Capabilities, CommitMessage, ConnId, Entry, Transport, limits};
 
 /// The room after every entry of its log up to [`RoomState::seq`].
 ///
 /// [`RoomState::apply`] is the only way it changes, and it either applies
-/// an entry whole or refuses it with the state unchanged.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+/// an entry whole or refuses it with the state unchanged. Besides the empty
+/// room ([`RoomState::default`]), the only way to get one is from a
+/// [`RoomSnapshot`](crate::wire::RoomSnapshot) that keeps the same rules
+/// ([`RoomState::try_from`]).
+///
+/// What the fold keeps true, and a snapshot must show:
+/// - with no group there are no leaves; a group has a present member;
+/// - the last leaf is not blank (a commit trims blank leaves at the end);
+/// - a connection sits in at most one leaf and waits in the lobby at most
+///   once, and waits while seated only when its leaf is rejoining;
+/// - proposals come from present members, one each;
+/// - `seq` counts at least one entry for each stall, proposal, waiting
+///   connection and seat, for the group's creation and for each epoch;
+/// - the lobby holds at most [`limits::LOBBY`] connections and there are at
+///   most [`limits::MEMBERS`] leaves (the wire's bounds).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct RoomState {
     seq: u64,
     group: Option<GroupState>,
-    leaves: List<Option<Seat>, { limits::MEMBERS }>,
-    lobby: List<Waiting, { limits::LOBBY }>,
+    leaves: Vec<Option<Seat>>,
+    lobby: Vec<Waiting>,
     stalls: u32,
-    proposals: List<ConnId, { limits::MEMBERS }>,
+    proposals: Vec<ConnId>,
 }
 
 /// The room's MLS group, as far as the log knows it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct GroupState {
     /// The MLS group id.
     pub id: Blob<{ limits::GROUP_ID }>,
@@ -33,7 +52,7 @@ pub struct GroupState {
 }
 
 /// An MLS leaf and the connection in it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Seat {
     /// The connection.
     pub conn: ConnId,
@@ -48,7 +67,7 @@ pub struct Seat {
 }
 
 /// Whether a leaf's connection is still a working member.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SeatStatus {
     /// Connected and in the group.
     Present,
@@ -60,7 +79,7 @@ pub enum SeatStatus {
 }
 
 /// A connection waiting in the lobby to be added.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Waiting {
     /// The connection.
     pub conn: ConnId,
@@ -309,21 +328,21 @@ impl RoomState {
                 if matches!(seat, Some((_, s)) if s.status == SeatStatus::Departed) {
                     return Err(LogError::Gone(*conn));
                 }
-                if let Some(slot) = self.lobby.vec_mut().iter_mut().find(|w| w.conn == *conn) {
+                if let Some(slot) = self.lobby.iter_mut().find(|w| w.conn == *conn) {
                     *slot = waiting;
                 } else if self.lobby.len() >= limits::LOBBY {
                     return Err(LogError::LobbyFull);
                 } else {
-                    self.lobby.vec_mut().push(waiting);
+                    self.lobby.push(waiting);
                 }
                 if let Some((leaf, _)) = seat {
                     self.set_status(leaf, SeatStatus::Rejoining);
-                    self.proposals.vec_mut().retain(|c| c != conn);
+                    self.proposals.retain(|c| c != conn);
                 }
             }
             Entry::Left { conn } => {
-                self.lobby.vec_mut().retain(|w| w.conn != *conn);
-                self.proposals.vec_mut().retain(|c| c != conn);
+                self.lobby.retain(|w| w.conn != *conn);
+                self.proposals.retain(|c| c != conn);
                 if let Some((leaf, _)) = self.seat_of(*conn) {
                     self.set_status(leaf, SeatStatus::Departed);
                 }
@@ -336,24 +355,23 @@ impl RoomState {
                     return Err(LogError::NotDesignated(*conn));
                 }
                 let capabilities = self.lobby_capabilities(*conn);
-                self.lobby.vec_mut().retain(|w| w.conn != *conn);
+                self.lobby.retain(|w| w.conn != *conn);
                 self.group = Some(GroupState {
                     id: group_id.clone(),
                     epoch: 0,
                 });
-                self.leaves = List::default();
-                self.leaves.vec_mut().push(Some(Seat {
+                self.leaves = alloc::vec![Some(Seat {
                     conn: *conn,
                     can_commit: capabilities.can_commit,
                     transport: capabilities.transport,
                     status: SeatStatus::Present,
-                }));
+                })];
                 self.stalls = 0;
-                self.proposals = List::default();
+                self.proposals.clear();
             }
             Entry::Committed { conn, commit } => {
                 self.check_commit(*conn, commit)?;
-                let leaves = self.leaves.vec_mut();
+                let leaves = &mut self.leaves;
                 for leaf in commit.removes.iter() {
                     // `check_commit` found every removed leaf occupied.
                     if let Some(slot) = usize::try_from(*leaf).ok().and_then(|l| leaves.get_mut(l))
@@ -372,7 +390,7 @@ impl RoomState {
                         transport: capabilities.transport,
                         status: SeatStatus::Present,
                     });
-                    let leaves = self.leaves.vec_mut();
+                    let leaves = &mut self.leaves;
                     let index = match leaves.iter().position(Option::is_none) {
                         Some(i) => {
                             leaves[i] = seat;
@@ -387,14 +405,14 @@ impl RoomState {
                     applied
                         .added
                         .push((*add, u32::try_from(index).unwrap_or(u32::MAX)));
-                    self.lobby.vec_mut().retain(|w| w.conn != *add);
+                    self.lobby.retain(|w| w.conn != *add);
                 }
                 if let Some(group) = self.group.as_mut() {
                     // `check_commit` refused an epoch at u64::MAX.
                     group.epoch = group.epoch.saturating_add(1);
                 }
                 self.stalls = 0;
-                self.proposals = List::default();
+                self.proposals.clear();
             }
             Entry::Proposed { conn, epoch, .. } => {
                 if self.epoch() != Some(*epoch) {
@@ -409,7 +427,7 @@ impl RoomState {
                 if self.proposals.contains(conn) {
                     return Err(LogError::Duplicate);
                 }
-                self.proposals.vec_mut().push(*conn);
+                self.proposals.push(*conn);
             }
             Entry::Stalled => {
                 if !self.has_work() {
@@ -424,7 +442,7 @@ impl RoomState {
                 if !self.in_lobby(*conn) {
                     return Err(LogError::NotInLobby(*conn));
                 }
-                self.lobby.vec_mut().retain(|w| w.conn != *conn);
+                self.lobby.retain(|w| w.conn != *conn);
             }
         }
         // A group nobody present can carry is gone; whoever waits creates a
@@ -437,8 +455,8 @@ impl RoomState {
                 .any(|s| s.status == SeatStatus::Present)
         {
             self.group = None;
-            self.leaves = List::default();
-            self.proposals = List::default();
+            self.leaves.clear();
+            self.proposals.clear();
             self.stalls = 0;
             applied.dissolved = true;
         }
@@ -449,7 +467,7 @@ impl RoomState {
     fn set_status(&mut self, leaf: u32, status: SeatStatus) {
         let slot = usize::try_from(leaf)
             .ok()
-            .and_then(|l| self.leaves.vec_mut().get_mut(l));
+            .and_then(|l| self.leaves.get_mut(l));
         if let Some(Some(seat)) = slot {
             seat.status = status;
         }
@@ -459,18 +477,18 @@ impl RoomState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::Transport;
+    use crate::wire::{List, Transport};
 
-    const DESKTOP: Capabilities = Capabilities {
+    pub(super) const DESKTOP: Capabilities = Capabilities {
         can_commit: true,
         transport: Transport::WebRtc,
     };
-    const INTERCOM: Capabilities = Capabilities {
+    pub(super) const INTERCOM: Capabilities = Capabilities {
         can_commit: false,
         transport: Transport::Wire,
     };
 
-    fn joined(conn: u64, capabilities: Capabilities) -> Entry {
+    pub(super) fn joined(conn: u64, capabilities: Capabilities) -> Entry {
         Entry::Joined {
             conn: ConnId(conn),
             key_package: Blob::copy_from(&conn.to_be_bytes()).unwrap(),
@@ -478,14 +496,14 @@ mod tests {
         }
     }
 
-    fn created(conn: u64) -> Entry {
+    pub(super) fn created(conn: u64) -> Entry {
         Entry::Created {
             conn: ConnId(conn),
             group_id: Blob::copy_from(b"g").unwrap(),
         }
     }
 
-    fn committed(conn: u64, epoch: u64, adds: &[u64], removes: &[u32]) -> Entry {
+    pub(super) fn committed(conn: u64, epoch: u64, adds: &[u64], removes: &[u32]) -> Entry {
         Entry::Committed {
             conn: ConnId(conn),
             commit: CommitMessage {
@@ -498,7 +516,7 @@ mod tests {
         }
     }
 
-    fn fold(entries: &[Entry]) -> RoomState {
+    pub(super) fn fold(entries: &[Entry]) -> RoomState {
         let mut state = RoomState::default();
         for entry in entries {
             state.apply(entry).unwrap();
