@@ -36,7 +36,9 @@ pub enum ToClient {
         /// The epoch the refused commit was for (`None`: a creation).
         epoch: Option<u64>,
     },
-    /// The SFU refused something; `fatal` ones close the connection.
+    /// The SFU refused something. Some refusals leave the link open (an
+    /// answer that does not apply); malformed input, floods, idleness and
+    /// shutdown close it right after this message.
     Error {
         /// What went wrong.
         code: ErrorCode,
