@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 
 use satsuma_core::Clock;
 use satsuma_core::committer::{Event, Group, Member};
-use satsuma_core::media::{self, Codec, Unprotected};
+use satsuma_core::media::{Codec, MediaKeys, Unprotected};
 use satsuma_core::mls::Session;
-use satsuma_core::sframe::KeyRing;
 use satsuma_core::wire::{
     ConnId, Entry, ErrorCode, Media, Message as _, RoomName, Signal, TOKEN_LEN, ToClient, ToServer,
 };
@@ -179,9 +178,9 @@ impl Client<Session> {
     /// [`ClientError::Stopped`].
     pub async fn seal(&self, codec: Codec, frame: Vec<u8>) -> Result<Vec<u8>, ClientError> {
         self.with_member(move |m| {
-            let ring = m.group_mut().keyring_mut();
-            let mut out = vec![0; codec.max_protected_len(ring, frame.len())];
-            let n = codec.protect(ring, &frame, &mut out)?;
+            let mut keys = m.media();
+            let mut out = vec![0; keys.max_protected_len(codec, frame.len())];
+            let n = keys.protect(codec, &frame, &mut out)?;
             out.truncate(n);
             Ok(out)
         })
@@ -205,18 +204,18 @@ impl Client<Session> {
     ) -> Result<Vec<ReceivedFrame>, ClientError> {
         self.with_member(move |m| {
             let now = now();
-            let ring = m.group_mut().keyring_mut();
+            let mut keys = m.media();
             let mut frames = Vec::new();
-            while let Some(ready) = media::take_ready(ring) {
+            while let Some(ready) = keys.take_ready() {
                 // A held frame that still fails (a forgery under a future
                 // KID) is dropped like any frame that does not open.
                 if let Ok(Some(frame)) =
-                    open_one(ring, ready.codec, ready.tag, &ready.protected, now)
+                    open_one(&mut keys, ready.codec, ready.tag, &ready.protected, now)
                 {
                     frames.push(frame);
                 }
             }
-            frames.extend(open_one(ring, codec, tag, &sealed, now)?);
+            frames.extend(open_one(&mut keys, codec, tag, &sealed, now)?);
             Ok(frames)
         })
         .await?
@@ -229,9 +228,8 @@ impl Client<Session> {
     /// [`ClientError::Stopped`].
     pub async fn open(&self, codec: Codec, sealed: Vec<u8>) -> Result<Vec<u8>, ClientError> {
         self.with_member(move |m| {
-            let ring = m.group_mut().keyring_mut();
             let mut out = vec![0; sealed.len()];
-            let (_, n) = codec.unprotect(ring, &sealed, &mut out)?;
+            let (_, n) = m.media().unprotect(codec, &sealed, &mut out)?;
             out.truncate(n);
             Ok(out)
         })
@@ -249,14 +247,14 @@ pub fn clock() -> Clock {
 
 /// Opens `protected` into a fresh buffer.
 fn open_one(
-    ring: &mut KeyRing,
+    keys: &mut MediaKeys<'_>,
     codec: Codec,
     tag: u32,
     protected: &[u8],
     now: satsuma_core::Instant,
 ) -> Result<Option<ReceivedFrame>, satsuma_core::Error> {
     let mut out = vec![0; protected.len()];
-    match codec.unprotect_or_hold(ring, now, tag, protected, &mut out)? {
+    match keys.unprotect_or_hold(now, codec, tag, protected, &mut out)? {
         Unprotected::Opened { opened, len } => {
             out.truncate(len);
             Ok(Some(ReceivedFrame {

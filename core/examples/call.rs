@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use satsuma_core::Instant;
 use satsuma_core::committer::{Event, Member, MemberConfig, Room, RoomConfig};
-use satsuma_core::media::Codec;
+use satsuma_core::media::{Codec, MediaKeys};
 use satsuma_core::mls::{MemberInfo, MemoryStore, SatsumaCrypto, Session, SessionConfig};
 use satsuma_core::wire::{Capabilities, ConnId, Message, RoomName, ToServer, Transport};
 
@@ -158,18 +158,16 @@ impl Call {
     }
 }
 
-fn seal(from: &mut Session, frame: &[u8]) -> Vec<u8> {
-    let mut wire = vec![0u8; frame.len() + 64];
-    let n = Codec::Opus
-        .protect(from.keyring_mut(), frame, &mut wire)
-        .unwrap();
+fn seal(mut from: MediaKeys<'_>, frame: &[u8]) -> Vec<u8> {
+    let mut wire = vec![0u8; from.max_protected_len(Codec::Opus, frame.len())];
+    let n = from.protect(Codec::Opus, frame, &mut wire).unwrap();
     wire.truncate(n);
     wire
 }
 
-fn open(to: &mut Session, packet: &[u8]) -> Result<Vec<u8>, satsuma_core::Error> {
+fn open(mut to: MediaKeys<'_>, packet: &[u8]) -> Result<Vec<u8>, satsuma_core::Error> {
     let mut out = vec![0u8; packet.len()];
-    let (_, len) = Codec::Opus.unprotect(to.keyring_mut(), packet, &mut out)?;
+    let (_, len) = to.unprotect(Codec::Opus, packet, &mut out)?;
     out.truncate(len);
     Ok(out)
 }
@@ -221,14 +219,14 @@ fn main() {
     for i in 0..100 {
         now = now.saturating_add(tick);
         let frame = audio(i, 0xa1);
-        let sealed = seal(call.get("Alice").group_mut(), &frame);
+        let sealed = seal(call.get("Alice").media(), &frame);
         let packet = call.server.forward(&sealed);
         if i >= 95 {
             // Still on the network when Carol's commit lands.
             in_flight.push((packet, frame));
             continue;
         }
-        assert_eq!(open(call.get("Bob").group_mut(), &packet).unwrap(), frame);
+        assert_eq!(open(call.get("Bob").media(), &packet).unwrap(), frame);
         opened += 1;
     }
 
@@ -239,7 +237,7 @@ fn main() {
     call.settle(now);
     call.show();
     for (packet, frame) in in_flight.drain(..) {
-        assert_eq!(open(call.get("Bob").group_mut(), &packet).unwrap(), frame);
+        assert_eq!(open(call.get("Bob").media(), &packet).unwrap(), frame);
         opened += 1;
     }
     println!("  the 5 frames sealed before the change still opened at Bob: no gap");
@@ -254,10 +252,10 @@ fn main() {
     for i in 0..50 {
         now = now.saturating_add(tick);
         let frame = audio(i, 0xc3);
-        let sealed = seal(call.get("Carol").group_mut(), &frame);
+        let sealed = seal(call.get("Carol").media(), &frame);
         let packet = call.server.forward(&sealed);
-        assert_eq!(open(call.get("Alice").group_mut(), &packet).unwrap(), frame);
-        assert_eq!(open(call.get("Bob").group_mut(), &packet).unwrap(), frame);
+        assert_eq!(open(call.get("Alice").media(), &packet).unwrap(), frame);
+        assert_eq!(open(call.get("Bob").media(), &packet).unwrap(), frame);
         opened += 2;
     }
     println!("{opened} frames opened, every one byte for byte");
@@ -268,13 +266,10 @@ fn main() {
     call.settle(now);
     call.show();
     let secret = audio(7, 0x5e);
-    let sealed = seal(call.get("Alice").group_mut(), &secret);
+    let sealed = seal(call.get("Alice").media(), &secret);
     let packet = call.server.forward(&sealed);
-    assert_eq!(
-        open(call.get("Carol").group_mut(), &packet).unwrap(),
-        secret
-    );
-    let refused = open(call.get("Bob").group_mut(), &packet).unwrap_err();
+    assert_eq!(open(call.get("Carol").media(), &packet).unwrap(), secret);
+    let refused = open(call.get("Bob").media(), &packet).unwrap_err();
     println!("  Bob tries to open a frame of the new epoch with the keys he kept: {refused}");
 
     assert!(

@@ -296,7 +296,11 @@ impl<G: Group> Member<G> {
         &self.group
     }
 
-    /// The MLS member, for sealing and opening frames.
+    /// The MLS member itself, to make it misbehave in tests (commit or
+    /// propose behind the committer's back). Only with the `testing`
+    /// feature: a client seals and opens frames through
+    /// [`Member::media`].
+    #[cfg(feature = "testing")]
     pub fn group_mut(&mut self) -> &mut G {
         &mut self.group
     }
@@ -661,5 +665,13 @@ impl<G: Group> Member<G> {
             self.transmits
                 .push_back(ToServer::Proposal { epoch, proposal });
         }
+    }
+}
+
+impl Member<mls::Session> {
+    /// The member's SFrame keys for the media path: seal and open frames,
+    /// nothing that would change the group.
+    pub fn media(&mut self) -> crate::media::MediaKeys<'_> {
+        crate::media::MediaKeys::new(self.group.keyring_mut())
     }
 }

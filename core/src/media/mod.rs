@@ -23,9 +23,11 @@
 //! content as the (authenticated) clear part and seals an empty body. Its
 //! one byte costs nothing next to a video frame's size.
 
+mod keys;
 mod rtp;
 mod vp8;
 
+pub use keys::MediaKeys;
 pub use rtp::{Feedback, MediaKind, RtpCodec};
 pub use vp8::{FRAME_TAG_LEN, KEY_FRAME_HEADER_LEN, Vp8Header};
 
