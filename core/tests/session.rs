@@ -44,11 +44,11 @@ fn send(
 fn two_members_share_frames_roster_and_safety_number() {
     let (mut alice, _) = member("Alice", 1);
     let (mut bob, _) = member("Bob", 2);
-    alice.create_group(b"room-1", at(0)).unwrap();
+    alice.create_group(at(0), b"room-1").unwrap();
     let kp = bob.key_package().unwrap();
     let commit = alice.commit(&[&kp], &[]).unwrap();
     alice.apply_pending_commit(at(1)).unwrap();
-    bob.join(commit.welcome.as_deref().unwrap(), at(1)).unwrap();
+    bob.join(at(1), commit.welcome.as_deref().unwrap()).unwrap();
 
     assert_eq!(alice.epoch(), Some(1));
     assert_eq!(bob.epoch(), Some(1));
@@ -75,11 +75,11 @@ fn one_commit_adds_two_and_removes_one() {
     let (mut bob, _) = member("Bob", 2);
     let (mut carol, _) = member("Carol", 3);
     let (mut dave, _) = member("Dave", 4);
-    alice.create_group(b"room", at(0)).unwrap();
+    alice.create_group(at(0), b"room").unwrap();
     let kp = bob.key_package().unwrap();
     let c1 = alice.commit(&[&kp], &[]).unwrap();
     alice.apply_pending_commit(at(0)).unwrap();
-    bob.join(c1.welcome.as_deref().unwrap(), at(0)).unwrap();
+    bob.join(at(0), c1.welcome.as_deref().unwrap()).unwrap();
     let before = alice.safety_number().unwrap();
 
     let kc = carol.key_package().unwrap();
@@ -87,13 +87,13 @@ fn one_commit_adds_two_and_removes_one() {
     let c2 = alice.commit(&[&kc, &kd], &[1]).unwrap();
     alice.apply_pending_commit(at(10)).unwrap();
     assert_eq!(
-        bob.handle_message(&c2.commit, at(10)).unwrap(),
+        bob.process(at(10), &c2.commit).unwrap(),
         Event::Removed { by: 0 }
     );
     assert_eq!(bob.epoch(), None);
     let welcome = c2.welcome.unwrap();
-    carol.join(&welcome, at(10)).unwrap();
-    dave.join(&welcome, at(10)).unwrap();
+    carol.join(at(10), &welcome).unwrap();
+    dave.join(at(10), &welcome).unwrap();
 
     let names: Vec<String> = carol
         .roster()
@@ -119,21 +119,21 @@ fn one_commit_adds_two_and_removes_one() {
 fn restart_within_an_epoch_resumes_and_never_reuses_a_nonce() {
     let (mut alice, _) = member("Alice", 1);
     let (mut bob, bob_store) = member("Bob", 2);
-    alice.create_group(b"room", at(0)).unwrap();
+    alice.create_group(at(0), b"room").unwrap();
     let kp = bob.key_package().unwrap();
     let c = alice.commit(&[&kp], &[]).unwrap();
     alice.apply_pending_commit(at(0)).unwrap();
-    bob.join(c.welcome.as_deref().unwrap(), at(0)).unwrap();
+    bob.join(at(0), c.welcome.as_deref().unwrap()).unwrap();
     assert_eq!(send(&mut bob, &mut alice, b"before").unwrap(), b"before");
     let kid_before = bob.keyring().sending_kid().unwrap();
     let safety = bob.safety_number().unwrap();
     drop(bob);
 
     let mut bob = Session::resume(
+        at(5),
         SatsumaCrypto::from_seed([22; 32]),
         SessionConfig::default(),
         bob_store,
-        at(5),
     )
     .unwrap();
     assert_eq!(bob.epoch(), Some(1));
@@ -146,7 +146,7 @@ fn restart_within_an_epoch_resumes_and_never_reuses_a_nonce() {
     // The group goes on with the resumed member.
     let update = bob.self_update().unwrap();
     assert_eq!(
-        alice.handle_message(&update.commit, at(6)).unwrap(),
+        alice.process(at(6), &update.commit).unwrap(),
         Event::NewEpoch {
             epoch: 2,
             committer: 1
@@ -161,11 +161,11 @@ fn restart_within_an_epoch_resumes_and_never_reuses_a_nonce() {
 fn frames_of_the_previous_epoch_open_only_within_the_grace_period() {
     let (mut alice, _) = member("Alice", 1);
     let (mut bob, _) = member("Bob", 2);
-    alice.create_group(b"room", at(0)).unwrap();
+    alice.create_group(at(0), b"room").unwrap();
     let kp = bob.key_package().unwrap();
     let c = alice.commit(&[&kp], &[]).unwrap();
     alice.apply_pending_commit(at(0)).unwrap();
-    bob.join(c.welcome.as_deref().unwrap(), at(0)).unwrap();
+    bob.join(at(0), c.welcome.as_deref().unwrap()).unwrap();
 
     // Bob seals two frames in epoch 1, then Alice moves to epoch 2.
     let mut old = Vec::new();
@@ -200,21 +200,18 @@ fn frames_of_the_previous_epoch_open_only_within_the_grace_period() {
 #[test]
 fn garbage_and_foreign_messages_are_typed_errors() {
     let (mut alice, _) = member("Alice", 1);
-    alice.create_group(b"room", at(0)).unwrap();
+    alice.create_group(at(0), b"room").unwrap();
+    assert_eq!(alice.process(at(0), b""), Err(SessionError::Malformed));
     assert_eq!(
-        alice.handle_message(b"", at(0)),
+        alice.process(at(0), &[0xff; 40]),
         Err(SessionError::Malformed)
     );
     assert_eq!(
-        alice.handle_message(&[0xff; 40], at(0)),
-        Err(SessionError::Malformed)
-    );
-    assert_eq!(
-        alice.join(&[1, 2, 3], at(0)),
+        alice.join(at(0), &[1, 2, 3]),
         Err(SessionError::AlreadyInGroup)
     );
     let (mut eve, _) = member("Eve", 9);
-    assert_eq!(eve.join(&[1, 2, 3], at(0)), Err(SessionError::Malformed));
+    assert_eq!(eve.join(at(0), &[1, 2, 3]), Err(SessionError::Malformed));
     assert_eq!(
         alice.commit(&[b"not a key package"], &[]),
         Err(SessionError::Malformed)
@@ -227,11 +224,11 @@ fn a_member_whose_commit_lost_the_race_follows_the_winner() {
     let (mut alice, _) = member("Alice", 1);
     let (mut bob, _) = member("Bob", 2);
     let (mut carol, _) = member("Carol", 3);
-    alice.create_group(b"room", at(0)).unwrap();
+    alice.create_group(at(0), b"room").unwrap();
     let kp = bob.key_package().unwrap();
     let c = alice.commit(&[&kp], &[]).unwrap();
     alice.apply_pending_commit(at(0)).unwrap();
-    bob.join(c.welcome.as_deref().unwrap(), at(0)).unwrap();
+    bob.join(at(0), c.welcome.as_deref().unwrap()).unwrap();
 
     // Both commit for epoch 1; the delivery service accepts Bob's.
     let kc = carol.key_package().unwrap();
@@ -239,7 +236,7 @@ fn a_member_whose_commit_lost_the_race_follows_the_winner() {
     let winning = bob.self_update().unwrap();
     bob.apply_pending_commit(at(1)).unwrap();
     assert_eq!(
-        alice.handle_message(&winning.commit, at(1)).unwrap(),
+        alice.process(at(1), &winning.commit).unwrap(),
         Event::NewEpoch {
             epoch: 2,
             committer: 1
@@ -252,7 +249,7 @@ fn a_member_whose_commit_lost_the_race_follows_the_winner() {
     // Alice can commit again in the new epoch, adding Carol this time.
     let c = alice.commit(&[&kc], &[]).unwrap();
     alice.apply_pending_commit(at(2)).unwrap();
-    bob.handle_message(&c.commit, at(2)).unwrap();
-    carol.join(c.welcome.as_deref().unwrap(), at(2)).unwrap();
+    bob.process(at(2), &c.commit).unwrap();
+    carol.join(at(2), c.welcome.as_deref().unwrap()).unwrap();
     assert_eq!(carol.safety_number().unwrap(), bob.safety_number().unwrap());
 }

@@ -71,7 +71,7 @@ fn round_trip(chip: &'static Chip) -> Result<(usize, usize), Failed> {
         ),
     )?;
 
-    need("A creates the group", a.create_group(b"front-door", at(0)))?;
+    need("A creates the group", a.create_group(at(0), b"front-door"))?;
     let key_package = need("B publishes a key package", b.key_package())?;
     let add = need("A commits adding B", a.commit(&[&key_package], &[]))?;
     let welcome = add.welcome.as_deref().unwrap_or_default();
@@ -84,7 +84,7 @@ fn round_trip(chip: &'static Chip) -> Result<(usize, usize), Failed> {
         ),
     )?;
     need("A applies its commit", a.apply_pending_commit(at(1)))?;
-    need("B joins from the Welcome", b.join(welcome, at(2)))?;
+    need("B joins from the Welcome", b.join(at(2), welcome))?;
     check(
         a.epoch() == Some(1) && b.epoch() == Some(1),
         format_args!("A and B are both in epoch {:?}", b.epoch()),
@@ -122,10 +122,10 @@ fn round_trip(chip: &'static Chip) -> Result<(usize, usize), Failed> {
     let mut b = need(
         "B resumes from flash after a restart",
         Session::resume(
+            at(3),
             SatsumaCrypto::from_seed(SEED_B_RESTARTED),
             config,
             b_store(chip)?,
-            at(3),
         ),
     )?;
     check(
@@ -152,10 +152,7 @@ fn round_trip(chip: &'static Chip) -> Result<(usize, usize), Failed> {
 
     let remove = need("A commits removing B", a.commit(&[], &[1]))?;
     need("A applies the removal", a.apply_pending_commit(at(4)))?;
-    let event = need(
-        "B processes A's commit",
-        b.handle_message(&remove.commit, at(4)),
-    )?;
+    let event = need("B processes A's commit", b.process(at(4), &remove.commit))?;
     check(
         event == Event::Removed { by: 0 } && b.epoch().is_none(),
         format_args!("B learns it was removed by A ({event:?})"),
