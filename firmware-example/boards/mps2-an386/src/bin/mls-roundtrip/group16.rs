@@ -30,7 +30,7 @@ use satsuma_core::mls::{
 use satsuma_intercom::FlashStore;
 
 use crate::checks::{Failed, check, need};
-use crate::{Chip, Flash, M_REGION, M_SLOT, WIRE_LEN, at, frame, open, seal};
+use crate::{Chip, Flash, M_REGION, M_SLOT, WIRE_LEN, frame, open, seal};
 
 /// The operation after which M's state is what it holds through a call:
 /// one epoch's keys, every sender heard.
@@ -342,7 +342,7 @@ fn scenario(chip: &'static Chip, report: &mut Report) -> Result<(), Failed> {
 
 /// `s` seconds after the start.
 fn secs(s: u64) -> Instant {
-    at(s * 1000)
+    Instant::from_millis(s * 1000)
 }
 
 /// A and fourteen others, in the group at epoch 1.
@@ -363,7 +363,10 @@ fn form_group(config: SessionConfig) -> Result<Vec<Session>, Failed> {
         )?);
     }
     let (a, rest) = others.split_first_mut().ok_or(Failed)?;
-    need("A creates the group", a.create_group(at(0), b"big-room"))?;
+    need(
+        "A creates the group",
+        a.create_group(Instant::from_millis(0), b"big-room"),
+    )?;
     let mut key_packages = Vec::with_capacity(rest.len());
     for member in rest.iter_mut() {
         key_packages.push(need(
@@ -373,10 +376,16 @@ fn form_group(config: SessionConfig) -> Result<Vec<Session>, Failed> {
     }
     let refs: Vec<&[u8]> = key_packages.iter().map(Vec::as_slice).collect();
     let add = need("A commits adding 14 members", a.commit(&refs, &[]))?;
-    need("A applies its commit", a.apply_pending_commit(at(0)))?;
+    need(
+        "A applies its commit",
+        a.apply_pending_commit(Instant::from_millis(0)),
+    )?;
     let welcome = add.welcome.unwrap_or_default();
     for member in rest.iter_mut() {
-        need("a member joins", member.join(at(0), &welcome))?;
+        need(
+            "a member joins",
+            member.join(Instant::from_millis(0), &welcome),
+        )?;
     }
     check(
         others.iter().all(|m| m.epoch() == Some(1)),
