@@ -1,9 +1,21 @@
 //! One member's MLS session: identity, key packages, the group, and the
 //! SFrame keys of every epoch.
 //!
-//! Sans-IO: bytes in, bytes out, time as an argument. The session sends
-//! nothing itself; the caller carries key packages, commits and Welcomes to
-//! the delivery service and hands back what arrives.
+//! No network IO, no clock, no global randomness. The session sends nothing
+//! itself: the caller carries key packages, commits and Welcomes to the
+//! delivery service and hands back what arrives. Time comes in as `now`, the
+//! first argument of every call that needs it, and randomness from the
+//! [`SatsumaCrypto`] the session was given.
+//!
+//! It does write, though: every call that changes the identity, the key
+//! packages, the members or the epoch saves the whole member state through
+//! the caller's [`Store`] before it returns, synchronously. A member must
+//! never seal two frames with one (key, counter) pair, and the counter is
+//! not saved per frame, so an epoch and the SFrame send context it uses have
+//! to be durable before the first frame of that epoch goes out; otherwise a
+//! member that crashed could come back on an older record, reach the same
+//! epoch again and send on the same context. `docs/mls.md` (*Persistence*)
+//! has the rest.
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
