@@ -2,10 +2,15 @@
 //! (RFC 9605), keyed per MLS epoch, and the per-codec rules that say what a
 //! forwarding server may read.
 //!
-//! It does no IO, reads no clock and holds no global state: time comes in as
-//! [`Instant`], bytes come in and go out through caller buffers. Sockets,
-//! threads and runtimes belong to the drivers (`satsuma-sfu`, the desktop
-//! shell, the intercom firmware).
+//! It does no network IO, reads no clock, draws no global randomness and
+//! holds no global state: time comes in as [`Instant`], randomness from a
+//! seed the platform supplies, bytes come in and go out through caller
+//! buffers. The one IO it does is persistence: an [`mls::Session`] saves
+//! its state through the caller's [`mls::Store`] synchronously, inside each
+//! operation that changes it, because the SFrame send context must be
+//! durable before the first frame of an epoch goes out (`docs/mls.md`).
+//! Sockets, threads and runtimes belong to the drivers (`satsuma-sfu`, the
+//! desktop shell, the intercom firmware).
 //!
 //! - [`sframe`]: frame encryption; [`media`]: what each codec leaves clear.
 //! - [`mls`]: the MLS member whose epochs key the frames.

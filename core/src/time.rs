@@ -20,6 +20,13 @@ impl Instant {
         Self(micros)
     }
 
+    /// `millis` milliseconds after the origin, saturating at the far
+    /// future instead of wrapping.
+    #[must_use]
+    pub const fn from_millis(millis: u64) -> Self {
+        Self(millis.saturating_mul(1000))
+    }
+
     /// Microseconds since the origin.
     #[must_use]
     pub const fn as_micros(self) -> u64 {
@@ -110,6 +117,21 @@ mod tests {
             t.saturating_duration_since(Instant::ZERO),
             Duration::from_micros(10)
         );
+    }
+
+    #[test]
+    fn milliseconds_are_a_thousand_microseconds_and_saturate() {
+        assert_eq!(Instant::from_millis(0), Instant::ZERO);
+        assert_eq!(Instant::from_millis(1500).as_micros(), 1_500_000);
+        assert_eq!(
+            Instant::from_millis(u64::MAX / 1000).as_micros(),
+            u64::MAX / 1000 * 1000
+        );
+        assert_eq!(
+            Instant::from_millis(u64::MAX / 1000 + 1).as_micros(),
+            u64::MAX
+        );
+        assert_eq!(Instant::from_millis(u64::MAX).as_micros(), u64::MAX);
     }
 
     #[cfg(feature = "std")]

@@ -62,10 +62,6 @@ fn member(name: &str, seed: u8) -> Member {
     member_with(name, seed, SessionConfig::default())
 }
 
-fn at(ms: u64) -> Instant {
-    Instant::from_micros(ms * 1000)
-}
-
 /// Seals an Opus frame with `from`'s current sending key.
 fn seal(from: &mut Session, payload: &[u8]) -> Vec<u8> {
     let mut wire = vec![0u8; payload.len() + 64];
@@ -101,13 +97,13 @@ fn add(committer: &mut Session, joiner: &mut Session, others: &mut [&mut Session
     let commit = committer.commit(&[&kp], &[]).unwrap();
     for other in others.iter_mut() {
         assert!(matches!(
-            other.handle_message(&commit.commit, now).unwrap(),
+            other.process(now, &commit.commit).unwrap(),
             Event::NewEpoch { .. }
         ));
     }
     committer.apply_pending_commit(now).unwrap();
     joiner
-        .join(commit.welcome.as_deref().unwrap(), now)
+        .join(now, commit.welcome.as_deref().unwrap())
         .unwrap();
 }
 
@@ -118,12 +114,19 @@ fn call<const N: usize>(group_id: &[u8], members: [(&str, u8); N]) -> [Member; N
         .iter()
         .map(|(name, seed)| member(name, *seed))
         .collect();
-    sessions[0].create_group(group_id, at(0)).unwrap();
+    sessions[0]
+        .create_group(Instant::from_millis(0), group_id)
+        .unwrap();
     for i in 1..N {
         let (done, rest) = sessions.split_at_mut(i);
         let (committer, others) = done.split_first_mut().unwrap();
         let mut others: Vec<&mut Session> = others.iter_mut().map(|m| &mut m.session).collect();
-        add(committer, &mut rest[0], &mut others, at(0));
+        add(
+            committer,
+            &mut rest[0],
+            &mut others,
+            Instant::from_millis(0),
+        );
     }
     sessions.try_into().unwrap()
 }
@@ -167,7 +170,7 @@ fn assert_group_moves_on(committer: &mut Session, others: &mut [&mut Session], n
     let update = committer.self_update().unwrap();
     for other in others.iter_mut() {
         assert_eq!(
-            other.handle_message(&update.commit, now).unwrap(),
+            other.process(now, &update.commit).unwrap(),
             Event::NewEpoch {
                 epoch: epoch + 1,
                 committer: committer.own_index().unwrap(),
@@ -298,10 +301,15 @@ fn a_removed_member_cannot_open_frames_of_later_epochs() {
     assert_eq!(open(&mut bob, &before).unwrap(), b"epoch 2");
 
     let removal = alice.commit(&[], &[1]).unwrap();
-    alice.apply_pending_commit(at(10)).unwrap();
-    carol.handle_message(&removal.commit, at(10)).unwrap();
+    alice
+        .apply_pending_commit(Instant::from_millis(10))
+        .unwrap();
+    carol
+        .process(Instant::from_millis(10), &removal.commit)
+        .unwrap();
     assert_eq!(
-        bob.handle_message(&removal.commit, at(10)).unwrap(),
+        bob.process(Instant::from_millis(10), &removal.commit)
+            .unwrap(),
         Event::Removed { by: 0 }
     );
     assert_eq!(bob.epoch(), None);
@@ -325,14 +333,18 @@ fn a_removed_member_cannot_open_frames_of_later_epochs() {
 
     // The group moves on; Bob tries to follow and cannot.
     let next = carol.self_update().unwrap();
-    alice.handle_message(&next.commit, at(20)).unwrap();
-    carol.apply_pending_commit(at(20)).unwrap();
+    alice
+        .process(Instant::from_millis(20), &next.commit)
+        .unwrap();
+    carol
+        .apply_pending_commit(Instant::from_millis(20))
+        .unwrap();
     assert_eq!(
-        bob.handle_message(&next.commit, at(20)),
+        bob.process(Instant::from_millis(20), &next.commit),
         Err(SessionError::NoGroup)
     );
     assert_eq!(
-        bob.handle_message(&removal.commit, at(20)),
+        bob.process(Instant::from_millis(20), &removal.commit),
         Err(SessionError::NoGroup)
     );
     let later = seal(&mut carol, b"epoch 4");
@@ -349,8 +361,12 @@ fn a_removed_member_cannot_open_frames_of_later_epochs() {
 fn a_removed_member_keeping_its_old_state_cannot_open_later_frames() {
     let [mut alice, mut bob, mut carol] = call(b"room", [("Alice", 1), ("Bob", 2), ("Carol", 3)]);
     let removal = alice.commit(&[], &[1]).unwrap();
-    alice.apply_pending_commit(at(10)).unwrap();
-    carol.handle_message(&removal.commit, at(10)).unwrap();
+    alice
+        .apply_pending_commit(Instant::from_millis(10))
+        .unwrap();
+    carol
+        .process(Instant::from_millis(10), &removal.commit)
+        .unwrap();
 
     let epoch3 = seal(&mut alice, b"epoch 3");
     assert_eq!(open(&mut carol, &epoch3).unwrap(), b"epoch 3");
@@ -363,11 +379,15 @@ fn a_removed_member_keeping_its_old_state_cannot_open_later_frames() {
     ));
 
     let next = carol.self_update().unwrap();
-    alice.handle_message(&next.commit, at(20)).unwrap();
-    carol.apply_pending_commit(at(20)).unwrap();
+    alice
+        .process(Instant::from_millis(20), &next.commit)
+        .unwrap();
+    carol
+        .apply_pending_commit(Instant::from_millis(20))
+        .unwrap();
     let bob_before = view(&bob);
     assert_eq!(
-        bob.handle_message(&next.commit, at(20)),
+        bob.process(Instant::from_millis(20), &next.commit),
         Err(SessionError::WrongEpoch)
     );
     assert_eq!(view(&bob), bob_before);
@@ -378,12 +398,13 @@ fn a_removed_member_keeping_its_old_state_cannot_open_later_frames() {
 
     // Processing his removal late still gives him nothing.
     assert_eq!(
-        bob.handle_message(&removal.commit, at(30)).unwrap(),
+        bob.process(Instant::from_millis(30), &removal.commit)
+            .unwrap(),
         Event::Removed { by: 0 }
     );
     assert!(open(&mut bob, &epoch4).is_err());
     assert_eq!(
-        bob.handle_message(&next.commit, at(30)),
+        bob.process(Instant::from_millis(30), &next.commit),
         Err(SessionError::NoGroup)
     );
 }
@@ -402,14 +423,16 @@ fn a_late_frame_opens_within_the_grace_period_and_not_after() {
     config.self_update_interval = None;
     let mut alice = member_with("Alice", 1, config);
     let mut bob = member_with("Bob", 2, config);
-    alice.create_group(b"room", at(0)).unwrap();
-    add(&mut alice, &mut bob, &mut [], at(0));
+    alice
+        .create_group(Instant::from_millis(0), b"room")
+        .unwrap();
+    add(&mut alice, &mut bob, &mut [], Instant::from_millis(0));
     assert_eq!(bob.epoch(), Some(1));
 
     let late: Vec<Vec<u8>> = (0..3u8).map(|i| seal(&mut alice, &[b'L', i])).collect();
     let update = alice.self_update().unwrap();
-    let moved = at(1_000);
-    bob.handle_message(&update.commit, moved).unwrap();
+    let moved = Instant::from_millis(1_000);
+    bob.process(moved, &update.commit).unwrap();
     alice.apply_pending_commit(moved).unwrap();
     assert_eq!(bob.epoch(), Some(2));
     let fresh = seal(&mut alice, b"epoch 2");
@@ -445,16 +468,21 @@ fn an_identity_never_welcomed_cannot_open_frames_join_or_commit() {
     let mut bob = member("Bob", 2);
     let mut eve = member("Eve", 9);
     let _eve_kp = eve.key_package().unwrap();
-    alice.create_group(b"room", at(0)).unwrap();
+    alice
+        .create_group(Instant::from_millis(0), b"room")
+        .unwrap();
     let bob_kp = bob.key_package().unwrap();
     let commit = alice.commit(&[&bob_kp], &[]).unwrap();
-    alice.apply_pending_commit(at(0)).unwrap();
+    alice.apply_pending_commit(Instant::from_millis(0)).unwrap();
     let welcome = commit.welcome.unwrap();
 
     // Eve sees the Welcome on its way to Bob and tries to use it.
-    assert_eq!(eve.join(&welcome, at(0)), Err(SessionError::NotWelcomed));
+    assert_eq!(
+        eve.join(Instant::from_millis(0), &welcome),
+        Err(SessionError::NotWelcomed)
+    );
     assert_eq!(eve.epoch(), None);
-    bob.join(&welcome, at(0)).unwrap();
+    bob.join(Instant::from_millis(0), &welcome).unwrap();
 
     // No keys: she opens nothing.
     let frame = seal(&mut alice, b"for members only");
@@ -463,8 +491,8 @@ fn an_identity_never_welcomed_cannot_open_frames_join_or_commit() {
     // A look-alike: Eve makes her own "room" and brings it to epoch 1 with an
     // accomplice, so her commits carry the same group id and epoch.
     let mut mallory = member("Mallory", 10);
-    eve.create_group(b"room", at(0)).unwrap();
-    add(&mut eve, &mut mallory, &mut [], at(0));
+    eve.create_group(Instant::from_millis(0), b"room").unwrap();
+    add(&mut eve, &mut mallory, &mut [], Instant::from_millis(0));
     assert_eq!(eve.epoch(), alice.epoch());
     assert_ne!(eve.safety_number().unwrap(), alice.safety_number().unwrap());
     // Her keys for "room" epoch 1 are not the call's: a frame from Bob
@@ -487,12 +515,12 @@ fn an_identity_never_welcomed_cannot_open_frames_join_or_commit() {
     let bob_before = view(&bob);
     let as_alice = eve.self_update().unwrap(); // sender: leaf 0, Alice's
     assert_eq!(
-        bob.handle_message(&as_alice.commit, at(5)),
+        bob.process(Instant::from_millis(5), &as_alice.commit),
         Err(SessionError::Integrity)
     );
     let as_bob = mallory.self_update().unwrap(); // sender: leaf 1, Bob's
     assert_eq!(
-        alice.handle_message(&as_bob.commit, at(5)),
+        alice.process(Instant::from_millis(5), &as_bob.commit),
         Err(SessionError::Integrity)
     );
     // One commit removing Bob and adding an accomplice.
@@ -500,13 +528,13 @@ fn an_identity_never_welcomed_cannot_open_frames_join_or_commit() {
     let trent = member("Trent", 11).key_package().unwrap();
     let takeover = eve.commit(&[&trent], &[1]).unwrap();
     assert_eq!(
-        bob.handle_message(&takeover.commit, at(5)),
+        bob.process(Instant::from_millis(5), &takeover.commit),
         Err(SessionError::Integrity)
     );
     assert_eq!(view(&alice), alice_before);
     assert_eq!(view(&bob), bob_before);
     assert_in_call(&mut alice, &mut bob);
-    assert_group_moves_on(&mut alice, &mut [&mut bob], at(6));
+    assert_group_moves_on(&mut alice, &mut [&mut bob], Instant::from_millis(6));
 }
 
 // ---------------------------------------------------------------------------
@@ -532,7 +560,7 @@ fn a_commit_with_flipped_signature_bytes_is_refused_and_changes_nothing() {
             let mut bad = commit.clone();
             bad[i] ^= mask;
             assert_eq!(
-                bob.handle_message(&bad, at(1)),
+                bob.process(Instant::from_millis(1), &bad),
                 Err(SessionError::Integrity),
                 "signature byte {i} ^ {mask:#04x}"
             );
@@ -543,7 +571,7 @@ fn a_commit_with_flipped_signature_bytes_is_refused_and_changes_nothing() {
     let mut zeros = commit.clone();
     zeros[sig.clone()].fill(0);
     assert_eq!(
-        bob.handle_message(&zeros, at(1)),
+        bob.process(Instant::from_millis(1), &zeros),
         Err(SessionError::Integrity)
     );
     let other = carol.self_update().unwrap().commit;
@@ -551,7 +579,7 @@ fn a_commit_with_flipped_signature_bytes_is_refused_and_changes_nothing() {
     let mut swapped = commit.clone();
     swapped[sig.clone()].copy_from_slice(&other[commit_signature(&other)]);
     assert_eq!(
-        bob.handle_message(&swapped, at(1)),
+        bob.process(Instant::from_millis(1), &swapped),
         Err(SessionError::Integrity)
     );
 
@@ -560,14 +588,14 @@ fn a_commit_with_flipped_signature_bytes_is_refused_and_changes_nothing() {
     assert_in_call(&mut alice, &mut bob);
     // The genuine commit still applies after all that.
     assert!(matches!(
-        bob.handle_message(&commit, at(2)).unwrap(),
+        bob.process(Instant::from_millis(2), &commit).unwrap(),
         Event::NewEpoch {
             epoch: 3,
             committer: 0
         }
     ));
-    carol.handle_message(&commit, at(2)).unwrap();
-    alice.apply_pending_commit(at(2)).unwrap();
+    carol.process(Instant::from_millis(2), &commit).unwrap();
+    alice.apply_pending_commit(Instant::from_millis(2)).unwrap();
     assert_in_call(&mut alice, &mut bob);
     assert_in_call(&mut carol, &mut bob);
 }
@@ -596,7 +624,7 @@ fn signatures_that_do_not_verify_are_bad_signature() {
     external.push(4);
     external.extend_from_slice(&commit[s + 5..commit.len() - 33]);
     assert_eq!(
-        bob.handle_message(&external, at(1)),
+        bob.process(Instant::from_millis(1), &external),
         Err(SessionError::BadSignature)
     );
     let sig_end = external.len() - 33;
@@ -604,7 +632,7 @@ fn signatures_that_do_not_verify_are_bad_signature() {
         let mut bad = external.clone();
         bad[i] ^= 0x20;
         assert_eq!(
-            bob.handle_message(&bad, at(1)),
+            bob.process(Instant::from_millis(1), &bad),
             Err(SessionError::BadSignature),
             "signature byte {i}"
         );
@@ -631,7 +659,12 @@ fn signatures_that_do_not_verify_are_bad_signature() {
         );
     }
     assert_eq!(view(&alice), alice_before);
-    add(&mut alice, &mut carol, &mut [&mut bob], at(2));
+    add(
+        &mut alice,
+        &mut carol,
+        &mut [&mut bob],
+        Instant::from_millis(2),
+    );
     assert_in_call(&mut alice, &mut carol);
     assert_in_call(&mut bob, &mut carol);
 }
@@ -642,40 +675,44 @@ fn signatures_that_do_not_verify_are_bad_signature() {
 fn a_replayed_commit_is_wrong_epoch_and_changes_nothing() {
     let mut alice = member("Alice", 1);
     let mut bob = member("Bob", 2);
-    alice.create_group(b"room", at(0)).unwrap();
+    alice
+        .create_group(Instant::from_millis(0), b"room")
+        .unwrap();
     let kp = bob.key_package().unwrap();
     let first = alice.commit(&[&kp], &[]).unwrap();
-    alice.apply_pending_commit(at(0)).unwrap();
-    bob.join(first.welcome.as_deref().unwrap(), at(0)).unwrap();
+    alice.apply_pending_commit(Instant::from_millis(0)).unwrap();
+    bob.join(Instant::from_millis(0), first.welcome.as_deref().unwrap())
+        .unwrap();
     let update = alice.self_update().unwrap();
-    bob.handle_message(&update.commit, at(1)).unwrap();
-    alice.apply_pending_commit(at(1)).unwrap();
+    bob.process(Instant::from_millis(1), &update.commit)
+        .unwrap();
+    alice.apply_pending_commit(Instant::from_millis(1)).unwrap();
     assert_eq!(bob.epoch(), Some(2));
 
     let alice_before = view(&alice);
     let bob_before = view(&bob);
     assert_eq!(
-        bob.handle_message(&update.commit, at(2)),
+        bob.process(Instant::from_millis(2), &update.commit),
         Err(SessionError::WrongEpoch)
     );
     assert_eq!(
-        bob.handle_message(&first.commit, at(2)),
+        bob.process(Instant::from_millis(2), &first.commit),
         Err(SessionError::WrongEpoch)
     );
     // The DS echoing Alice's own commit after she applied it.
     assert_eq!(
-        alice.handle_message(&update.commit, at(2)),
+        alice.process(Instant::from_millis(2), &update.commit),
         Err(SessionError::WrongEpoch)
     );
     // A replayed Welcome to a member already in the group.
     assert_eq!(
-        bob.join(first.welcome.as_deref().unwrap(), at(2)),
+        bob.join(Instant::from_millis(2), first.welcome.as_deref().unwrap()),
         Err(SessionError::AlreadyInGroup)
     );
     assert_eq!(view(&alice), alice_before);
     assert_eq!(view(&bob), bob_before);
     assert_in_call(&mut alice, &mut bob);
-    assert_group_moves_on(&mut bob, &mut [&mut alice], at(3));
+    assert_group_moves_on(&mut bob, &mut [&mut alice], Instant::from_millis(3));
 }
 
 /// Carol has not processed Alice's commit yet and commits in the old epoch:
@@ -685,8 +722,9 @@ fn a_replayed_commit_is_wrong_epoch_and_changes_nothing() {
 fn a_commit_from_a_member_in_an_older_epoch_is_wrong_epoch() {
     let [mut alice, mut bob, mut carol] = call(b"room", [("Alice", 1), ("Bob", 2), ("Carol", 3)]);
     let update = alice.self_update().unwrap();
-    alice.apply_pending_commit(at(1)).unwrap();
-    bob.handle_message(&update.commit, at(1)).unwrap();
+    alice.apply_pending_commit(Instant::from_millis(1)).unwrap();
+    bob.process(Instant::from_millis(1), &update.commit)
+        .unwrap();
     assert_eq!(
         (alice.epoch(), bob.epoch(), carol.epoch()),
         (Some(3), Some(3), Some(2))
@@ -698,15 +736,16 @@ fn a_commit_from_a_member_in_an_older_epoch_is_wrong_epoch() {
     let alice_before = view(&alice);
     let bob_before = view(&bob);
     assert_eq!(
-        bob.handle_message(&stale.commit, at(2)),
+        bob.process(Instant::from_millis(2), &stale.commit),
         Err(SessionError::WrongEpoch)
     );
     assert_eq!(
-        alice.handle_message(&stale.commit, at(2)),
+        alice.process(Instant::from_millis(2), &stale.commit),
         Err(SessionError::WrongEpoch)
     );
     // Its Welcome puts Dave in a group nobody else is in.
-    dave.join(stale.welcome.as_deref().unwrap(), at(2)).unwrap();
+    dave.join(Instant::from_millis(2), stale.welcome.as_deref().unwrap())
+        .unwrap();
     assert_ne!(dave.safety_number().unwrap(), bob.safety_number().unwrap());
     assert!(send(&mut dave, &mut bob, b"x").is_err());
     assert_eq!(view(&alice), alice_before);
@@ -715,7 +754,9 @@ fn a_commit_from_a_member_in_an_older_epoch_is_wrong_epoch() {
 
     // Carol catches up: her losing commit is dropped.
     assert!(matches!(
-        carol.handle_message(&update.commit, at(3)).unwrap(),
+        carol
+            .process(Instant::from_millis(3), &update.commit)
+            .unwrap(),
         Event::NewEpoch {
             epoch: 3,
             committer: 0
@@ -723,7 +764,11 @@ fn a_commit_from_a_member_in_an_older_epoch_is_wrong_epoch() {
     ));
     assert!(!carol.has_pending_commit());
     assert_in_call(&mut carol, &mut alice);
-    assert_group_moves_on(&mut carol, &mut [&mut alice, &mut bob], at(4));
+    assert_group_moves_on(
+        &mut carol,
+        &mut [&mut alice, &mut bob],
+        Instant::from_millis(4),
+    );
 }
 
 /// A group with the same id and epoch but other members: its commits, from
@@ -735,7 +780,7 @@ fn a_commit_from_a_member_in_an_older_epoch_is_wrong_epoch() {
 #[test]
 fn a_commit_from_another_group_with_the_same_id_is_refused() {
     let [mut alice, mut bob] = call(b"room", [("Alice", 1), ("Bob", 2)]);
-    assert_group_moves_on(&mut alice, &mut [&mut bob], at(1)); // epoch 2
+    assert_group_moves_on(&mut alice, &mut [&mut bob], Instant::from_millis(1)); // epoch 2
     let [mut eve, mut mallory, mut trent] =
         call(b"room", [("Eve", 9), ("Mallory", 10), ("Trent", 11)]); // epoch 2 too
     assert_eq!(eve.epoch(), alice.epoch());
@@ -749,7 +794,7 @@ fn a_commit_from_another_group_with_the_same_id_is_refused() {
         assert_eq!(forged[s + 1..s + 5], u32::to_be_bytes(leaf));
         for victim in [&mut alice, &mut bob] {
             assert_eq!(
-                victim.handle_message(&forged, at(2)),
+                victim.process(Instant::from_millis(2), &forged),
                 Err(SessionError::Integrity),
                 "sender leaf {leaf}"
             );
@@ -761,17 +806,17 @@ fn a_commit_from_another_group_with_the_same_id_is_refused() {
         &mut eve,
         &mut outsider,
         &mut [&mut mallory, &mut trent],
-        at(3),
+        Instant::from_millis(3),
     );
     let ahead = eve.self_update().unwrap().commit;
     assert_eq!(
-        alice.handle_message(&ahead, at(3)),
+        alice.process(Instant::from_millis(3), &ahead),
         Err(SessionError::WrongEpoch)
     );
     assert_eq!(view(&alice), alice_before);
     assert_eq!(view(&bob), bob_before);
     assert_in_call(&mut alice, &mut bob);
-    assert_group_moves_on(&mut bob, &mut [&mut alice], at(4));
+    assert_group_moves_on(&mut bob, &mut [&mut alice], Instant::from_millis(4));
 }
 
 /// Bob was removed; his commits are refused whether he kept his old state
@@ -780,19 +825,21 @@ fn a_commit_from_another_group_with_the_same_id_is_refused() {
 fn a_commit_from_a_removed_member_is_refused() {
     let [mut alice, mut bob, mut carol] = call(b"room", [("Alice", 1), ("Bob", 2), ("Carol", 3)]);
     let removal = alice.commit(&[], &[1]).unwrap();
-    alice.apply_pending_commit(at(1)).unwrap();
-    carol.handle_message(&removal.commit, at(1)).unwrap();
+    alice.apply_pending_commit(Instant::from_millis(1)).unwrap();
+    carol
+        .process(Instant::from_millis(1), &removal.commit)
+        .unwrap();
 
     let alice_before = view(&alice);
     let carol_before = view(&carol);
     // Bob ignores his removal and removes Carol, in the epoch he still has.
     let comeback = bob.commit(&[], &[2]).unwrap();
     assert_eq!(
-        carol.handle_message(&comeback.commit, at(2)),
+        carol.process(Instant::from_millis(2), &comeback.commit),
         Err(SessionError::WrongEpoch)
     );
     assert_eq!(
-        alice.handle_message(&comeback.commit, at(2)),
+        alice.process(Instant::from_millis(2), &comeback.commit),
         Err(SessionError::WrongEpoch)
     );
     let proposal = {
@@ -800,19 +847,20 @@ fn a_commit_from_a_removed_member_is_refused() {
         bob.propose_remove(0).unwrap()
     };
     assert_eq!(
-        carol.handle_message(&proposal, at(2)),
+        carol.process(Instant::from_millis(2), &proposal),
         Err(SessionError::WrongEpoch)
     );
     // Once he processed the removal he has nothing to commit in.
     assert_eq!(
-        bob.handle_message(&removal.commit, at(2)).unwrap(),
+        bob.process(Instant::from_millis(2), &removal.commit)
+            .unwrap(),
         Event::Removed { by: 0 }
     );
     assert_eq!(bob.self_update(), Err(SessionError::NoGroup));
     assert_eq!(view(&alice), alice_before);
     assert_eq!(view(&carol), carol_before);
     assert_in_call(&mut alice, &mut carol);
-    assert_group_moves_on(&mut carol, &mut [&mut alice], at(3));
+    assert_group_moves_on(&mut carol, &mut [&mut alice], Instant::from_millis(3));
 }
 
 // ---------------------------------------------------------------------------
@@ -876,7 +924,12 @@ fn malformed_key_packages_are_typed_errors_and_leave_the_session_usable() {
         |alice| alice.discard_pending_commit().unwrap(),
     );
     println!("key packages: {tally}");
-    add(&mut alice, &mut carol, &mut [&mut bob], at(1));
+    add(
+        &mut alice,
+        &mut carol,
+        &mut [&mut bob],
+        Instant::from_millis(1),
+    );
     assert_in_call(&mut alice, &mut carol);
     assert_in_call(&mut bob, &mut carol);
 }
@@ -888,19 +941,21 @@ fn malformed_key_packages_are_typed_errors_and_leave_the_session_usable() {
 fn malformed_welcomes_are_typed_errors_and_leave_the_session_usable() {
     let mut alice = member("Alice", 1);
     let mut bob = member("Bob", 2);
-    alice.create_group(b"room", at(0)).unwrap();
+    alice
+        .create_group(Instant::from_millis(0), b"room")
+        .unwrap();
     let kp = bob.key_package().unwrap();
     let commit = alice.commit(&[&kp], &[]).unwrap();
-    alice.apply_pending_commit(at(0)).unwrap();
+    alice.apply_pending_commit(Instant::from_millis(0)).unwrap();
     let welcome = commit.welcome.unwrap();
     let tally = assert_all_refused(
         &mut bob,
         &welcome,
-        |bob, bytes| bob.join(bytes, at(1)),
+        |bob, bytes| bob.join(Instant::from_millis(1), bytes),
         |_| {},
     );
     println!("welcomes: {tally}");
-    bob.join(&welcome, at(1)).unwrap();
+    bob.join(Instant::from_millis(1), &welcome).unwrap();
     assert_in_call(&mut alice, &mut bob);
 }
 
@@ -916,20 +971,21 @@ fn malformed_commits_are_typed_errors_and_leave_the_session_usable() {
     let tally = assert_all_refused(
         &mut bob,
         &commit.commit,
-        |bob, bytes| bob.handle_message(bytes, at(1)).map(drop),
+        |bob, bytes| bob.process(Instant::from_millis(1), bytes).map(drop),
         |_| panic!("cannot undo a commit"),
     );
     println!("commits: {tally}");
     assert_in_call(&mut bob, &mut carol);
     assert_eq!(
-        bob.handle_message(&commit.commit, at(2)).unwrap(),
+        bob.process(Instant::from_millis(2), &commit.commit)
+            .unwrap(),
         Event::NewEpoch {
             epoch: 3,
             committer: 0
         }
     );
-    alice.apply_pending_commit(at(2)).unwrap();
-    dave.join(commit.welcome.as_deref().unwrap(), at(2))
+    alice.apply_pending_commit(Instant::from_millis(2)).unwrap();
+    dave.join(Instant::from_millis(2), commit.welcome.as_deref().unwrap())
         .unwrap();
     assert_in_call(&mut alice, &mut bob);
     assert_in_call(&mut dave, &mut bob);
@@ -944,18 +1000,20 @@ fn malformed_proposals_are_typed_errors_and_leave_the_session_usable() {
     let tally = assert_all_refused(
         &mut bob,
         &proposal,
-        |bob, bytes| bob.handle_message(bytes, at(1)).map(drop),
+        |bob, bytes| bob.process(Instant::from_millis(1), bytes).map(drop),
         |_| panic!("cannot undo a proposal"),
     );
     println!("proposals: {tally}");
     assert_eq!(
-        bob.handle_message(&proposal, at(2)).unwrap(),
+        bob.process(Instant::from_millis(2), &proposal).unwrap(),
         Event::Proposal { sender: 0 }
     );
     // Bob's next commit takes Alice's update along.
     let commit = bob.self_update().unwrap();
-    alice.handle_message(&commit.commit, at(3)).unwrap();
-    bob.apply_pending_commit(at(3)).unwrap();
+    alice
+        .process(Instant::from_millis(3), &commit.commit)
+        .unwrap();
+    bob.apply_pending_commit(Instant::from_millis(3)).unwrap();
     assert_in_call(&mut alice, &mut bob);
 }
 
@@ -995,7 +1053,9 @@ fn a_key_package_with_another_protocol_version_is_refused() {
 fn a_welcome_that_does_not_decrypt_is_not_welcomed() {
     let mut alice = member("Alice", 1);
     let mut bob = member("Bob", 2);
-    alice.create_group(b"room", at(0)).unwrap();
+    alice
+        .create_group(Instant::from_millis(0), b"room")
+        .unwrap();
     let kp = bob.key_package().unwrap();
     let welcome = alice.commit(&[&kp], &[]).unwrap().welcome.unwrap();
     let n = welcome.len();
@@ -1017,11 +1077,11 @@ fn a_welcome_that_does_not_decrypt_is_not_welcomed() {
     for i in [kem_output + 5, sealed_secrets + 10, n - 40, n - 1] {
         let mut bad = welcome.clone();
         bad[i] ^= 0x10;
-        let result = bob.join(&bad, at(1));
+        let result = bob.join(Instant::from_millis(1), &bad);
         if result != Err(SessionError::NotWelcomed) {
             observed.push((i, result));
         }
     }
     assert!(observed.is_empty(), "byte flipped, result: {observed:?}");
-    bob.join(&welcome, at(1)).unwrap();
+    bob.join(Instant::from_millis(1), &welcome).unwrap();
 }

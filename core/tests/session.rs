@@ -22,10 +22,6 @@ fn member(name: &str, seed: u8) -> (Session, MemoryStore) {
     (session, store)
 }
 
-fn at(ms: u64) -> Instant {
-    Instant::from_micros(ms * 1000)
-}
-
 /// Seals an Opus frame at `from` and opens it at `to`.
 fn send(
     from: &mut Session,
@@ -44,11 +40,14 @@ fn send(
 fn two_members_share_frames_roster_and_safety_number() {
     let (mut alice, _) = member("Alice", 1);
     let (mut bob, _) = member("Bob", 2);
-    alice.create_group(b"room-1", at(0)).unwrap();
+    alice
+        .create_group(Instant::from_millis(0), b"room-1")
+        .unwrap();
     let kp = bob.key_package().unwrap();
     let commit = alice.commit(&[&kp], &[]).unwrap();
-    alice.apply_pending_commit(at(1)).unwrap();
-    bob.join(commit.welcome.as_deref().unwrap(), at(1)).unwrap();
+    alice.apply_pending_commit(Instant::from_millis(1)).unwrap();
+    bob.join(Instant::from_millis(1), commit.welcome.as_deref().unwrap())
+        .unwrap();
 
     assert_eq!(alice.epoch(), Some(1));
     assert_eq!(bob.epoch(), Some(1));
@@ -75,25 +74,30 @@ fn one_commit_adds_two_and_removes_one() {
     let (mut bob, _) = member("Bob", 2);
     let (mut carol, _) = member("Carol", 3);
     let (mut dave, _) = member("Dave", 4);
-    alice.create_group(b"room", at(0)).unwrap();
+    alice
+        .create_group(Instant::from_millis(0), b"room")
+        .unwrap();
     let kp = bob.key_package().unwrap();
     let c1 = alice.commit(&[&kp], &[]).unwrap();
-    alice.apply_pending_commit(at(0)).unwrap();
-    bob.join(c1.welcome.as_deref().unwrap(), at(0)).unwrap();
+    alice.apply_pending_commit(Instant::from_millis(0)).unwrap();
+    bob.join(Instant::from_millis(0), c1.welcome.as_deref().unwrap())
+        .unwrap();
     let before = alice.safety_number().unwrap();
 
     let kc = carol.key_package().unwrap();
     let kd = dave.key_package().unwrap();
     let c2 = alice.commit(&[&kc, &kd], &[1]).unwrap();
-    alice.apply_pending_commit(at(10)).unwrap();
+    alice
+        .apply_pending_commit(Instant::from_millis(10))
+        .unwrap();
     assert_eq!(
-        bob.handle_message(&c2.commit, at(10)).unwrap(),
+        bob.process(Instant::from_millis(10), &c2.commit).unwrap(),
         Event::Removed { by: 0 }
     );
     assert_eq!(bob.epoch(), None);
     let welcome = c2.welcome.unwrap();
-    carol.join(&welcome, at(10)).unwrap();
-    dave.join(&welcome, at(10)).unwrap();
+    carol.join(Instant::from_millis(10), &welcome).unwrap();
+    dave.join(Instant::from_millis(10), &welcome).unwrap();
 
     let names: Vec<String> = carol
         .roster()
@@ -119,21 +123,24 @@ fn one_commit_adds_two_and_removes_one() {
 fn restart_within_an_epoch_resumes_and_never_reuses_a_nonce() {
     let (mut alice, _) = member("Alice", 1);
     let (mut bob, bob_store) = member("Bob", 2);
-    alice.create_group(b"room", at(0)).unwrap();
+    alice
+        .create_group(Instant::from_millis(0), b"room")
+        .unwrap();
     let kp = bob.key_package().unwrap();
     let c = alice.commit(&[&kp], &[]).unwrap();
-    alice.apply_pending_commit(at(0)).unwrap();
-    bob.join(c.welcome.as_deref().unwrap(), at(0)).unwrap();
+    alice.apply_pending_commit(Instant::from_millis(0)).unwrap();
+    bob.join(Instant::from_millis(0), c.welcome.as_deref().unwrap())
+        .unwrap();
     assert_eq!(send(&mut bob, &mut alice, b"before").unwrap(), b"before");
     let kid_before = bob.keyring().sending_kid().unwrap();
     let safety = bob.safety_number().unwrap();
     drop(bob);
 
     let mut bob = Session::resume(
+        Instant::from_millis(5),
         SatsumaCrypto::from_seed([22; 32]),
         SessionConfig::default(),
         bob_store,
-        at(5),
     )
     .unwrap();
     assert_eq!(bob.epoch(), Some(1));
@@ -141,31 +148,36 @@ fn restart_within_an_epoch_resumes_and_never_reuses_a_nonce() {
     assert_ne!(bob.keyring().sending_kid().unwrap(), kid_before);
     assert_eq!(send(&mut bob, &mut alice, b"after").unwrap(), b"after");
     assert_eq!(send(&mut alice, &mut bob, b"to bob").unwrap(), b"to bob");
-    assert!(bob.self_update_due(at(5)));
+    assert!(bob.self_update_due(Instant::from_millis(5)));
 
     // The group goes on with the resumed member.
     let update = bob.self_update().unwrap();
     assert_eq!(
-        alice.handle_message(&update.commit, at(6)).unwrap(),
+        alice
+            .process(Instant::from_millis(6), &update.commit)
+            .unwrap(),
         Event::NewEpoch {
             epoch: 2,
             committer: 1
         }
     );
-    bob.apply_pending_commit(at(6)).unwrap();
+    bob.apply_pending_commit(Instant::from_millis(6)).unwrap();
     assert_eq!(alice.safety_number().unwrap(), bob.safety_number().unwrap());
-    assert!(!bob.self_update_due(at(7)));
+    assert!(!bob.self_update_due(Instant::from_millis(7)));
 }
 
 #[test]
 fn frames_of_the_previous_epoch_open_only_within_the_grace_period() {
     let (mut alice, _) = member("Alice", 1);
     let (mut bob, _) = member("Bob", 2);
-    alice.create_group(b"room", at(0)).unwrap();
+    alice
+        .create_group(Instant::from_millis(0), b"room")
+        .unwrap();
     let kp = bob.key_package().unwrap();
     let c = alice.commit(&[&kp], &[]).unwrap();
-    alice.apply_pending_commit(at(0)).unwrap();
-    bob.join(c.welcome.as_deref().unwrap(), at(0)).unwrap();
+    alice.apply_pending_commit(Instant::from_millis(0)).unwrap();
+    bob.join(Instant::from_millis(0), c.welcome.as_deref().unwrap())
+        .unwrap();
 
     // Bob seals two frames in epoch 1, then Alice moves to epoch 2.
     let mut old = Vec::new();
@@ -178,18 +190,20 @@ fn frames_of_the_previous_epoch_open_only_within_the_grace_period() {
         old.push(wire);
     }
     let _ = alice.self_update().unwrap();
-    alice.apply_pending_commit(at(1000)).unwrap();
+    alice
+        .apply_pending_commit(Instant::from_millis(1000))
+        .unwrap();
     let grace = SessionConfig::default().keyring.grace;
 
     let mut out = [0u8; 64];
-    let inside = at(1000).saturating_add(grace - Duration::from_millis(1));
+    let inside = Instant::from_millis(1000).saturating_add(grace - Duration::from_millis(1));
     alice.handle_timeout(inside);
     assert!(
         Codec::Opus
             .unprotect(alice.keyring_mut(), &old[0], &mut out)
             .is_ok()
     );
-    alice.handle_timeout(at(1000).saturating_add(grace));
+    alice.handle_timeout(Instant::from_millis(1000).saturating_add(grace));
     assert!(
         Codec::Opus
             .unprotect(alice.keyring_mut(), &old[1], &mut out)
@@ -200,21 +214,26 @@ fn frames_of_the_previous_epoch_open_only_within_the_grace_period() {
 #[test]
 fn garbage_and_foreign_messages_are_typed_errors() {
     let (mut alice, _) = member("Alice", 1);
-    alice.create_group(b"room", at(0)).unwrap();
+    alice
+        .create_group(Instant::from_millis(0), b"room")
+        .unwrap();
     assert_eq!(
-        alice.handle_message(b"", at(0)),
+        alice.process(Instant::from_millis(0), b""),
         Err(SessionError::Malformed)
     );
     assert_eq!(
-        alice.handle_message(&[0xff; 40], at(0)),
+        alice.process(Instant::from_millis(0), &[0xff; 40]),
         Err(SessionError::Malformed)
     );
     assert_eq!(
-        alice.join(&[1, 2, 3], at(0)),
+        alice.join(Instant::from_millis(0), &[1, 2, 3]),
         Err(SessionError::AlreadyInGroup)
     );
     let (mut eve, _) = member("Eve", 9);
-    assert_eq!(eve.join(&[1, 2, 3], at(0)), Err(SessionError::Malformed));
+    assert_eq!(
+        eve.join(Instant::from_millis(0), &[1, 2, 3]),
+        Err(SessionError::Malformed)
+    );
     assert_eq!(
         alice.commit(&[b"not a key package"], &[]),
         Err(SessionError::Malformed)
@@ -227,19 +246,24 @@ fn a_member_whose_commit_lost_the_race_follows_the_winner() {
     let (mut alice, _) = member("Alice", 1);
     let (mut bob, _) = member("Bob", 2);
     let (mut carol, _) = member("Carol", 3);
-    alice.create_group(b"room", at(0)).unwrap();
+    alice
+        .create_group(Instant::from_millis(0), b"room")
+        .unwrap();
     let kp = bob.key_package().unwrap();
     let c = alice.commit(&[&kp], &[]).unwrap();
-    alice.apply_pending_commit(at(0)).unwrap();
-    bob.join(c.welcome.as_deref().unwrap(), at(0)).unwrap();
+    alice.apply_pending_commit(Instant::from_millis(0)).unwrap();
+    bob.join(Instant::from_millis(0), c.welcome.as_deref().unwrap())
+        .unwrap();
 
     // Both commit for epoch 1; the delivery service accepts Bob's.
     let kc = carol.key_package().unwrap();
     let _losing = alice.commit(&[&kc], &[]).unwrap();
     let winning = bob.self_update().unwrap();
-    bob.apply_pending_commit(at(1)).unwrap();
+    bob.apply_pending_commit(Instant::from_millis(1)).unwrap();
     assert_eq!(
-        alice.handle_message(&winning.commit, at(1)).unwrap(),
+        alice
+            .process(Instant::from_millis(1), &winning.commit)
+            .unwrap(),
         Event::NewEpoch {
             epoch: 2,
             committer: 1
@@ -251,8 +275,10 @@ fn a_member_whose_commit_lost_the_race_follows_the_winner() {
     assert_eq!(send(&mut alice, &mut bob, b"on").unwrap(), b"on");
     // Alice can commit again in the new epoch, adding Carol this time.
     let c = alice.commit(&[&kc], &[]).unwrap();
-    alice.apply_pending_commit(at(2)).unwrap();
-    bob.handle_message(&c.commit, at(2)).unwrap();
-    carol.join(c.welcome.as_deref().unwrap(), at(2)).unwrap();
+    alice.apply_pending_commit(Instant::from_millis(2)).unwrap();
+    bob.process(Instant::from_millis(2), &c.commit).unwrap();
+    carol
+        .join(Instant::from_millis(2), c.welcome.as_deref().unwrap())
+        .unwrap();
     assert_eq!(carol.safety_number().unwrap(), bob.safety_number().unwrap());
 }

@@ -1,4 +1,4 @@
-//! `Session::handle_message` on a member of a three-member group (Bob, in
+//! `Session::process` on a member of a three-member group (Bob, in
 //! epoch 2), with raw bytes and with mutated genuine commits and proposals.
 //!
 //! The first input byte picks a mode:
@@ -52,7 +52,7 @@ fuzz_target!(|data: &[u8]| {
 /// Delivers `message` to Bob and checks the outcome; whether it was refused.
 fn deliver(bob: &mut Session, message: &[u8]) -> bool {
     let f = fixture();
-    match bob.handle_message(message, NOW) {
+    match bob.process(NOW, message) {
         Ok(event) => {
             let genuine = f
                 .messages
@@ -64,7 +64,7 @@ fn deliver(bob: &mut Session, message: &[u8]) -> bool {
             false
         }
         Err(e) => {
-            assert_input_error(&e, "handle_message");
+            assert_input_error(&e, "process");
             assert!(
                 f.messages.iter().all(|g| g.bytes != message),
                 "a genuine message was refused: {e:?}"

@@ -71,10 +71,10 @@ pub fn resume(record: &[u8], seed: u8) -> Session {
     let mut store = MemoryStore::new();
     store.save(record).expect("a MemoryStore saves");
     Session::resume(
+        NOW,
         SatsumaCrypto::from_seed([seed; 32]),
         SessionConfig::default(),
         store,
-        NOW,
     )
     .expect("a record the fixture saved resumes")
 }
@@ -106,20 +106,19 @@ fn build() -> Fixture {
     let (mut bob, bob_store) = create("Bob", 2);
     let (mut carol, carol_store) = create("Carol", 3);
     let (mut dave, dave_store) = create("Dave", 4);
-    alice.create_group(b"room", start).expect("create group");
+    alice.create_group(start, b"room").expect("create group");
 
     let kp = bob.key_package().expect("key package");
     let add_bob = alice.commit(&[&kp], &[]).expect("commit");
     alice.apply_pending_commit(start).expect("apply");
-    bob.join(add_bob.welcome.as_deref().expect("welcome"), start)
+    bob.join(start, add_bob.welcome.as_deref().expect("welcome"))
         .expect("join");
     let kp = carol.key_package().expect("key package");
     let add_carol = alice.commit(&[&kp], &[]).expect("commit");
-    bob.handle_message(&add_carol.commit, start)
-        .expect("process");
+    bob.process(start, &add_carol.commit).expect("process");
     alice.apply_pending_commit(start).expect("apply");
     carol
-        .join(add_carol.welcome.as_deref().expect("welcome"), start)
+        .join(start, add_carol.welcome.as_deref().expect("welcome"))
         .expect("join");
     let dave_key_package = dave.key_package().expect("key package");
     assert_eq!(alice.epoch(), Some(EPOCH));
@@ -162,7 +161,7 @@ fn build() -> Fixture {
         .map(|bytes| {
             let mut receiver = resume(&bob, 15);
             let event = receiver
-                .handle_message(&bytes, NOW)
+                .process(NOW, &bytes)
                 .expect("Bob takes a genuine message");
             Genuine {
                 bytes,

@@ -74,7 +74,7 @@ fuzz_target!(|data: &[u8]| {
             let safety = alice.safety_number().expect("in a group");
             let mut bob = resume(&f.bob, 2);
             let event = bob
-                .handle_message(&commit.commit, NOW)
+                .process(NOW, &commit.commit)
                 .expect("Bob takes Alice's commit");
             if removes.contains(&BOB) {
                 assert_eq!(event, Event::Removed { by: ALICE });
@@ -90,7 +90,7 @@ fuzz_target!(|data: &[u8]| {
             }
             if let Some(welcome) = commit.welcome {
                 let mut dave = resume(&f.dave, 4);
-                dave.join(&welcome, NOW)
+                dave.join(NOW, &welcome)
                     .expect("Dave joins with the Welcome");
                 assert_eq!(dave.safety_number().ok(), Some(safety));
             }

@@ -39,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
     };
 
     let mut dave = resume(&f.dave, 4);
-    match dave.join(&welcome, NOW) {
+    match dave.join(NOW, &welcome) {
         Ok(()) => check_joined(&dave),
         Err(e) => {
             assert_input_error(&e, "join");
@@ -49,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
             );
             assert_eq!(dave.epoch(), None);
             if mode == 2 {
-                dave.join(genuine, NOW)
+                dave.join(NOW, genuine)
                     .expect("the genuine Welcome works after a refused one");
                 check_joined(&dave);
             }

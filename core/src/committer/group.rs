@@ -21,12 +21,12 @@ pub trait Group {
     ///
     /// # Errors
     /// As [`Session::create_group`].
-    fn create_group(&mut self, group_id: &[u8], now: Instant) -> Result<(), SessionError>;
+    fn create_group(&mut self, now: Instant, group_id: &[u8]) -> Result<(), SessionError>;
     /// Joins through a Welcome.
     ///
     /// # Errors
     /// As [`Session::join`].
-    fn join(&mut self, welcome: &[u8], now: Instant) -> Result<(), SessionError>;
+    fn join(&mut self, now: Instant, welcome: &[u8]) -> Result<(), SessionError>;
     /// Builds a commit that adds and removes, left pending.
     ///
     /// # Errors
@@ -50,8 +50,8 @@ pub trait Group {
     /// Processes another member's commit or proposal.
     ///
     /// # Errors
-    /// As [`Session::handle_message`].
-    fn handle_message(&mut self, message: &[u8], now: Instant) -> Result<Event, SessionError>;
+    /// As [`Session::process`].
+    fn process(&mut self, now: Instant, message: &[u8]) -> Result<Event, SessionError>;
     /// Forgets the group.
     ///
     /// # Errors
@@ -87,11 +87,11 @@ impl Group for Session {
     fn new_group_id(&mut self) -> Vec<u8> {
         Session::new_group_id(self).to_vec()
     }
-    fn create_group(&mut self, group_id: &[u8], now: Instant) -> Result<(), SessionError> {
-        Session::create_group(self, group_id, now)
+    fn create_group(&mut self, now: Instant, group_id: &[u8]) -> Result<(), SessionError> {
+        Session::create_group(self, now, group_id)
     }
-    fn join(&mut self, welcome: &[u8], now: Instant) -> Result<(), SessionError> {
-        Session::join(self, welcome, now)
+    fn join(&mut self, now: Instant, welcome: &[u8]) -> Result<(), SessionError> {
+        Session::join(self, now, welcome)
     }
     fn commit(&mut self, adds: &[&[u8]], removes: &[u32]) -> Result<Commit, SessionError> {
         Session::commit(self, adds, removes)
@@ -105,8 +105,8 @@ impl Group for Session {
     fn propose_update(&mut self) -> Result<Vec<u8>, SessionError> {
         Session::propose_update(self)
     }
-    fn handle_message(&mut self, message: &[u8], now: Instant) -> Result<Event, SessionError> {
-        Session::handle_message(self, message, now)
+    fn process(&mut self, now: Instant, message: &[u8]) -> Result<Event, SessionError> {
+        Session::process(self, now, message)
     }
     fn leave(&mut self) -> Result<(), SessionError> {
         Session::leave(self)

@@ -371,7 +371,7 @@ impl<G: Group> Member<G> {
                 if self.group.epoch().is_some() {
                     let _ = self.group.leave();
                 }
-                match self.group.create_group(group_id, now) {
+                match self.group.create_group(now, group_id) {
                     Ok(()) if self.consistent() => {
                         self.status = Status::InGroup;
                         self.events.push_back(Event::Joined { epoch: 0 });
@@ -385,7 +385,7 @@ impl<G: Group> Member<G> {
             {
                 // A proposal this member cannot cache makes the commit that
                 // carries it fail here, which is where the fork is noticed.
-                let _ = self.group.handle_message(proposal, now);
+                let _ = self.group.process(now, proposal);
             }
             Entry::Left { conn } if *conn == me && self.status != Status::Left => {
                 if self.group.epoch().is_some() {
@@ -455,7 +455,7 @@ impl<G: Group> Member<G> {
         if self.group.epoch().is_some() {
             let _ = self.group.leave();
         }
-        match self.group.join(&welcome, now) {
+        match self.group.join(now, &welcome) {
             Ok(()) if self.consistent() => {
                 self.status = Status::InGroup;
                 self.refusals = 0;
@@ -468,7 +468,7 @@ impl<G: Group> Member<G> {
     }
 
     fn on_commit(&mut self, now: Instant, commit: &[u8]) {
-        match self.group.handle_message(commit, now) {
+        match self.group.process(now, commit) {
             Ok(mls::Event::NewEpoch { epoch, .. }) if self.consistent() => {
                 self.events.push_back(Event::NewEpoch { epoch });
             }

@@ -4,10 +4,19 @@
 //!
 //! - [`SatsumaCrypto`]: the crypto provider under mls-rs (suite 0x0001 on
 //!   hpke-rs and RustCrypto, randomness seeded by the platform).
-//! - [`Session`]: one member, sans-IO: key packages, create, join, commit,
-//!   process, the roster, safety numbers, and the SFrame [`KeyRing`](crate::sframe::KeyRing)
-//!   kept in step with the epoch.
+//! - [`Session`]: one member: key packages, create, join, commit, process,
+//!   the roster, safety numbers, and the SFrame [`KeyRing`](crate::sframe::KeyRing)
+//!   kept in step with the epoch. No network IO and no clock; it saves its
+//!   state through a [`Store`] inside each operation that changes it.
 //! - [`Store`]: where a member's state survives a restart.
+//!
+//! The crypto is fixed rather than a provider the caller passes in: a
+//! [`Session`] runs on [`SatsumaCrypto`] alone, and the SFrame ciphers call
+//! the same RustCrypto crates directly; only randomness, as a seed, comes
+//! from the platform. Satsuma speaks one MLS cipher suite, 0x0001, and one
+//! implementation of it, sharing AES, SHA-2 and HMAC with SFrame, keeps the
+//! core small on the Cortex-M4. The cost: a board with an AES peripheral
+//! cannot put it to use. `docs/mls.md` (*Crypto provider*) has the details.
 
 mod credential;
 mod error;

@@ -1,9 +1,21 @@
 //! One member's MLS session: identity, key packages, the group, and the
 //! SFrame keys of every epoch.
 //!
-//! Sans-IO: bytes in, bytes out, time as an argument. The session sends
-//! nothing itself; the caller carries key packages, commits and Welcomes to
-//! the delivery service and hands back what arrives.
+//! No network IO, no clock, no global randomness. The session sends nothing
+//! itself: the caller carries key packages, commits and Welcomes to the
+//! delivery service and hands back what arrives. Time comes in as `now`, the
+//! first argument of every call that needs it, and randomness from the
+//! [`SatsumaCrypto`] the session was given.
+//!
+//! It does write, though: every call that changes the identity, the key
+//! packages, the members or the epoch saves the whole member state through
+//! the caller's [`Store`] before it returns, synchronously. A member must
+//! never seal two frames with one (key, counter) pair, and the counter is
+//! not saved per frame, so an epoch and the SFrame send context it uses have
+//! to be durable before the first frame of that epoch goes out; otherwise a
+//! member that crashed could come back on an older record, reach the same
+//! epoch again and send on the same context. `docs/mls.md` (*Persistence*)
+//! has the rest.
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
@@ -184,10 +196,10 @@ impl Session {
     /// [`SessionError::Store`], [`SessionError::CorruptState`] when there
     /// is no record or it cannot be read.
     pub fn resume(
+        now: Instant,
         crypto: SatsumaCrypto,
         config: SessionConfig,
         mut store: impl Store + 'static,
-        now: Instant,
     ) -> Result<Self, SessionError> {
         // Every copy is dropped as soon as the next one exists: on a
         // microcontroller the record, its decoded form and mls-rs's loaded
@@ -319,7 +331,7 @@ impl Session {
     ///
     /// # Errors
     /// [`SessionError::AlreadyInGroup`], [`SessionError::Store`].
-    pub fn create_group(&mut self, group_id: &[u8], now: Instant) -> Result<(), SessionError> {
+    pub fn create_group(&mut self, now: Instant, group_id: &[u8]) -> Result<(), SessionError> {
         if self.group.is_some() {
             return Err(SessionError::AlreadyInGroup);
         }
@@ -329,7 +341,7 @@ impl Session {
             ExtensionList::new(),
             None,
         )?;
-        self.enter(group, now)
+        self.enter(now, group)
     }
 
     /// Joins the group a Welcome invites this member to. The Welcome carries
@@ -339,7 +351,7 @@ impl Session {
     /// [`SessionError::NotWelcomed`] when it is for none of this member's
     /// key packages; [`SessionError::Malformed`] and the others for a bad
     /// Welcome. The session is unchanged on error.
-    pub fn join(&mut self, welcome: &[u8], now: Instant) -> Result<(), SessionError> {
+    pub fn join(&mut self, now: Instant, welcome: &[u8]) -> Result<(), SessionError> {
         if self.group.is_some() {
             return Err(SessionError::AlreadyInGroup);
         }
@@ -352,10 +364,10 @@ impl Session {
                 other => other,
             }
         })?;
-        self.enter(group, now)
+        self.enter(now, group)
     }
 
-    fn enter(&mut self, group: Group<Config>, now: Instant) -> Result<(), SessionError> {
+    fn enter(&mut self, now: Instant, group: Group<Config>) -> Result<(), SessionError> {
         self.group = Some(group);
         self.send_context = 0;
         if let Err(e) = self.install_current_epoch(now) {
@@ -517,7 +529,7 @@ impl Session {
     /// # Errors
     /// A typed [`SessionError`] for anything malformed, forged, for another
     /// epoch or group, or from a non-member; the session is then unchanged.
-    pub fn handle_message(&mut self, message: &[u8], now: Instant) -> Result<Event, SessionError> {
+    pub fn process(&mut self, now: Instant, message: &[u8]) -> Result<Event, SessionError> {
         let group = self.group.as_mut().ok_or(SessionError::NoGroup)?;
         let message = parse_message(message)?;
         if message.group_id().is_some_and(|id| id != group.group_id()) {

@@ -21,7 +21,7 @@
 //! let now = Instant::ZERO; // the engine's monotonic clock, converted
 //! let store = FileStore::for_profile("default")?;
 //! let mut session = if store.has_record() {
-//!     Session::resume(os_seeded_crypto()?, SessionConfig::default(), store, now)?
+//!     Session::resume(now, os_seeded_crypto()?, SessionConfig::default(), store)?
 //! } else {
 //!     let me = MemberInfo::new("Ada", "laptop")?;
 //!     Session::create(os_seeded_crypto()?, me, SessionConfig::default(), store)?

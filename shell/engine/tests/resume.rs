@@ -9,10 +9,6 @@ use satsuma_core::mls::{
 };
 use satsuma_engine::{FileStore, os_seeded_crypto};
 
-fn at(ms: u64) -> Instant {
-    Instant::from_micros(ms * 1000)
-}
-
 fn send(
     from: &mut Session,
     to: &mut Session,
@@ -45,11 +41,14 @@ fn a_restart_within_an_epoch_resumes_from_the_file() {
         FileStore::open(&path).unwrap(),
     )
     .unwrap();
-    alice.create_group(b"room", at(0)).unwrap();
+    alice
+        .create_group(Instant::from_millis(0), b"room")
+        .unwrap();
     let kp = ada.key_package().unwrap();
     let commit = alice.commit(&[&kp], &[]).unwrap();
-    alice.apply_pending_commit(at(0)).unwrap();
-    ada.join(commit.welcome.as_deref().unwrap(), at(0)).unwrap();
+    alice.apply_pending_commit(Instant::from_millis(0)).unwrap();
+    ada.join(Instant::from_millis(0), commit.welcome.as_deref().unwrap())
+        .unwrap();
     assert_eq!(send(&mut ada, &mut alice, b"before").unwrap(), b"before");
     let fingerprint = ada.fingerprint();
     let safety = ada.safety_number().unwrap();
@@ -65,10 +64,10 @@ fn a_restart_within_an_epoch_resumes_from_the_file() {
     let store = FileStore::open(&path).unwrap();
     assert!(store.has_record());
     let mut ada = Session::resume(
+        Instant::from_millis(5),
         os_seeded_crypto().unwrap(),
         SessionConfig::default(),
         store,
-        at(5),
     )
     .unwrap();
     assert_eq!(ada.fingerprint(), fingerprint);
@@ -83,19 +82,20 @@ fn a_restart_within_an_epoch_resumes_from_the_file() {
     // The group goes on with her, and the file follows.
     let update = alice.self_update().unwrap();
     assert_eq!(
-        ada.handle_message(&update.commit, at(6)).unwrap(),
+        ada.process(Instant::from_millis(6), &update.commit)
+            .unwrap(),
         Event::NewEpoch {
             epoch: 2,
             committer: 0
         }
     );
-    alice.apply_pending_commit(at(6)).unwrap();
+    alice.apply_pending_commit(Instant::from_millis(6)).unwrap();
     drop(ada);
     let mut ada = Session::resume(
+        Instant::from_millis(7),
         os_seeded_crypto().unwrap(),
         SessionConfig::default(),
         FileStore::open(&path).unwrap(),
-        at(7),
     )
     .unwrap();
     assert_eq!(ada.epoch(), Some(2));
@@ -125,10 +125,10 @@ fn a_damaged_state_file_is_refused_not_resumed() {
     assert_eq!(store.load(), Err(StoreError::Corrupt));
     assert_eq!(
         Session::resume(
+            Instant::from_millis(0),
             os_seeded_crypto().unwrap(),
             SessionConfig::default(),
-            store,
-            at(0)
+            store
         )
         .unwrap_err(),
         SessionError::Store(StoreError::Corrupt)

@@ -245,7 +245,7 @@ impl Group for ModelGroup {
         vec![b'g', self.identity, hi, lo]
     }
 
-    fn create_group(&mut self, group_id: &[u8], _now: Instant) -> Result<(), SessionError> {
+    fn create_group(&mut self, _now: Instant, group_id: &[u8]) -> Result<(), SessionError> {
         if self.state.is_some() {
             return Err(SessionError::AlreadyInGroup);
         }
@@ -264,7 +264,7 @@ impl Group for ModelGroup {
         Ok(())
     }
 
-    fn join(&mut self, welcome: &[u8], _now: Instant) -> Result<(), SessionError> {
+    fn join(&mut self, _now: Instant, welcome: &[u8]) -> Result<(), SessionError> {
         if self.state.is_some() {
             return Err(SessionError::AlreadyInGroup);
         }
@@ -396,7 +396,7 @@ impl Group for ModelGroup {
         }))
     }
 
-    fn handle_message(&mut self, message: &[u8], _now: Instant) -> Result<Event, SessionError> {
+    fn process(&mut self, _now: Instant, message: &[u8]) -> Result<Event, SessionError> {
         let state = self.state.as_ref().ok_or(SessionError::NoGroup)?;
         match decode(message)? {
             Message::Commit {
@@ -607,15 +607,15 @@ mod tests {
 
     fn group_of(n: u8) -> Vec<ModelGroup> {
         let mut members: Vec<ModelGroup> = (0..n).map(ModelGroup::new).collect();
-        members[0].create_group(b"g", NOW).unwrap();
+        members[0].create_group(NOW, b"g").unwrap();
         for i in 1..members.len() {
             let kp = members[i].key_package().unwrap();
             let built = members[0].commit(&[&kp], &[]).unwrap();
             members[0].apply_pending_commit(NOW).unwrap();
             for m in &mut members[1..i] {
-                m.handle_message(&built.commit, NOW).unwrap();
+                m.process(NOW, &built.commit).unwrap();
             }
-            members[i].join(&built.welcome.unwrap(), NOW).unwrap();
+            members[i].join(NOW, &built.welcome.unwrap()).unwrap();
         }
         members
     }
@@ -639,12 +639,12 @@ mod tests {
         let built = members[0].commit(&[&kp], &[1]).unwrap();
         members[0].apply_pending_commit(NOW).unwrap();
         assert_eq!(
-            members[1].handle_message(&built.commit, NOW),
+            members[1].process(NOW, &built.commit),
             Ok(Event::Removed { by: 0 })
         );
         assert_eq!(members[1].epoch(), None);
-        members[2].handle_message(&built.commit, NOW).unwrap();
-        late.join(&built.welcome.unwrap(), NOW).unwrap();
+        members[2].process(NOW, &built.commit).unwrap();
+        late.join(NOW, &built.welcome.unwrap()).unwrap();
         assert_eq!(late.own_index(), Some(1));
         assert_eq!(late.leaves(), [0, 1, 2]);
         assert_eq!(late.authenticator(), members[2].authenticator());
@@ -655,12 +655,12 @@ mod tests {
         let mut members = group_of(3);
         let a = members[0].commit(&[], &[]).unwrap();
         let b = members[1].commit(&[], &[]).unwrap();
-        members[2].handle_message(&a.commit, NOW).unwrap();
+        members[2].process(NOW, &a.commit).unwrap();
         members[1].apply_pending_commit(NOW).unwrap();
         assert_eq!(members[1].epoch(), members[2].epoch());
         assert_ne!(members[1].authenticator(), members[2].authenticator());
         assert_eq!(
-            members[2].handle_message(&b.commit, NOW),
+            members[2].process(NOW, &b.commit),
             Err(SessionError::WrongEpoch)
         );
     }
@@ -711,14 +711,14 @@ mod tests {
         let built = members[0].commit(&[&kp], &[]).unwrap();
         let welcome = built.welcome.unwrap();
         let mut twin = joiner.clone();
-        joiner.join(&welcome, NOW).unwrap();
+        joiner.join(NOW, &welcome).unwrap();
         joiner.leave().unwrap();
-        assert_eq!(joiner.join(&welcome, NOW), Err(SessionError::NotWelcomed));
+        assert_eq!(joiner.join(NOW, &welcome), Err(SessionError::NotWelcomed));
         for _ in 0..MAX_KEY_PACKAGES {
             twin.key_package().unwrap();
         }
         assert_eq!(
-            twin.join(&welcome, NOW),
+            twin.join(NOW, &welcome),
             Err(SessionError::NotWelcomed),
             "only the newest key packages are kept"
         );
@@ -730,19 +730,19 @@ mod tests {
         members[2].set_update_due();
         let proposal = members[2].propose_update().unwrap();
         assert_eq!(
-            members[0].handle_message(&proposal, NOW),
+            members[0].process(NOW, &proposal),
             Ok(Event::Proposal { sender: 2 })
         );
         let built = members[0].commit(&[], &[]).unwrap();
         assert_eq!(
-            members[1].clone().handle_message(&built.commit, NOW),
+            members[1].clone().process(NOW, &built.commit),
             Err(SessionError::InvalidChange),
             "a receiver that missed the proposal cannot process the commit"
         );
-        members[1].handle_message(&proposal, NOW).unwrap();
-        members[1].handle_message(&built.commit, NOW).unwrap();
+        members[1].process(NOW, &proposal).unwrap();
+        members[1].process(NOW, &built.commit).unwrap();
         assert!(members[2].self_update_due(NOW));
-        members[2].handle_message(&built.commit, NOW).unwrap();
+        members[2].process(NOW, &built.commit).unwrap();
         assert!(!members[2].self_update_due(NOW), "its update was committed");
     }
 
@@ -750,14 +750,14 @@ mod tests {
     fn wrong_group_and_epoch() {
         let mut members = group_of(2);
         let mut other = ModelGroup::new(5);
-        other.create_group(b"h", NOW).unwrap();
+        other.create_group(NOW, b"h").unwrap();
         let foreign = other.commit(&[], &[]).unwrap();
         assert_eq!(
-            members[1].handle_message(&foreign.commit, NOW),
+            members[1].process(NOW, &foreign.commit),
             Err(SessionError::WrongGroup)
         );
         assert_eq!(
-            members[1].handle_message(b"\x07junk", NOW),
+            members[1].process(NOW, b"\x07junk"),
             Err(SessionError::Malformed)
         );
     }

@@ -30,13 +30,11 @@ fn member(name: &str, seed: u8) -> Result<Session, Failure> {
     .context("create")
 }
 
-fn at(ms: u64) -> Instant {
-    Instant::from_micros(ms * 1000)
-}
-
 /// `creator` starts a group and adds `joiner`.
 fn pair(creator: &mut Session, joiner: &mut Session, id: &[u8]) -> Result<(), Failure> {
-    creator.create_group(id, at(0)).context("create group")?;
+    creator
+        .create_group(Instant::from_millis(0), id)
+        .context("create group")?;
     add(creator, joiner, &mut [])
 }
 
@@ -48,14 +46,18 @@ fn add(
 ) -> Result<(), Failure> {
     let kp = joiner.key_package().context("key package")?;
     let commit = committer.commit(&[&kp], &[]).context("commit")?;
-    committer.apply_pending_commit(at(0)).context("apply")?;
+    committer
+        .apply_pending_commit(Instant::from_millis(0))
+        .context("apply")?;
     for other in others.iter_mut() {
         other
-            .handle_message(&commit.commit, at(0))
+            .process(Instant::from_millis(0), &commit.commit)
             .context("process")?;
     }
     let welcome = commit.welcome.ok_or_else(|| Failure("no Welcome".into()))?;
-    joiner.join(&welcome, at(0)).context("join")
+    joiner
+        .join(Instant::from_millis(0), &welcome)
+        .context("join")
 }
 
 fn seal(from: &mut Session, payload: &[u8]) -> Result<Vec<u8>, Failure> {
@@ -85,8 +87,8 @@ portable_tests! { TESTS:
         pair(&mut alice, &mut bob, b"room")?;
         add(&mut alice, &mut carol, &mut [&mut bob])?;
         let remove = alice.commit(&[], &[1]).context("remove Bob")?;
-        alice.apply_pending_commit(at(10)).context("apply")?;
-        carol.handle_message(&remove.commit, at(10)).context("Carol")?;
+        alice.apply_pending_commit(Instant::from_millis(10)).context("apply")?;
+        carol.process(Instant::from_millis(10), &remove.commit).context("Carol")?;
         let frame = seal(&mut alice, b"after Bob left")?;
         ensure_eq!(open(&mut carol, &frame), Ok(b"after Bob left".to_vec()), "Carol");
         // Bob never processed his removal: he still holds the old epoch.
@@ -97,7 +99,7 @@ portable_tests! { TESTS:
         };
         bob.keyring_mut().hold(at(10), kid, 0, &frame).context("held")?;
         // Once he does, he holds nothing at all.
-        ensure_eq!(bob.handle_message(&remove.commit, at(10)), Ok(Event::Removed { by: 0 }), "told");
+        ensure_eq!(bob.process(Instant::from_millis(10), &remove.commit), Ok(Event::Removed { by: 0 }), "told");
         ensure!(open(&mut bob, &frame).is_err(), "Bob opened it after removal");
         ensure!(bob.keyring_mut().take_ready().is_none(), "a held frame came back after removal");
         Ok(())
@@ -108,12 +110,12 @@ portable_tests! { TESTS:
         pair(&mut alice, &mut bob, b"room")?;
         let late = [seal(&mut bob, b"late 1")?, seal(&mut bob, b"late 2")?];
         let update = alice.self_update().context("update")?;
-        alice.apply_pending_commit(at(1000)).context("apply")?;
-        bob.handle_message(&update.commit, at(1000)).context("Bob moves on")?;
+        alice.apply_pending_commit(Instant::from_millis(1000)).context("apply")?;
+        bob.process(Instant::from_millis(1000), &update.commit).context("Bob moves on")?;
         let grace = SessionConfig::default().keyring.grace;
-        alice.handle_timeout(at(1000).saturating_add(grace - Duration::from_millis(1)));
+        alice.handle_timeout(Instant::from_millis(1000).saturating_add(grace - Duration::from_millis(1)));
         ensure_eq!(open(&mut alice, &late[0]), Ok(b"late 1".to_vec()), "inside the grace period");
-        alice.handle_timeout(at(1000).saturating_add(grace));
+        alice.handle_timeout(Instant::from_millis(1000).saturating_add(grace));
         ensure!(open(&mut alice, &late[1]).is_err(), "opened after the grace period");
         let fresh = seal(&mut bob, b"new epoch")?;
         ensure_eq!(open(&mut alice, &fresh), Ok(b"new epoch".to_vec()), "new epoch");
@@ -122,21 +124,21 @@ portable_tests! { TESTS:
 
     fn an_identity_never_welcomed_cannot_open_join_or_commit() {
         let (mut alice, mut bob, mut eve) = (member("Alice", 1)?, member("Bob", 2)?, member("Eve", 9)?);
-        alice.create_group(b"room", at(0)).context("create")?;
+        alice.create_group(Instant::from_millis(0), b"room").context("create")?;
         let kp = bob.key_package().context("Bob's key package")?;
         let _ = eve.key_package().context("Eve's key package")?;
         let commit = alice.commit(&[&kp], &[]).context("commit")?;
-        alice.apply_pending_commit(at(0)).context("apply")?;
+        alice.apply_pending_commit(Instant::from_millis(0)).context("apply")?;
         let welcome = commit.welcome.ok_or_else(|| Failure("no Welcome".into()))?;
-        ensure_eq!(eve.join(&welcome, at(0)), Err(SessionError::NotWelcomed), "Bob's Welcome");
-        bob.join(&welcome, at(0)).context("Bob joins")?;
+        ensure_eq!(eve.join(Instant::from_millis(0), &welcome), Err(SessionError::NotWelcomed), "Bob's Welcome");
+        bob.join(Instant::from_millis(0), &welcome).context("Bob joins")?;
         let frame = seal(&mut alice, b"members only")?;
         ensure!(open(&mut eve, &frame).is_err(), "Eve opened a frame");
         // Eve runs her own group with the same id and commits in it.
-        eve.create_group(b"room", at(0)).context("Eve's group")?;
+        eve.create_group(Instant::from_millis(0), b"room").context("Eve's group")?;
         let forged = eve.self_update().context("Eve's commit")?;
         let before = view(&bob);
-        ensure!(bob.handle_message(&forged.commit, at(1)).is_err(), "Eve's commit taken");
+        ensure!(bob.process(Instant::from_millis(1), &forged.commit).is_err(), "Eve's commit taken");
         ensure_eq!(view(&bob), before, "Bob changed");
         Ok(())
     }
@@ -145,39 +147,39 @@ portable_tests! { TESTS:
         let (mut alice, mut bob, mut carol) = (member("Alice", 1)?, member("Bob", 2)?, member("Carol", 3)?);
         pair(&mut alice, &mut bob, b"room")?;
         let first = alice.self_update().context("first")?;
-        alice.apply_pending_commit(at(1)).context("apply")?;
-        bob.handle_message(&first.commit, at(1)).context("Bob")?;
+        alice.apply_pending_commit(Instant::from_millis(1)).context("apply")?;
+        bob.process(Instant::from_millis(1), &first.commit).context("Bob")?;
         let before = view(&bob);
         // A replay of an applied commit is for an epoch that is over.
-        ensure_eq!(bob.handle_message(&first.commit, at(2)), Err(SessionError::WrongEpoch), "replay");
+        ensure_eq!(bob.process(Instant::from_millis(2), &first.commit), Err(SessionError::WrongEpoch), "replay");
         // A commit for another group.
         pair(&mut carol, &mut member("Dave", 4)?, b"other room")?;
         let foreign = carol.self_update().context("Carol")?;
-        ensure_eq!(bob.handle_message(&foreign.commit, at(2)), Err(SessionError::WrongGroup), "foreign");
+        ensure_eq!(bob.process(Instant::from_millis(2), &foreign.commit), Err(SessionError::WrongGroup), "foreign");
         // A flipped byte in the signed content or the tag.
         let second = alice.self_update().context("second")?;
         for at_byte in [second.commit.len() / 2, second.commit.len() - 1] {
             let mut bad = second.commit.clone();
             bad[at_byte] ^= 0x01;
-            let result = bob.handle_message(&bad, at(3));
+            let result = bob.process(Instant::from_millis(3), &bad);
             ensure!(result.is_err(), "a commit with byte {at_byte} flipped was taken");
         }
         // Garbage of every short length.
         for len in 0..64 {
             let garbage: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
-            ensure!(bob.handle_message(&garbage, at(3)).is_err(), "garbage of {len} bytes taken");
+            ensure!(bob.process(Instant::from_millis(3), &garbage).is_err(), "garbage of {len} bytes taken");
         }
         ensure_eq!(view(&bob), before, "Bob changed");
         // The real commit still applies.
-        alice.apply_pending_commit(at(4)).context("apply second")?;
-        bob.handle_message(&second.commit, at(4)).context("second at Bob")?;
+        alice.apply_pending_commit(Instant::from_millis(4)).context("apply second")?;
+        bob.process(Instant::from_millis(4), &second.commit).context("second at Bob")?;
         ensure_eq!(bob.safety_number().ok(), alice.safety_number().ok(), "same state");
         Ok(())
     }
 
     fn malformed_key_packages_and_welcomes_are_typed_errors() {
         let (mut alice, mut bob) = (member("Alice", 1)?, member("Bob", 2)?);
-        alice.create_group(b"room", at(0)).context("create")?;
+        alice.create_group(Instant::from_millis(0), b"room").context("create")?;
         let kp = bob.key_package().context("key package")?;
         for cut in [0, 1, 2, 10, kp.len() / 2, kp.len() - 1] {
             ensure!(alice.commit(&[&kp[..cut]], &[]).is_err(), "key package cut at {cut} taken");
@@ -193,14 +195,14 @@ portable_tests! { TESTS:
         let commit = alice.commit(&[&kp], &[]).context("real key package")?;
         let welcome = commit.welcome.ok_or_else(|| Failure("no Welcome".into()))?;
         for cut in [0, 4, welcome.len() / 2, welcome.len() - 1] {
-            ensure!(bob.join(&welcome[..cut], at(0)).is_err(), "Welcome cut at {cut} taken");
+            ensure!(bob.join(Instant::from_millis(0), &welcome[..cut]).is_err(), "Welcome cut at {cut} taken");
         }
         let mut flipped = welcome.clone();
         let last = flipped.len() - 1;
         flipped[last] ^= 0x01;
-        ensure_eq!(bob.join(&flipped, at(0)), Err(SessionError::NotWelcomed), "altered Welcome");
+        ensure_eq!(bob.join(Instant::from_millis(0), &flipped), Err(SessionError::NotWelcomed), "altered Welcome");
         ensure_eq!(bob.epoch(), None, "Bob is in a group");
-        bob.join(&welcome, at(0)).context("the real Welcome")?;
+        bob.join(Instant::from_millis(0), &welcome).context("the real Welcome")?;
         Ok(())
     }
 }

@@ -643,10 +643,10 @@ impl Sim {
             let session = if resume {
                 self.stats.resumed += 1;
                 Session::resume(
+                    now,
                     SatsumaCrypto::from_seed(self.rng.seed()),
                     config,
                     store,
-                    now,
                 )
                 .expect("the stored session resumes")
             } else {

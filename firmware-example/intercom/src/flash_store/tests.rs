@@ -270,16 +270,16 @@ fn a_session_resumes_from_flash() {
         store(chip),
     )
     .unwrap();
-    alice.create_group(b"room", at(0)).unwrap();
+    alice.create_group(at(0), b"room").unwrap();
     let fingerprint = alice.fingerprint();
     let safety = alice.safety_number().unwrap();
     drop(alice);
 
     let alice = Session::resume(
+        at(1),
         SatsumaCrypto::from_seed([2; 32]),
         SessionConfig::default(),
         store(chip),
-        at(1),
     )
     .unwrap();
     assert_eq!(alice.fingerprint(), fingerprint);

@@ -52,11 +52,11 @@ fn member() -> Result<(), satsuma_core::mls::SessionError> {
     let mut session = if black_box(true) {
         Session::create(SatsumaCrypto::from_seed(seed), info, config, store)?
     } else {
-        Session::resume(SatsumaCrypto::from_seed(seed), config, store, now)?
+        Session::resume(now, SatsumaCrypto::from_seed(seed), config, store)?
     };
     black_box(session.key_package()?);
-    session.join(input, now)?;
-    black_box(session.handle_message(input, now)?);
+    session.join(now, input)?;
+    black_box(session.process(now, input)?);
     black_box(session.commit(&[input], &[black_box(1)])?);
     black_box(session.self_update()?);
     black_box(session.apply_pending_commit(now)?);

@@ -30,7 +30,7 @@ use satsuma_core::mls::{
 use satsuma_intercom::FlashStore;
 
 use crate::checks::{Failed, check, need};
-use crate::{Chip, Flash, M_REGION, M_SLOT, WIRE_LEN, at, frame, open, seal};
+use crate::{Chip, Flash, M_REGION, M_SLOT, WIRE_LEN, frame, open, seal};
 
 /// The operation after which M's state is what it holds through a call:
 /// one epoch's keys, every sender heard.
@@ -218,14 +218,14 @@ fn scenario(chip: &'static Chip, report: &mut Report) -> Result<(), Failed> {
     for member in &mut others[1..] {
         need(
             "a member processes A's commit",
-            member.handle_message(&add.commit, t),
+            member.process(t, &add.commit),
         )?;
     }
     let welcome = add.welcome.unwrap_or_default();
     meter.report.welcome = welcome.len();
     let joined = meter.op(
         "join from a Welcome with the 16-leaf tree",
-        || m.join(&welcome, t),
+        || m.join(t, &welcome),
         no_message,
     );
     need("M joins from the Welcome", joined)?;
@@ -237,7 +237,7 @@ fn scenario(chip: &'static Chip, report: &mut Report) -> Result<(), Failed> {
     let commit = commit_by_other(&mut others, 0, secs(40))?;
     let event = meter.op(
         "process a commit (A's self-update)",
-        || m.handle_message(&commit, secs(40)),
+        || m.process(secs(40), &commit),
         no_message,
     );
     check_new_epoch(event, &commit, 3, 0)?;
@@ -251,7 +251,7 @@ fn scenario(chip: &'static Chip, report: &mut Report) -> Result<(), Failed> {
     meter.report.commit = commit.len();
     let event = meter.op(
         "process a commit (member 5's), frames flowing",
-        || m.handle_message(&commit, secs(60)),
+        || m.process(secs(60), &commit),
         no_message,
     );
     check_new_epoch(event, &commit, 4, 5)?;
@@ -272,7 +272,7 @@ fn scenario(chip: &'static Chip, report: &mut Report) -> Result<(), Failed> {
     for member in &mut others {
         need(
             "a member processes M's commit",
-            member.handle_message(&commit.commit, secs(80)),
+            member.process(secs(80), &commit.commit),
         )?;
     }
     let applied = meter.op_as_committer(
@@ -301,7 +301,7 @@ fn scenario(chip: &'static Chip, report: &mut Report) -> Result<(), Failed> {
     let store = m_store(chip)?;
     let resumed = meter.op(
         "resume from flash",
-        || Session::resume(SatsumaCrypto::from_seed(seed(31)), config, store, secs(100)),
+        || Session::resume(secs(100), SatsumaCrypto::from_seed(seed(31)), config, store),
         no_message,
     );
     let mut m = need("M resumes from flash", resumed)?;
@@ -342,7 +342,7 @@ fn scenario(chip: &'static Chip, report: &mut Report) -> Result<(), Failed> {
 
 /// `s` seconds after the start.
 fn secs(s: u64) -> Instant {
-    at(s * 1000)
+    Instant::from_millis(s * 1000)
 }
 
 /// A and fourteen others, in the group at epoch 1.
@@ -363,7 +363,10 @@ fn form_group(config: SessionConfig) -> Result<Vec<Session>, Failed> {
         )?);
     }
     let (a, rest) = others.split_first_mut().ok_or(Failed)?;
-    need("A creates the group", a.create_group(b"big-room", at(0)))?;
+    need(
+        "A creates the group",
+        a.create_group(Instant::from_millis(0), b"big-room"),
+    )?;
     let mut key_packages = Vec::with_capacity(rest.len());
     for member in rest.iter_mut() {
         key_packages.push(need(
@@ -373,10 +376,16 @@ fn form_group(config: SessionConfig) -> Result<Vec<Session>, Failed> {
     }
     let refs: Vec<&[u8]> = key_packages.iter().map(Vec::as_slice).collect();
     let add = need("A commits adding 14 members", a.commit(&refs, &[]))?;
-    need("A applies its commit", a.apply_pending_commit(at(0)))?;
+    need(
+        "A applies its commit",
+        a.apply_pending_commit(Instant::from_millis(0)),
+    )?;
     let welcome = add.welcome.unwrap_or_default();
     for member in rest.iter_mut() {
-        need("a member joins", member.join(&welcome, at(0)))?;
+        need(
+            "a member joins",
+            member.join(Instant::from_millis(0), &welcome),
+        )?;
     }
     check(
         others.iter().all(|m| m.epoch() == Some(1)),
@@ -398,7 +407,7 @@ fn commit_by_other(others: &mut [Session], who: usize, now: Instant) -> Result<V
         if i != who {
             need(
                 "a member processes the commit",
-                member.handle_message(&commit.commit, now),
+                member.process(now, &commit.commit),
             )?;
         }
     }

@@ -33,7 +33,6 @@ use core::mem::MaybeUninit;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::hprintln;
 use satsuma_board_mps2_an386::{self as board, Stop};
-use satsuma_core::Instant;
 use satsuma_core::media::Codec;
 use satsuma_core::mls::Session;
 use satsuma_intercom::{EMULATED_ERASE_SIZE, EmulatedChip, EmulatedNorFlash};
@@ -71,11 +70,6 @@ const TONE: [u8; 8] = [0xFF, 0xA8, 0x9F, 0xA8, 0xFF, 0x28, 0x1F, 0x28];
 /// frames differ.
 fn frame(n: usize) -> [u8; FRAME_LEN] {
     core::array::from_fn(|i| TONE[(i + n) % TONE.len()])
-}
-
-/// `ms` milliseconds after the start.
-fn at(ms: u64) -> Instant {
-    Instant::from_micros(ms * 1000)
 }
 
 /// Seals frame `n` with `from`'s keys into `wire`; returns its length.

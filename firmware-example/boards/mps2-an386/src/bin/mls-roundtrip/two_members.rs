@@ -5,11 +5,12 @@
 
 use cortex_m_semihosting::hprintln;
 use satsuma_board_mps2_an386::{Usage, measure};
+use satsuma_core::Instant;
 use satsuma_core::mls::{Event, MemberInfo, MemoryStore, SatsumaCrypto, Session, Store};
 use satsuma_intercom::FlashStore;
 
 use crate::checks::{Failed, check, need};
-use crate::{B_REGION, Chip, Flash, SECTOR, WIRE_LEN, at, exchange, open, seal};
+use crate::{B_REGION, Chip, Flash, SECTOR, WIRE_LEN, exchange, open, seal};
 
 /// Seeds of the members' crypto providers: fixed here so every run is the
 /// same. A real board seeds from its hardware RNG (the Nucleo's RNG
@@ -71,7 +72,10 @@ fn round_trip(chip: &'static Chip) -> Result<(usize, usize), Failed> {
         ),
     )?;
 
-    need("A creates the group", a.create_group(b"front-door", at(0)))?;
+    need(
+        "A creates the group",
+        a.create_group(Instant::from_millis(0), b"front-door"),
+    )?;
     let key_package = need("B publishes a key package", b.key_package())?;
     let add = need("A commits adding B", a.commit(&[&key_package], &[]))?;
     let welcome = add.welcome.as_deref().unwrap_or_default();
@@ -83,8 +87,14 @@ fn round_trip(chip: &'static Chip) -> Result<(usize, usize), Failed> {
             welcome.len()
         ),
     )?;
-    need("A applies its commit", a.apply_pending_commit(at(1)))?;
-    need("B joins from the Welcome", b.join(welcome, at(2)))?;
+    need(
+        "A applies its commit",
+        a.apply_pending_commit(Instant::from_millis(1)),
+    )?;
+    need(
+        "B joins from the Welcome",
+        b.join(Instant::from_millis(2), welcome),
+    )?;
     check(
         a.epoch() == Some(1) && b.epoch() == Some(1),
         format_args!("A and B are both in epoch {:?}", b.epoch()),
@@ -122,10 +132,10 @@ fn round_trip(chip: &'static Chip) -> Result<(usize, usize), Failed> {
     let mut b = need(
         "B resumes from flash after a restart",
         Session::resume(
+            Instant::from_millis(3),
             SatsumaCrypto::from_seed(SEED_B_RESTARTED),
             config,
             b_store(chip)?,
-            at(3),
         ),
     )?;
     check(
@@ -151,10 +161,13 @@ fn round_trip(chip: &'static Chip) -> Result<(usize, usize), Failed> {
     )?;
 
     let remove = need("A commits removing B", a.commit(&[], &[1]))?;
-    need("A applies the removal", a.apply_pending_commit(at(4)))?;
+    need(
+        "A applies the removal",
+        a.apply_pending_commit(Instant::from_millis(4)),
+    )?;
     let event = need(
         "B processes A's commit",
-        b.handle_message(&remove.commit, at(4)),
+        b.process(Instant::from_millis(4), &remove.commit),
     )?;
     check(
         event == Event::Removed { by: 0 } && b.epoch().is_none(),
