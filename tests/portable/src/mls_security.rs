@@ -97,7 +97,7 @@ portable_tests! { TESTS:
         let Err(Error::FutureEpoch { kid }) = open(&mut bob, &frame) else {
             return Err(Failure("Bob opened it".into()));
         };
-        bob.keyring_mut().hold(at(10), kid, 0, &frame).context("held")?;
+        bob.keyring_mut().hold(Instant::from_millis(10), kid, 0, &frame).context("held")?;
         // Once he does, he holds nothing at all.
         ensure_eq!(bob.process(Instant::from_millis(10), &remove.commit), Ok(Event::Removed { by: 0 }), "told");
         ensure!(open(&mut bob, &frame).is_err(), "Bob opened it after removal");
