@@ -12,7 +12,8 @@ use satsuma_core::committer::{Event, Group, Member};
 use satsuma_core::media::{Codec, MediaKeys, Unprotected};
 use satsuma_core::mls::Session;
 use satsuma_core::wire::{
-    ConnId, Entry, ErrorCode, Media, Message as _, RoomName, Signal, TOKEN_LEN, ToClient, ToServer,
+    ConnId, Down, Entry, ErrorCode, LinkMsg, Media, Message as _, Open, RoomName, Signal,
+    TOKEN_LEN, ToClient, ToServer,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -278,7 +279,8 @@ struct Task<G> {
     room: RoomName,
     member: Member<G>,
     link: Option<Link>,
-    /// Control messages received on the current seat.
+    /// [`ToClient::Control`] messages received on the current seat: what
+    /// a resume replays from.
     received: u64,
     token: Option<(ConnId, [u8; TOKEN_LEN])>,
     /// How often to say something on an otherwise quiet link.
@@ -361,9 +363,6 @@ impl<G: Group + Send + 'static> Task<G> {
                 return;
             }
         };
-        if message.is_control() {
-            self.received += 1;
-        }
         match message {
             ToClient::Media(media) => {
                 // Media that the application does not take in time is
@@ -373,20 +372,30 @@ impl<G: Group + Send + 'static> Task<G> {
             ToClient::Rtc(signal) => {
                 let _ = self.events.send(ClientEvent::Rtc(signal)).await;
             }
-            ToClient::Resumable { token, ping_ms, .. } => {
+            ToClient::Link(LinkMsg::Resumable { token, ping_ms, .. }) => {
                 if let Some(conn) = self.member.conn() {
                     self.token = Some((conn, token));
                 }
                 self.ping_every = Duration::from_millis(u64::from(ping_ms))
                     .clamp(Duration::from_millis(100), PING_EVERY);
             }
-            ToClient::Resumed | ToClient::Pong { .. } => {}
-            message => {
-                if let ToClient::Error { code, text } = &message {
-                    let text = String::from_utf8_lossy(text).into_owned();
-                    let _ = self.events.send(ClientEvent::Error(*code, text)).await;
+            ToClient::Link(LinkMsg::Resumed | LinkMsg::Pong { .. }) => {}
+            ToClient::Link(LinkMsg::Error { code, text }) => {
+                let text = String::from_utf8_lossy(&text).into_owned();
+                let _ = self.events.send(ClientEvent::Error(code, text)).await;
+            }
+            ToClient::Control(message) => {
+                // Counted, like the SFU's history of this seat: exactly
+                // the `Control` messages.
+                self.received += 1;
+                if message == Down::KeyPackageRefused {
+                    let text = "the committer could not add our key package".to_owned();
+                    let _ = self
+                        .events
+                        .send(ClientEvent::Error(ErrorCode::KeyPackageRefused, text))
+                        .await;
                 }
-                if let ToClient::Entry { seq, entry } = &message {
+                if let Down::Entry { seq, entry } = &message {
                     let _ = self
                         .events
                         .send(ClientEvent::Log {
@@ -406,8 +415,8 @@ impl<G: Group + Send + 'static> Task<G> {
         let Some(link) = self.link.as_mut() else {
             return Ok(());
         };
-        while let Some(message) = self.member.poll_transmit() {
-            link.send(&message).await?;
+        while let Some(request) = self.member.poll_transmit() {
+            link.send(&request.into()).await?;
         }
         Ok(())
     }
@@ -426,15 +435,18 @@ impl<G: Group + Send + 'static> Task<G> {
                 continue;
             };
             if let Some((conn, token)) = self.token {
-                let resume = ToServer::Resume {
+                let resume = ToServer::Open(Open::Resume {
                     room: self.room.clone(),
                     conn,
                     token,
                     received: self.received,
-                };
+                });
                 if link.send(&resume).await.is_ok()
                     && let Some(first) = link.recv().await
-                    && matches!(ToClient::decode(&first), Ok(ToClient::Resumed))
+                    && matches!(
+                        ToClient::decode(&first),
+                        Ok(ToClient::Link(LinkMsg::Resumed))
+                    )
                 {
                     self.link = Some(link);
                     let _ = self

@@ -19,7 +19,7 @@ use satsuma_core::Instant;
 use satsuma_core::committer::{Event, Member, MemberConfig, Room, RoomConfig};
 use satsuma_core::media::{Codec, MediaKeys};
 use satsuma_core::mls::{MemberInfo, MemoryStore, SatsumaCrypto, Session, SessionConfig};
-use satsuma_core::wire::{Capabilities, ConnId, Message, RoomName, ToServer, Transport};
+use satsuma_core::wire::{Capabilities, ConnId, Message, RoomName, ToClient, ToServer, Transport};
 
 /// A provider seeded from the operating system's entropy.
 fn os_crypto() -> SatsumaCrypto {
@@ -96,49 +96,35 @@ impl Call {
         loop {
             let mut moved = false;
             for (name, member, conn) in &mut self.members {
-                while let Some(message) = member.poll_transmit() {
+                while let Some(request) = member.poll_transmit() {
                     moved = true;
-                    let bytes = message.encode().unwrap();
+                    let bytes = ToServer::from(request.clone()).encode().unwrap();
                     self.server.log.extend_from_slice(&bytes);
-                    match ToServer::decode(&bytes).unwrap() {
-                        ToServer::Join {
-                            key_package,
-                            capabilities,
-                            ..
-                        } => {
-                            *conn = Some(
-                                self.server
-                                    .room
-                                    .handle_join(now, key_package, capabilities)
-                                    .unwrap(),
-                            );
-                        }
-                        other => {
-                            if let Err(e) =
-                                self.server.room.handle_message(now, conn.unwrap(), other)
-                            {
-                                println!("  server to {name}: {e}");
-                            }
-                        }
+                    match self.server.room.handle(now, *conn, request) {
+                        Ok(from) => *conn = Some(from),
+                        Err(e) => println!("  server to {name}: {e}"),
                     }
                 }
             }
-            while let Some((to, message)) = self.server.room.poll_transmit() {
+            while let Some(transmit) = self.server.room.poll_transmit() {
                 moved = true;
-                let bytes = message.encode().unwrap();
+                // Encoded once, whatever the number of recipients.
+                let bytes = ToClient::Control(transmit.message).encode().unwrap();
                 self.server.log.extend_from_slice(&bytes);
-                let Some((name, member, _)) = self.members.iter_mut().find(|m| m.2 == Some(to))
-                else {
-                    continue; // gone
-                };
-                if let Err(e) = member.handle_bytes(now, &bytes) {
-                    println!("  {name} dropped a message: {e}");
-                }
-                while let Some(event) = member.poll_event() {
-                    match event {
-                        Event::Joined { epoch } => println!("  {name} is in, at epoch {epoch}"),
-                        Event::NewEpoch { .. } => {}
-                        other => println!("  {name}: {other:?}"),
+                let to: Vec<ConnId> = self.server.room.recipients(transmit.to).collect();
+                for (name, member, conn) in &mut self.members {
+                    if !conn.is_some_and(|c| to.contains(&c)) {
+                        continue; // not for it, or gone
+                    }
+                    if let Err(e) = member.handle_bytes(now, &bytes) {
+                        println!("  {name} dropped a message: {e}");
+                    }
+                    while let Some(event) = member.poll_event() {
+                        match event {
+                            Event::Joined { epoch } => println!("  {name} is in, at epoch {epoch}"),
+                            Event::NewEpoch { .. } => {}
+                            other => println!("  {name}: {other:?}"),
+                        }
                     }
                 }
             }

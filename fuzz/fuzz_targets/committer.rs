@@ -110,13 +110,14 @@ use common::Input;
 use libfuzzer_sys::fuzz_target;
 use satsuma_core::Instant;
 use satsuma_core::committer::{
-    CommitterError, Member, MemberConfig, Room, RoomConfig, RoomState, SeatStatus, Status,
+    CommitterError, Member, MemberConfig, Request, Room, RoomConfig, RoomState, SeatStatus, Status,
 };
 use satsuma_core::mls::{
     MemberInfo, MemoryStore, SafetyNumber, SatsumaCrypto, Session, SessionConfig,
 };
 use satsuma_core::wire::{
-    Blob, Capabilities, ConnId, Entry, Message, RoomName, ToClient, ToServer, Transport, limits,
+    Blob, Capabilities, ConnId, Down, Entry, Message, Open, RoomName, ToClient, ToServer, Transport,
+    Up, limits,
 };
 
 /// Members in the room; the last one is an intercom (cannot commit).
@@ -272,16 +273,16 @@ struct Sim {
     /// The room's id for every link whose `Join` arrived.
     links: BTreeMap<u64, ConnId>,
     /// DS → member, in order, with the connection each was sent on.
-    inbox: VecDeque<(ConnId, ToClient)>,
+    inbox: VecDeque<(ConnId, Down)>,
     /// Member → DS, in order, with the link each was sent on.
-    outbox: VecDeque<(u64, ToServer)>,
+    outbox: VecDeque<(u64, Request)>,
     /// Accepted a forged message since it last joined or crashed.
     tainted: bool,
     /// Messages it sent to the room while tainted.
     tainted_sends: usize,
     /// Copies of queued messages it already took (kinds 11 and 12): the
     /// real one may then be refused in any way.
-    echoes: Vec<ToClient>,
+    echoes: Vec<Down>,
 }
 
 struct World {
@@ -417,7 +418,7 @@ impl World {
                 let inbox = &mut self.sims[i].inbox;
                 if let Some(k) = inbox
                     .iter()
-                    .position(|(_, m)| matches!(m, ToClient::Welcome { .. }))
+                    .position(|(_, m)| matches!(m, Down::Welcome { .. }))
                 {
                     inbox.remove(k);
                 }
@@ -500,14 +501,18 @@ impl World {
             }
             while sim.member.poll_event().is_some() {}
         }
-        while let Some((conn, message)) = self.room.poll_transmit() {
-            if let ToClient::Entry { seq, entry } = &message {
+        while let Some(transmit) = self.room.poll_transmit() {
+            let message = transmit.message;
+            if let Down::Entry { seq, entry } = &message {
                 self.record(*seq, entry);
             }
-            if let Some(&(i, link)) = self.owner.get(&conn)
-                && self.sims[i].link == link
-            {
-                self.sims[i].inbox.push_back((conn, message));
+            let to: Vec<ConnId> = self.room.recipients(transmit.to).collect();
+            for conn in to {
+                if let Some(&(i, link)) = self.owner.get(&conn)
+                    && self.sims[i].link == link
+                {
+                    self.sims[i].inbox.push_back((conn, message.clone()));
+                }
             }
         }
     }
@@ -608,14 +613,10 @@ impl World {
         let on = sim.links.get(&link).copied();
         trace(|| format!("  {i} -> room (link {link}, {on:?}): {message:?}"));
         match message {
-            ToServer::Join {
-                key_package,
-                capabilities,
-                ..
-            } => {
+            Request::Join(_) => {
                 let conn = self
                     .room
-                    .handle_join(now, key_package, capabilities)
+                    .handle(now, None, message)
                     .expect("a few connections always fit");
                 sim.links.insert(link, conn);
                 if link == sim.link {
@@ -623,11 +624,11 @@ impl World {
                 }
                 self.owner.insert(conn, (i, link));
             }
-            other => {
+            Request::Control(_) => {
                 if let Some(conn) = on {
                     // The room refuses commits that lost a race and the
                     // like; the member hears about it (or not) as it should.
-                    let result = self.room.handle_message(now, conn, other);
+                    let result = self.room.handle(now, Some(conn), message);
                     trace(|| format!("    room: {result:?}"));
                 }
             }
@@ -666,7 +667,7 @@ impl World {
     }
 
     /// A queued message for member `i`, or `None`.
-    fn queued(&self, i: usize, input: &mut Input<'_>) -> Option<(ConnId, ToClient)> {
+    fn queued(&self, i: usize, input: &mut Input<'_>) -> Option<(ConnId, Down)> {
         let inbox = &self.sims[i].inbox;
         let k = usize::from(input.byte());
         (!inbox.is_empty()).then(|| inbox[k % inbox.len()].clone())
@@ -679,10 +680,15 @@ impl World {
         if self.sims[i].conn != Some(conn) {
             return;
         }
-        let bytes = real.encode().expect("the room's messages encode");
+        let bytes = ToClient::Control(real.clone())
+            .encode()
+            .expect("the room's messages encode");
         let donor = self
             .queued((i + 1) % MEMBERS, input)
-            .map_or_else(|| bytes.clone(), |(_, m)| m.encode().expect("encodes"));
+            .map_or_else(
+                || bytes.clone(),
+                |(_, m)| ToClient::Control(m).encode().expect("encodes"),
+            );
         let forged = mls_common::mutate(input, &bytes, &donor);
         let decoded = ToClient::decode(&forged);
         let now = self.now;
@@ -691,14 +697,16 @@ impl World {
         trace(|| format!("  forged -> {i}: {decoded:?} (from {real:?})"));
         match sim.member.handle_bytes(now, &forged) {
             Ok(()) => {
-                let decoded = decoded.expect("a message handle_bytes took decodes");
+                let Ok(ToClient::Control(decoded)) = decoded else {
+                    panic!("handle_bytes took {decoded:?}, not a control message");
+                };
                 let genuine = sim.inbox.iter().any(|(_, m)| *m == decoded);
                 if genuine {
-                    if OWN_COMMIT_UNCHECKED && matches!(decoded, ToClient::Rejected { .. }) {
+                    if OWN_COMMIT_UNCHECKED && matches!(decoded, Down::Rejected { .. }) {
                         sim.tainted = true;
                     }
                     sim.echoes.push(decoded);
-                } else if !matches!(decoded, ToClient::Error { .. }) {
+                } else if decoded != Down::KeyPackageRefused {
                     sim.tainted = true;
                 }
             }
@@ -735,7 +743,7 @@ impl World {
                 "invariant 6: member {i} refused a duplicate ({e:?}) but changed"
             );
         } else {
-            if OWN_COMMIT_UNCHECKED && matches!(real, ToClient::Rejected { .. }) {
+            if OWN_COMMIT_UNCHECKED && matches!(real, Down::Rejected { .. }) {
                 sim.tainted = true;
             }
             sim.echoes.push(real);
@@ -750,8 +758,7 @@ impl World {
         let outbox = &self.sims[i].outbox;
         let bytes = match input.byte() {
             k if k.is_multiple_of(2) && !outbox.is_empty() => {
-                let real = outbox[usize::from(k >> 1) % outbox.len()]
-                    .1
+                let real = ToServer::from(outbox[usize::from(k >> 1) % outbox.len()].1.clone())
                     .encode()
                     .expect("a member's messages encode");
                 mls_common::mutate(input, &real, &real)
@@ -769,22 +776,20 @@ impl World {
         trace(|| format!("  garbage {i} -> room: {message:?}"));
         let now = self.now;
         match message {
-            ToServer::Join {
-                key_package,
-                capabilities,
-                ..
-            } => {
-                if let Ok(ghost) = self.room.handle_join(now, key_package, capabilities) {
+            ToServer::Open(Open::Join(join)) => {
+                if let Ok(ghost) = self.room.handle(now, None, Request::Join(join)) {
                     self.ghosts.insert(ghost);
                 }
             }
-            other => {
-                if OWN_COMMIT_UNCHECKED && matches!(other, ToServer::Commit(_)) {
+            ToServer::Control(up) => {
+                if OWN_COMMIT_UNCHECKED && matches!(up, Up::Commit(_)) {
                     self.sims[i].tainted = true;
                 }
-                let result = self.room.handle_message(now, conn, other);
+                let result = self.room.handle(now, Some(conn), Request::Control(up));
                 trace(|| format!("    room: {result:?}"));
             }
+            // The link's part: the room never sees it.
+            _ => {}
         }
         self.pump();
     }
@@ -808,7 +813,7 @@ impl World {
         trace(|| format!("  {i} queues a foreign key package {key_package:?}"));
         let sim = &mut self.sims[i];
         sim.outbox
-            .push_back((sim.link, ToServer::KeyPackage { key_package }));
+            .push_back((sim.link, Request::Control(Up::KeyPackage { key_package })));
     }
 
     /// Invariants 1 to 4 (5 and 6 are checked as messages move).

@@ -20,10 +20,10 @@ use std::time::Duration;
 use common::Input;
 use libfuzzer_sys::fuzz_target;
 use satsuma_core::Instant;
-use satsuma_core::committer::{Room, RoomConfig, RoomState};
+use satsuma_core::committer::{Request, Room, RoomConfig, RoomState};
 use satsuma_core::wire::{
-    Blob, Capabilities, CommitMessage, ConnId, List, Message, RoomName, ToClient, ToServer,
-    Transport, encode_framed, frame_len,
+    Blob, Capabilities, CommitMessage, ConnId, Down, Join, List, Message, Open, RoomName, ToClient,
+    ToServer, Transport, Up, encode_framed, frame_len,
 };
 
 const SLOTS: usize = 4;
@@ -72,11 +72,11 @@ fuzz_target!(|data: &[u8]| {
                         Transport::Wire
                     },
                 };
-                let join = ToServer::Join {
+                let join = ToServer::Open(Open::Join(Join {
                     room: RoomName::new("r").unwrap(),
                     key_package: Blob::copy_from(input.take(8)).unwrap_or_default(),
                     capabilities,
-                };
+                }));
                 encode_framed(&join).unwrap()
             }
             3 => encode_framed(&valid_work(room.state(), &mut input)).unwrap(),
@@ -115,30 +115,17 @@ fn deliver(room: &mut Room, slot: &mut Slot, now: Instant, stream: &[u8]) {
     let Ok(message) = ToServer::decode(body) else {
         return;
     };
-    match (slot.conn, message) {
-        (
-            None,
-            ToServer::Join {
-                key_package,
-                capabilities,
-                ..
-            },
-        ) => {
-            if let Ok(conn) = room.handle_join(now, key_package, capabilities) {
-                slot.conn = Some(conn);
-            }
-        }
-        (None, _) => {}
-        (Some(_), ToServer::Join { .. } | ToServer::Resume { .. }) => {}
-        (Some(_), ToServer::Media(_) | ToServer::Rtc(_) | ToServer::Ping { .. }) => {}
-        (Some(conn), ToServer::Leave) => {
-            let _ = room.handle_message(now, conn, ToServer::Leave);
-            slot.conn = None;
-            slot.view = None;
-        }
-        (Some(conn), message) => {
-            let _ = room.handle_message(now, conn, message);
-        }
+    // The log's part; the link handles the rest (a resume, media, ...).
+    let request = match message {
+        ToServer::Open(Open::Join(join)) => Request::Join(join),
+        ToServer::Control(up) => Request::Control(up),
+        _ => return,
+    };
+    let leaving = request == Request::Control(Up::Leave);
+    slot.conn = room.handle(now, slot.conn, request).ok().or(slot.conn);
+    if leaving {
+        slot.conn = None;
+        slot.view = None;
     }
 }
 
@@ -146,41 +133,46 @@ fn deliver(room: &mut Room, slot: &mut Slot, now: Instant, stream: &[u8]) {
 /// sender may still be someone else).
 fn valid_work(state: &RoomState, input: &mut Input<'_>) -> ToServer {
     let Some(epoch) = state.epoch() else {
-        return ToServer::Create {
+        return ToServer::Control(Up::Create {
             group_id: Blob::copy_from(input.take(4)).unwrap_or_default(),
-        };
+        });
     };
     let adds: Vec<ConnId> = state.lobby().iter().map(|w| w.conn).collect();
     let welcome = !adds.is_empty();
-    ToServer::Commit(CommitMessage {
+    ToServer::Control(Up::Commit(CommitMessage {
         epoch,
         adds: List::new(adds).unwrap_or_default(),
         removes: List::new(state.pending_removes()).unwrap_or_default(),
         commit: Blob::copy_from(input.take(8)).unwrap_or_default(),
         welcome: welcome.then(|| Blob::copy_from(input.take(8)).unwrap_or_default()),
-    })
+    }))
 }
 
 /// Delivers what the service sent and checks every view.
 fn drain(room: &mut Room, slots: &mut [Slot; SLOTS]) {
-    while let Some((to, message)) = room.poll_transmit() {
-        let bytes = message.encode().expect("the service's messages encode");
-        let message = ToClient::decode(&bytes).expect("and decode");
-        let Some(slot) = slots.iter_mut().find(|s| s.conn == Some(to)) else {
-            continue;
+    while let Some(transmit) = room.poll_transmit() {
+        let bytes = ToClient::Control(transmit.message)
+            .encode()
+            .expect("the service's messages encode");
+        let ToClient::Control(message) = ToClient::decode(&bytes).expect("and decode") else {
+            panic!("a control message decodes as one");
         };
-        match message {
-            ToClient::Hello { room, .. } => {
-                let view = RoomState::try_from(room)
-                    .unwrap_or_else(|e| panic!("the service's Hello is a room no log makes: {e}"));
-                slot.view = Some(view);
+        let to: Vec<ConnId> = room.recipients(transmit.to).collect();
+        for slot in slots.iter_mut().filter(|s| s.conn.is_some_and(|c| to.contains(&c))) {
+            match &message {
+                Down::Hello { room, .. } => {
+                    let view = RoomState::try_from(room.clone()).unwrap_or_else(|e| {
+                        panic!("the service's Hello is a room no log makes: {e}")
+                    });
+                    slot.view = Some(view);
+                }
+                Down::Entry { seq, entry } => {
+                    let view = slot.view.as_mut().expect("an entry after Hello");
+                    assert_eq!(*seq, view.seq() + 1, "consecutive entries");
+                    view.apply(entry).expect("a logged entry applies");
+                }
+                _ => {}
             }
-            ToClient::Entry { seq, entry } => {
-                let view = slot.view.as_mut().expect("an entry after Hello");
-                assert_eq!(seq, view.seq() + 1, "consecutive entries");
-                view.apply(&entry).expect("a logged entry applies");
-            }
-            _ => {}
         }
     }
     for slot in slots.iter() {

@@ -43,7 +43,8 @@ use satsuma_core::committer::RoomState;
 use satsuma_core::media::Codec;
 use satsuma_core::wire::{
     Blob, Capabilities, CommitMessage, ConnId, Entry, ErrorCode, List, Media, Message, RoomName,
-    RoomSnapshot, ToClient, ToServer, Transport, VERSION, WireError, frame_len, limits,
+    RoomSnapshot, ToClient, ToServer, Transport, VERSION, WireError, frame_len, limits, Down, Join,
+    LinkMsg, Open, Up,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -56,7 +57,7 @@ fuzz_target!(|data: &[u8]| {
         let bytes = input.rest();
         check::<ToServer>(bytes);
         check::<ToClient>(bytes);
-        if let Ok(ToClient::Hello { room, .. }) = ToClient::decode(bytes) {
+        if let Ok(ToClient::Control(Down::Hello { room, .. })) = ToClient::decode(bytes) {
             take(room);
         }
     } else {
@@ -72,12 +73,12 @@ fuzz_target!(|data: &[u8]| {
         check::<ToServer>(&mutated);
         check::<ToClient>(&mutated);
         match ToClient::decode(&mutated) {
-            Ok(ToClient::Hello { room, .. }) => {
+            Ok(ToClient::Control(Down::Hello { room, .. })) => {
                 if let Some(room) = take(room) {
                     fold(room, &mut input);
                 }
             }
-            Ok(ToClient::Entry { entry: e, .. }) => {
+            Ok(ToClient::Control(Down::Entry { entry: e, .. })) => {
                 let mut room = room_state(&mut input);
                 apply(&mut room, &e);
             }
@@ -206,45 +207,45 @@ fn check<M: Message + PartialEq + Debug>(bytes: &[u8]) {
 /// A valid `ToServer` and `ToClient`, variant and fields chosen by `input`.
 fn genuine(input: &mut Input<'_>) -> (ToServer, ToClient) {
     let server = match input.byte() % 8 {
-        0 => ToServer::Join {
+        0 => ToServer::Open(Open::Join(Join {
             room: room_name(input),
             key_package: blob(input),
             capabilities: capabilities(input),
-        },
-        1 => ToServer::KeyPackage {
+        })),
+        1 => ToServer::Control(Up::KeyPackage {
             key_package: blob(input),
-        },
-        2 => ToServer::Create {
+        }),
+        2 => ToServer::Control(Up::Create {
             group_id: blob(input),
-        },
-        3 => ToServer::Commit(commit(input)),
-        4 => ToServer::Proposal {
+        }),
+        3 => ToServer::Control(Up::Commit(commit(input))),
+        4 => ToServer::Control(Up::Proposal {
             epoch: input.u64(),
             proposal: blob(input),
-        },
-        5 => ToServer::Refuse { conn: conn(input) },
-        6 => ToServer::Leave,
+        }),
+        5 => ToServer::Control(Up::Refuse { conn: conn(input) }),
+        6 => ToServer::Control(Up::Leave),
         _ => ToServer::Media(media(input)),
     };
     let client = match input.byte() % 6 {
-        0 => ToClient::Hello {
+        0 => ToClient::Control(Down::Hello {
             conn: conn(input),
             room: room_state(input).snapshot(),
-        },
-        1 => ToClient::Entry {
+        }),
+        1 => ToClient::Control(Down::Entry {
             seq: input.u64(),
             entry: entry(input),
-        },
-        2 => ToClient::Welcome {
+        }),
+        2 => ToClient::Control(Down::Welcome {
             welcome: blob(input),
-        },
-        3 => ToClient::Rejected {
+        }),
+        3 => ToClient::Control(Down::Rejected {
             epoch: input.byte().is_multiple_of(2).then(|| input.u64()),
-        },
-        4 => ToClient::Error {
+        }),
+        4 => ToClient::Link(LinkMsg::Error {
             code: ERROR_CODES[usize::from(input.byte()) % ERROR_CODES.len()],
             text: blob(input),
-        },
+        }),
         _ => ToClient::Media(media(input)),
     };
     (server, client)

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use satsuma_core::committer::DsError;
 use satsuma_core::wire::{
-    ConnId, ErrorCode, Message as _, RoomName, ToClient, ToServer, Transport,
+    ConnId, ErrorCode, LinkMsg, Message as _, Open, RoomName, ToClient, ToServer, Transport, Up,
 };
 use tokio::sync::{mpsc, watch};
 
@@ -165,61 +165,53 @@ async fn handshake<R: LinkReader>(
     hub.tap.record(&bytes);
     let message = ToServer::decode(&bytes)
         .map_err(|e| (ErrorCode::Malformed, e.to_string(), ErrorKind::Malformed))?;
-    let (name, resume) = match &message {
-        ToServer::Join { room, .. } => (room.clone(), None),
-        ToServer::Resume {
-            room,
-            conn,
-            token,
-            received,
-        } => (room.clone(), Some((*conn, *token, *received))),
-        _ => {
-            return Err((
-                ErrorCode::Unexpected,
-                "the first message must be Join or Resume".into(),
-                ErrorKind::Unexpected,
-            ));
-        }
+    let ToServer::Open(open) = message else {
+        return Err((
+            ErrorCode::Unexpected,
+            "the first message must be Join or Resume".into(),
+            ErrorKind::Unexpected,
+        ));
     };
-    if url_room.is_some_and(|r| *r != name) {
+    let name = match &open {
+        Open::Join(join) => &join.room,
+        Open::Resume { room, .. } => room,
+    };
+    if url_room.is_some_and(|r| r != name) {
         return Err((
             ErrorCode::Unexpected,
             "the room differs from the URL's".into(),
             ErrorKind::Unexpected,
         ));
     }
-    if let Some((conn, token, received)) = resume {
-        let refused = || {
-            (
-                ErrorCode::ResumeFailed,
-                "no seat to resume: join afresh".into(),
-                ErrorKind::Resume,
-            )
-        };
-        let room = hub.existing_room(&name).ok_or_else(refused)?;
-        let transport = room
-            .resume(conn, token, received, link.clone())
-            .map_err(|_| refused())?;
-        if transport == Transport::WebRtc {
-            room.rtc.resend_offer(conn).await;
+    let join = match open {
+        Open::Join(join) => join,
+        Open::Resume {
+            room: name,
+            conn,
+            token,
+            received,
+        } => {
+            let refused = || {
+                (
+                    ErrorCode::ResumeFailed,
+                    "no seat to resume: join afresh".into(),
+                    ErrorKind::Resume,
+                )
+            };
+            let room = hub.existing_room(&name).ok_or_else(refused)?;
+            let transport = room
+                .resume(conn, token, received, link.clone())
+                .map_err(|_| refused())?;
+            if transport == Transport::WebRtc {
+                room.rtc.resend_offer(conn).await;
+            }
+            return Ok((room, conn, transport));
         }
-        return Ok((room, conn, transport));
-    }
-    let ToServer::Join {
-        key_package,
-        capabilities,
-        ..
-    } = message
-    else {
-        return Err((
-            ErrorCode::Internal,
-            "unreachable".into(),
-            ErrorKind::Unexpected,
-        ));
     };
+    let capabilities = join.capabilities;
     // A room closing just now is replaced by a fresh one.
     for _ in 0..2 {
-        let room = hub.room(&name).map_err(|e| match e {
+        let room = hub.room(&join.room).map_err(|e| match e {
             HubError::TooManyRooms => (
                 ErrorCode::Overloaded,
                 "too many rooms".into(),
@@ -231,7 +223,7 @@ async fn handshake<R: LinkReader>(
                 ErrorKind::Full,
             ),
         })?;
-        match room.join(key_package.clone(), capabilities, link.clone()) {
+        match room.join(join.clone(), link.clone()) {
             Ok(conn) => {
                 if capabilities.transport == Transport::WebRtc
                     && let Err(e) = room.rtc.add_peer(conn).await
@@ -334,14 +326,16 @@ async fn read_loop<R: LinkReader>(
                     ErrorKind::RateLimited,
                 );
             }
-            ToServer::Join { .. } | ToServer::Resume { .. } => {
+            ToServer::Open(_) => {
                 return Outcome::Refused(
                     ErrorCode::TooManyRooms,
                     "one room per connection".into(),
                     ErrorKind::Unexpected,
                 );
             }
-            ToServer::Ping { nonce } => room.send_direct(conn, &ToClient::Pong { nonce }),
+            ToServer::Ping { nonce } => {
+                room.send_direct(conn, &ToClient::Link(LinkMsg::Pong { nonce }));
+            }
             ToServer::Rtc(signal) => {
                 if transport != Transport::WebRtc {
                     return Outcome::Refused(
@@ -355,13 +349,14 @@ async fn read_loop<R: LinkReader>(
                     room.send_direct(conn, &error(ErrorCode::Unexpected, &e.to_string()));
                 }
             }
-            ToServer::Leave => {
-                let _ = room.control(conn, ToServer::Leave);
+            ToServer::Control(Up::Leave) => {
+                let _ = room.control(conn, Up::Leave);
                 return Outcome::Left;
             }
-            message => match room.control(conn, message) {
+            ToServer::Control(message) => match room.control(conn, message) {
                 Ok(()) => {}
-                // Refusals the log answers itself (`Rejected`, `Error`):
+                // Refusals the log answers itself (`Rejected`,
+                // `KeyPackageRefused`):
                 // a race any member can lose, not a fault.
                 Err(DsError::Log(_) | DsError::Refused | DsError::RoomFull) => {}
                 Err(DsError::UnknownConnection(_)) => {

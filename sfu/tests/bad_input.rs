@@ -11,8 +11,8 @@ use common::{Peer, RawIntercom, Sfu, settled};
 use futures_util::{SinkExt as _, StreamExt as _};
 use satsuma_core::media::Codec;
 use satsuma_core::wire::{
-    Blob, Capabilities, ConnId, ErrorCode, Media, Message as _, RoomName, ToClient, ToServer,
-    Transport, encode_framed,
+    Blob, Capabilities, ConnId, ErrorCode, Join, LinkMsg, Media, Message as _, Open, RoomName,
+    ToClient, ToServer, Transport, Up, encode_framed,
 };
 use tokio::io::AsyncWriteExt as _;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -109,7 +109,8 @@ async fn wrong_version() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn not_a_message() {
-    let garbage = framed(&[1, 0xff, 0xff, 0xff, 0xff]);
+    // The right version (2), then no variant that exists.
+    let garbage = framed(&[2, 0xff, 0xff, 0xff, 0xff]);
     refused(&garbage, ErrorCode::Malformed, "malformed", "garbage").await;
 }
 
@@ -132,18 +133,18 @@ async fn oversized_frame_is_refused_before_it_is_read() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_join_first() {
-    let leave = encode_framed(&ToServer::Leave).unwrap();
+    let leave = encode_framed(&ToServer::Control(Up::Leave)).unwrap();
     refused(&leave, ErrorCode::Unexpected, "unexpected", "no join").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_resume() {
-    let resume = ToServer::Resume {
+    let resume = ToServer::Open(Open::Resume {
         room: RoomName::new("calm").unwrap(),
         conn: ConnId(0),
         token: [7; 16],
         received: 0,
-    };
+    });
     let bytes = encode_framed(&resume).unwrap();
     refused(&bytes, ErrorCode::ResumeFailed, "resume", "forged resume").await;
 }
@@ -206,14 +207,14 @@ async fn a_second_join_on_one_link() {
     let mut raw = RawIntercom::connect(&calm.sfu, "twice").await;
     raw.join().await;
     let kp = Blob::copy_from(&raw.member.group_mut().key_package().unwrap()).unwrap();
-    let again = ToServer::Join {
+    let again = ToServer::Open(Open::Join(Join {
         room: RoomName::new("other").unwrap(),
         key_package: kp,
         capabilities: Capabilities {
             can_commit: false,
             transport: Transport::Wire,
         },
-    };
+    }));
     raw.send(&again).await;
     assert_eq!(raw.error().await, Some(ErrorCode::TooManyRooms));
     calm.still_fine("a second join").await;
@@ -248,7 +249,7 @@ async fn ws_error(ws: &mut Ws) -> Option<ErrorCode> {
     let wait = async {
         while let Some(Ok(message)) = ws.next().await {
             if let WsMessage::Binary(b) = message
-                && let Ok(ToClient::Error { code, .. }) = ToClient::decode(&b)
+                && let Ok(ToClient::Link(LinkMsg::Error { code, .. })) = ToClient::decode(&b)
             {
                 return Some(code);
             }

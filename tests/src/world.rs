@@ -10,9 +10,11 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use satsuma_core::Instant;
-use satsuma_core::committer::{CommitterError, DsError, Event, Member, Room, RoomConfig, Status};
+use satsuma_core::committer::{
+    CommitterError, DsError, Event, Member, Request, Room, RoomConfig, Status,
+};
 use satsuma_core::mls::{MemoryStore, SafetyNumber, Session, SessionConfig};
-use satsuma_core::wire::{Capabilities, CommitMessage, ConnId, Entry, ToClient, ToServer};
+use satsuma_core::wire::{Capabilities, CommitMessage, ConnId, Down, Entry};
 
 use crate::sim::{DESKTOP, Ledger, converged, member_config, session};
 
@@ -27,7 +29,7 @@ pub struct Client {
     pub member: Option<Member<Session>>,
     /// The connection of its current `Join`, once the DS read it.
     pub conn: Option<ConnId>,
-    pub received: Vec<ToClient>,
+    pub received: Vec<Down>,
     pub events: Vec<Event>,
     pub errors: Vec<CommitterError>,
 }
@@ -39,8 +41,8 @@ pub struct World {
     pub now: Instant,
     pub room: Room,
     pub clients: Vec<Client>,
-    pub up: VecDeque<(usize, ToServer)>,
-    pub down: VecDeque<(ConnId, ToClient)>,
+    pub up: VecDeque<(usize, Request)>,
+    pub down: VecDeque<(ConnId, Down)>,
     pub owner: BTreeMap<ConnId, usize>,
     /// Every entry the DS logged, in order.
     pub log: Vec<Entry>,
@@ -158,25 +160,15 @@ impl World {
     }
 
     /// Hands one message to the DS.
-    pub fn deliver_to_ds(&mut self, i: usize, message: ToServer) {
+    pub fn deliver_to_ds(&mut self, i: usize, message: Request) {
         let now = self.now;
-        let result = match message {
-            ToServer::Join {
-                key_package,
-                capabilities,
-                ..
-            } => self
-                .room
-                .handle_join(now, key_package, capabilities)
-                .map(|conn| {
-                    self.owner.insert(conn, i);
-                    self.clients[i].conn = Some(conn);
-                }),
-            message => {
-                let conn = self.clients[i].conn.expect("Join comes first");
-                self.room.handle_message(now, conn, message)
-            }
-        };
+        let from = self.clients[i]
+            .conn
+            .filter(|_| matches!(message, Request::Control(_)));
+        let result = self.room.handle(now, from, message).map(|conn| {
+            self.owner.insert(conn, i);
+            self.clients[i].conn = Some(conn);
+        });
         if let Err(e) = result {
             self.ds_errors.push((self.clients[i].name.clone(), e));
         }
@@ -185,26 +177,30 @@ impl World {
 
     /// Queues what the DS sent, logging entries and Welcomes on the way.
     pub fn drain_room(&mut self) {
-        while let Some((conn, message)) = self.room.poll_transmit() {
-            if let ToClient::Entry { seq, entry } = &message
+        while let Some(transmit) = self.room.poll_transmit() {
+            let message = transmit.message;
+            if let Down::Entry { seq, entry } = &message
                 && *seq > self.log.len() as u64
             {
                 assert_eq!(*seq, self.log.len() as u64 + 1, "the log has no gaps");
                 self.log.push(entry.clone());
             }
-            if let ToClient::Welcome { welcome } = &message {
-                self.welcomes.push((conn, welcome.to_vec()));
-                if self.lose_welcome.remove(&self.owner[&conn]) {
-                    continue;
+            let to: Vec<ConnId> = self.room.recipients(transmit.to).collect();
+            for conn in to {
+                if let Down::Welcome { welcome } = &message {
+                    self.welcomes.push((conn, welcome.to_vec()));
+                    if self.lose_welcome.remove(&self.owner[&conn]) {
+                        continue;
+                    }
                 }
+                self.down.push_back((conn, message.clone()));
             }
-            self.down.push_back((conn, message));
         }
     }
 
     /// Hands one message to a client, if it still listens on that
     /// connection.
-    pub fn deliver_to_client(&mut self, conn: ConnId, message: ToClient) {
+    pub fn deliver_to_client(&mut self, conn: ConnId, message: Down) {
         let i = self.owner[&conn];
         if self.clients[i].conn != Some(conn) {
             return;
@@ -275,7 +271,7 @@ impl World {
 
     /// The process dies: its state is gone; with `lose_in_flight`, so is
     /// what it had sent that the DS had not read yet.
-    pub fn crash(&mut self, i: usize, lose_in_flight: bool) -> Vec<ToServer> {
+    pub fn crash(&mut self, i: usize, lose_in_flight: bool) -> Vec<Request> {
         self.clients[i].member = None;
         let mut lost = Vec::new();
         if lose_in_flight {

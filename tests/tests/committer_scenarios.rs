@@ -9,13 +9,13 @@
 use std::time::Duration;
 
 use satsuma_core::committer::{
-    CommitterError, DsError, Event, LogError, Member, RejoinReason, RoomState, SnapshotError,
-    Status,
+    CommitterError, DsError, Event, LogError, Member, RejoinReason, Request, RoomState,
+    SnapshotError, Status,
 };
 use satsuma_core::mls::{MemoryStore, SafetyNumber, Session, SessionConfig};
 use satsuma_core::wire::{
-    Blob, CommitMessage, ConnId, Entry, ErrorCode, List, Media, Message, Presence, RoomName,
-    RoomSnapshot, SeatSnapshot, ToClient, ToServer, WireError,
+    Blob, CommitMessage, ConnId, Down, Entry, Join, List, Media, Message, Presence, RoomName,
+    RoomSnapshot, SeatSnapshot, ToClient, Up, WireError,
 };
 use satsuma_tests::sim::{DESKTOP, session};
 use satsuma_tests::world::{DEADLINE, World, call};
@@ -53,7 +53,7 @@ fn committer_dies_before_the_ds_accepts(detected_before_deadline: bool) {
     w.flush_up(); // Joined{carol}
     w.flush_down(); // alice, designated, builds the commit that adds carol
     let lost = w.crash(alice, true);
-    let [ToServer::Commit(lost)] = &lost[..] else {
+    let [Request::Control(Up::Commit(lost))] = &lost[..] else {
         panic!("alice had sent exactly her commit: {lost:?}");
     };
     let lost_welcome = lost.welcome.as_ref().expect("it adds carol").to_vec();
@@ -238,10 +238,12 @@ fn malformed_key_packages_are_refused_and_the_rest_added() {
         .position(|w| w == b"Mallory")
         .expect("the credential is in the key package");
     forged[at + 6] = b'z';
-    let join = |key_package: &[u8]| ToServer::Join {
-        room: RoomName::new("sim").unwrap(),
-        key_package: Blob::copy_from(key_package).unwrap(),
-        capabilities: DESKTOP,
+    let join = |key_package: &[u8]| {
+        Request::Join(Join {
+            room: RoomName::new("sim").unwrap(),
+            key_package: Blob::copy_from(key_package).unwrap(),
+            capabilities: DESKTOP,
+        })
     };
     w.up.push_back((garbage, join(b"\x00\x01 not a key package")));
     w.up.push_back((tampered, join(&forged)));
@@ -261,13 +263,7 @@ fn malformed_key_packages_are_refused_and_the_rest_added() {
             w.clients[bad].name
         );
         assert!(
-            w.clients[bad].received.iter().any(|m| matches!(
-                m,
-                ToClient::Error {
-                    code: ErrorCode::KeyPackageRefused,
-                    ..
-                }
-            )),
+            w.clients[bad].received.contains(&Down::KeyPackageRefused),
             "{} is told",
             w.clients[bad].name
         );
@@ -300,9 +296,9 @@ fn two_joiners_open_an_empty_room_at_once() {
     // Bob tries to create the group too, as a client that raced would.
     w.up.push_back((
         bob,
-        ToServer::Create {
+        Request::Control(Up::Create {
             group_id: Blob::copy_from(b"bob's group").unwrap(),
-        },
+        }),
     ));
     w.flush_up();
     assert_eq!(w.errors_of("bob"), [DsError::Refused]);
@@ -372,7 +368,7 @@ fn commit_from_a_non_designated_member_is_refused_everywhere() {
         .discard_pending_commit()
         .unwrap();
 
-    w.up.push_back((bob, ToServer::Commit(commit.clone())));
+    w.up.push_back((bob, Request::Control(Up::Commit(commit.clone()))));
     w.flush_up();
     let bob_conn = w.conn(bob);
     assert_eq!(
@@ -381,14 +377,14 @@ fn commit_from_a_non_designated_member_is_refused_everywhere() {
     );
     assert_eq!(
         w.down.back(),
-        Some(&(bob_conn, ToClient::Rejected { epoch: Some(epoch) })),
+        Some(&(bob_conn, Down::Rejected { epoch: Some(epoch) })),
         "bob alone is told"
     );
     assert_eq!(w.down.len(), 1, "nothing is logged");
     w.flush_down();
 
     // A DS that relays it anyway: every member refuses it, unchanged.
-    let forged = ToClient::Entry {
+    let forged = Down::Entry {
         seq: w.room.state().seq() + 1,
         entry: Entry::Committed {
             conn: bob_conn,
@@ -430,7 +426,7 @@ fn garbage_future_epochs_and_gaps_are_typed_errors() {
     let seq = w.room.state().seq();
     let epoch = w.epoch();
     let alice_conn = w.conn(alice);
-    let entry = |seq, entry| ToClient::Entry { seq, entry };
+    let entry = |seq, entry| Down::Entry { seq, entry };
     let future = Entry::Committed {
         conn: alice_conn,
         commit: CommitMessage {
@@ -461,10 +457,12 @@ fn garbage_future_epochs_and_gaps_are_typed_errors() {
         Err(CommitterError::Wire(WireError::Version(9)))
     );
     assert_eq!(
-        m.handle_bytes(now, &[1, 0xff, 0xff, 0xff, 0xff, 0xff]),
+        m.handle_bytes(now, &[2, 0xff, 0xff, 0xff, 0xff, 0xff]),
         Err(CommitterError::Wire(WireError::Malformed))
     );
-    let mut trailing = entry(seq + 1, Entry::Stalled).encode().unwrap();
+    let mut trailing = ToClient::Control(entry(seq + 1, Entry::Stalled))
+        .encode()
+        .unwrap();
     trailing.push(0);
     assert_eq!(
         m.handle_bytes(now, &trailing),
@@ -497,17 +495,18 @@ fn garbage_future_epochs_and_gaps_are_typed_errors() {
         Err(CommitterError::Log(LogError::NoWork))
     );
     assert_eq!(
-        m.handle_message(now, media),
-        Err(CommitterError::Unexpected)
+        m.handle_bytes(now, &media.encode().unwrap()),
+        Err(CommitterError::Unexpected),
+        "media is the transport's, not the committer's"
     );
     assert_eq!(
-        m.handle_message(now, ToClient::Rejected { epoch: Some(epoch) }),
+        m.handle_message(now, Down::Rejected { epoch: Some(epoch) }),
         Err(CommitterError::Unexpected)
     );
     assert_eq!(
         m.handle_message(
             now,
-            ToClient::Welcome {
+            Down::Welcome {
                 welcome: Blob::copy_from(b"w").unwrap()
             }
         ),
@@ -516,7 +515,7 @@ fn garbage_future_epochs_and_gaps_are_typed_errors() {
     assert_eq!(
         m.handle_message(
             now,
-            ToClient::Hello {
+            Down::Hello {
                 conn: ConnId(99),
                 room: RoomSnapshot::default()
             }
@@ -561,7 +560,7 @@ fn a_forged_hello_is_refused_and_the_real_one_taken() {
     assert_eq!(
         w.member_mut(carol).handle_message(
             now,
-            ToClient::Hello {
+            Down::Hello {
                 conn: ConnId(99),
                 room: forged
             }
@@ -631,7 +630,7 @@ fn self_updates_are_proposed_and_committed() {
 
     w.advance(Duration::from_secs(21));
     assert!(
-        matches!(w.up.front(), Some((i, ToServer::Proposal { epoch: e, .. })) if *i == bob && *e == epoch),
+        matches!(w.up.front(), Some((i, Request::Control(Up::Proposal { epoch: e, .. }))) if *i == bob && *e == epoch),
         "bob, not the committer, proposes his update"
     );
     w.settle();
@@ -764,7 +763,10 @@ fn poll_timeout_moves_on_after_a_self_update_is_proposed() {
     }
     let due = w.member(bob).poll_timeout().unwrap();
     w.advance(due.saturating_duration_since(w.now));
-    assert!(matches!(w.up.front(), Some((_, ToServer::Proposal { .. }))));
+    assert!(matches!(
+        w.up.front(),
+        Some((_, Request::Control(Up::Proposal { .. })))
+    ));
     let now = w.now;
     let next = w.member(bob).poll_timeout();
     // The proposal is on its way; handling the timeout again does nothing.

@@ -136,7 +136,8 @@ pub(crate) async fn add_room(
         let mut hello = Vec::new();
         while let Some(message) = joiner.poll_transmit() {
             hello.extend(
-                wire::encode_framed(&message).map_err(|e| Failure(format!("encode Join: {e}")))?,
+                wire::encode_framed(&wire::ToServer::from(message))
+                    .map_err(|e| Failure(format!("encode Join: {e}")))?,
             );
         }
         let tcp = tokio::time::timeout(STEP, TcpStream::connect(intercom))

@@ -14,7 +14,7 @@ use satsuma_client::{Client, ClientEvent};
 use satsuma_core::committer::Event;
 use satsuma_core::media::Codec;
 use satsuma_core::mls::Session;
-use satsuma_core::wire::{self, Blob, ConnId, Media, Message as _, ToClient, ToServer};
+use satsuma_core::wire::{self, Blob, ConnId, LinkMsg, Media, Message as _, ToClient, ToServer};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{oneshot, watch};
@@ -553,7 +553,9 @@ pub(crate) async fn raw_receiver(
                 }
                 // Control messages are rare; only an error is worth keeping.
                 None => {
-                    if let Ok(ToClient::Error { code, text }) = ToClient::decode(body) {
+                    if let Ok(ToClient::Link(LinkMsg::Error { code, text })) =
+                        ToClient::decode(body)
+                    {
                         last_error = Some(format!("{code:?}: {}", String::from_utf8_lossy(&text)));
                     }
                 }

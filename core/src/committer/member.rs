@@ -6,12 +6,14 @@ use core::fmt;
 use core::time::Duration;
 
 use super::group::Group;
+use super::room::Request;
 use super::state::{RoomState, SeatStatus, Waiting};
 use super::{CommitterError, Event, RejoinReason};
 use crate::Instant;
 use crate::mls::{self, SessionError};
 use crate::wire::{
-    Blob, Capabilities, CommitMessage, ConnId, Entry, List, RoomName, ToClient, ToServer, limits,
+    Blob, Capabilities, CommitMessage, ConnId, Down, Entry, ErrorCode, Join, List, RoomName,
+    ToClient, Up, limits,
 };
 
 /// How long a member whose key package was refused waits before it
@@ -85,7 +87,7 @@ pub struct Member<G> {
     /// Refusals of this member's key packages in a row.
     refusals: u32,
     refused: Vec<ConnId>,
-    transmits: VecDeque<ToServer>,
+    transmits: VecDeque<Request>,
     events: VecDeque<Event>,
 }
 
@@ -136,11 +138,11 @@ impl<G: Group> Member<G> {
         let key_package = self.fresh_key_package()?;
         self.reset();
         self.status = Status::Connecting;
-        self.transmits.push_back(ToServer::Join {
+        self.transmits.push_back(Request::Join(Join {
             room: self.config.room.clone(),
             key_package,
             capabilities: self.config.capabilities,
-        });
+        }));
         Ok(())
     }
 
@@ -154,7 +156,7 @@ impl<G: Group> Member<G> {
             // the erased state is not on disk yet.
             let _ = self.group.leave();
         }
-        self.transmits.push_back(ToServer::Leave);
+        self.transmits.push_back(Request::Control(Up::Leave));
         self.reset();
         self.status = Status::Left;
     }
@@ -172,10 +174,14 @@ impl<G: Group> Member<G> {
     /// Decodes and handles one message from the delivery service.
     ///
     /// # Errors
-    /// As [`Member::handle_message`], and [`CommitterError::Wire`].
+    /// As [`Member::handle_message`]; [`CommitterError::Wire`];
+    /// [`CommitterError::Unexpected`] for a message that is not
+    /// [`ToClient::Control`] (the transport's, not the committer's).
     pub fn handle_bytes(&mut self, now: Instant, bytes: &[u8]) -> Result<(), CommitterError> {
-        let message = <ToClient as crate::wire::Message>::decode(bytes)?;
-        self.handle_message(now, message)
+        match <ToClient as crate::wire::Message>::decode(bytes)? {
+            ToClient::Control(message) => self.handle_message(now, message),
+            _ => Err(CommitterError::Unexpected),
+        }
     }
 
     /// Handles one message from the delivery service.
@@ -184,13 +190,9 @@ impl<G: Group> Member<G> {
     /// A [`CommitterError`] for a message that is out of place, out of
     /// sequence or against the log's rules, or a `Hello` whose room no log
     /// could produce; the member is then unchanged.
-    pub fn handle_message(
-        &mut self,
-        now: Instant,
-        message: ToClient,
-    ) -> Result<(), CommitterError> {
+    pub fn handle_message(&mut self, now: Instant, message: Down) -> Result<(), CommitterError> {
         match message {
-            ToClient::Hello { conn, room } => {
+            Down::Hello { conn, room } => {
                 if self.status != Status::Connecting {
                     return Err(CommitterError::Unexpected);
                 }
@@ -202,14 +204,14 @@ impl<G: Group> Member<G> {
                 self.room = Some(room);
                 self.status = Status::Waiting;
             }
-            ToClient::Entry { seq, entry } => self.handle_entry(now, seq, &entry)?,
-            ToClient::Welcome { welcome } => {
+            Down::Entry { seq, entry } => self.handle_entry(now, seq, &entry)?,
+            Down::Welcome { welcome } => {
                 if self.status != Status::Waiting {
                     return Err(CommitterError::Unexpected);
                 }
                 self.welcome = Some(welcome);
             }
-            ToClient::Rejected { epoch } => match (&self.pending, epoch) {
+            Down::Rejected { epoch } => match (&self.pending, epoch) {
                 (Some(Pending::Commit { epoch: ours, .. }), Some(e)) if *ours == e => {
                     self.pending = None;
                     self.group
@@ -219,13 +221,9 @@ impl<G: Group> Member<G> {
                 (Some(Pending::Create), None) => self.pending = None,
                 _ => return Err(CommitterError::Unexpected),
             },
-            ToClient::Error { code, .. } => self.events.push_back(Event::ServerError(code)),
-            // The transport's business, not the committer's.
-            ToClient::Media(_)
-            | ToClient::Rtc(_)
-            | ToClient::Resumable { .. }
-            | ToClient::Resumed
-            | ToClient::Pong { .. } => return Err(CommitterError::Unexpected),
+            Down::KeyPackageRefused => self
+                .events
+                .push_back(Event::ServerError(ErrorCode::KeyPackageRefused)),
         }
         self.act(now);
         Ok(())
@@ -242,7 +240,7 @@ impl<G: Group> Member<G> {
     }
 
     /// The next message for the delivery service.
-    pub fn poll_transmit(&mut self) -> Option<ToServer> {
+    pub fn poll_transmit(&mut self) -> Option<Request> {
         self.transmits.pop_front()
     }
 
@@ -401,7 +399,7 @@ impl<G: Group> Member<G> {
                     // Not at once: see `REFUSED_RETRY`.
                     self.rejoin(RejoinReason::Refused);
                     self.transmits
-                        .retain(|t| !matches!(t, ToServer::KeyPackage { .. }));
+                        .retain(|t| !matches!(t, Request::Control(Up::KeyPackage { .. })));
                     let wait = REFUSED_RETRY
                         .saturating_mul(1 << self.refusals.min(4))
                         .min(REFUSED_RETRY_MAX);
@@ -513,7 +511,7 @@ impl<G: Group> Member<G> {
         match self.fresh_key_package() {
             Ok(key_package) => self
                 .transmits
-                .push_back(ToServer::KeyPackage { key_package }),
+                .push_back(Request::Control(Up::KeyPackage { key_package })),
             Err(CommitterError::Session(e)) => self.events.push_back(Event::Stuck(e)),
             Err(_) => {}
         }
@@ -537,7 +535,8 @@ impl<G: Group> Member<G> {
                 let id = self.group.new_group_id();
                 if let Some(group_id) = Blob::new(id) {
                     self.pending = Some(Pending::Create);
-                    self.transmits.push_back(ToServer::Create { group_id });
+                    self.transmits
+                        .push_back(Request::Control(Up::Create { group_id }));
                 }
             }
             return;
@@ -595,13 +594,14 @@ impl<G: Group> Member<G> {
                         epoch,
                         commit: commit.clone(),
                     });
-                    self.transmits.push_back(ToServer::Commit(CommitMessage {
-                        epoch,
-                        adds,
-                        removes,
-                        commit,
-                        welcome,
-                    }));
+                    self.transmits
+                        .push_back(Request::Control(Up::Commit(CommitMessage {
+                            epoch,
+                            adds,
+                            removes,
+                            commit,
+                            welcome,
+                        })));
                     return;
                 }
                 Err(_) if !adds.is_empty() && !isolated => {
@@ -624,7 +624,7 @@ impl<G: Group> Member<G> {
                         } else {
                             self.refused.push(waiting.conn);
                             self.transmits
-                                .push_back(ToServer::Refuse { conn: waiting.conn });
+                                .push_back(Request::Control(Up::Refuse { conn: waiting.conn }));
                         }
                     }
                     adds = kept;
@@ -663,7 +663,7 @@ impl<G: Group> Member<G> {
         if let Some(proposal) = self.group.propose_update().ok().and_then(Blob::new) {
             self.proposed = Some(epoch);
             self.transmits
-                .push_back(ToServer::Proposal { epoch, proposal });
+                .push_back(Request::Control(Up::Proposal { epoch, proposal }));
         }
     }
 }

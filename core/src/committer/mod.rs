@@ -22,14 +22,14 @@
 //!
 //! # Run loop
 //!
-//! Both machines are sans-IO. After every `handle_*` call, drain
+//! Both machines are sans-IO. After every `handle*` call, drain
 //! `poll_transmit` (and, for a member, `poll_event`) until it returns
 //! `None`; call `handle_timeout(now)` when `poll_timeout` says.
 //!
 //! ```
 //! use satsuma_core::committer::{Group, Member, MemberConfig, Room, RoomConfig};
 //! use satsuma_core::mls::{MemberInfo, MemoryStore, SatsumaCrypto, Session, SessionConfig};
-//! use satsuma_core::wire::{Capabilities, RoomName, ToServer, Transport};
+//! use satsuma_core::wire::{Capabilities, RoomName, Transport};
 //! use satsuma_core::Instant;
 //!
 //! let now = Instant::ZERO;
@@ -50,31 +50,26 @@
 //! };
 //! let mut room = Room::new(RoomConfig::default());
 //! let mut members = vec![member("alice", 1), member("bob", 2)];
-//! let mut conns = Vec::new();
+//! // Each member's connection, once the room gave it one.
+//! let mut conns = vec![None; members.len()];
 //! for m in &mut members {
 //!     m.join(now).unwrap();
 //! }
 //! // Shuttle messages until nothing moves.
 //! loop {
 //!     let mut moved = false;
-//!     for (i, m) in members.iter_mut().enumerate() {
-//!         while let Some(message) = m.poll_transmit() {
+//!     for i in 0..members.len() {
+//!         while let Some(request) = members[i].poll_transmit() {
 //!             moved = true;
-//!             match message {
-//!                 ToServer::Join { key_package, capabilities, .. } => {
-//!                     conns.push((room.handle_join(now, key_package, capabilities).unwrap(), i));
-//!                 }
-//!                 other => {
-//!                     let conn = conns.iter().find(|c| c.1 == i).unwrap().0;
-//!                     let _ = room.handle_message(now, conn, other);
+//!             conns[i] = room.handle(now, conns[i], request).ok().or(conns[i]);
+//!             // Drained after every input: `All` is the connections now.
+//!             while let Some(transmit) = room.poll_transmit() {
+//!                 for to in room.recipients(transmit.to) {
+//!                     let i = conns.iter().position(|c| *c == Some(to)).unwrap();
+//!                     members[i].handle_message(now, transmit.message.clone()).unwrap();
 //!                 }
 //!             }
 //!         }
-//!     }
-//!     while let Some((conn, message)) = room.poll_transmit() {
-//!         moved = true;
-//!         let i = conns.iter().find(|c| c.0 == conn).unwrap().1;
-//!         members[i].handle_message(now, message).unwrap();
 //!     }
 //!     if !moved {
 //!         break;
@@ -95,7 +90,7 @@ use core::fmt;
 
 pub use group::Group;
 pub use member::{Member, MemberConfig, Status};
-pub use room::{Room, RoomConfig};
+pub use room::{Recipients, Request, Room, RoomConfig, Transmit};
 pub use state::{Applied, GroupState, RoomState, Seat, SeatStatus, Waiting};
 
 use crate::mls::SessionError;

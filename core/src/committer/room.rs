@@ -7,7 +7,7 @@ use core::time::Duration;
 use super::DsError;
 use super::state::{RoomState, SeatStatus};
 use crate::Instant;
-use crate::wire::{Blob, Capabilities, ConnId, Entry, ErrorCode, ToClient, ToServer, limits};
+use crate::wire::{Capabilities, ConnId, Down, Entry, Join, Up, limits};
 
 /// How a [`Room`] behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -36,9 +36,12 @@ impl Default for RoomConfig {
 /// committer, the epoch is current, the adds wait in the lobby and the
 /// removed leaves are gone.
 ///
-/// Sans-IO, like [`Member`](super::Member): after every `handle_*`, drain
+/// Sans-IO, like [`Member`](super::Member): after every `handle*`, drain
 /// [`Room::poll_transmit`]; call [`Room::handle_timeout`] at
-/// [`Room::poll_timeout`].
+/// [`Room::poll_timeout`]. A [`Transmit`] names its recipients; a driver
+/// sends a broadcast to the connections it has when it drains it, which is
+/// why it must drain after every input: a connection that joins later must
+/// not get an entry its `Hello` already holds.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Room {
     config: RoomConfig,
@@ -46,7 +49,56 @@ pub struct Room {
     connections: Vec<Connection>,
     next_conn: u64,
     work_since: Option<Instant>,
-    transmits: VecDeque<(ConnId, ToClient)>,
+    transmits: VecDeque<Transmit>,
+}
+
+/// What a [`Member`](super::Member) sends the delivery service and a
+/// [`Room`] takes: the committer's part of
+/// [`ToServer`](crate::wire::ToServer).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Request {
+    /// A new connection's first message.
+    Join(Join),
+    /// A control message on a connection that joined.
+    Control(Up),
+}
+
+impl From<Request> for crate::wire::ToServer {
+    fn from(request: Request) -> Self {
+        match request {
+            Request::Join(join) => Self::Open(crate::wire::Open::Join(join)),
+            Request::Control(up) => Self::Control(up),
+        }
+    }
+}
+
+/// A message from the delivery service and who it is for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Transmit {
+    /// Its recipients.
+    pub to: Recipients,
+    /// The message, built once whatever the number of recipients.
+    pub message: Down,
+}
+
+/// Who a [`Transmit`] is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Recipients {
+    /// One connection.
+    One(ConnId),
+    /// Every connection of the room.
+    All,
+}
+
+impl Recipients {
+    /// Whether `conn` is one of them.
+    #[must_use]
+    pub fn contains(self, conn: ConnId) -> bool {
+        match self {
+            Self::One(one) => one == conn,
+            Self::All => true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,15 +121,35 @@ impl Room {
         }
     }
 
-    /// A new connection's `Join`: it gets a [`ConnId`], a `Hello` with the
-    /// room so far, and then its own `Joined` entry like everyone else.
+    /// A request: `from` is `None` for a new connection's
+    /// [`Request::Join`] and the sender's [`ConnId`] otherwise. Returns the
+    /// connection it came from, allocated for a join.
     ///
     /// # Errors
-    /// [`DsError::RoomFull`].
-    pub fn handle_join(
+    /// As [`Room::handle_message`]; [`DsError::RoomFull`] for a join the
+    /// room has no place for; [`DsError::Unexpected`] for a join on a known
+    /// connection or a control message on none.
+    pub fn handle(
         &mut self,
         now: Instant,
-        key_package: Blob<{ limits::KEY_PACKAGE }>,
+        from: Option<ConnId>,
+        request: Request,
+    ) -> Result<ConnId, DsError> {
+        match (from, request) {
+            (None, Request::Join(join)) => {
+                self.handle_join(now, join.key_package, join.capabilities)
+            }
+            (Some(conn), Request::Control(up)) => self.handle_message(now, conn, up).map(|()| conn),
+            _ => Err(DsError::Unexpected),
+        }
+    }
+
+    /// A new connection's `Join`: it gets a [`ConnId`], a `Hello` with the
+    /// room so far, and then its own `Joined` entry like everyone else.
+    fn handle_join(
+        &mut self,
+        now: Instant,
+        key_package: crate::wire::Blob<{ limits::KEY_PACKAGE }>,
         capabilities: Capabilities,
     ) -> Result<ConnId, DsError> {
         if self.connections.len() >= self.config.max_connections.min(limits::MEMBERS)
@@ -88,13 +160,13 @@ impl Room {
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
         self.connections.push(Connection { conn, capabilities });
-        self.transmits.push_back((
-            conn,
-            ToClient::Hello {
+        self.transmits.push_back(Transmit {
+            to: Recipients::One(conn),
+            message: Down::Hello {
                 conn,
                 room: self.state.snapshot(),
             },
-        ));
+        });
         self.log(
             now,
             Entry::Joined {
@@ -115,19 +187,13 @@ impl Room {
         &mut self,
         now: Instant,
         conn: ConnId,
-        message: ToServer,
+        message: Up,
     ) -> Result<(), DsError> {
         let Some(connection) = self.connection(conn) else {
             return Err(DsError::UnknownConnection(conn));
         };
         match message {
-            // The transport's business: a driver never passes these on.
-            ToServer::Join { .. }
-            | ToServer::Media(_)
-            | ToServer::Rtc(_)
-            | ToServer::Resume { .. }
-            | ToServer::Ping { .. } => Err(DsError::Unexpected),
-            ToServer::KeyPackage { key_package } => {
+            Up::KeyPackage { key_package } => {
                 if self.state.lobby().len() >= limits::LOBBY && !self.state.in_lobby(conn) {
                     return Err(DsError::RoomFull);
                 }
@@ -140,38 +206,40 @@ impl Room {
                     },
                 )
             }
-            ToServer::Create { group_id } => {
+            Up::Create { group_id } => {
                 let entry = Entry::Created { conn, group_id };
                 if self.state.clone().apply(&entry).is_err() {
-                    self.transmits
-                        .push_back((conn, ToClient::Rejected { epoch: None }));
+                    self.transmits.push_back(Transmit {
+                        to: Recipients::One(conn),
+                        message: Down::Rejected { epoch: None },
+                    });
                     return Err(DsError::Refused);
                 }
                 self.log(now, entry)
             }
-            ToServer::Commit(commit) => {
+            Up::Commit(commit) => {
                 if let Err(e) = self.state.check_commit(conn, &commit) {
-                    self.transmits.push_back((
-                        conn,
-                        ToClient::Rejected {
+                    self.transmits.push_back(Transmit {
+                        to: Recipients::One(conn),
+                        message: Down::Rejected {
                             epoch: Some(commit.epoch),
                         },
-                    ));
+                    });
                     return Err(DsError::Log(e));
                 }
                 if let Some(welcome) = &commit.welcome {
                     for add in commit.adds.iter() {
-                        self.transmits.push_back((
-                            *add,
-                            ToClient::Welcome {
+                        self.transmits.push_back(Transmit {
+                            to: Recipients::One(*add),
+                            message: Down::Welcome {
                                 welcome: welcome.clone(),
                             },
-                        ));
+                        });
                     }
                 }
                 self.log(now, Entry::Committed { conn, commit })
             }
-            ToServer::Proposal { epoch, proposal } => self.log(
+            Up::Proposal { epoch, proposal } => self.log(
                 now,
                 Entry::Proposed {
                     conn,
@@ -179,7 +247,7 @@ impl Room {
                     proposal,
                 },
             ),
-            ToServer::Refuse { conn: refused } => {
+            Up::Refuse { conn: refused } => {
                 self.log(
                     now,
                     Entry::Refused {
@@ -187,17 +255,13 @@ impl Room {
                         conn: refused,
                     },
                 )?;
-                self.transmits.push_back((
-                    refused,
-                    ToClient::Error {
-                        code: ErrorCode::KeyPackageRefused,
-                        text: Blob::copy_from(b"the committer could not add your key package")
-                            .unwrap_or_default(),
-                    },
-                ));
+                self.transmits.push_back(Transmit {
+                    to: Recipients::One(refused),
+                    message: Down::KeyPackageRefused,
+                });
                 Ok(())
             }
-            ToServer::Leave => {
+            Up::Leave => {
                 self.handle_disconnect(now, conn);
                 Ok(())
             }
@@ -210,9 +274,18 @@ impl Room {
         if self.connection(conn).is_none() {
             return;
         }
-        // `Left` is valid for any connection; only a bug could refuse it.
-        let _ = self.log(now, Entry::Left { conn });
         self.connections.retain(|c| c.conn != conn);
+        // `Left` is valid for any connection; only a bug could refuse it.
+        if self.log(now, Entry::Left { conn }).is_ok()
+            && let Some(left) = self.transmits.back().map(|t| t.message.clone())
+        {
+            // No longer among `All`, yet told: a connection the transport
+            // lost for too long may still be listening.
+            self.transmits.push_back(Transmit {
+                to: Recipients::One(conn),
+                message: left,
+            });
+        }
     }
 
     /// Time passes: work left undone past the deadline moves the committer
@@ -223,8 +296,8 @@ impl Room {
         }
     }
 
-    /// The next message and the connection it is for.
-    pub fn poll_transmit(&mut self) -> Option<(ConnId, ToClient)> {
+    /// The next message and who it is for.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
     }
 
@@ -252,6 +325,17 @@ impl Room {
         self.connections.iter().map(|c| c.conn)
     }
 
+    /// The connections `to` names, when the transmit is drained right after
+    /// the input that made it: [`Recipients::All`] is the connections now.
+    pub fn recipients(&self, to: Recipients) -> impl Iterator<Item = ConnId> + '_ {
+        let one = match to {
+            Recipients::One(conn) => Some(conn),
+            Recipients::All => None,
+        };
+        let all = one.is_none().then(|| self.connections());
+        one.into_iter().chain(all.into_iter().flatten())
+    }
+
     /// Whether `conn` is a present member of the group: one whose media the
     /// SFU forwards to the others.
     #[must_use]
@@ -268,15 +352,6 @@ impl Room {
         let had_work = self.state.has_work();
         self.state.apply(&entry)?;
         let seq = self.state.seq();
-        for c in &self.connections {
-            self.transmits.push_back((
-                c.conn,
-                ToClient::Entry {
-                    seq,
-                    entry: entry.clone(),
-                },
-            ));
-        }
         let progress = matches!(
             entry,
             Entry::Committed { .. } | Entry::Created { .. } | Entry::Stalled
@@ -286,6 +361,10 @@ impl Room {
             (true, true) => self.work_since.or(Some(now)),
             (true, false) => Some(now),
         };
+        self.transmits.push_back(Transmit {
+            to: Recipients::All,
+            message: Down::Entry { seq, entry },
+        });
         Ok(())
     }
 }

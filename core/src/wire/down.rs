@@ -4,13 +4,33 @@ use serde::{Deserialize, Serialize};
 
 use super::{Blob, ConnId, Entry, ErrorCode, Media, RoomSnapshot, Signal, TOKEN_LEN, limits};
 
-/// A message from the SFU to a client.
+/// A message from the SFU to a client: one level per party that produced
+/// it, so each receiver takes exactly its own part.
+///
+/// What a resume replays is exactly the [`ToClient::Control`] messages: the
+/// SFU keeps them in the seat's history and the client counts them
+/// ([`Open::Resume::received`](super::Open::Resume)); nothing else is
+/// counted.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ToClient {
-    /// The answer to [`ToServer::Join`]: the connection's id and the room as
-    /// the log stood just before this connection's own `Joined` entry.
-    ///
-    /// [`ToServer::Join`]: super::ToServer::Join
+    /// From the room's log (the delivery service, `committer::Room`), for
+    /// the committer (`committer::Member`).
+    Control(Down),
+    /// A media frame from another member.
+    Media(Media),
+    /// WebRTC signalling from the SFU.
+    Rtc(Signal),
+    /// The link's own upkeep and refusals.
+    Link(LinkMsg),
+}
+
+/// What the delivery service sends one connection: its log and its answers
+/// to that connection's control messages.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Down {
+    /// The answer to a [`Join`](super::Join): the connection's id and the
+    /// room as the log stood just before this connection's own `Joined`
+    /// entry.
     Hello {
         /// This connection.
         conn: ConnId,
@@ -36,23 +56,17 @@ pub enum ToClient {
         /// The epoch the refused commit was for (`None`: a creation).
         epoch: Option<u64>,
     },
-    /// The SFU refused something. Some refusals leave the link open (an
-    /// answer that does not apply); malformed input, floods, idleness and
-    /// shutdown close it right after this message.
-    Error {
-        /// What went wrong.
-        code: ErrorCode,
-        /// Details for a log.
-        text: Blob<{ limits::TEXT }>,
-    },
-    /// A media frame from another member.
-    Media(Media),
-    /// WebRTC signalling from the SFU.
-    Rtc(Signal),
+    /// The committer could not use this connection's key package (the log's
+    /// `Refused` entry names it too).
+    KeyPackageRefused,
+}
+
+/// What the link itself says: the SFU's transport code, not the log.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum LinkMsg {
     /// Sent after `Hello`: the token that lets a new connection take this
-    /// one's seat with [`ToServer::Resume`] within `grace_ms`.
-    ///
-    /// [`ToServer::Resume`]: super::ToServer::Resume
+    /// one's seat with [`Open::Resume`](super::Open::Resume) within
+    /// `grace_ms`.
     Resumable {
         /// The secret the new connection presents.
         token: [u8; TOKEN_LEN],
@@ -64,33 +78,23 @@ pub enum ToClient {
         /// [`ToServer::Ping`]: super::ToServer::Ping
         ping_ms: u32,
     },
-    /// The answer to a [`ToServer::Resume`] the SFU accepted; the control
-    /// messages the client missed follow.
-    ///
-    /// [`ToServer::Resume`]: super::ToServer::Resume
+    /// The answer to an [`Open::Resume`](super::Open::Resume) the SFU
+    /// accepted; the control messages the client missed follow.
     Resumed,
     /// The answer to [`ToServer::Ping`](super::ToServer::Ping).
     Pong {
         /// The ping's nonce.
         nonce: u32,
     },
-}
-
-impl ToClient {
-    /// Whether this is a control message: one the committer (its `Member`)
-    /// handles and a resume replays.
-    /// Media, signalling and link upkeep are not.
-    #[must_use]
-    pub fn is_control(&self) -> bool {
-        matches!(
-            self,
-            Self::Hello { .. }
-                | Self::Entry { .. }
-                | Self::Welcome { .. }
-                | Self::Rejected { .. }
-                | Self::Error { .. }
-        )
-    }
+    /// The SFU refused something. Some refusals leave the link open (an
+    /// answer that does not apply); malformed input, floods, idleness and
+    /// shutdown close it right after this message.
+    Error {
+        /// What went wrong.
+        code: ErrorCode,
+        /// Details for a log.
+        text: Blob<{ limits::TEXT }>,
+    },
 }
 
 #[cfg(test)]
@@ -103,34 +107,73 @@ mod tests {
 
     #[test]
     fn small_messages_have_these_exact_bytes() {
+        // Version 2, the family (`Control` 0, `Link` 3), then the variant
+        // in it and its fields.
         assert_eq!(
-            ToClient::Rejected { epoch: None }.encode().unwrap(),
-            [1, 3, 0]
+            ToClient::Control(Down::Rejected { epoch: None })
+                .encode()
+                .unwrap(),
+            [2, 0, 3, 0]
         );
         assert_eq!(
-            ToClient::Rejected { epoch: Some(5) }.encode().unwrap(),
-            [1, 3, 1, 5]
+            ToClient::Control(Down::Rejected { epoch: Some(5) })
+                .encode()
+                .unwrap(),
+            [2, 0, 3, 1, 5]
         );
-        assert_eq!(ToClient::Resumed.encode().unwrap(), [1, 8]);
+        assert_eq!(
+            ToClient::Control(Down::KeyPackageRefused).encode().unwrap(),
+            [2, 0, 4]
+        );
+        assert_eq!(
+            ToClient::Link(LinkMsg::Resumed).encode().unwrap(),
+            [2, 3, 1]
+        );
+        assert_eq!(
+            ToClient::Link(LinkMsg::Pong { nonce: 300 })
+                .encode()
+                .unwrap(),
+            [2, 3, 2, 0xac, 0x02]
+        );
     }
 
     #[test]
     fn every_variant_round_trips() {
         let clients = to_client_samples();
-        let mut tags: Vec<u8> = clients.iter().map(|m| m.encode().unwrap()[1]).collect();
+        // The family's tag, and the variant's inside `Control` and `Link`.
+        let mut tags: Vec<(u8, u8)> = clients
+            .iter()
+            .map(|m| {
+                let bytes = m.encode().unwrap();
+                (bytes[1], if bytes[1] % 3 == 0 { bytes[2] } else { 0 })
+            })
+            .collect();
         tags.sort_unstable();
         tags.dedup();
         assert_eq!(
             tags,
-            [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+            [
+                (0, 0),
+                (0, 1),
+                (0, 2),
+                (0, 3),
+                (0, 4),
+                (1, 0),
+                (2, 0),
+                (3, 0),
+                (3, 1),
+                (3, 2),
+                (3, 3)
+            ],
             "one sample per variant"
         );
         let mut entry_tags = Vec::new();
         for message in clients {
             let bytes = message.encode().unwrap();
-            if let ToClient::Entry { .. } = message {
-                // Version, `Entry` tag, a one-byte seq, the entry's tag.
-                entry_tags.push(bytes[3]);
+            if let ToClient::Control(Down::Entry { .. }) = message {
+                // Version, `Control`, `Entry`, a one-byte seq, the entry's
+                // tag.
+                entry_tags.push(bytes[4]);
             }
             assert_eq!(ToClient::decode(&bytes), Ok(message));
         }
@@ -139,7 +182,7 @@ mod tests {
 
     #[test]
     fn truncated_or_unknown_bytes_are_malformed() {
-        assert_eq!(ToClient::decode(&[1, 3, 1]), Err(WireError::Malformed));
+        assert_eq!(ToClient::decode(&[2, 0, 3, 1]), Err(WireError::Malformed));
         for message in to_client_samples() {
             let bytes = message.encode().unwrap();
             for cut in 1..bytes.len() {
@@ -150,8 +193,13 @@ mod tests {
                 );
             }
         }
-        // An unknown variant, and an option tag out of range.
-        assert_eq!(ToClient::decode(&[1, 40]), Err(WireError::Malformed));
-        assert_eq!(ToClient::decode(&[1, 3, 2, 0]), Err(WireError::Malformed));
+        // Unknown variants at each level, and an option tag out of range.
+        assert_eq!(ToClient::decode(&[2, 40]), Err(WireError::Malformed));
+        assert_eq!(ToClient::decode(&[2, 0, 40]), Err(WireError::Malformed));
+        assert_eq!(ToClient::decode(&[2, 3, 40]), Err(WireError::Malformed));
+        assert_eq!(
+            ToClient::decode(&[2, 0, 3, 2, 0]),
+            Err(WireError::Malformed)
+        );
     }
 }

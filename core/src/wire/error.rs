@@ -89,20 +89,24 @@ impl core::error::Error for WireError {}
 mod tests {
     use super::super::samples::blob;
     use super::*;
-    use crate::wire::{Message, ToClient};
+    use crate::wire::{LinkMsg, Message, ToClient};
 
     #[test]
     fn an_error_code_is_its_position() {
         assert_eq!(
-            ToClient::Error {
+            ToClient::Link(LinkMsg::Error {
                 code: ErrorCode::RoomFull,
                 text: blob(b"full"),
-            }
+            })
             .encode()
             .unwrap(),
-            [1, 4, 2, 4, b'f', b'u', b'l', b'l']
+            // Version 2, `Link`, `Error`, the code, the text.
+            [2, 3, 3, 2, 4, b'f', b'u', b'l', b'l']
         );
         // An unknown error code.
-        assert_eq!(ToClient::decode(&[1, 4, 40, 0]), Err(WireError::Malformed));
+        assert_eq!(
+            ToClient::decode(&[2, 3, 3, 40, 0]),
+            Err(WireError::Malformed)
+        );
     }
 }

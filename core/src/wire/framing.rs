@@ -39,7 +39,7 @@ pub fn encode_framed<M: Message>(message: &M) -> Result<Vec<u8>, WireError> {
 mod tests {
     use super::super::samples::{DESKTOP, blob};
     use super::*;
-    use crate::wire::{RoomName, ToServer};
+    use crate::wire::{Join, Open, RoomName, ToServer, Up};
 
     #[test]
     fn frame_len_takes_one_to_the_limit() {
@@ -59,21 +59,24 @@ mod tests {
 
     #[test]
     fn encode_framed_prefixes_the_big_endian_length() {
-        assert_eq!(encode_framed(&ToServer::Leave).unwrap(), [0, 0, 0, 2, 1, 6]);
-        // 312 bytes: version, tag, "lobby" (6), 300 key package bytes with
-        // a 2-byte length, capabilities (2).
-        let join = ToServer::Join {
+        assert_eq!(
+            encode_framed(&ToServer::Control(Up::Leave)).unwrap(),
+            [0, 0, 0, 3, 2, 1, 5]
+        );
+        // 313 bytes: version, `Open`, `Join`, "lobby" (6), 300 key package
+        // bytes with a 2-byte length, capabilities (2).
+        let join = ToServer::Open(Open::Join(Join {
             room: RoomName::new("lobby").unwrap(),
             key_package: blob(&[0x11; 300]),
             capabilities: DESKTOP,
-        };
+        }));
         let framed = encode_framed(&join).unwrap();
-        assert_eq!(framed[..4], [0, 0, 0x01, 0x38]);
+        assert_eq!(framed[..4], [0, 0, 0x01, 0x39]);
         assert_eq!(
             frame_len([framed[0], framed[1], framed[2], framed[3]]),
-            Ok(312)
+            Ok(313)
         );
-        assert_eq!(framed.len(), 4 + 312);
+        assert_eq!(framed.len(), 4 + 313);
         assert_eq!(ToServer::decode(&framed[4..]), Ok(join));
     }
 }

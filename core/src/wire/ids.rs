@@ -65,11 +65,12 @@ mod tests {
     use alloc::vec::Vec;
 
     use super::*;
-    use crate::wire::{Message, ToServer, VERSION};
+    use crate::wire::{Message, ToServer, Up, VERSION};
 
     /// A `Join` for room `name`, with an empty key package, built by hand.
     fn join_bytes(name: &[u8]) -> Vec<u8> {
-        let mut bytes = vec![VERSION, 0, u8::try_from(name.len()).unwrap()];
+        // `Open`, `Join`, the name's length.
+        let mut bytes = vec![VERSION, 0, 0, u8::try_from(name.len()).unwrap()];
         bytes.extend_from_slice(name);
         bytes.extend_from_slice(&[0, 1, 0]);
         bytes
@@ -110,17 +111,17 @@ mod tests {
     fn a_conn_id_is_a_varint_of_at_most_64_bits() {
         assert_eq!(
             ToServer::decode(&[
-                1, 5, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02
+                2, 1, 4, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02
             ]),
             Err(WireError::Malformed)
         );
         assert_eq!(
             ToServer::decode(&[
-                1, 5, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01
+                2, 1, 4, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01
             ]),
-            Ok(ToServer::Refuse {
+            Ok(ToServer::Control(Up::Refuse {
                 conn: ConnId(u64::MAX)
-            })
+            }))
         );
     }
 }

@@ -157,28 +157,32 @@ mod tests {
 
     use super::super::samples::{DESKTOP, blob, room_snapshot, seat, waiting};
     use super::*;
-    use crate::wire::{Message, ToClient, ToServer, WireError};
+    use crate::wire::{Down, Message, ToClient, ToServer, Up, WireError};
 
     #[test]
     fn entries_have_these_exact_bytes() {
         assert_eq!(
-            ToClient::Entry {
+            ToClient::Control(Down::Entry {
                 seq: 1,
                 entry: Entry::Stalled
-            }
+            })
             .encode()
             .unwrap(),
-            [1, 1, 1, 5]
+            // Version 2, `Control`, `Entry`, seq 1, `Stalled`.
+            [2, 0, 1, 1, 5]
         );
         assert_eq!(
-            ToClient::decode(&[1, 1, 2, 1, 0]),
-            Ok(ToClient::Entry {
+            ToClient::decode(&[2, 0, 1, 2, 1, 0]),
+            Ok(ToClient::Control(Down::Entry {
                 seq: 2,
                 entry: Entry::Left { conn: ConnId(0) }
-            })
+            }))
         );
         // An unknown entry.
-        assert_eq!(ToClient::decode(&[1, 1, 1, 7]), Err(WireError::Malformed));
+        assert_eq!(
+            ToClient::decode(&[2, 0, 1, 1, 7]),
+            Err(WireError::Malformed)
+        );
     }
 
     #[test]
@@ -186,13 +190,13 @@ mod tests {
         // A commit adding 256 connections (0x80 0x02), then 257 (0x81 0x02):
         // epoch 0, adds, no removes, an empty commit, no Welcome.
         let adds = |count: usize, prefix: [u8; 2]| {
-            let mut bytes = vec![1, 3, 0, prefix[0], prefix[1]];
-            bytes.resize(5 + count, 0);
+            let mut bytes = vec![2, 1, 2, 0, prefix[0], prefix[1]];
+            bytes.resize(6 + count, 0);
             bytes.extend_from_slice(&[0, 0, 0]);
             bytes
         };
         match ToServer::decode(&adds(limits::MEMBERS, [0x80, 0x02])) {
-            Ok(ToServer::Commit(c)) => assert_eq!(c.adds.len(), limits::MEMBERS),
+            Ok(ToServer::Control(Up::Commit(c))) => assert_eq!(c.adds.len(), limits::MEMBERS),
             other => panic!("{other:?}"),
         }
         assert_eq!(
@@ -201,15 +205,16 @@ mod tests {
         );
         // A length announcing far more elements than the input holds.
         assert_eq!(
-            ToServer::decode(&[1, 3, 0, 0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0, 0]),
+            ToServer::decode(&[2, 1, 2, 0, 0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0, 0]),
             Err(WireError::Malformed)
         );
     }
 
     #[test]
     fn room_snapshots_in_hello_have_these_exact_bytes() {
-        // The same bytes as the fold's own state had on the wire before the
-        // snapshot was a type of its own (wire VERSION 1).
+        // The same snapshot bytes as the fold's own state had on the wire
+        // before the snapshot was a type of its own; since wire VERSION 2
+        // the `Hello` is behind `Control`'s tag (0).
         let one_leaf = RoomSnapshot {
             seq: 2,
             group: Some(GroupSnapshot {
@@ -237,12 +242,12 @@ mod tests {
             proposals: List::default(),
         };
         let cases: [(u64, RoomSnapshot, &[u8]); 4] = [
-            (9, RoomSnapshot::default(), &[1, 0, 9, 0, 0, 0, 0, 0, 0]),
+            (9, RoomSnapshot::default(), &[2, 0, 0, 9, 0, 0, 0, 0, 0, 0]),
             (
                 1,
                 one_leaf,
                 &[
-                    1, 0, 1, // version, Hello, conn 1
+                    2, 0, 0, 1, // version, Control, Hello, conn 1
                     2, // seq
                     1, 1, b'g', 0, // group: Some, id "g", epoch 0
                     1, // leaves: one
@@ -256,7 +261,7 @@ mod tests {
                 2,
                 room_snapshot(),
                 &[
-                    1, 0, 2, // version, Hello, conn 2
+                    2, 0, 0, 2, // version, Control, Hello, conn 2
                     7, // seq
                     1, 1, b'g', 1, // group: Some, id "g", epoch 1
                     2, // leaves: two
@@ -271,7 +276,7 @@ mod tests {
                 4,
                 blank_rejoining_departed,
                 &[
-                    1, 0, 4,  // version, Hello, conn 4
+                    2, 0, 0, 4,  // version, Control, Hello, conn 4
                     11, // seq
                     1, 1, b'g', 3, // group: Some, id "g", epoch 3
                     4, // leaves: four
@@ -286,17 +291,17 @@ mod tests {
             ),
         ];
         for (conn, room, bytes) in cases {
-            let hello = ToClient::Hello {
+            let hello = ToClient::Control(Down::Hello {
                 conn: ConnId(conn),
                 room,
-            };
+            });
             assert_eq!(hello.encode().unwrap(), bytes, "{hello:?}");
             assert_eq!(ToClient::decode(bytes), Ok(hello));
         }
         // A seat status past `Rejoining` is not one.
-        let mut bad = vec![1, 0, 1, 2, 1, 1, b'g', 0, 1, 1, 0, 1, 0, 3, 0, 0, 0];
+        let mut bad = vec![2, 0, 0, 1, 2, 1, 1, b'g', 0, 1, 1, 0, 1, 0, 3, 0, 0, 0];
         assert_eq!(ToClient::decode(&bad), Err(WireError::Malformed));
-        bad[13] = 2;
+        bad[14] = 2;
         assert!(ToClient::decode(&bad).is_ok());
     }
 }

@@ -51,11 +51,13 @@ mod tests {
     fn media_and_signalling_have_these_exact_bytes() {
         assert_eq!(
             ToServer::Media(media()).encode().unwrap(),
-            [1, 7, 1, 1, 0xa0, 0x01, 1, 1, 0xab]
+            // Version 2, `Media` (2), then the frame.
+            [2, 2, 1, 1, 0xa0, 0x01, 1, 1, 0xab]
         );
         assert_eq!(
             ToClient::Rtc(Signal::Offer(blob(b"v=0"))).encode().unwrap(),
-            [1, 6, 0, 3, b'v', b'=', b'0']
+            // Version 2, `Rtc` (2), `Offer`, the SDP.
+            [2, 2, 0, 3, b'v', b'=', b'0']
         );
     }
 
@@ -63,12 +65,12 @@ mod tests {
     fn an_unknown_transport_or_codec_is_malformed() {
         // A `Join` whose capabilities name transport 2.
         assert_eq!(
-            ToServer::decode(&[1, 0, 1, b'a', 0, 1, 2]),
+            ToServer::decode(&[2, 0, 0, 1, b'a', 0, 1, 2]),
             Err(WireError::Malformed)
         );
         // A `Media` frame with codec 5.
         assert_eq!(
-            ToServer::decode(&[1, 7, 1, 5, 0, 0, 0]),
+            ToServer::decode(&[2, 2, 1, 5, 0, 0, 0]),
             Err(WireError::Malformed)
         );
     }

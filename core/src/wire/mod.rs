@@ -9,8 +9,20 @@
 //! [`limits::MESSAGE`] bytes. Decoding never panics: anything else is a
 //! [`WireError`].
 //!
+//! Each direction has two levels: the outer enum says which party handles a
+//! message (the link, the room's log, media, signalling), the inner one what
+//! it is. [`ToServer::Control`] holds exactly what the delivery service's
+//! log takes ([`Up`]) and [`ToClient::Control`] exactly what it produces
+//! ([`Down`]); the link's own messages are [`Open`] and [`LinkMsg`]. A
+//! resume replays, and a client counts, the `Control` messages and nothing
+//! else.
+//!
 //! Enum variants are encoded by position: new variants and fields go at the
 //! end, and a change that reorders them changes [`VERSION`].
+//!
+//! Version 2 introduced the two levels (version 1 had one flat enum per
+//! direction, and link errors counted for resume on one side only). There
+//! were no deployed peers, so nothing speaks version 1 any more.
 //!
 //! The transport frames messages: a WebSocket binary frame each on desktop,
 //! a 4-byte big-endian length prefix on the intercom's TCP link
@@ -33,7 +45,7 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 pub use bounded::{Blob, List};
-pub use down::ToClient;
+pub use down::{Down, LinkMsg, ToClient};
 pub use error::{ErrorCode, WireError};
 pub use framing::{encode_framed, frame_len};
 pub use ids::{ConnId, RoomName, TOKEN_LEN};
@@ -41,10 +53,11 @@ pub use log::{
     CommitMessage, Entry, GroupSnapshot, Presence, RoomSnapshot, SeatSnapshot, WaitingSnapshot,
 };
 pub use media::{Media, Signal, Transport};
-pub use up::{Capabilities, ToServer};
+pub use up::{Capabilities, Join, Open, ToServer, Up};
 
-/// The protocol version: the first byte of every message.
-pub const VERSION: u8 = 1;
+/// The protocol version: the first byte of every message. 2 since the
+/// messages have two levels (see the module docs).
+pub const VERSION: u8 = 2;
 
 /// A message that travels on the wire.
 pub trait Message: Serialize + for<'de> Deserialize<'de> + Sized {
@@ -98,15 +111,16 @@ mod tests {
     fn the_envelope_is_checked_first() {
         assert_eq!(ToServer::decode(&[]), Err(WireError::Empty));
         assert_eq!(ToClient::decode(&[]), Err(WireError::Empty));
-        assert_eq!(ToServer::decode(&[2, 6]), Err(WireError::Version(2)));
+        // Version 1, the flat messages before the two levels, is refused.
+        assert_eq!(ToServer::decode(&[1, 6]), Err(WireError::Version(1)));
         assert_eq!(ToServer::decode(&[0]), Err(WireError::Version(0)));
         assert_eq!(
             ToClient::decode(&[0xff, 3, 0]),
             Err(WireError::Version(0xff))
         );
-        assert_eq!(ToServer::decode(&[1, 6, 0]), Err(WireError::Trailing(1)));
+        assert_eq!(ToServer::decode(&[2, 1, 5, 0]), Err(WireError::Trailing(1)));
         assert_eq!(
-            ToClient::decode(&[1, 3, 0, 1, 2, 3]),
+            ToClient::decode(&[2, 0, 3, 0, 1, 2, 3]),
             Err(WireError::Trailing(3))
         );
     }
@@ -114,9 +128,9 @@ mod tests {
     #[test]
     fn varints_need_not_be_minimal() {
         // The value is what counts, and it encodes back in the short form.
-        let long_form = ToServer::decode(&[1, 0x86, 0x00]).unwrap();
-        assert_eq!(long_form, ToServer::Leave);
-        assert_eq!(long_form.encode().unwrap(), [1, 6]);
+        let long_form = ToServer::decode(&[2, 0x81, 0x00, 5]).unwrap();
+        assert_eq!(long_form, ToServer::Control(Up::Leave));
+        assert_eq!(long_form.encode().unwrap(), [2, 1, 5]);
     }
 
     #[test]
@@ -131,27 +145,27 @@ mod tests {
             ToClient::decode(&bytes),
             Err(WireError::TooLong(limits::MESSAGE + 1))
         );
-        // At the limit it is the content that counts: zeros are a `Join`
-        // with an empty room name.
+        // At the limit it is the content that counts: zeros are an `Open`
+        // `Join` with an empty room name.
         assert_eq!(
             ToServer::decode(&bytes[..limits::MESSAGE]),
             Err(WireError::Malformed)
         );
-        bytes[0] = 2;
-        assert_eq!(ToServer::decode(&bytes), Err(WireError::Version(2)));
+        bytes[0] = 3;
+        assert_eq!(ToServer::decode(&bytes), Err(WireError::Version(3)));
 
         // A commit and a Welcome each at their own bound do not fit one
         // message together: the sender learns it from `encode`. Version,
-        // tag, epoch, adds, removes, 3 + 65536 commit bytes, Some, 3 +
+        // two tags, epoch, adds, removes, 3 + 65536 commit bytes, Some, 3 +
         // 196608 Welcome bytes.
-        let too_big = ToServer::Commit(CommitMessage {
+        let too_big = ToServer::Control(Up::Commit(CommitMessage {
             epoch: 0,
             adds: List::default(),
             removes: List::default(),
             commit: blob(&[0; limits::COMMIT]),
             welcome: Some(blob(&vec![0; limits::WELCOME])),
-        });
-        let len = 5 + 3 + limits::COMMIT + 1 + 3 + limits::WELCOME;
+        }));
+        let len = 6 + 3 + limits::COMMIT + 1 + 3 + limits::WELCOME;
         assert_eq!(too_big.encode(), Err(WireError::TooLong(len)));
         assert_eq!(encode_framed(&too_big), Err(WireError::TooLong(len)));
     }

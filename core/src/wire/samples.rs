@@ -83,32 +83,32 @@ pub(super) fn room_snapshot() -> RoomSnapshot {
 
 pub(super) fn to_server_samples() -> Vec<ToServer> {
     vec![
-        ToServer::Join {
+        ToServer::Open(Open::Join(Join {
             room: RoomName::new("lobby").unwrap(),
             key_package: blob(&[0xaa, 0xbb]),
             capabilities: INTERCOM,
-        },
-        ToServer::KeyPackage {
+        })),
+        ToServer::Control(Up::KeyPackage {
             key_package: blob(&[1, 2, 3]),
-        },
-        ToServer::Create {
+        }),
+        ToServer::Control(Up::Create {
             group_id: blob(&[0x42; limits::GROUP_ID]),
-        },
-        ToServer::Commit(commit_message()),
-        ToServer::Proposal {
+        }),
+        ToServer::Control(Up::Commit(commit_message())),
+        ToServer::Control(Up::Proposal {
             epoch: u64::MAX,
             proposal: blob(&[5; 200]),
-        },
-        ToServer::Refuse { conn: ConnId(300) },
-        ToServer::Leave,
+        }),
+        ToServer::Control(Up::Refuse { conn: ConnId(300) }),
+        ToServer::Control(Up::Leave),
         ToServer::Media(media()),
         ToServer::Rtc(Signal::Answer(blob(b"v=0"))),
-        ToServer::Resume {
+        ToServer::Open(Open::Resume {
             room: RoomName::new("lobby").unwrap(),
             conn: ConnId(3),
             token: [9; TOKEN_LEN],
             received: 17,
-        },
+        }),
         ToServer::Ping { nonce: u32::MAX },
     ]
 }
@@ -148,35 +148,36 @@ pub(super) fn entry_samples() -> Vec<Entry> {
 
 pub(super) fn to_client_samples() -> Vec<ToClient> {
     let mut samples = vec![
-        ToClient::Hello {
+        ToClient::Control(Down::Hello {
             conn: ConnId(7),
             room: room_snapshot(),
-        },
-        ToClient::Welcome {
+        }),
+        ToClient::Control(Down::Welcome {
             welcome: blob(&[8; 1000]),
-        },
-        ToClient::Rejected { epoch: None },
-        ToClient::Rejected { epoch: Some(5) },
-        ToClient::Error {
-            code: ErrorCode::Closed,
-            text: blob(b"bye"),
-        },
+        }),
+        ToClient::Control(Down::Rejected { epoch: None }),
+        ToClient::Control(Down::Rejected { epoch: Some(5) }),
+        ToClient::Control(Down::KeyPackageRefused),
         ToClient::Media(media()),
     ];
     samples.extend([
         ToClient::Rtc(Signal::Offer(blob(b"v=0"))),
-        ToClient::Resumable {
+        ToClient::Link(LinkMsg::Resumable {
             token: [1; TOKEN_LEN],
             grace_ms: 15_000,
             ping_ms: 10_000,
-        },
-        ToClient::Resumed,
-        ToClient::Pong { nonce: 1 },
+        }),
+        ToClient::Link(LinkMsg::Resumed),
+        ToClient::Link(LinkMsg::Pong { nonce: 1 }),
+        ToClient::Link(LinkMsg::Error {
+            code: ErrorCode::Closed,
+            text: blob(b"bye"),
+        }),
     ]);
     samples.extend(
         (1..)
             .zip(entry_samples())
-            .map(|(seq, entry)| ToClient::Entry { seq, entry }),
+            .map(|(seq, entry)| ToClient::Control(Down::Entry { seq, entry })),
     );
     samples
 }

@@ -4,18 +4,64 @@ use serde::{Deserialize, Serialize};
 
 use super::{Blob, CommitMessage, ConnId, Media, RoomName, Signal, TOKEN_LEN, Transport, limits};
 
-/// A message from a client to the SFU.
+/// A message from a client to the SFU: one level per party that handles
+/// it, so each takes exactly its own part.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ToServer {
-    /// Enter a room: the first message on a connection.
-    Join {
+    /// The first message on a connection: the link's, to find the room.
+    Open(Open),
+    /// A control message for the room's log (the delivery service,
+    /// `committer::Room`).
+    Control(Up),
+    /// A media frame, for clients without WebRTC.
+    Media(Media),
+    /// WebRTC signalling for this connection's peer connection. The SFU
+    /// always makes the offers; a client only answers.
+    Rtc(Signal),
+    /// Keeps an idle connection open; the SFU answers with
+    /// [`LinkMsg::Pong`](super::LinkMsg::Pong).
+    Ping {
+        /// Echoed back.
+        nonce: u32,
+    },
+}
+
+/// How a connection starts: a seat of its own, or one taken over.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Open {
+    /// Enter a room.
+    Join(Join),
+    /// Take over a connection lost within the grace period: the seat, the
+    /// MLS leaf and the log position stay. On refusal the client joins
+    /// afresh.
+    Resume {
         /// The room.
         room: RoomName,
-        /// A key package for the committer to add.
-        key_package: Blob<{ limits::KEY_PACKAGE }>,
-        /// What this client can do.
-        capabilities: Capabilities,
+        /// The lost connection.
+        conn: ConnId,
+        /// Its token, from [`LinkMsg::Resumable`](super::LinkMsg::Resumable).
+        token: [u8; TOKEN_LEN],
+        /// How many [`ToClient::Control`](super::ToClient::Control)
+        /// messages the client has received on that connection; the SFU
+        /// sends the rest again.
+        received: u64,
     },
+}
+
+/// A request to enter a room: the first message of a new member.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Join {
+    /// The room.
+    pub room: RoomName,
+    /// A key package for the committer to add.
+    pub key_package: Blob<{ limits::KEY_PACKAGE }>,
+    /// What this client can do.
+    pub capabilities: Capabilities,
+}
+
+/// A control message for the room's log, from a connection that joined.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Up {
     /// A fresh key package: this member's Welcome was lost, or it noticed
     /// that its group state forked; it asks to be removed and added again.
     KeyPackage {
@@ -44,33 +90,6 @@ pub enum ToServer {
     },
     /// Leave the room.
     Leave,
-    /// A media frame, for clients without WebRTC.
-    Media(Media),
-    /// WebRTC signalling for this connection's peer connection. The SFU
-    /// always makes the offers; a client only answers.
-    Rtc(Signal),
-    /// The first message on a new connection that takes over a lost one
-    /// within the grace period: the seat, the MLS leaf and the log position
-    /// stay. On refusal the client joins afresh.
-    Resume {
-        /// The room.
-        room: RoomName,
-        /// The lost connection.
-        conn: ConnId,
-        /// Its token, from [`ToClient::Resumable`](super::ToClient::Resumable).
-        token: [u8; TOKEN_LEN],
-        /// How many control messages ([`ToClient::is_control`]) the client
-        /// has received on that connection; the SFU sends the rest again.
-        ///
-        /// [`ToClient::is_control`]: super::ToClient::is_control
-        received: u64,
-    },
-    /// Keeps an idle connection open; the SFU answers with
-    /// [`ToClient::Pong`](super::ToClient::Pong).
-    Ping {
-        /// Echoed back.
-        nonce: u32,
-    },
 }
 
 /// What a client can do, declared when it joins.
@@ -96,46 +115,75 @@ mod tests {
 
     #[test]
     fn small_messages_have_these_exact_bytes() {
-        // Version byte, then the variant's position as a varint, then the
-        // fields in order; integers other than u8 are varints.
-        assert_eq!(ToServer::Leave.encode().unwrap(), [1, 6]);
+        // Version 2, the family (`Open` 0, `Control` 1, ...), the variant in
+        // it, then the fields in order; integers other than u8 are varints.
+        assert_eq!(ToServer::Control(Up::Leave).encode().unwrap(), [2, 1, 5]);
         assert_eq!(
-            ToServer::Refuse { conn: ConnId(300) }.encode().unwrap(),
-            [1, 5, 0xac, 0x02]
+            ToServer::Control(Up::Refuse { conn: ConnId(300) })
+                .encode()
+                .unwrap(),
+            [2, 1, 4, 0xac, 0x02]
         );
         assert_eq!(
             to_server_samples()[0].encode().unwrap(),
-            [1, 0, 5, b'l', b'o', b'b', b'b', b'y', 2, 0xaa, 0xbb, 0, 1]
+            [
+                2, 0, 0, 5, b'l', b'o', b'b', b'b', b'y', 2, 0xaa, 0xbb, 0, 1
+            ]
         );
         assert_eq!(
-            ToServer::Commit(commit_message()).encode().unwrap(),
-            [1, 3, 1, 1, 2, 1, 0, 1, 9, 1, 2, 7, 7]
+            ToServer::Control(Up::Commit(commit_message()))
+                .encode()
+                .unwrap(),
+            [2, 1, 2, 1, 1, 2, 1, 0, 1, 9, 1, 2, 7, 7]
         );
         assert_eq!(
             ToServer::Ping { nonce: 300 }.encode().unwrap(),
-            [1, 10, 0xac, 0x02]
+            [2, 4, 0xac, 0x02]
         );
     }
 
     #[test]
     fn literal_bytes_decode_to_the_message() {
-        assert_eq!(ToServer::decode(&[1, 6]), Ok(ToServer::Leave));
         assert_eq!(
-            ToServer::decode(&[1, 2, 3, 0xaa, 0xbb, 0xcc]),
-            Ok(ToServer::Create {
+            ToServer::decode(&[2, 1, 5]),
+            Ok(ToServer::Control(Up::Leave))
+        );
+        assert_eq!(
+            ToServer::decode(&[2, 1, 1, 3, 0xaa, 0xbb, 0xcc]),
+            Ok(ToServer::Control(Up::Create {
                 group_id: blob(&[0xaa, 0xbb, 0xcc])
-            })
+            }))
         );
     }
 
     #[test]
     fn every_variant_round_trips() {
         let servers = to_server_samples();
-        let mut tags: Vec<u8> = servers.iter().map(|m| m.encode().unwrap()[1]).collect();
+        // The family's tag, and the variant's inside `Open` and `Control`.
+        let mut tags: Vec<(u8, u8)> = servers
+            .iter()
+            .map(|m| {
+                let bytes = m.encode().unwrap();
+                (bytes[1], if bytes[1] < 2 { bytes[2] } else { 0 })
+            })
+            .collect();
+        tags.sort_unstable();
         tags.dedup();
         assert_eq!(
             tags,
-            [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+            [
+                (0, 0),
+                (0, 1),
+                (1, 0),
+                (1, 1),
+                (1, 2),
+                (1, 3),
+                (1, 4),
+                (1, 5),
+                (2, 0),
+                (3, 0),
+                (4, 0)
+            ],
             "one sample per variant"
         );
         for message in servers {
@@ -147,9 +195,13 @@ mod tests {
     #[test]
     fn truncated_or_unknown_bytes_are_malformed() {
         // The version byte alone, then cuts through each kind of field.
-        assert_eq!(ToServer::decode(&[1]), Err(WireError::Malformed));
-        assert_eq!(ToServer::decode(&[1, 5]), Err(WireError::Malformed));
-        assert_eq!(ToServer::decode(&[1, 5, 0xac]), Err(WireError::Malformed));
+        assert_eq!(ToServer::decode(&[2]), Err(WireError::Malformed));
+        assert_eq!(ToServer::decode(&[2, 1]), Err(WireError::Malformed));
+        assert_eq!(ToServer::decode(&[2, 1, 4]), Err(WireError::Malformed));
+        assert_eq!(
+            ToServer::decode(&[2, 1, 4, 0xac]),
+            Err(WireError::Malformed)
+        );
         for message in to_server_samples() {
             let bytes = message.encode().unwrap();
             for cut in 1..bytes.len() {
@@ -160,10 +212,13 @@ mod tests {
                 );
             }
         }
-        // An unknown variant, and a bool out of range (`can_commit`).
-        assert_eq!(ToServer::decode(&[1, 40]), Err(WireError::Malformed));
+        // Unknown variants at each level, and a bool out of range
+        // (`can_commit`).
+        assert_eq!(ToServer::decode(&[2, 40]), Err(WireError::Malformed));
+        assert_eq!(ToServer::decode(&[2, 0, 2]), Err(WireError::Malformed));
+        assert_eq!(ToServer::decode(&[2, 1, 40]), Err(WireError::Malformed));
         assert_eq!(
-            ToServer::decode(&[1, 0, 1, b'a', 0, 2, 0]),
+            ToServer::decode(&[2, 0, 0, 1, b'a', 0, 2, 0]),
             Err(WireError::Malformed)
         );
     }
@@ -173,16 +228,16 @@ mod tests {
         // A key package of exactly the limit (length 2048 = 0x80 0x10), then
         // one byte more (2049 = 0x81 0x10).
         let key_package = |len: usize, prefix: [u8; 2]| {
-            let mut bytes = vec![1, 1, prefix[0], prefix[1]];
-            bytes.resize(4 + len, 0x5a);
+            let mut bytes = vec![2, 1, 0, prefix[0], prefix[1]];
+            bytes.resize(5 + len, 0x5a);
             bytes
         };
         let at_limit = key_package(limits::KEY_PACKAGE, [0x80, 0x10]);
         assert_eq!(
             ToServer::decode(&at_limit),
-            Ok(ToServer::KeyPackage {
+            Ok(ToServer::Control(Up::KeyPackage {
                 key_package: blob(&[0x5a; limits::KEY_PACKAGE])
-            })
+            }))
         );
         let over = key_package(limits::KEY_PACKAGE + 1, [0x81, 0x10]);
         assert_eq!(ToServer::decode(&over), Err(WireError::Malformed));

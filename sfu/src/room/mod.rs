@@ -23,11 +23,11 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::Instant;
 
 use bytes::Bytes;
-use satsuma_core::committer::{DsError, Room as Log};
+use satsuma_core::committer::{DsError, Request, Room as Log};
 use satsuma_core::media::Codec;
 use satsuma_core::wire::{
-    Blob, Capabilities, ConnId, ErrorCode, Media, Message as _, RoomName, Signal, TOKEN_LEN,
-    ToClient, ToServer, Transport, limits,
+    Blob, ConnId, ErrorCode, Join, LinkMsg, Media, Message as _, RoomName, Signal, TOKEN_LEN,
+    ToClient, ToServer, Transport, Up, limits,
 };
 use tokio::sync::{Notify, mpsc, watch};
 
@@ -59,14 +59,14 @@ impl LinkTx {
     }
 }
 
-/// An error message for a client.
+/// An error message for a client: the link's, never counted for a resume.
 pub(crate) fn error(code: ErrorCode, text: &str) -> ToClient {
     let text = text.as_bytes();
     let text = &text[..text.len().min(limits::TEXT)];
-    ToClient::Error {
+    ToClient::Link(LinkMsg::Error {
         code,
         text: Blob::copy_from(text).unwrap_or_default(),
-    }
+    })
 }
 
 #[derive(Debug)]
@@ -74,8 +74,6 @@ struct Inner {
     log: Log,
     seats: HashMap<ConnId, Seat>,
     members: Vec<(ConnId, Transport)>,
-    /// The last message encoded, to encode a broadcast once.
-    last: Option<(ToClient, Bytes)>,
     /// Someone has joined: from now on an empty room closes.
     opened: bool,
     closed: bool,
@@ -138,7 +136,6 @@ impl Room {
                 log: Log::new(context.settings.log),
                 seats: HashMap::new(),
                 members: Vec::new(),
-                last: None,
                 opened: false,
                 closed: false,
             }),
@@ -176,12 +173,8 @@ impl Room {
     }
 
     /// A new connection joins: its seat, its id, and the log from here on.
-    pub(crate) fn join(
-        self: &Arc<Self>,
-        key_package: Blob<{ limits::KEY_PACKAGE }>,
-        capabilities: Capabilities,
-        link: LinkTx,
-    ) -> Result<ConnId, Refusal> {
+    pub(crate) fn join(self: &Arc<Self>, join: Join, link: LinkTx) -> Result<ConnId, Refusal> {
+        let capabilities = join.capabilities;
         let now = self.now();
         let mut inner = self.lock();
         if inner.closed {
@@ -189,7 +182,7 @@ impl Room {
         }
         let conn = inner
             .log
-            .handle_join(now, key_package, capabilities)
+            .handle(now, None, Request::Join(join))
             .map_err(|_| Refusal::Full)?;
         let mut token = [0; TOKEN_LEN];
         // Without OS randomness the seat simply cannot be resumed: an
@@ -203,12 +196,14 @@ impl Room {
         // After `Hello`, which `flush` sent.
         let millis = |d: std::time::Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
         let settings = &self.context.settings;
-        let resumable = ToClient::Resumable {
+        let resumable = ToClient::Link(LinkMsg::Resumable {
             token,
             grace_ms: millis(settings.grace),
             ping_ms: millis(settings.ping),
-        };
-        Self::send_to(&mut inner, conn, &resumable, None);
+        });
+        if let Some(link) = inner.seats.get(&conn).and_then(|s| s.link.as_ref()) {
+            Self::send_link(link, encode(&resumable));
+        }
         drop(inner);
         self.wake.notify_one();
         Ok(conn)
@@ -229,7 +224,10 @@ impl Room {
         let Some(missed) = seat.missed(&token, received) else {
             return Err(Refusal::Resume);
         };
-        let mut ok = link.control.try_send(encode(&ToClient::Resumed)).is_ok();
+        let mut ok = link
+            .control
+            .try_send(encode(&ToClient::Link(LinkMsg::Resumed)))
+            .is_ok();
         for bytes in missed {
             ok &= link.control.try_send(bytes.clone()).is_ok();
         }
@@ -248,10 +246,10 @@ impl Room {
     }
 
     /// A control message from `conn`, for the log.
-    pub(crate) fn control(&self, conn: ConnId, message: ToServer) -> Result<(), DsError> {
+    pub(crate) fn control(&self, conn: ConnId, message: Up) -> Result<(), DsError> {
         let now = self.now();
         let mut inner = self.lock();
-        let leaving = matches!(message, ToServer::Leave);
+        let leaving = matches!(message, Up::Leave);
         let result = inner.log.handle_message(now, conn, message);
         if leaving {
             self.forget(&mut inner, conn);
@@ -279,7 +277,8 @@ impl Room {
         self.wake.notify_one();
     }
 
-    /// A message outside the log (signalling) to `conn`, if it is attached.
+    /// A message outside the log (signalling, the link's) to `conn`, if it
+    /// is attached; never kept for a resume.
     pub(crate) fn send_direct(&self, conn: ConnId, message: &ToClient) {
         let mut inner = self.lock();
         if let Some(link) = inner.seats.get_mut(&conn).and_then(|s| s.link.as_ref())
@@ -305,8 +304,21 @@ impl Room {
     /// Sends what the log produced and updates the routes.
     fn flush(&self, inner: &mut Inner) {
         let history = self.context.settings.resume_history;
-        while let Some((conn, message)) = inner.log.poll_transmit() {
-            Self::send_to(inner, conn, &message, Some(history));
+        while let Some(transmit) = inner.log.poll_transmit() {
+            // Encoded once, whatever the number of recipients.
+            let bytes = encode(&ToClient::Control(transmit.message));
+            let recipients = inner
+                .seats
+                .iter_mut()
+                .filter(|(conn, _)| transmit.to.contains(**conn));
+            for (_, seat) in recipients {
+                // Every `Control` message enters the history, so a resume
+                // replays from the count the client keeps of them.
+                seat.remember(bytes.clone(), history);
+                if let Some(link) = &seat.link {
+                    Self::send_link(link, bytes.clone());
+                }
+            }
         }
         let members: Vec<(ConnId, Transport)> = inner
             .seats
@@ -326,26 +338,9 @@ impl Room {
         }
     }
 
-    /// Encodes `message` (once for a broadcast) and sends it to `conn`;
-    /// control messages enter the seat's history.
-    fn send_to(inner: &mut Inner, conn: ConnId, message: &ToClient, history: Option<usize>) {
-        let bytes = match &inner.last {
-            Some((last, bytes)) if last == message => bytes.clone(),
-            _ => {
-                let bytes = encode(message);
-                inner.last = Some((message.clone(), bytes.clone()));
-                bytes
-            }
-        };
-        let Some(seat) = inner.seats.get_mut(&conn) else {
-            return;
-        };
-        if let Some(max) = history.filter(|_| message.is_control()) {
-            seat.remember(bytes.clone(), max);
-        }
-        if let Some(link) = &seat.link
-            && link.control.try_send(bytes).is_err()
-        {
+    /// Queues encoded control bytes on a live link.
+    fn send_link(link: &LinkTx, bytes: Bytes) {
+        if link.control.try_send(bytes).is_err() {
             // It does not keep up; the seat stays for a resume.
             link.close_with(ErrorCode::Overloaded, "too many messages queued");
         }

@@ -364,7 +364,7 @@ impl RawIntercom {
     pub async fn join(&mut self) {
         self.member.join(satsuma_core::Instant::ZERO).unwrap();
         while let Some(m) = self.member.poll_transmit() {
-            self.send(&m).await;
+            self.send(&m.into()).await;
         }
     }
 
@@ -390,7 +390,10 @@ impl RawIntercom {
     pub async fn error(&mut self) -> Option<satsuma_core::wire::ErrorCode> {
         loop {
             match self.recv().await? {
-                satsuma_core::wire::ToClient::Error { code, .. } => return Some(code),
+                satsuma_core::wire::ToClient::Link(satsuma_core::wire::LinkMsg::Error {
+                    code,
+                    ..
+                }) => return Some(code),
                 _ => continue,
             }
         }
@@ -416,7 +419,9 @@ impl RawIntercom {
     pub async fn wait_for_welcome(&mut self) {
         loop {
             match self.recv().await {
-                Some(satsuma_core::wire::ToClient::Welcome { .. }) => return,
+                Some(satsuma_core::wire::ToClient::Control(
+                    satsuma_core::wire::Down::Welcome { .. },
+                )) => return,
                 Some(_) => {}
                 None => panic!("no Welcome"),
             }

@@ -40,9 +40,9 @@ use std::sync::Arc;
 
 use satsuma_core::Instant;
 use satsuma_core::committer::{
-    CommitterError, Group, Member, MemberConfig, Room, RoomConfig, Status,
+    CommitterError, Group, Member, MemberConfig, Request, Room, RoomConfig, Status,
 };
-use satsuma_core::wire::{Capabilities, ConnId, Entry, RoomName, ToClient, ToServer, Transport};
+use satsuma_core::wire::{Capabilities, ConnId, Down, Entry, RoomName, Transport, Up};
 
 use crate::model_group::ModelGroup;
 
@@ -144,9 +144,9 @@ struct Slot {
     /// The DS's id for the current transport, once its `Join` arrived.
     conn: Option<ConnId>,
     /// Member to DS, in order.
-    up: VecDeque<ToServer>,
+    up: VecDeque<Request>,
     /// DS to member, in order.
-    down: VecDeque<ToClient>,
+    down: VecDeque<Down>,
 }
 
 /// The state of a member's transport.
@@ -285,10 +285,7 @@ impl World {
             }
             if b.lost_welcomes > 0
                 && churn.lose_welcome
-                && slot
-                    .down
-                    .iter()
-                    .any(|m| matches!(m, ToClient::Welcome { .. }))
+                && slot.down.iter().any(|m| matches!(m, Down::Welcome { .. }))
             {
                 actions.push(Action::LoseWelcome(i));
             }
@@ -344,7 +341,7 @@ impl World {
             if slot.down.is_empty() {
                 continue;
             }
-            let welcome_first = matches!(slot.down.front(), Some(ToClient::Welcome { .. }));
+            let welcome_first = matches!(slot.down.front(), Some(Down::Welcome { .. }));
             let interferes = all.iter().any(|&a| match a {
                 Action::Leave(j) | Action::UpdateDue(j) => j == i,
                 Action::LoseWelcome(j) => j == i && welcome_first,
@@ -422,10 +419,7 @@ impl World {
             Action::LoseWelcome(i) => {
                 self.budgets.lost_welcomes -= 1;
                 let down = &mut self.slots[i].down;
-                if let Some(at) = down
-                    .iter()
-                    .position(|m| matches!(m, ToClient::Welcome { .. }))
-                {
+                if let Some(at) = down.iter().position(|m| matches!(m, Down::Welcome { .. })) {
                     down.remove(at);
                 }
             }
@@ -456,13 +450,8 @@ impl World {
         let Some(message) = self.slots[i].up.pop_front() else {
             violation!("Send({i}) with nothing in flight");
         };
-        if let ToServer::Join {
-            key_package,
-            capabilities,
-            ..
-        } = message
-        {
-            let joined = self.room.handle_join(NOW, key_package, capabilities);
+        if let Request::Join(_) = message {
+            let joined = self.room.handle(NOW, None, message);
             // Set before the DS's messages are routed: the Hello is for it.
             self.slots[i].conn = joined.ok();
             return self.drain_room(&Before::of(&self.room));
@@ -470,15 +459,18 @@ impl World {
         let Some(mut conn) = self.slots[i].conn else {
             violation!("member {i} sent {message:?} before its Join");
         };
-        let leaving = matches!(message, ToServer::Leave);
+        let Request::Control(message) = message else {
+            violation!("member {i} sent a second Join");
+        };
+        let leaving = matches!(message, Up::Leave);
         if self.config.mutation == Some(Mutation::SpoofDesignated)
-            && matches!(message, ToServer::Commit(_))
+            && matches!(message, Up::Commit(_))
             && let Some(designated) = self.room.state().designated()
         {
             conn = designated;
         }
         if self.config.mutation == Some(Mutation::EarlyWelcome)
-            && let ToServer::Commit(commit) = &message
+            && let Up::Commit(commit) = &message
             && let Some(welcome) = &commit.welcome
         {
             for add in commit.adds.iter() {
@@ -487,7 +479,7 @@ impl World {
                     .iter_mut()
                     .find(|s| s.link == Link::Open && s.conn == Some(*add));
                 if let Some(slot) = to {
-                    slot.down.push_back(ToClient::Welcome {
+                    slot.down.push_back(Down::Welcome {
                         welcome: welcome.clone(),
                     });
                 }
@@ -548,9 +540,10 @@ impl World {
     fn drain_room(&mut self, before: &Before) -> Result<(), Violation> {
         let mut committed: Option<u64> = None;
         let mut seen: Option<u64> = None;
-        while let Some((conn, message)) = self.room.poll_transmit() {
+        while let Some(transmit) = self.room.poll_transmit() {
+            let message = transmit.message;
             // Each entry goes to every connection; look at it once.
-            if let ToClient::Entry { seq, entry } = &message
+            if let Down::Entry { seq, entry } = &message
                 && seen != Some(*seq)
             {
                 seen = Some(*seq);
@@ -592,17 +585,19 @@ impl World {
                 }
             }
             if self.config.mutation == Some(Mutation::EarlyWelcome)
-                && matches!(message, ToClient::Welcome { .. })
+                && matches!(message, Down::Welcome { .. })
             {
                 // Relayed already, when the commit arrived.
                 continue;
             }
-            let slot = self
-                .slots
-                .iter_mut()
-                .find(|s| s.link == Link::Open && s.conn == Some(conn));
-            if let Some(slot) = slot {
-                slot.down.push_back(message);
+            for conn in self.room.recipients(transmit.to) {
+                let slot = self
+                    .slots
+                    .iter_mut()
+                    .find(|s| s.link == Link::Open && s.conn == Some(conn));
+                if let Some(slot) = slot {
+                    slot.down.push_back(message.clone());
+                }
             }
         }
         let after = self.room.state().group();

@@ -28,9 +28,11 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::time::Duration;
 
 use satsuma_core::Instant;
-use satsuma_core::committer::{DsError, Event, Member, RejoinReason, Room, RoomConfig, Status};
+use satsuma_core::committer::{
+    DsError, Event, Member, RejoinReason, Request, Room, RoomConfig, Status,
+};
 use satsuma_core::mls::{MemoryStore, SatsumaCrypto, Session, SessionConfig};
-use satsuma_core::wire::{ConnId, Entry, Message, ToClient, ToServer};
+use satsuma_core::wire::{ConnId, Down, Entry, Message, Open, ToClient, ToServer, Up};
 
 use crate::sim::{DESKTOP, INTERCOM, Ledger, Rng, converged, member_config, session};
 
@@ -382,19 +384,15 @@ impl Sim {
         }
         let message = ToServer::decode(bytes).expect("the client's bytes decode");
         match message {
-            ToServer::Join {
-                key_package,
-                capabilities,
-                ..
-            } => {
+            ToServer::Open(Open::Join(join)) => {
                 let joined = self.ds(Some(link), |room, now| {
-                    room.handle_join(now, key_package, capabilities).map(Some)
+                    room.handle(now, None, Request::Join(join)).map(Some)
                 });
                 assert!(joined, "the room has space for every slot");
             }
-            message => {
+            ToServer::Control(message) => {
                 let conn = self.links[link].conn.expect("Join comes first on a link");
-                if message == ToServer::Leave {
+                if message == Up::Leave {
                     self.links[link].server_open = false;
                     self.departed.insert(conn);
                 }
@@ -402,6 +400,7 @@ impl Sim {
                     room.handle_message(now, conn, message).map(|()| None)
                 });
             }
+            other => panic!("a member sent {other:?}"),
         }
     }
 
@@ -442,8 +441,8 @@ impl Sim {
             after.seq() == before.seq() || after.seq() == before.seq() + 1,
             "one DS input logs at most one entry"
         );
-        let entry = out.iter().find_map(|(_, m)| match m {
-            ToClient::Entry { seq, entry } if *seq == after.seq() && *seq > before.seq() => {
+        let entry = out.iter().find_map(|t| match &t.message {
+            Down::Entry { seq, entry } if *seq == after.seq() && *seq > before.seq() => {
                 Some(entry.clone())
             }
             _ => None,
@@ -521,16 +520,20 @@ impl Sim {
                 }
             }
         }
-        for (conn, message) in out {
-            let link = self.conn_links[&conn];
-            if matches!(message, ToClient::Welcome { .. }) {
-                self.stats.welcomes += 1;
-                if self.rng.chance(self.cfg.lost_welcome) {
-                    self.stats.lost_welcomes += 1;
-                    continue;
+        for transmit in out {
+            let message = ToClient::Control(transmit.message);
+            let to: Vec<ConnId> = self.room.recipients(transmit.to).collect();
+            for conn in to {
+                let link = self.conn_links[&conn];
+                if matches!(message, ToClient::Control(Down::Welcome { .. })) {
+                    self.stats.welcomes += 1;
+                    if self.rng.chance(self.cfg.lost_welcome) {
+                        self.stats.lost_welcomes += 1;
+                        continue;
+                    }
                 }
+                self.send_down(link, &message);
             }
-            self.send_down(link, &message);
         }
         self.arm_room_timer();
         accepted
@@ -571,8 +574,8 @@ impl Sim {
             }
             (c.link, c.life)
         };
-        for m in &sends {
-            self.send_up(link, m);
+        for m in sends {
+            self.send_up(link, &m.into());
         }
         if evicted {
             // The DS closed this connection; the app opens a new one.

@@ -14,7 +14,7 @@ use crate::wire::{
 };
 
 impl RoomState {
-    /// The room as a [`ToClient::Hello`](crate::wire::ToClient::Hello)
+    /// The room as a [`Down::Hello`](crate::wire::Down::Hello)
     /// carries it; [`RoomState::try_from`] takes it back unchanged.
     #[must_use]
     pub fn snapshot(&self) -> RoomSnapshot {
@@ -267,7 +267,7 @@ mod tests {
 
     #[test]
     fn a_room_state_in_hello_round_trips() {
-        use crate::wire::{Message, ToClient};
+        use crate::wire::{Down, Message, ToClient};
 
         let mut state = RoomState::default();
         state
@@ -283,15 +283,15 @@ mod tests {
                 group_id: Blob::copy_from(b"g").unwrap(),
             })
             .unwrap();
-        let hello = ToClient::Hello {
+        let hello = ToClient::Control(Down::Hello {
             conn: ConnId(1),
             room: state.snapshot(),
-        };
+        });
         let bytes = hello.encode().unwrap();
         assert_eq!(
             bytes,
             [
-                1, 0, 1, // version, Hello, conn 1
+                2, 0, 0, 1, // version 2, Control, Hello, conn 1
                 2, // seq
                 1, 1, b'g', 0, // group: Some, id "g", epoch 0
                 1, 1, 0, 1, 0, 0, // leaves: one, Some(conn 0, can commit, WebRtc, Present)
@@ -308,12 +308,12 @@ mod tests {
         assert_eq!(state.lobby().len(), 1);
         assert_eq!(state.proposals(), [ConnId(1)]);
         assert_eq!(state.stalls(), 1);
-        let hello = ToClient::Hello {
+        let hello = ToClient::Control(Down::Hello {
             conn: ConnId(2),
             room: state.snapshot(),
-        };
+        });
         match ToClient::decode(&hello.encode().unwrap()) {
-            Ok(ToClient::Hello { conn, room }) => {
+            Ok(ToClient::Control(Down::Hello { conn, room })) => {
                 assert_eq!(conn, ConnId(2));
                 let room = RoomState::try_from(room).unwrap();
                 assert_eq!(room, state);
@@ -325,17 +325,17 @@ mod tests {
 
     #[test]
     fn busy_rooms_in_hello_have_these_exact_bytes() {
-        use crate::wire::{Message, ToClient};
+        use crate::wire::{Down, Message, ToClient};
 
         // Two present leaves, one waiting, a proposal and a stall.
-        let hello = ToClient::Hello {
+        let hello = ToClient::Control(Down::Hello {
             conn: ConnId(2),
             room: busy(),
-        };
+        });
         assert_eq!(
             hello.encode().unwrap(),
             [
-                1, 0, 2, // version, Hello, conn 2
+                2, 0, 0, 2, // version 2, Control, Hello, conn 2
                 7, // seq
                 1, 1, b'g', 1, // group: Some, id "g", epoch 1
                 2, // leaves: two
@@ -383,14 +383,14 @@ mod tests {
         for entry in &entries {
             state.apply(entry).unwrap();
         }
-        let hello = ToClient::Hello {
+        let hello = ToClient::Control(Down::Hello {
             conn: ConnId(4),
             room: state.snapshot(),
-        };
+        });
         assert_eq!(
             hello.encode().unwrap(),
             [
-                1, 0, 4,  // version, Hello, conn 4
+                2, 0, 0, 4,  // version 2, Control, Hello, conn 4
                 11, // seq
                 1, 1, b'g', 3, // group: Some, id "g", epoch 3
                 4, // leaves: four

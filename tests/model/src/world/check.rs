@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 
-use satsuma_core::committer::{Group, SeatStatus, Status};
-use satsuma_core::wire::{ConnId, Entry, ToClient, ToServer};
+use satsuma_core::committer::{Group, Request, SeatStatus, Status};
+use satsuma_core::wire::{ConnId, Down, Entry, Up};
 
 use super::{Link, Slot, Violation, World};
 
@@ -196,39 +196,30 @@ impl World {
     }
 }
 
-fn short_up(m: &ToServer) -> String {
+fn short_up(m: &Request) -> String {
     match m {
-        ToServer::Join { .. } => "Join".into(),
-        ToServer::KeyPackage { .. } => "KeyPackage".into(),
-        ToServer::Create { .. } => "Create".into(),
-        ToServer::Commit(c) => format!(
+        Request::Join(_) => "Join".into(),
+        Request::Control(Up::KeyPackage { .. }) => "KeyPackage".into(),
+        Request::Control(Up::Create { .. }) => "Create".into(),
+        Request::Control(Up::Commit(c)) => format!(
             "Commit(e{} +{:?} -{:?})",
             c.epoch,
             c.adds.iter().map(|a| a.0).collect::<Vec<_>>(),
             &c.removes[..]
         ),
-        ToServer::Proposal { epoch, .. } => format!("Proposal(e{epoch})"),
-        ToServer::Refuse { conn } => format!("Refuse({})", conn.0),
-        ToServer::Leave => "Leave".into(),
-        ToServer::Media(_) => "Media".into(),
-        ToServer::Rtc(_) => "Rtc".into(),
-        ToServer::Resume { conn, .. } => format!("Resume({})", conn.0),
-        ToServer::Ping { .. } => "Ping".into(),
+        Request::Control(Up::Proposal { epoch, .. }) => format!("Proposal(e{epoch})"),
+        Request::Control(Up::Refuse { conn }) => format!("Refuse({})", conn.0),
+        Request::Control(Up::Leave) => "Leave".into(),
     }
 }
 
-fn short_down(m: &ToClient) -> String {
+fn short_down(m: &Down) -> String {
     match m {
-        ToClient::Hello { conn, room } => format!("Hello({} @{})", conn.0, room.seq),
-        ToClient::Entry { seq, entry } => format!("{seq}:{}", short_entry(entry)),
-        ToClient::Welcome { .. } => "Welcome".into(),
-        ToClient::Rejected { epoch } => format!("Rejected({epoch:?})"),
-        ToClient::Error { code, .. } => format!("Error({code:?})"),
-        ToClient::Media(_) => "Media".into(),
-        ToClient::Rtc(_) => "Rtc".into(),
-        ToClient::Resumable { .. } => "Resumable".into(),
-        ToClient::Resumed => "Resumed".into(),
-        ToClient::Pong { .. } => "Pong".into(),
+        Down::Hello { conn, room } => format!("Hello({} @{})", conn.0, room.seq),
+        Down::Entry { seq, entry } => format!("{seq}:{}", short_entry(entry)),
+        Down::Welcome { .. } => "Welcome".into(),
+        Down::Rejected { epoch } => format!("Rejected({epoch:?})"),
+        Down::KeyPackageRefused => "KeyPackageRefused".into(),
     }
 }
 
