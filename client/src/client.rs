@@ -11,13 +11,14 @@ use satsuma_core::Clock;
 use satsuma_core::committer::{Event, Group, Member};
 use satsuma_core::media::{Codec, MediaKeys, Unprotected};
 use satsuma_core::mls::Session;
+use satsuma_core::resume::{Cursor, CursorLimits};
 use satsuma_core::wire::{
-    ConnId, Down, Entry, ErrorCode, LinkMsg, Media, Message as _, Open, RoomName, Signal,
-    TOKEN_LEN, ToClient, ToServer,
+    Down, Entry, ErrorCode, LinkMsg, Media, Message as _, Open, RoomName, Signal, ToClient,
+    ToServer,
 };
 use tokio::sync::{mpsc, oneshot};
 
-use crate::error::ClientError;
+use crate::error::{ClientError, LinkError};
 use crate::link::{Endpoint, Link};
 
 /// A frame that opened, as [`Client::receive`] hands it over.
@@ -104,8 +105,7 @@ impl<G: Group + Send + 'static> Client<G> {
             room,
             member,
             link: Some(link),
-            received: 0,
-            token: None,
+            cursor: Cursor::new(CursorLimits::default()),
             ping_every: PING_EVERY,
             events: events_tx,
         };
@@ -279,10 +279,9 @@ struct Task<G> {
     room: RoomName,
     member: Member<G>,
     link: Option<Link>,
-    /// [`ToClient::Control`] messages received on the current seat: what
-    /// a resume replays from.
-    received: u64,
-    token: Option<(ConnId, [u8; TOKEN_LEN])>,
+    /// The seat, both counts, and the control messages sent that may not
+    /// have arrived: what a resume replays, each way.
+    cursor: Cursor<Vec<u8>>,
     /// How often to say something on an otherwise quiet link.
     ping_every: Duration,
     events: mpsc::Sender<ClientEvent>,
@@ -374,12 +373,12 @@ impl<G: Group + Send + 'static> Task<G> {
             }
             ToClient::Link(LinkMsg::Resumable { token, ping_ms, .. }) => {
                 if let Some(conn) = self.member.conn() {
-                    self.token = Some((conn, token));
+                    self.cursor.resumable(conn, token);
                 }
                 self.ping_every = Duration::from_millis(u64::from(ping_ms))
                     .clamp(Duration::from_millis(100), PING_EVERY);
             }
-            ToClient::Link(LinkMsg::Resumed | LinkMsg::Pong { .. }) => {}
+            ToClient::Link(LinkMsg::Resumed { .. } | LinkMsg::Pong { .. }) => {}
             ToClient::Link(LinkMsg::Error { code, text }) => {
                 let text = String::from_utf8_lossy(&text).into_owned();
                 let _ = self.events.send(ClientEvent::Error(code, text)).await;
@@ -387,7 +386,7 @@ impl<G: Group + Send + 'static> Task<G> {
             ToClient::Control(message) => {
                 // Counted, like the SFU's history of this seat: exactly
                 // the `Control` messages.
-                self.received += 1;
+                self.cursor.received();
                 if message == Down::KeyPackageRefused {
                     let text = "the committer could not add our key package".to_owned();
                     let _ = self
@@ -416,7 +415,16 @@ impl<G: Group + Send + 'static> Task<G> {
             return Ok(());
         };
         while let Some(request) = self.member.poll_transmit() {
-            link.send(&request.into()).await?;
+            let message = ToServer::from(request);
+            if matches!(message, ToServer::Control(_)) {
+                // Kept before it is sent: a message lost with the link is
+                // sent again on a resume.
+                let body = message.encode().map_err(LinkError::from)?;
+                self.cursor.sent(body.clone());
+                link.send_encoded(&body).await?;
+            } else {
+                link.send(&message).await?;
+            }
         }
         Ok(())
     }
@@ -434,20 +442,8 @@ impl<G: Group + Send + 'static> Task<G> {
             let Ok(mut link) = Link::open(&self.endpoint, &self.room).await else {
                 continue;
             };
-            if let Some((conn, token)) = self.token {
-                let resume = ToServer::Open(Open::Resume {
-                    room: self.room.clone(),
-                    conn,
-                    token,
-                    received: self.received,
-                });
-                if link.send(&resume).await.is_ok()
-                    && let Some(first) = link.recv().await
-                    && matches!(
-                        ToClient::decode(&first),
-                        Ok(ToClient::Link(LinkMsg::Resumed))
-                    )
-                {
+            if let Some(resume) = self.cursor.resume(self.room.clone()) {
+                if self.resume(&mut link, resume).await {
                     self.link = Some(link);
                     let _ = self
                         .events
@@ -456,14 +452,14 @@ impl<G: Group + Send + 'static> Task<G> {
                     return true;
                 }
                 // Refused: a new link and a fresh join.
-                self.token = None;
+                self.cursor.reset();
                 let Ok(fresh) = Link::open(&self.endpoint, &self.room).await else {
                     continue;
                 };
                 link = fresh;
             }
             self.member.handle_disconnect(now());
-            self.received = 0;
+            self.cursor.reset();
             if self.member.join(now()).is_err() {
                 return false;
             }
@@ -475,5 +471,33 @@ impl<G: Group + Send + 'static> Task<G> {
             return true;
         }
         false
+    }
+
+    /// Takes the seat over on `link`: the SFU answers how many of our
+    /// control messages it handled, and we send the rest again. `false` if
+    /// it refused, or the link broke meanwhile.
+    async fn resume(&mut self, link: &mut Link, resume: Open) -> bool {
+        if link.send(&ToServer::Open(resume)).await.is_err() {
+            return false;
+        }
+        let Some(first) = link.recv().await else {
+            return false;
+        };
+        let Ok(ToClient::Link(LinkMsg::Resumed { received })) = ToClient::decode(&first) else {
+            return false;
+        };
+        let again: Vec<Vec<u8>> = match self.cursor.resumed(received) {
+            Ok(again) => again.cloned().collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot send again what the SFU missed");
+                return false;
+            }
+        };
+        for body in &again {
+            if link.send_encoded(body).await.is_err() {
+                return false;
+            }
+        }
+        true
     }
 }

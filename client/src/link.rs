@@ -62,6 +62,24 @@ impl Link {
         Ok(())
     }
 
+    /// Sends a message encoded before (with [`wire::Message::encode`]): one kept
+    /// for a resume.
+    pub(crate) async fn send_encoded(&mut self, body: &[u8]) -> Result<(), LinkError> {
+        match self {
+            Self::Ws(ws) => ws.send(WsMessage::Binary(body.to_vec().into())).await?,
+            Self::Tcp(tcp) => {
+                // Encoded messages are bounded by `limits::MESSAGE`.
+                let len =
+                    u32::try_from(body.len()).map_err(|_| wire::WireError::TooLong(body.len()))?;
+                let mut framed = Vec::with_capacity(body.len() + 4);
+                framed.extend_from_slice(&len.to_be_bytes());
+                framed.extend_from_slice(body);
+                tcp.write_all(&framed).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// The next message; `None` when the link closed or broke. A frame
     /// whose announced length is over the wire limit breaks the link: the
     /// stream cannot be resynchronised after it.

@@ -64,6 +64,7 @@ pub mod committer;
 mod error;
 pub mod media;
 pub mod mls;
+pub mod resume;
 pub mod sframe;
 mod time;
 pub mod wire;

@@ -133,6 +133,12 @@ pub struct Rooms {
     pub reconnect_grace_ms: u64,
     /// Control messages kept per connection to replay on `Resume`.
     pub resume_history: usize,
+    /// Bytes of control messages kept per connection for `Resume`; at
+    /// least one message of the largest kind (`wire::limits::MESSAGE`).
+    pub resume_history_bytes: usize,
+    /// Bytes of control messages kept for `Resume` over a whole room; past
+    /// it, the seat a message is for gives up its oldest.
+    pub resume_room_bytes: usize,
 }
 
 impl Default for Rooms {
@@ -141,6 +147,8 @@ impl Default for Rooms {
             commit_deadline_ms: 5_000,
             reconnect_grace_ms: 15_000,
             resume_history: 512,
+            resume_history_bytes: 1 << 20,
+            resume_room_bytes: 16 << 20,
         }
     }
 }
@@ -292,6 +300,13 @@ impl Config {
             if v == 0 {
                 return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
             }
+        }
+        let r = &self.rooms;
+        if r.resume_history_bytes < wire_max || r.resume_room_bytes < r.resume_history_bytes {
+            return Err(ConfigError::Invalid(format!(
+                "rooms.resume_history_bytes must be at least one message ({wire_max}), \
+                 and rooms.resume_room_bytes at least rooms.resume_history_bytes"
+            )));
         }
         if l.idle_timeout_ms == 0 || l.handshake_timeout_ms == 0 {
             return Err(ConfigError::Invalid(

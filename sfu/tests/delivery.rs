@@ -8,9 +8,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{Peer, Sfu, settled, wait_for};
+use common::{Peer, RawPeer, Sfu, settled, wait_for};
 use satsuma_core::media::Codec;
-use satsuma_core::wire::{Blob, ConnId, Entry, ErrorCode, Media, Transport};
+use satsuma_core::wire::{Blob, ConnId, Entry, ErrorCode, Media, Signal, ToServer, Transport};
 
 /// Every peer saw the same entry at every sequence number it saw.
 fn same_order(peers: &[&Peer]) {
@@ -96,6 +96,87 @@ async fn a_lost_link_resumes_its_seat_without_a_new_epoch() {
     let mut bob = Peer::connect(&sfu, "bob", "resume", Transport::WebRtc).await;
     settled(&mut [&mut alice, &mut door, &mut bob], 3, 60).await;
     same_order(&[&alice, &door, &bob]);
+}
+
+/// A desktop was refused something directly (an `Error` outside the log)
+/// and then lost its link while the log went on: the resume replays every
+/// entry it missed, each exactly once, and it follows the group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_after_a_direct_error_replays_every_missed_entry_once() {
+    let sfu = Sfu::start(&[("SATSUMA_SFU_ROOMS__RECONNECT_GRACE_MS", "60000")]);
+    let mut alice = Peer::connect(&sfu, "alice", "direct", Transport::WebRtc).await;
+    settled(&mut [&mut alice], 1, 60).await;
+    let mut raw = RawPeer::connect(&sfu, "raw", "direct", Transport::WebRtc).await;
+    raw.join().await;
+    raw.until("the raw member is added", |r| {
+        r.member.group().epoch().is_some() && r.cursor.seat().is_some()
+    })
+    .await;
+    settled(&mut [&mut alice], 2, 60).await;
+    // An answer that is no SDP: refused directly, and the link stays open.
+    let answer = Blob::copy_from(b"not an answer").unwrap();
+    raw.send(&ToServer::Rtc(Signal::Answer(answer))).await;
+    raw.until("the direct error", |r| !r.errors.is_empty())
+        .await;
+    assert_eq!(raw.errors, [ErrorCode::Unexpected]);
+
+    raw.disconnect();
+    let seen = raw.seqs.len();
+    // Entries are logged while the link is down: bob joins and is added.
+    let mut bob = Peer::connect(&sfu, "bob", "direct", Transport::WebRtc).await;
+    let epoch = settled(&mut [&mut alice, &mut bob], 3, 60).await;
+    let last = alice.log.last().unwrap().0;
+
+    assert_eq!(
+        raw.resume(&sfu).await,
+        raw.controls,
+        "the SFU handled all we sent"
+    );
+    raw.until("caught up", |r| r.seqs.last() >= Some(&last))
+        .await;
+    assert!(raw.seqs.len() > seen + 1, "entries were logged meanwhile");
+    let first = raw.seqs[0];
+    assert_eq!(
+        raw.seqs,
+        (first..=last).collect::<Vec<_>>(),
+        "each entry once, in order"
+    );
+    let group = raw.member.group();
+    let raw_view = (
+        group.epoch().unwrap(),
+        group.safety_number().unwrap().to_string(),
+    );
+    assert_eq!(raw_view.0, epoch);
+    assert_eq!(Some(raw_view), alice.safety().await);
+}
+
+/// A lone member's first control message (the group's creation) is lost
+/// with its link: the resume says the SFU never handled it, the member
+/// sends it again, and the call starts. Without this it waits forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_message_lost_with_the_link_is_sent_again_on_resume() {
+    let sfu = Sfu::start(&[
+        ("SATSUMA_SFU_ROOMS__RECONNECT_GRACE_MS", "60000"),
+        // No stall timer may stand in for the resend.
+        ("SATSUMA_SFU_ROOMS__COMMIT_DEADLINE_MS", "600000"),
+    ]);
+    let mut door = RawPeer::connect(&sfu, "door", "uplink", Transport::Wire).await;
+    door.lose = 1;
+    door.join().await;
+    door.until("its first control message, lost", |d| {
+        d.controls == 1 && d.cursor.seat().is_some()
+    })
+    .await;
+    assert_eq!(door.lose, 0);
+    assert_eq!(door.member.group().epoch(), None);
+
+    door.disconnect();
+    assert_eq!(door.resume(&sfu).await, 0, "the SFU never saw it");
+    door.until("the group exists", |d| d.member.group().epoch().is_some())
+        .await;
+    // The SFU has counted it now.
+    door.disconnect();
+    assert_eq!(door.resume(&sfu).await, door.controls);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,10 @@ use super::{Blob, ConnId, Entry, ErrorCode, Media, RoomSnapshot, Signal, TOKEN_L
 /// What a resume replays is exactly the [`ToClient::Control`] messages: the
 /// SFU keeps them in the seat's history and the client counts them
 /// ([`Open::Resume::received`](super::Open::Resume)); nothing else is
-/// counted.
+/// counted. The uplink works alike with [`ToServer::Control`]
+/// (`crate::resume`).
+///
+/// [`ToServer::Control`]: super::ToServer::Control
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ToClient {
     /// From the room's log (the delivery service, `committer::Room`), for
@@ -79,8 +82,13 @@ pub enum LinkMsg {
         ping_ms: u32,
     },
     /// The answer to an [`Open::Resume`](super::Open::Resume) the SFU
-    /// accepted; the control messages the client missed follow.
-    Resumed,
+    /// accepted; the control messages the client missed follow, and the
+    /// client sends again its own after the first `received`.
+    Resumed {
+        /// How many [`ToServer::Control`](super::ToServer::Control)
+        /// messages of the client's the SFU handled on this seat.
+        received: u64,
+    },
     /// The answer to [`ToServer::Ping`](super::ToServer::Ping).
     Pong {
         /// The ping's nonce.
@@ -126,8 +134,10 @@ mod tests {
             [2, 0, 4]
         );
         assert_eq!(
-            ToClient::Link(LinkMsg::Resumed).encode().unwrap(),
-            [2, 3, 1]
+            ToClient::Link(LinkMsg::Resumed { received: 300 })
+                .encode()
+                .unwrap(),
+            [2, 3, 1, 0xac, 0x02]
         );
         assert_eq!(
             ToClient::Link(LinkMsg::Pong { nonce: 300 })

@@ -167,7 +167,7 @@ pub(super) fn to_client_samples() -> Vec<ToClient> {
             grace_ms: 15_000,
             ping_ms: 10_000,
         }),
-        ToClient::Link(LinkMsg::Resumed),
+        ToClient::Link(LinkMsg::Resumed { received: 3 }),
         ToClient::Link(LinkMsg::Pong { nonce: 1 }),
         ToClient::Link(LinkMsg::Error {
             code: ErrorCode::Closed,

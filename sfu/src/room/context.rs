@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use satsuma_core::Clock;
 use satsuma_core::committer::RoomConfig;
+use satsuma_core::resume::SeatLimits;
 use satsuma_core::wire::RoomName;
 use tokio::sync::mpsc;
 
@@ -20,10 +21,8 @@ use crate::rtc::Rtc;
 pub(crate) struct RoomSettings {
     /// The delivery service's log.
     pub log: RoomConfig,
-    /// How long a lost connection keeps its seat.
-    pub grace: Duration,
-    /// Control messages kept per seat for a resume.
-    pub resume_history: usize,
+    /// How long a lost connection keeps its seat, and what it keeps.
+    pub seats: SeatLimits,
     /// How often a client should say something on a quiet link.
     pub ping: Duration,
 }
@@ -35,8 +34,12 @@ impl RoomSettings {
                 commit_deadline: Duration::from_millis(config.rooms.commit_deadline_ms),
                 max_connections: config.limits.max_room_connections,
             },
-            grace: Duration::from_millis(config.rooms.reconnect_grace_ms),
-            resume_history: config.rooms.resume_history.max(1),
+            seats: SeatLimits {
+                grace: Duration::from_millis(config.rooms.reconnect_grace_ms),
+                messages: config.rooms.resume_history.max(1),
+                bytes: config.rooms.resume_history_bytes,
+                total_bytes: config.rooms.resume_room_bytes,
+            },
             // A third of the idle timeout: two pings may be lost.
             ping: config.limits.idle_timeout() / 3,
         }

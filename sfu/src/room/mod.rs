@@ -9,7 +9,8 @@
 //! metrics, the clock, the media plane, and a channel to report that it
 //! closed.
 //!
-//! - `seats.rs`: each connection's seat, its resume token and history;
+//! - `seats.rs`: each connection's seat: its link, and the resume state
+//!   that `core::resume` keeps (token, history, grace);
 //! - `routes.rs`: where intercom media goes;
 //! - `timers.rs`: the log's deadline, the reconnect grace, closing.
 
@@ -18,7 +19,6 @@ mod routes;
 mod seats;
 mod timers;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::Instant;
 
@@ -33,7 +33,7 @@ use tokio::sync::{Notify, mpsc, watch};
 
 pub(crate) use self::context::{Closed, RoomContext, RoomSettings};
 use self::routes::Routes;
-use self::seats::Seat;
+use self::seats::{Seat, Seats};
 use crate::metrics::{DropReason, ErrorKind, Kind};
 use crate::rtc::{Outbox, RtcRoom};
 
@@ -72,7 +72,7 @@ pub(crate) fn error(code: ErrorCode, text: &str) -> ToClient {
 #[derive(Debug)]
 struct Inner {
     log: Log,
-    seats: HashMap<ConnId, Seat>,
+    seats: Seats,
     members: Vec<(ConnId, Transport)>,
     /// Someone has joined: from now on an empty room closes.
     opened: bool,
@@ -134,7 +134,7 @@ impl Room {
             rtc: context.rtc.room(Arc::new(RoomOutbox(weak.clone()))),
             inner: Mutex::new(Inner {
                 log: Log::new(context.settings.log),
-                seats: HashMap::new(),
+                seats: Seats::new(context.settings.seats),
                 members: Vec::new(),
                 opened: false,
                 closed: false,
@@ -189,19 +189,24 @@ impl Room {
         // all-zero token is refused below.
         let _ = getrandom::fill(&mut token);
         inner.opened = true;
-        inner
-            .seats
-            .insert(conn, Seat::new(capabilities.transport, token, link));
+        inner.seats.open(
+            conn,
+            token,
+            Seat {
+                transport: capabilities.transport,
+                link: Some(link),
+            },
+        );
         self.flush(&mut inner);
         // After `Hello`, which `flush` sent.
         let millis = |d: std::time::Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
         let settings = &self.context.settings;
         let resumable = ToClient::Link(LinkMsg::Resumable {
             token,
-            grace_ms: millis(settings.grace),
+            grace_ms: millis(settings.seats.grace),
             ping_ms: millis(settings.ping),
         });
-        if let Some(link) = inner.seats.get(&conn).and_then(|s| s.link.as_ref()) {
+        if let Some(link) = inner.seats.get(conn).and_then(|s| s.link.as_ref()) {
             Self::send_link(link, encode(&resumable));
         }
         drop(inner);
@@ -209,7 +214,8 @@ impl Room {
         Ok(conn)
     }
 
-    /// A new connection takes over seat `conn`.
+    /// A new connection takes over seat `conn`: it is told how many of its
+    /// control messages were handled, and sent those it missed.
     pub(crate) fn resume(
         &self,
         conn: ConnId,
@@ -217,28 +223,35 @@ impl Room {
         received: u64,
         link: LinkTx,
     ) -> Result<Transport, Refusal> {
+        let now = self.now();
         let mut inner = self.lock();
-        let Some(seat) = inner.seats.get_mut(&conn) else {
-            return Err(Refusal::Resume);
+        let resumed = match inner.seats.resume(conn, &token, received) {
+            Ok(resumed) => resumed,
+            Err(e) => {
+                tracing::debug!(conn = conn.0, error = %e, "resume refused");
+                return Err(Refusal::Resume);
+            }
         };
-        let Some(missed) = seat.missed(&token, received) else {
-            return Err(Refusal::Resume);
-        };
-        let mut ok = link
-            .control
-            .try_send(encode(&ToClient::Link(LinkMsg::Resumed)))
-            .is_ok();
-        for bytes in missed {
+        let answer = ToClient::Link(LinkMsg::Resumed {
+            received: resumed.received,
+        });
+        let mut ok = link.control.try_send(encode(&answer)).is_ok();
+        for bytes in resumed.missed {
             ok &= link.control.try_send(bytes.clone()).is_ok();
         }
         if !ok {
+            // The new link could not take the replay: the seat stays
+            // detached, and its grace goes on.
+            inner.seats.detach(now, conn);
             return Err(Refusal::Resume);
         }
+        let Some(seat) = inner.seats.get_mut(conn) else {
+            return Err(Refusal::Resume);
+        };
         if let Some(old) = seat.link.take() {
             old.close_with(ErrorCode::Closed, "replaced by a resumed connection");
         }
         seat.link = Some(link);
-        seat.detached_since = None;
         let transport = seat.transport;
         drop(inner);
         self.update_routes();
@@ -250,6 +263,9 @@ impl Room {
         let now = self.now();
         let mut inner = self.lock();
         let leaving = matches!(message, Up::Leave);
+        // Counted whatever the log makes of it: the client sends again
+        // only what never arrived.
+        inner.seats.received(conn);
         let result = inner.log.handle_message(now, conn, message);
         if leaving {
             self.forget(&mut inner, conn);
@@ -262,15 +278,16 @@ impl Room {
 
     /// The link carrying `conn` is gone; the seat waits for a resume.
     pub(crate) fn detach(&self, conn: ConnId, link: &LinkTx) {
+        let now = self.now();
         let mut inner = self.lock();
-        if let Some(seat) = inner.seats.get_mut(&conn)
+        if let Some(seat) = inner.seats.get_mut(conn)
             && seat
                 .link
                 .as_ref()
                 .is_some_and(|l| l.close.same_channel(&link.close))
         {
             seat.link = None;
-            seat.detached_since = Some(self.now());
+            inner.seats.detach(now, conn);
         }
         drop(inner);
         self.update_routes();
@@ -280,8 +297,8 @@ impl Room {
     /// A message outside the log (signalling, the link's) to `conn`, if it
     /// is attached; never kept for a resume.
     pub(crate) fn send_direct(&self, conn: ConnId, message: &ToClient) {
-        let mut inner = self.lock();
-        if let Some(link) = inner.seats.get_mut(&conn).and_then(|s| s.link.as_ref())
+        let inner = self.lock();
+        if let Some(link) = inner.seats.get(conn).and_then(|s| s.link.as_ref())
             && link.control.try_send(encode(message)).is_err()
         {
             link.close_with(ErrorCode::Overloaded, "too many messages queued");
@@ -292,7 +309,7 @@ impl Room {
     pub(crate) fn shut_down(&self) {
         let mut inner = self.lock();
         inner.closed = true;
-        for seat in inner.seats.values() {
+        for (_, seat) in inner.seats.iter() {
             if let Some(link) = &seat.link {
                 link.close_with(ErrorCode::ShuttingDown, "the server is shutting down");
             }
@@ -303,19 +320,20 @@ impl Room {
 
     /// Sends what the log produced and updates the routes.
     fn flush(&self, inner: &mut Inner) {
-        let history = self.context.settings.resume_history;
         while let Some(transmit) = inner.log.poll_transmit() {
             // Encoded once, whatever the number of recipients.
             let bytes = encode(&ToClient::Control(transmit.message));
-            let recipients = inner
+            let recipients: Vec<ConnId> = inner
                 .seats
-                .iter_mut()
-                .filter(|(conn, _)| transmit.to.contains(**conn));
-            for (_, seat) in recipients {
-                // Every `Control` message enters the history, so a resume
+                .iter()
+                .map(|(conn, _)| conn)
+                .filter(|conn| transmit.to.contains(*conn))
+                .collect();
+            for conn in recipients {
+                // Every `Control` message is kept for a resume, so a resume
                 // replays from the count the client keeps of them.
-                seat.remember(bytes.clone(), history);
-                if let Some(link) = &seat.link {
+                inner.seats.sent(conn, bytes.clone());
+                if let Some(link) = inner.seats.get(conn).and_then(|s| s.link.as_ref()) {
                     Self::send_link(link, bytes.clone());
                 }
             }
@@ -323,8 +341,8 @@ impl Room {
         let members: Vec<(ConnId, Transport)> = inner
             .seats
             .iter()
-            .filter(|(conn, _)| inner.log.is_member(**conn))
-            .map(|(conn, seat)| (*conn, seat.transport))
+            .filter(|(conn, _)| inner.log.is_member(*conn))
+            .map(|(conn, seat)| (conn, seat.transport))
             .collect();
         let mut members = members;
         members.sort_unstable_by_key(|(c, _)| *c);
@@ -347,14 +365,21 @@ impl Room {
     }
 
     fn forget(&self, inner: &mut Inner, conn: ConnId) {
-        if let Some(seat) = inner.seats.remove(&conn) {
-            if let Some(link) = seat.link {
-                link.close_with(ErrorCode::Closed, "left the room");
-            }
-            if seat.transport == Transport::WebRtc {
-                let rtc = Arc::clone(&self.rtc);
-                tokio::spawn(async move { rtc.remove_peer(conn).await });
-            }
+        match inner.seats.close(conn) {
+            Some(seat) => self.release(inner, conn, seat),
+            None => inner.log.handle_disconnect(self.now(), conn),
+        }
+    }
+
+    /// A closed seat: its link and peer connection go, and the log hears
+    /// that the connection is gone.
+    fn release(&self, inner: &mut Inner, conn: ConnId, seat: Seat) {
+        if let Some(link) = seat.link {
+            link.close_with(ErrorCode::Closed, "left the room");
+        }
+        if seat.transport == Transport::WebRtc {
+            let rtc = Arc::clone(&self.rtc);
+            tokio::spawn(async move { rtc.remove_peer(conn).await });
         }
         inner.log.handle_disconnect(self.now(), conn);
     }

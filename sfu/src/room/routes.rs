@@ -79,7 +79,7 @@ impl Room {
             .iter()
             .filter(|(_, t)| *t == Transport::Wire)
             .filter_map(|(conn, _)| {
-                let link = inner.seats.get(conn)?.link.as_ref()?;
+                let link = inner.seats.get(*conn)?.link.as_ref()?;
                 Some((*conn, link.media.clone()))
             })
             .collect();

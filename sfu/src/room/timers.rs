@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use satsuma_core::wire::{ConnId, Transport};
+
 use tokio::sync::watch;
 
 use super::Room;
@@ -34,39 +35,23 @@ impl Room {
     /// empty and closed.
     fn tick(&self) -> Option<Option<satsuma_core::Instant>> {
         let now = self.now();
-        let grace = self.context.settings.grace;
         let mut inner = self.lock();
         inner.log.handle_timeout(now);
-        let expired: Vec<ConnId> = inner
-            .seats
-            .iter()
-            .filter(|(_, s)| {
-                s.detached_since
-                    .is_some_and(|t| now.saturating_duration_since(t) >= grace)
-            })
-            .map(|(c, _)| *c)
-            .collect();
-        for conn in expired {
+        for (conn, seat) in inner.seats.handle_timeout(now) {
             tracing::info!(room = %self.name.as_str(), conn = conn.0, "reconnect grace over: seat released");
-            self.forget(&mut inner, conn);
+            self.release(&mut inner, conn, seat);
         }
         self.flush(&mut inner);
         if (inner.opened && inner.seats.is_empty()) || inner.closed {
             inner.closed = true;
             return None;
         }
-        let grace_deadline = inner
-            .seats
-            .values()
-            .filter_map(|s| s.detached_since)
-            .min()
-            .map(|t| t.saturating_add(grace));
         Some(
             inner
                 .log
                 .poll_timeout()
                 .into_iter()
-                .chain(grace_deadline)
+                .chain(inner.seats.poll_timeout())
                 .min(),
         )
     }

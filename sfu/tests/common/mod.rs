@@ -428,3 +428,206 @@ impl RawIntercom {
         }
     }
 }
+
+/// A member that speaks the link by hand, over WebSocket (a desktop) or
+/// the intercom's TCP link, and keeps its resume state with
+/// `core::resume::Cursor`, so a test decides exactly what is lost when.
+pub struct RawPeer {
+    pub member: Member<Session>,
+    pub cursor: satsuma_core::resume::Cursor<Vec<u8>>,
+    link: Option<RawLink>,
+    room: RoomName,
+    transport: Transport,
+    /// Every `Entry` received, by sequence number, in arrival order.
+    pub seqs: Vec<u64>,
+    /// Every direct (link) error received.
+    pub errors: Vec<satsuma_core::wire::ErrorCode>,
+    /// Control messages the member handed over, sent or lost.
+    pub controls: u64,
+    /// How many of the next control messages to lose: kept for a resume
+    /// but never sent, as if the link had broken under them.
+    pub lose: usize,
+}
+
+enum RawLink {
+    Ws(
+        Box<
+            tokio_tungstenite::WebSocketStream<
+                tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+            >,
+        >,
+    ),
+    Tcp(tokio::net::TcpStream),
+}
+
+impl RawLink {
+    async fn open(sfu: &Sfu, room: &str, transport: Transport) -> Self {
+        match transport {
+            Transport::WebRtc => {
+                let url = format!("ws://{}/v1/rooms/{room}/ws", sfu.http);
+                let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+                Self::Ws(Box::new(ws))
+            }
+            Transport::Wire => {
+                Self::Tcp(tokio::net::TcpStream::connect(sfu.intercom).await.unwrap())
+            }
+        }
+    }
+
+    async fn send(&mut self, body: &[u8]) {
+        use futures_util::SinkExt as _;
+        use tokio::io::AsyncWriteExt as _;
+        match self {
+            Self::Ws(ws) => ws
+                .send(tokio_tungstenite::tungstenite::Message::Binary(
+                    body.to_vec().into(),
+                ))
+                .await
+                .unwrap(),
+            Self::Tcp(tcp) => {
+                let len = u32::try_from(body.len()).unwrap().to_be_bytes();
+                tcp.write_all(&[&len[..], body].concat()).await.unwrap();
+            }
+        }
+    }
+
+    async fn recv(&mut self) -> Option<Vec<u8>> {
+        use futures_util::StreamExt as _;
+        use tokio::io::AsyncReadExt as _;
+        match self {
+            Self::Ws(ws) => loop {
+                match ws.next().await? {
+                    Ok(tokio_tungstenite::tungstenite::Message::Binary(b)) => {
+                        return Some(b.to_vec());
+                    }
+                    Ok(tokio_tungstenite::tungstenite::Message::Close(_)) | Err(_) => return None,
+                    Ok(_) => {}
+                }
+            },
+            Self::Tcp(tcp) => {
+                let mut header = [0; 4];
+                tcp.read_exact(&mut header).await.ok()?;
+                let mut body = vec![0; satsuma_core::wire::frame_len(header).ok()?];
+                tcp.read_exact(&mut body).await.ok()?;
+                Some(body)
+            }
+        }
+    }
+}
+
+impl RawPeer {
+    /// A new member on a new link; it has sent nothing yet.
+    pub async fn connect(sfu: &Sfu, name: &str, room: &str, transport: Transport) -> Self {
+        Self {
+            member: member(name, room, transport),
+            cursor: satsuma_core::resume::Cursor::new(Default::default()),
+            link: Some(RawLink::open(sfu, room, transport).await),
+            room: RoomName::new(room).unwrap(),
+            transport,
+            seqs: Vec::new(),
+            errors: Vec::new(),
+            controls: 0,
+            lose: 0,
+        }
+    }
+
+    fn now() -> satsuma_core::Instant {
+        satsuma_client::clock().now()
+    }
+
+    fn link(&mut self) -> &mut RawLink {
+        self.link.as_mut().expect("a link")
+    }
+
+    /// Sends a message as it is.
+    pub async fn send(&mut self, message: &satsuma_core::wire::ToServer) {
+        use satsuma_core::wire::Message as _;
+        let body = message.encode().unwrap();
+        self.link().send(&body).await;
+    }
+
+    /// Sends what the member wants sent; control messages go through the
+    /// cursor (and may be lost, see `lose`).
+    pub async fn flush(&mut self) {
+        use satsuma_core::wire::{Message as _, ToServer};
+        while let Some(request) = self.member.poll_transmit() {
+            let message = ToServer::from(request);
+            let body = message.encode().unwrap();
+            if matches!(message, ToServer::Control(_)) {
+                self.cursor.sent(body.clone());
+                self.controls += 1;
+                if self.lose > 0 {
+                    self.lose -= 1;
+                    continue;
+                }
+            }
+            self.link().send(&body).await;
+        }
+    }
+
+    /// Joins: the member's `Join`.
+    pub async fn join(&mut self) {
+        self.member.join(Self::now()).unwrap();
+        self.flush().await;
+    }
+
+    /// Reads one message and hands it on as a client would (the member,
+    /// the cursor); `None` if the link closed or nothing came in 10 s.
+    pub async fn step(&mut self) -> Option<satsuma_core::wire::ToClient> {
+        use satsuma_core::wire::{Down, LinkMsg, Message as _, ToClient};
+        let body = tokio::time::timeout(Duration::from_secs(10), self.link().recv())
+            .await
+            .ok()??;
+        let message = ToClient::decode(&body).unwrap();
+        match &message {
+            ToClient::Control(down) => {
+                self.cursor.received();
+                if let Down::Entry { seq, .. } = down {
+                    self.seqs.push(*seq);
+                }
+                let _ = self.member.handle_message(Self::now(), down.clone());
+                self.flush().await;
+            }
+            ToClient::Link(LinkMsg::Resumable { token, .. }) => {
+                self.cursor.resumable(self.member.conn().unwrap(), *token);
+            }
+            ToClient::Link(LinkMsg::Error { code, .. }) => self.errors.push(*code),
+            _ => {}
+        }
+        Some(message)
+    }
+
+    /// Reads until `done` holds.
+    pub async fn until(&mut self, what: &str, done: impl Fn(&Self) -> bool) {
+        while !done(self) {
+            assert!(self.step().await.is_some(), "the link closed before {what}");
+        }
+    }
+
+    /// The link breaks: the SFU reads EOF, and the seat waits.
+    pub fn disconnect(&mut self) {
+        self.link = None;
+    }
+
+    /// A new link takes the seat over; returns the SFU's count of our
+    /// control messages. The ones it missed are sent again.
+    pub async fn resume(&mut self, sfu: &Sfu) -> u64 {
+        use satsuma_core::wire::{LinkMsg, Message as _, ToClient, ToServer};
+        self.link = Some(RawLink::open(sfu, self.room.as_str(), self.transport).await);
+        let open = self
+            .cursor
+            .resume(self.room.clone())
+            .expect("a resumable seat");
+        self.send(&ToServer::Open(open)).await;
+        let body = self.link().recv().await.expect("an answer");
+        let answer = ToClient::decode(&body).unwrap();
+        let ToClient::Link(LinkMsg::Resumed { received }) = answer else {
+            panic!("not resumed: {answer:?}");
+        };
+        let again: Vec<Vec<u8>> = self.cursor.resumed(received).unwrap().cloned().collect();
+        for body in again {
+            self.link().send(&body).await;
+        }
+        received
+    }
+}

@@ -20,6 +20,7 @@ mod keyring;
 mod media;
 mod mls_security;
 mod mls_vectors;
+mod resume;
 mod vectors;
 
 /// Why a test failed, as a message for the runner to print.
@@ -110,6 +111,7 @@ pub fn tests() -> impl Iterator<Item = &'static Test> {
         .chain(media::TESTS)
         .chain(mls_vectors::TESTS)
         .chain(mls_security::TESTS)
+        .chain(resume::TESTS)
 }
 
 /// Counts of a whole run.
