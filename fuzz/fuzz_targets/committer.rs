@@ -116,8 +116,8 @@ use satsuma_core::mls::{
     MemberInfo, MemoryStore, SafetyNumber, SatsumaCrypto, Session, SessionConfig,
 };
 use satsuma_core::wire::{
-    Blob, Capabilities, ConnId, Down, Entry, Message, Open, RoomName, ToClient, ToServer, Transport,
-    Up, limits,
+    Blob, Capabilities, ConnId, Down, Entry, Message, Open, RoomName, ToClient, ToServer,
+    Transport, Up, limits,
 };
 
 /// Members in the room; the last one is an intercom (cannot commit).
@@ -683,12 +683,10 @@ impl World {
         let bytes = ToClient::Control(real.clone())
             .encode()
             .expect("the room's messages encode");
-        let donor = self
-            .queued((i + 1) % MEMBERS, input)
-            .map_or_else(
-                || bytes.clone(),
-                |(_, m)| ToClient::Control(m).encode().expect("encodes"),
-            );
+        let donor = self.queued((i + 1) % MEMBERS, input).map_or_else(
+            || bytes.clone(),
+            |(_, m)| ToClient::Control(m).encode().expect("encodes"),
+        );
         let forged = mls_common::mutate(input, &bytes, &donor);
         let decoded = ToClient::decode(&forged);
         let now = self.now;

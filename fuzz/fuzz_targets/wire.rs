@@ -42,9 +42,9 @@ use libfuzzer_sys::fuzz_target;
 use satsuma_core::committer::RoomState;
 use satsuma_core::media::Codec;
 use satsuma_core::wire::{
-    Blob, Capabilities, CommitMessage, ConnId, Entry, ErrorCode, List, Media, Message, RoomName,
-    RoomSnapshot, ToClient, ToServer, Transport, VERSION, WireError, frame_len, limits, Down, Join,
-    LinkMsg, Open, Up,
+    Blob, Capabilities, CommitMessage, ConnId, Down, Entry, ErrorCode, Join, LinkMsg, List, Media,
+    Message, Open, RoomName, RoomSnapshot, ToClient, ToServer, Transport, Up, VERSION, WireError,
+    frame_len, limits,
 };
 
 fuzz_target!(|data: &[u8]| {
