@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use satsuma_core::committer::{
-    CommitterError, DsError, Event, LogError, Member, RejoinReason, Request, RoomState,
-    SnapshotError, Status,
+    CommitterError, DsError, Event, LogError, Member, Misbehaviour, RejoinReason, Request,
+    RoomState, SnapshotError, Status,
 };
 use satsuma_core::mls::{MemoryStore, SafetyNumber, Session, SessionConfig};
 use satsuma_core::wire::{
@@ -524,7 +524,26 @@ fn garbage_future_epochs_and_gaps_are_typed_errors() {
     );
     w.pump(bob);
     assert!(w.up.is_empty(), "bob sends nothing");
-    assert_eq!(w.clients[bob].events.len(), events, "bob shows nothing");
+    // What only a broken or hostile DS sends is shown, and nothing else.
+    assert_eq!(
+        w.clients[bob].events[events..],
+        [
+            Event::DeliveryServiceMisbehaved(Misbehaviour::Log(LogError::WrongEpoch {
+                expected: epoch,
+                got: epoch + 1
+            })),
+            Event::DeliveryServiceMisbehaved(Misbehaviour::Sequence {
+                expected: seq + 1,
+                got: seq + 3
+            }),
+            Event::DeliveryServiceMisbehaved(Misbehaviour::Sequence {
+                expected: seq + 1,
+                got: seq
+            }),
+            Event::DeliveryServiceMisbehaved(Misbehaviour::Log(LogError::NoWork)),
+        ],
+        "bob shows the misbehaving DS"
+    );
     assert_eq!(snapshot(w.member(bob)), before, "bob is unchanged");
 
     // The group carries on, bob with it.
@@ -822,4 +841,54 @@ fn proposer_leaves_before_its_update_is_committed_and_nobody_forks() {
         .filter(|e| matches!(e, Event::Rejoining(_)))
         .collect();
     assert!(rejoins.is_empty(), "carol rejoined: {rejoins:?}");
+}
+
+/// Everyone in the call is told who came and went with each epoch, by leaf:
+/// what a roster shows as "carol joined", "alice left".
+#[test]
+fn members_are_told_who_joined_and_who_left() {
+    let (mut w, ids) = call(&["alice", "bob"]);
+    let (alice, bob) = (ids[0], ids[1]);
+    let carol = w.add("carol");
+    w.join(carol);
+    w.settle();
+    w.assert_call(&[alice, bob, carol]);
+    let carol_leaf = w.member(carol).group().own_index().unwrap();
+    let alice_leaf = w.member(alice).group().own_index().unwrap();
+    let changes = |w: &World, i: usize| -> Vec<Event> {
+        w.clients[i]
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::MembersChanged { .. }))
+            .cloned()
+            .collect()
+    };
+    let joined = Event::MembersChanged {
+        added: vec![carol_leaf],
+        removed: vec![],
+    };
+    assert_eq!(
+        changes(&w, bob).last(),
+        Some(&joined),
+        "bob sees carol come"
+    );
+    assert_eq!(
+        changes(&w, alice).last(),
+        Some(&joined),
+        "so does her committer"
+    );
+    assert!(
+        changes(&w, carol).is_empty(),
+        "carol joined: she is told Joined"
+    );
+
+    w.leave(alice);
+    w.settle();
+    w.assert_call(&[bob, carol]);
+    let left = Event::MembersChanged {
+        added: vec![],
+        removed: vec![alice_leaf],
+    };
+    assert_eq!(changes(&w, bob).last(), Some(&left), "bob sees alice go");
+    assert_eq!(changes(&w, carol), [left], "carol sees alice go");
 }

@@ -8,7 +8,7 @@ use core::time::Duration;
 use super::group::Group;
 use super::room::Request;
 use super::state::{RoomState, SeatStatus, Waiting};
-use super::{CommitterError, Event, RejoinReason};
+use super::{CommitterError, Event, Misbehaviour, RejoinReason};
 use crate::Instant;
 use crate::mls::{self, SessionError};
 use crate::wire::{
@@ -191,6 +191,17 @@ impl<G: Group> Member<G> {
     /// sequence or against the log's rules, or a `Hello` whose room no log
     /// could produce; the member is then unchanged.
     pub fn handle_message(&mut self, now: Instant, message: Down) -> Result<(), CommitterError> {
+        let handled = self.handle_down(now, message);
+        if let Err(e) = &handled
+            && let Some(fault) = Misbehaviour::of(e)
+        {
+            self.events
+                .push_back(Event::DeliveryServiceMisbehaved(fault));
+        }
+        handled
+    }
+
+    fn handle_down(&mut self, now: Instant, message: Down) -> Result<(), CommitterError> {
         match message {
             Down::Hello { conn, room } => {
                 if self.status != Status::Connecting {
@@ -422,9 +433,11 @@ impl<G: Group> Member<G> {
             Some(Pending::Commit { epoch, commit })
                 if epoch == logged.epoch && commit == logged.commit =>
             {
+                let before = self.group.leaves();
                 match self.group.apply_pending_commit(now) {
                     Ok(epoch) if self.consistent() => {
                         self.events.push_back(Event::NewEpoch { epoch });
+                        self.members_changed(&before);
                     }
                     Ok(_) => self.rejoin(RejoinReason::Forked),
                     Err(e) => self.rejoin(RejoinReason::Failed(e)),
@@ -466,12 +479,34 @@ impl<G: Group> Member<G> {
     }
 
     fn on_commit(&mut self, now: Instant, commit: &[u8]) {
+        let before = self.group.leaves();
         match self.group.process(now, commit) {
             Ok(mls::Event::NewEpoch { epoch, .. }) if self.consistent() => {
                 self.events.push_back(Event::NewEpoch { epoch });
+                self.members_changed(&before);
             }
             Ok(_) => self.rejoin(RejoinReason::Forked),
             Err(e) => self.rejoin(RejoinReason::Failed(e)),
+        }
+    }
+
+    /// Tells the application who entered and left, if anyone did: `before`
+    /// were the occupied leaves of the previous epoch.
+    fn members_changed(&mut self, before: &[u32]) {
+        let after = self.group.leaves();
+        let added: Vec<u32> = after
+            .iter()
+            .filter(|l| !before.contains(l))
+            .copied()
+            .collect();
+        let removed: Vec<u32> = before
+            .iter()
+            .filter(|l| !after.contains(l))
+            .copied()
+            .collect();
+        if !added.is_empty() || !removed.is_empty() {
+            self.events
+                .push_back(Event::MembersChanged { added, removed });
         }
     }
 

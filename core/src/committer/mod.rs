@@ -86,6 +86,7 @@ mod member;
 mod room;
 mod state;
 
+use alloc::vec::Vec;
 use core::fmt;
 
 pub use group::Group;
@@ -110,6 +111,22 @@ pub enum Event {
         /// The new epoch.
         epoch: u64,
     },
+    /// Who is in the call changed with the epoch just announced: these
+    /// leaves entered the group and these left it (names and fingerprints
+    /// are in the group's roster). A member removed and added again at the
+    /// same leaf by one commit shows in neither: compare the roster's
+    /// fingerprints for that.
+    MembersChanged {
+        /// Leaves added by the commit.
+        added: Vec<u32>,
+        /// Leaves removed by the commit.
+        removed: Vec<u32>,
+    },
+    /// The delivery service sent what no honest one sends: an entry the
+    /// log's rules forbid, one out of sequence, or a room no log leads to.
+    /// The member set it aside and is unchanged; show it, since the server
+    /// (or something between) is broken or hostile.
+    DeliveryServiceMisbehaved(Misbehaviour),
     /// This member dropped its group state and asked to be added again.
     Rejoining(RejoinReason),
     /// The log says this connection left, though this member did not ask:
@@ -120,6 +137,38 @@ pub enum Event {
     /// An MLS operation this member needed failed; the delivery service's
     /// deadline will hand the work to another member.
     Stuck(SessionError),
+}
+
+/// What a misbehaving delivery service sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Misbehaviour {
+    /// A log entry the rules do not allow.
+    Log(LogError),
+    /// A `Hello` whose room no log could produce.
+    Snapshot(SnapshotError),
+    /// A log entry lost or repeated.
+    Sequence {
+        /// The sequence number due.
+        expected: u64,
+        /// The one that came.
+        got: u64,
+    },
+}
+
+impl Misbehaviour {
+    /// The misbehaviour `error` shows, if it shows one: errors only a
+    /// broken or hostile delivery service causes.
+    #[must_use]
+    pub fn of(error: &CommitterError) -> Option<Self> {
+        match *error {
+            CommitterError::Log(e) => Some(Self::Log(e)),
+            CommitterError::Snapshot(e) => Some(Self::Snapshot(e)),
+            CommitterError::Sequence { expected, got } => Some(Self::Sequence { expected, got }),
+            _ => None,
+        }
+    }
 }
 
 /// Why a member rejoins.
