@@ -37,8 +37,8 @@ impl Default for RoomConfig {
 /// removed leaves are gone.
 ///
 /// Sans-IO, like [`Member`](super::Member): after every `handle*`, drain
-/// [`Room::poll_transmit`]; call [`Room::handle_timeout`] at
-/// [`Room::poll_timeout`]. A [`Transmit`] names its recipients; a driver
+/// [`Room::poll_transmit`] and [`Room::poll_event`]; call
+/// [`Room::handle_timeout`] at [`Room::poll_timeout`]. A [`Transmit`] names its recipients; a driver
 /// sends a broadcast to the connections it has when it drains it, which is
 /// why it must drain after every input: a connection that joins later must
 /// not get an entry its `Hello` already holds.
@@ -50,6 +50,19 @@ pub struct Room {
     next_conn: u64,
     work_since: Option<Instant>,
     transmits: VecDeque<Transmit>,
+    events: VecDeque<RoomEvent>,
+}
+
+/// What a [`Room`] tells its driver: whose media the SFU forwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum RoomEvent {
+    /// The connection became a present member of the group: forward its
+    /// media to the others, and theirs to it.
+    MemberAdded(ConnId),
+    /// The connection is no longer a present member (it left, its link
+    /// was lost for good, or it asked to be added again).
+    MemberRemoved(ConnId),
 }
 
 /// What a [`Member`](super::Member) sends the delivery service and a
@@ -118,6 +131,7 @@ impl Room {
             next_conn: 0,
             work_since: None,
             transmits: VecDeque::new(),
+            events: VecDeque::new(),
         }
     }
 
@@ -301,6 +315,11 @@ impl Room {
         self.transmits.pop_front()
     }
 
+    /// The next change the driver acts on.
+    pub fn poll_event(&mut self) -> Option<RoomEvent> {
+        self.events.pop_front()
+    }
+
     /// When the designated committer's deadline runs out.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -336,11 +355,15 @@ impl Room {
         one.into_iter().chain(all.into_iter().flatten())
     }
 
-    /// Whether `conn` is a present member of the group: one whose media the
-    /// SFU forwards to the others.
-    #[must_use]
-    pub fn is_member(&self, conn: ConnId) -> bool {
-        matches!(self.state.seat_of(conn), Some((_, s)) if s.status == SeatStatus::Present)
+    /// The present members' connections.
+    fn present(&self) -> Vec<ConnId> {
+        self.state
+            .leaves()
+            .iter()
+            .flatten()
+            .filter(|s| s.status == SeatStatus::Present)
+            .map(|s| s.conn)
+            .collect()
     }
 
     fn connection(&self, conn: ConnId) -> Option<Connection> {
@@ -350,7 +373,15 @@ impl Room {
     /// Appends `entry` to the log and sends it to every connection.
     fn log(&mut self, now: Instant, entry: Entry) -> Result<(), DsError> {
         let had_work = self.state.has_work();
+        let before = self.present();
         self.state.apply(&entry)?;
+        let after = self.present();
+        let removed = before.iter().filter(|c| !after.contains(c));
+        self.events
+            .extend(removed.map(|c| RoomEvent::MemberRemoved(*c)));
+        let added = after.iter().filter(|c| !before.contains(c));
+        self.events
+            .extend(added.map(|c| RoomEvent::MemberAdded(*c)));
         let seq = self.state.seq();
         let progress = matches!(
             entry,
@@ -366,5 +397,61 @@ impl Room {
             message: Down::Entry { seq, entry },
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Blob, CommitMessage, List, Transport};
+
+    const DESKTOP: Capabilities = Capabilities {
+        can_commit: true,
+        transport: Transport::WebRtc,
+    };
+
+    fn join(room: &mut Room) -> ConnId {
+        let join = Join {
+            room: crate::wire::RoomName::new("r").unwrap(),
+            key_package: Blob::copy_from(b"kp").unwrap(),
+            capabilities: DESKTOP,
+        };
+        room.handle(Instant::ZERO, None, Request::Join(join))
+            .unwrap()
+    }
+
+    fn events(room: &mut Room) -> Vec<RoomEvent> {
+        while room.poll_transmit().is_some() {}
+        core::iter::from_fn(|| room.poll_event()).collect()
+    }
+
+    #[test]
+    fn the_driver_is_told_who_becomes_and_stops_being_a_member() {
+        let mut room = Room::new(RoomConfig::default());
+        let alice = join(&mut room);
+        assert_eq!(events(&mut room), [], "in the lobby: no media yet");
+        let create = Up::Create {
+            group_id: Blob::copy_from(b"g").unwrap(),
+        };
+        room.handle_message(Instant::ZERO, alice, create).unwrap();
+        assert_eq!(events(&mut room), [RoomEvent::MemberAdded(alice)]);
+
+        let bob = join(&mut room);
+        assert_eq!(events(&mut room), []);
+        let add = CommitMessage {
+            epoch: 0,
+            adds: List::new(alloc::vec![bob]).unwrap(),
+            removes: List::default(),
+            commit: Blob::copy_from(b"c").unwrap(),
+            welcome: Some(Blob::copy_from(b"w").unwrap()),
+        };
+        room.handle_message(Instant::ZERO, alice, Up::Commit(add))
+            .unwrap();
+        assert_eq!(events(&mut room), [RoomEvent::MemberAdded(bob)]);
+
+        // Alice's link is gone for good: her media stops at once, before
+        // any commit removes her leaf.
+        room.handle_disconnect(Instant::ZERO, alice);
+        assert_eq!(events(&mut room), [RoomEvent::MemberRemoved(alice)]);
     }
 }

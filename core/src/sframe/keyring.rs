@@ -513,14 +513,19 @@ impl KeyRing {
         let kid = header.kid;
         let suite = self.config.suite;
         let epoch_mask = (1u64 << self.config.epoch_bits) - 1;
-        if self.is_future(kid) {
-            return Err(Error::FutureEpoch { kid });
-        }
-        let epoch = self
+        let Some(epoch) = self
             .epochs
             .iter_mut()
             .find(|e| e.epoch & epoch_mask == kid & epoch_mask)
-            .ok_or(Error::UnknownKid { kid })?;
+        else {
+            // Off the steady path: only a frame no held epoch opens asks
+            // whether it is from one ahead.
+            return Err(if self.is_future(kid) {
+                Error::FutureEpoch { kid }
+            } else {
+                Error::UnknownKid { kid }
+            });
+        };
         let parts = epoch.layout.decode(kid);
         if parts.sender >= epoch.group_size || parts.context >= MAX_SEND_CONTEXTS {
             return Err(Error::UnknownKid { kid });

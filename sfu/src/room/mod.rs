@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::Instant;
 
 use bytes::Bytes;
-use satsuma_core::committer::{DsError, Request, Room as Log};
+use satsuma_core::committer::{DsError, Request, Room as Log, RoomEvent};
 use satsuma_core::media::Codec;
 use satsuma_core::wire::{
     Blob, ConnId, ErrorCode, Join, LinkMsg, Media, Message as _, RoomName, Signal, TOKEN_LEN,
@@ -73,6 +73,8 @@ pub(crate) fn error(code: ErrorCode, text: &str) -> ToClient {
 struct Inner {
     log: Log,
     seats: Seats,
+    /// The present members and their transports, by connection: what the
+    /// media plane forwards, kept from the log's `RoomEvent`s.
     members: Vec<(ConnId, Transport)>,
     /// Someone has joined: from now on an empty room closes.
     opened: bool,
@@ -338,20 +340,32 @@ impl Room {
                 }
             }
         }
-        let members: Vec<(ConnId, Transport)> = inner
-            .seats
-            .iter()
-            .filter(|(conn, _)| inner.log.is_member(*conn))
-            .map(|(conn, seat)| (conn, seat.transport))
-            .collect();
-        let mut members = members;
-        members.sort_unstable_by_key(|(c, _)| *c);
-        if members != inner.members {
-            self.context
-                .metrics
-                .members_add(members.len() as i64 - inner.members.len() as i64);
-            inner.members.clone_from(&members);
-            let _ = self.members_tx.send(members);
+        let mut changed = false;
+        while let Some(event) = inner.log.poll_event() {
+            let at = |members: &[(ConnId, Transport)], conn| {
+                members.binary_search_by_key(&conn, |(c, _)| *c)
+            };
+            match event {
+                RoomEvent::MemberAdded(conn) => {
+                    if let (Err(i), Some(seat)) = (at(&inner.members, conn), inner.seats.get(conn))
+                    {
+                        let transport = seat.transport;
+                        inner.members.insert(i, (conn, transport));
+                        self.context.metrics.members_add(1);
+                        changed = true;
+                    }
+                }
+                RoomEvent::MemberRemoved(conn) => {
+                    if let Ok(i) = at(&inner.members, conn) {
+                        inner.members.remove(i);
+                        self.context.metrics.members_add(-1);
+                        changed = true;
+                    }
+                }
+            }
+        }
+        if changed {
+            let _ = self.members_tx.send(inner.members.clone());
             self.update_routes_locked(inner);
         }
     }
