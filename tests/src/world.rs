@@ -14,7 +14,7 @@ use satsuma_core::committer::{DsError, Member, RoomConfig};
 use satsuma_core::mls::{MemoryStore, SafetyNumber, Session, SessionConfig};
 use satsuma_core::wire::{Capabilities, CommitMessage, ConnId, Entry};
 use satsuma_sim::Net;
-use satsuma_sim::fixtures::{DESKTOP, member_config, session};
+use satsuma_sim::fixtures::{DESKTOP, desktop, member_config, session};
 
 use crate::checks::{Ledger, converged};
 
@@ -53,12 +53,8 @@ impl World {
     /// An empty room at time zero with a [`DEADLINE`] commit deadline.
     #[must_use]
     pub fn new() -> Self {
-        let config = RoomConfig {
-            commit_deadline: DEADLINE,
-            ..RoomConfig::default()
-        };
         Self {
-            net: Net::new(config).record(),
+            net: Net::new(config()).record(),
             names: Vec::new(),
         }
     }
@@ -178,12 +174,23 @@ impl World {
 /// A room with `names` in one group, all joined one after the other.
 #[must_use]
 pub fn call(names: &[&str]) -> (World, Vec<usize>) {
-    let mut w = World::new();
-    let ids: Vec<usize> = names.iter().map(|n| w.add(n)).collect();
-    for &i in &ids {
-        w.join(i);
-        w.settle();
-    }
+    let members = names
+        .iter()
+        .zip(1..)
+        .map(|(name, seed)| desktop(name, seed, SessionConfig::default()));
+    let w = World {
+        net: Net::settled(config(), members).record(),
+        names: names.iter().map(|&n| n.to_owned()).collect(),
+    };
+    let ids: Vec<usize> = (0..names.len()).collect();
     w.assert_call(&ids);
     (w, ids)
+}
+
+/// Every scenario's room: a [`DEADLINE`] commit deadline.
+fn config() -> RoomConfig {
+    RoomConfig {
+        commit_deadline: DEADLINE,
+        ..RoomConfig::default()
+    }
 }
