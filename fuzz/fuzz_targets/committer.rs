@@ -12,7 +12,7 @@
 //! | kind | operation |
 //! |---|---|
 //! | 0 | member joins (if idle or left): a new connection |
-//! | 1 | member leaves (`Member::leave`; its `Leave` still has to be delivered) |
+//! | 1 | member leaves (`Member::leave`; its `Leave` still has to be delivered; it reads nothing more on that connection) |
 //! | 2 | member crashes: its queues are dropped, `Room::handle_disconnect`, `Member::handle_disconnect` |
 //! | 3, 4, 5 | deliver the next DS → member message |
 //! | 6, 7 | deliver the next member → DS message |
@@ -25,9 +25,10 @@
 //! | 14 | the member's connection publishes a key package that is not its own: garbage bytes, or one from an earlier `Joined` entry |
 //! | 15 | flush: deliver everything queued, both ways, until nothing moves (no time passes) |
 //!
-//! Every connection is an ordered, lossless stream (TCP or a WebSocket): the
-//! harness drops messages only for a crash, a dropped Welcome, or a
-//! connection the member no longer uses (once it called `join` again, what
+//! The network is `satsuma-sim`'s `Net`, faultless: every connection is an
+//! ordered, lossless stream (TCP or a WebSocket), and the harness drops
+//! messages only for a crash, a dropped Welcome, or a connection the
+//! member no longer uses (once it called `join` again, what
 //! the room sends on its earlier connection is gone, as a driver that
 //! opened a new socket would have it; what it sent there before, such as a
 //! `Leave`, still arrives). Member 3 cannot commit (an intercom); the
@@ -102,7 +103,7 @@ mod common;
 #[path = "mls_common.rs"]
 mod mls_common;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -110,7 +111,7 @@ use common::Input;
 use libfuzzer_sys::fuzz_target;
 use satsuma_core::Instant;
 use satsuma_core::committer::{
-    CommitterError, Member, MemberConfig, Request, Room, RoomConfig, RoomState, SeatStatus, Status,
+    CommitterError, Member, MemberConfig, Request, RoomConfig, RoomState, SeatStatus, Status,
 };
 use satsuma_core::mls::{
     MemberInfo, MemoryStore, SafetyNumber, SatsumaCrypto, Session, SessionConfig,
@@ -119,6 +120,7 @@ use satsuma_core::wire::{
     Blob, Capabilities, ConnId, Down, Entry, Message, Open, RoomName, ToClient, ToServer,
     Transport, Up, limits,
 };
+use satsuma_sim::Net;
 
 /// Members in the room; the last one is an intercom (cannot commit).
 const MEMBERS: usize = 4;
@@ -153,7 +155,6 @@ fuzz_target!(init: seed_corpus(), |data: &[u8]| {
     while !input.is_empty() && ops < MAX_OPS {
         ops += 1;
         world.step(&mut input);
-        world.pump();
         world.check();
     }
     world.settle();
@@ -261,42 +262,28 @@ fn trace(line: impl FnOnce() -> String) {
     }
 }
 
-/// One client: its state machine and its two queues.
-struct Sim {
-    member: Member<Session>,
-    /// The member's transport connection, counted up by every `join`: what
-    /// arrives on an earlier one is dropped, what it sent on an earlier one
-    /// still reaches the room (a `Leave`, say).
-    link: u64,
-    /// The room's id for `link`, once its `Join` arrived.
-    conn: Option<ConnId>,
-    /// The room's id for every link whose `Join` arrived.
-    links: BTreeMap<u64, ConnId>,
-    /// DS → member, in order, with the connection each was sent on.
-    inbox: VecDeque<(ConnId, Down)>,
-    /// Member → DS, in order, with the link each was sent on.
-    outbox: VecDeque<(u64, Request)>,
+/// What the harness knows of a member beyond the network: whether it
+/// believes a forged log.
+#[derive(Default)]
+struct Taint {
     /// Accepted a forged message since it last joined or crashed.
     tainted: bool,
     /// Messages it sent to the room while tainted.
-    tainted_sends: usize,
+    sends: usize,
     /// Copies of queued messages it already took (kinds 11 and 12): the
     /// real one may then be refused in any way.
     echoes: Vec<Down>,
 }
 
 struct World {
-    now: Instant,
-    room: Room,
-    sims: Vec<Sim>,
-    /// Which member opened each connection, on which link (ghosts are in
-    /// none).
-    owner: BTreeMap<ConnId, (usize, u64)>,
-    /// Connections opened by garbage `Join`s: nobody reads them.
-    ghosts: BTreeSet<ConnId>,
-    /// The log as sent: `log[s - 1]` has sequence number `s`.
-    log: Vec<Entry>,
-    /// `states[s]`: the fold of the first `s` entries.
+    /// The room and the members, endpoints `0..MEMBERS`; ghosts after
+    /// them.
+    net: Net<Session>,
+    taints: Vec<Taint>,
+    /// Endpoints whose connection a garbage `Join` opened: nobody reads
+    /// them.
+    ghosts: Vec<usize>,
+    /// `states[s]`: the fold of the first `s` entries of the log.
     states: Vec<RoomState>,
     /// Connections with a `Left` entry.
     departed: BTreeSet<ConnId>,
@@ -304,8 +291,6 @@ struct World {
     /// `Create`): then epochs of two different groups share an id.
     group_ids: Vec<Vec<u8>>,
     id_reused: bool,
-    /// Messages delivered so far, both ways.
-    deliveries: usize,
 }
 
 /// What a refused message must not change.
@@ -370,43 +355,42 @@ fn new_member(index: usize) -> Member<Session> {
 
 impl World {
     fn new() -> Self {
+        let mut net = Net::new(RoomConfig::default());
+        net.set_now(Instant::from_micros(1_000_000));
+        for i in 0..MEMBERS {
+            net.add(Some(new_member(i)));
+        }
         Self {
-            now: Instant::from_micros(1_000_000),
-            room: Room::new(RoomConfig::default()),
-            sims: (0..MEMBERS)
-                .map(|i| Sim {
-                    member: new_member(i),
-                    link: 0,
-                    conn: None,
-                    links: BTreeMap::new(),
-                    inbox: VecDeque::new(),
-                    outbox: VecDeque::new(),
-                    tainted: false,
-                    tainted_sends: 0,
-                    echoes: Vec::new(),
-                })
-                .collect(),
-            owner: BTreeMap::new(),
-            ghosts: BTreeSet::new(),
-            log: Vec::new(),
+            net,
+            taints: (0..MEMBERS).map(|_| Taint::default()).collect(),
+            ghosts: Vec::new(),
             states: vec![RoomState::default()],
             departed: BTreeSet::new(),
             group_ids: Vec::new(),
             id_reused: false,
-            deliveries: 0,
         }
+    }
+
+    fn member(&self, i: usize) -> &Member<Session> {
+        self.net.member(i).expect("members never go away")
+    }
+
+    /// The connection member `i` reads, once the room read its `Join`.
+    fn conn(&self, i: usize) -> Option<ConnId> {
+        self.net.conn(i).filter(|_| self.net.is_open(i))
+    }
+
+    fn deliveries(&self) -> usize {
+        usize::try_from(self.net.stats().delivered).unwrap_or(usize::MAX)
     }
 
     fn step(&mut self, input: &mut Input<'_>) {
         let op = input.byte();
         let i = usize::from(op >> 4) % MEMBERS;
-        trace(|| format!("op {:>2} on member {i} at {:?}", op % 16, self.now));
+        trace(|| format!("op {:>2} on member {i} at {:?}", op % 16, self.net.now()));
         match op % 16 {
             0 => self.join(i),
-            1 => {
-                let now = self.now;
-                self.sims[i].member.leave(now);
-            }
+            1 => self.net.leave(i),
             2 => self.crash(i),
             3..=5 => {
                 self.deliver_to_member(i);
@@ -415,24 +399,20 @@ impl World {
                 self.deliver_to_room(i);
             }
             8 => {
-                let inbox = &mut self.sims[i].inbox;
-                if let Some(k) = inbox
-                    .iter()
-                    .position(|(_, m)| matches!(m, Down::Welcome { .. }))
-                {
-                    inbox.remove(k);
-                }
+                self.net.lose_down(i, |m| matches!(m, Down::Welcome { .. }));
             }
             9 => {
+                let now = self.net.now();
                 let next = self
-                    .room
+                    .net
+                    .room()
                     .poll_timeout()
-                    .unwrap_or(self.now.saturating_add(Duration::from_secs(1)));
+                    .unwrap_or(now.saturating_add(Duration::from_secs(1)));
                 self.advance_to(next);
             }
             10 => {
                 let secs = u64::from(input.byte());
-                self.advance_to(self.now.saturating_add(Duration::from_secs(secs)));
+                self.advance_to(self.net.now().saturating_add(Duration::from_secs(secs)));
             }
             11 => self.forge_to_member(i, input),
             12 => self.duplicate_to_member(i, input),
@@ -445,196 +425,135 @@ impl World {
     }
 
     fn join(&mut self, i: usize) {
-        let now = self.now;
-        let sim = &mut self.sims[i];
-        if matches!(sim.member.status(), Status::Idle | Status::Left) {
-            sim.member
-                .join(now)
-                .expect("an idle member can always join");
-            sim.link += 1;
-            sim.conn = None;
-            sim.tainted = false;
-            sim.tainted_sends = 0;
-            sim.echoes.clear();
+        if matches!(self.member(i).status(), Status::Idle | Status::Left) {
+            self.net.join(i).expect("an idle member can always join");
+            self.taints[i] = Taint::default();
         }
     }
 
     fn crash(&mut self, i: usize) {
-        let now = self.now;
-        let sim = &mut self.sims[i];
-        sim.inbox.clear();
-        sim.outbox.clear();
-        sim.member.handle_disconnect(now);
-        sim.tainted = false;
-        sim.tainted_sends = 0;
-        sim.echoes.clear();
-        sim.link += 1;
-        sim.conn = None;
+        self.net.clear(i);
+        self.net.input(i, Member::handle_disconnect);
+        self.net.close(i);
+        self.taints[i] = Taint::default();
         // Every socket of the process closes; the room ignores those it
         // already closed.
-        for conn in std::mem::take(&mut sim.links).into_values() {
-            self.room.handle_disconnect(now, conn);
+        let conns: Vec<ConnId> = self.net.conns(i).collect();
+        for conn in conns {
+            self.net.disconnect_conn(conn);
         }
-        self.pump();
     }
 
     /// Time jumps to `to` (if later); the room and every member whose timer
     /// ran out handle it.
     fn advance_to(&mut self, to: Instant) {
-        self.now = self.now.max(to);
-        let now = self.now;
-        self.room.handle_timeout(now);
-        for sim in &mut self.sims {
-            if sim.member.poll_timeout().is_some_and(|t| t <= now) {
-                sim.member.handle_timeout(now);
+        let now = self.net.now().max(to);
+        self.net.set_now(now);
+        self.net.timeout_room();
+        for i in 0..MEMBERS {
+            if self.member(i).poll_timeout().is_some_and(|t| t <= now) {
+                self.net.input(i, Member::handle_timeout);
             }
         }
-        self.pump();
     }
 
-    /// Moves what the machines queued into the harness's queues, and
-    /// records the log as the room sends it.
-    fn pump(&mut self) {
-        for sim in &mut self.sims {
-            while let Some(message) = sim.member.poll_transmit() {
-                sim.outbox.push_back((sim.link, message));
-            }
-            while sim.member.poll_event().is_some() {}
-        }
-        while let Some(transmit) = self.room.poll_transmit() {
-            let message = transmit.message;
-            if let Down::Entry { seq, entry } = &message {
-                self.record(*seq, entry);
-            }
-            let to: Vec<ConnId> = self.room.recipients(transmit.to).collect();
-            for conn in to {
-                if let Some(&(i, link)) = self.owner.get(&conn)
-                    && self.sims[i].link == link
-                {
-                    self.sims[i].inbox.push_back((conn, message.clone()));
+    /// Folds the entries the room logged since the last call, checking
+    /// invariant 5 on the way.
+    fn record(&mut self) {
+        let log = self.net.log();
+        for (at, entry) in log.iter().enumerate().skip(self.states.len() - 1) {
+            let seq = at + 1;
+            if let Entry::Committed { commit, .. } = entry {
+                for add in commit.adds.iter() {
+                    assert!(
+                        !self.departed.contains(add),
+                        "invariant 5: {add} left, yet entry {seq} adds it"
+                    );
                 }
             }
-        }
-    }
-
-    fn record(&mut self, seq: u64, entry: &Entry) {
-        let known = self.log.len() as u64;
-        if seq <= known {
-            let logged = &self.log[usize::try_from(seq).unwrap() - 1];
-            assert_eq!(logged, entry, "two different entries with seq {seq}");
-            return;
-        }
-        assert_eq!(
-            seq,
-            known + 1,
-            "entries {} to {} reached no connection",
-            known + 1,
-            seq - 1
-        );
-        if let Entry::Committed { commit, .. } = entry {
-            for add in commit.adds.iter() {
-                assert!(
-                    !self.departed.contains(add),
-                    "invariant 5: {add} left, yet entry {seq} adds it"
-                );
+            if let Entry::Left { conn } = entry {
+                self.departed.insert(*conn);
             }
-        }
-        if let Entry::Left { conn } = entry {
-            self.departed.insert(*conn);
-        }
-        if let Entry::Created { group_id, .. } = entry {
-            if self.group_ids.iter().any(|id| id[..] == group_id[..]) {
-                self.id_reused = true;
+            if let Entry::Created { group_id, .. } = entry {
+                if self.group_ids.iter().any(|id| id[..] == group_id[..]) {
+                    self.id_reused = true;
+                }
+                self.group_ids.push(group_id.to_vec());
             }
-            self.group_ids.push(group_id.to_vec());
+            let mut state = self.states.last().expect("states[0] exists").clone();
+            state
+                .apply(entry)
+                .unwrap_or_else(|e| panic!("the room logged entry {seq} its fold refuses: {e:?}"));
+            self.states.push(state);
         }
-        let mut state = self.states.last().expect("states[0] exists").clone();
-        state
-            .apply(entry)
-            .unwrap_or_else(|e| panic!("the room logged entry {seq} its fold refuses: {e:?}"));
-        self.states.push(state);
-        self.log.push(entry.clone());
     }
 
     /// Delivers the next message for member `i`; whether one was due.
     fn deliver_to_member(&mut self, i: usize) -> bool {
-        if self.deliveries >= MAX_DELIVERIES {
+        if self.deliveries() >= MAX_DELIVERIES {
             return false;
         }
-        let now = self.now;
-        let sim = &mut self.sims[i];
-        let Some((conn, message)) = sim.inbox.pop_front() else {
+        let Some((conn, message)) = self.net.queued_down(i).next().map(|(c, m)| (c, m.clone()))
+        else {
             return false;
         };
-        self.deliveries += 1;
-        if sim.conn != Some(conn) {
-            return true;
+        if self.conn(i) != Some(conn) {
+            // On a connection it no longer reads: dropped.
+            return self.net.deliver_down(i);
         }
-        let before = observe(&sim.member);
+        let before = observe(self.member(i));
         let what = format!("{message:?}");
-        let echoed = match sim.echoes.iter().position(|m| *m == message) {
+        let taint = &mut self.taints[i];
+        let echoed = match taint.echoes.iter().position(|m| *m == message) {
             Some(k) => {
-                sim.echoes.swap_remove(k);
+                taint.echoes.swap_remove(k);
                 true
             }
             None => false,
         };
+        let tainted = taint.tainted;
         trace(|| format!("  room -> {i} ({conn}): {what}"));
-        if let Err(e) = sim.member.handle_message(now, message) {
+        self.net.deliver_down(i);
+        if let Some(e) = self.net.take_errors(i).pop() {
             trace(|| format!("    refused: {e:?}"));
             assert_eq!(
-                observe(&sim.member),
+                observe(self.member(i)),
                 before,
                 "invariant 6: member {i} refused {what} ({e:?}) but changed"
             );
             assert!(
-                sim.tainted || echoed || e == CommitterError::Unexpected,
+                tainted || echoed || e == CommitterError::Unexpected,
                 "invariant 6: member {i} refused {what} from the honest room: {e:?}"
             );
         }
-        self.pump();
         true
     }
 
     /// Delivers member `i`'s next message to the room; whether one was due.
     fn deliver_to_room(&mut self, i: usize) -> bool {
-        if self.deliveries >= MAX_DELIVERIES {
+        if self.deliveries() >= MAX_DELIVERIES {
             return false;
         }
-        let now = self.now;
-        let sim = &mut self.sims[i];
-        let Some((link, message)) = sim.outbox.pop_front() else {
+        let Some(message) = self.net.queued_up(i).next().cloned() else {
             return false;
         };
-        self.deliveries += 1;
-        if sim.tainted {
-            sim.tainted_sends += 1;
+        let taint = &mut self.taints[i];
+        if taint.tainted {
+            taint.sends += 1;
         }
-        let on = sim.links.get(&link).copied();
-        trace(|| format!("  {i} -> room (link {link}, {on:?}): {message:?}"));
-        match message {
-            Request::Join(_) => {
-                let conn = self
-                    .room
-                    .handle(now, None, message)
-                    .expect("a few connections always fit");
-                sim.links.insert(link, conn);
-                if link == sim.link {
-                    sim.conn = Some(conn);
-                }
-                self.owner.insert(conn, (i, link));
-            }
-            Request::Control(_) => {
-                if let Some(conn) = on {
-                    // The room refuses commits that lost a race and the
-                    // like; the member hears about it (or not) as it should.
-                    let result = self.room.handle(now, Some(conn), message);
-                    trace(|| format!("    room: {result:?}"));
-                }
-            }
+        trace(|| format!("  {i} -> room: {message:?}"));
+        let refused = self.net.ds_errors().len();
+        self.net.deliver_up(i);
+        if let Request::Join(_) = message {
+            assert_eq!(
+                self.net.ds_errors().len(),
+                refused,
+                "a few connections always fit"
+            );
         }
-        self.pump();
-        if self.sims[i].tainted_sends > TAINTED_SENDS {
+        // Otherwise the room refuses commits that lost a race and the like;
+        // the member hears about it (or not) as it should.
+        if self.taints[i].sends > TAINTED_SENDS {
             trace(|| format!("  member {i} is cut off: too many messages while tainted"));
             self.crash(i);
         }
@@ -668,16 +587,19 @@ impl World {
 
     /// A queued message for member `i`, or `None`.
     fn queued(&self, i: usize, input: &mut Input<'_>) -> Option<(ConnId, Down)> {
-        let inbox = &self.sims[i].inbox;
         let k = usize::from(input.byte());
-        (!inbox.is_empty()).then(|| inbox[k % inbox.len()].clone())
+        let len = self.net.queued_down(i).count();
+        (len > 0).then(|| {
+            let (conn, m) = self.net.queued_down(i).nth(k % len).expect("k % len < len");
+            (conn, m.clone())
+        })
     }
 
     fn forge_to_member(&mut self, i: usize, input: &mut Input<'_>) {
         let Some((conn, real)) = self.queued(i, input) else {
             return;
         };
-        if self.sims[i].conn != Some(conn) {
+        if self.conn(i) != Some(conn) {
             return;
         }
         let bytes = ToClient::Control(real.clone())
@@ -689,23 +611,23 @@ impl World {
         );
         let forged = mls_common::mutate(input, &bytes, &donor);
         let decoded = ToClient::decode(&forged);
-        let now = self.now;
-        let sim = &mut self.sims[i];
-        let before = observe(&sim.member);
+        let before = observe(self.member(i));
         trace(|| format!("  forged -> {i}: {decoded:?} (from {real:?})"));
-        match sim.member.handle_bytes(now, &forged) {
+        let taken = self.net.input(i, |m, now| m.handle_bytes(now, &forged));
+        match taken.expect("members never go away") {
             Ok(()) => {
                 let Ok(ToClient::Control(decoded)) = decoded else {
                     panic!("handle_bytes took {decoded:?}, not a control message");
                 };
-                let genuine = sim.inbox.iter().any(|(_, m)| *m == decoded);
+                let genuine = self.net.queued_down(i).any(|(_, m)| *m == decoded);
+                let taint = &mut self.taints[i];
                 if genuine {
                     if OWN_COMMIT_UNCHECKED && matches!(decoded, Down::Rejected { .. }) {
-                        sim.tainted = true;
+                        taint.tainted = true;
                     }
-                    sim.echoes.push(decoded);
+                    taint.echoes.push(decoded);
                 } else if decoded != Down::KeyPackageRefused {
-                    sim.tainted = true;
+                    taint.tainted = true;
                 }
             }
             Err(e) => {
@@ -713,50 +635,49 @@ impl World {
                     assert!(matches!(e, CommitterError::Wire(_)), "{e:?}");
                 }
                 assert_eq!(
-                    observe(&sim.member),
+                    observe(self.member(i)),
                     before,
                     "invariant 6: member {i} refused a forged message ({e:?}) but changed"
                 );
             }
         }
-        self.pump();
     }
 
     fn duplicate_to_member(&mut self, i: usize, input: &mut Input<'_>) {
         let Some((conn, real)) = self.queued(i, input) else {
             return;
         };
-        let now = self.now;
-        let sim = &mut self.sims[i];
-        if sim.conn != Some(conn) {
+        if self.conn(i) != Some(conn) {
             return;
         }
-        let before = observe(&sim.member);
+        let before = observe(self.member(i));
         trace(|| format!("  duplicate -> {i}: {real:?}"));
-        if let Err(e) = sim.member.handle_message(now, real.clone()) {
+        let taken = self
+            .net
+            .input(i, |m, now| m.handle_message(now, real.clone()));
+        if let Err(e) = taken.expect("members never go away") {
             trace(|| format!("    refused: {e:?}"));
             assert_eq!(
-                observe(&sim.member),
+                observe(self.member(i)),
                 before,
                 "invariant 6: member {i} refused a duplicate ({e:?}) but changed"
             );
         } else {
             if OWN_COMMIT_UNCHECKED && matches!(real, Down::Rejected { .. }) {
-                sim.tainted = true;
+                self.taints[i].tainted = true;
             }
-            sim.echoes.push(real);
+            self.taints[i].echoes.push(real);
         }
-        self.pump();
     }
 
     fn garbage_to_room(&mut self, i: usize, input: &mut Input<'_>) {
-        let Some(conn) = self.sims[i].conn else {
+        let Some(conn) = self.conn(i) else {
             return;
         };
-        let outbox = &self.sims[i].outbox;
+        let outbox: Vec<&Request> = self.net.queued_up(i).collect();
         let bytes = match input.byte() {
             k if k.is_multiple_of(2) && !outbox.is_empty() => {
-                let real = ToServer::from(outbox[usize::from(k >> 1) % outbox.len()].1.clone())
+                let real = ToServer::from(outbox[usize::from(k >> 1) % outbox.len()].clone())
                     .encode()
                     .expect("a member's messages encode");
                 mls_common::mutate(input, &real, &real)
@@ -772,30 +693,33 @@ impl World {
             return;
         };
         trace(|| format!("  garbage {i} -> room: {message:?}"));
-        let now = self.now;
         match message {
             ToServer::Open(Open::Join(join)) => {
-                if let Ok(ghost) = self.room.handle(now, None, Request::Join(join)) {
-                    self.ghosts.insert(ghost);
-                }
+                // A new connection on a ghost client nobody reads.
+                let ghost = self.net.add(None);
+                self.net.inject(ghost, Request::Join(join));
+                self.net.deliver_up(ghost);
+                self.ghosts.push(ghost);
             }
             ToServer::Control(up) => {
                 if OWN_COMMIT_UNCHECKED && matches!(up, Up::Commit(_)) {
-                    self.sims[i].tainted = true;
+                    self.taints[i].tainted = true;
                 }
-                let result = self.room.handle(now, Some(conn), Request::Control(up));
+                let result = self
+                    .net
+                    .room_input(|room, now| room.handle(now, Some(conn), Request::Control(up)));
                 trace(|| format!("    room: {result:?}"));
             }
             // The link's part: the room never sees it.
             _ => {}
         }
-        self.pump();
     }
 
     fn foreign_key_package(&mut self, i: usize, input: &mut Input<'_>) {
         let pick = input.byte();
         let published: Vec<&Blob<{ limits::KEY_PACKAGE }>> = self
-            .log
+            .net
+            .log()
             .iter()
             .filter_map(|e| match e {
                 Entry::Joined { key_package, .. } => Some(key_package),
@@ -809,26 +733,28 @@ impl World {
             Blob::copy_from(input.take(len)).expect("short")
         };
         trace(|| format!("  {i} queues a foreign key package {key_package:?}"));
-        let sim = &mut self.sims[i];
-        sim.outbox
-            .push_back((sim.link, Request::Control(Up::KeyPackage { key_package })));
+        self.net
+            .inject(i, Request::Control(Up::KeyPackage { key_package }));
     }
 
-    /// Invariants 1 to 4 (5 and 6 are checked as messages move).
-    fn check(&self) {
+    /// Invariants 1 to 4 (5 is checked as the log grows, 6 as messages
+    /// move).
+    fn check(&mut self) {
+        self.record();
         let latest = self.states.last().expect("states[0] exists");
         assert_eq!(
-            self.room.state(),
+            self.net.room().state(),
             latest,
             "invariant 1: the room's state is not the fold of what it sent"
         );
-        let room_group = self.room.state().group();
+        let room_group = self.net.room().state().group();
         let mut seen: BTreeMap<(Vec<u8>, u64), (usize, SafetyNumber)> = BTreeMap::new();
-        for (i, sim) in self.sims.iter().enumerate() {
-            if sim.tainted {
+        for i in 0..MEMBERS {
+            if self.taints[i].tainted {
                 continue;
             }
-            if let Some(view) = sim.member.room() {
+            let member = self.member(i);
+            if let Some(view) = member.room() {
                 let at = self.states.get(usize::try_from(view.seq()).unwrap());
                 assert_eq!(
                     Some(view),
@@ -837,14 +763,14 @@ impl World {
                     view.seq()
                 );
             }
-            if let Some(conn) = sim.member.conn() {
+            if let Some(conn) = member.conn() {
                 assert_eq!(
-                    sim.conn,
+                    self.conn(i),
                     Some(conn),
                     "member {i} is on a connection it never opened"
                 );
             }
-            let group = sim.member.group();
+            let group = member.group();
             let (Some(id), Some(epoch)) = (group.group_id(), group.epoch()) else {
                 continue;
             };
@@ -873,11 +799,9 @@ impl World {
     /// No more churn: ghosts go, everything is delivered, deadlines pass;
     /// then, unless a member is tainted, everyone converged.
     fn settle(&mut self) {
-        let now = self.now;
         for ghost in std::mem::take(&mut self.ghosts) {
-            self.room.handle_disconnect(now, ghost);
+            self.net.disconnect(ghost);
         }
-        self.pump();
         self.check();
         let mut timeouts = 0;
         for _ in 0..MAX_SETTLE_FLUSHES {
@@ -886,13 +810,12 @@ impl World {
             }
             // The room's deadline, or a waiting member's (a refused one
             // publishes again after a backoff).
-            let waiting = self
-                .sims
-                .iter()
-                .filter(|s| s.member.status() == Status::Waiting)
-                .filter_map(|s| s.member.poll_timeout())
+            let waiting = (0..MEMBERS)
+                .map(|i| self.member(i))
+                .filter(|m| m.status() == Status::Waiting)
+                .filter_map(Member::poll_timeout)
                 .min();
-            let next = match (self.room.poll_timeout(), waiting) {
+            let next = match (self.net.room().poll_timeout(), waiting) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
@@ -905,21 +828,21 @@ impl World {
                 _ => break,
             }
         }
-        trace(|| format!("settled after {} deliveries", self.deliveries));
-        if self.sims.iter().any(|s| s.tainted) {
+        trace(|| format!("settled after {} deliveries", self.deliveries()));
+        if self.taints.iter().any(|t| t.tainted) {
             return;
         }
         assert!(
-            self.deliveries < MAX_DELIVERIES,
+            self.deliveries() < MAX_DELIVERIES,
             "livelock: {MAX_DELIVERIES} deliveries and still moving"
         );
-        let state = self.room.state();
+        let state = self.net.room().state();
         assert!(
-            self.room.poll_timeout().is_none() && !state.has_work(),
+            self.net.room().poll_timeout().is_none() && !state.has_work(),
             "no convergence after {timeouts} deadlines: {state:?}"
         );
         let live: Vec<usize> = (0..MEMBERS)
-            .filter(|&i| !matches!(self.sims[i].member.status(), Status::Idle | Status::Left))
+            .filter(|&i| !matches!(self.member(i).status(), Status::Idle | Status::Left))
             .collect();
         let present: BTreeSet<ConnId> = state
             .leaves()
@@ -928,17 +851,15 @@ impl World {
             .filter(|s| s.status == SeatStatus::Present)
             .map(|s| s.conn)
             .collect();
-        let live_conns: BTreeSet<ConnId> = live
-            .iter()
-            .filter_map(|&i| self.sims[i].member.conn())
-            .collect();
+        let live_conns: BTreeSet<ConnId> =
+            live.iter().filter_map(|&i| self.member(i).conn()).collect();
         assert_eq!(
             present, live_conns,
             "present seats are not the connected members"
         );
         let mut safety = None;
         for &i in &live {
-            let member = &self.sims[i].member;
+            let member = self.member(i);
             assert_eq!(
                 member.status(),
                 Status::InGroup,

@@ -4,6 +4,6 @@
 //! and one scenario per failure it must survive. The suite that runs on
 //! every target is the sibling crate `satsuma-portable-tests`.
 
+pub mod checks;
 pub mod churn;
-pub mod sim;
 pub mod world;

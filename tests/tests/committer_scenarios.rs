@@ -17,7 +17,7 @@ use satsuma_core::wire::{
     Blob, CommitMessage, ConnId, Down, Entry, Join, List, Media, Message, Presence, RoomName,
     RoomSnapshot, SeatSnapshot, ToClient, Up, WireError,
 };
-use satsuma_tests::sim::{DESKTOP, session};
+use satsuma_sim::fixtures::{DESKTOP, session};
 use satsuma_tests::world::{DEADLINE, World, call};
 
 /// What a test compares before and after feeding a member something it
@@ -73,7 +73,7 @@ fn committer_dies_before_the_ds_accepts(detected_before_deadline: bool) {
 
     w.assert_call(&[bob, carol]);
     assert!(
-        w.welcomes
+        w.welcomes()
             .iter()
             .all(|(_, welcome)| *welcome != lost_welcome),
         "the lost commit's Welcome never reaches anyone"
@@ -86,14 +86,13 @@ fn committer_dies_before_the_ds_accepts(detected_before_deadline: bool) {
     assert_eq!(committer, w.conn(bob), "bob took over");
     assert_ne!(added.commit, lost.commit, "a new commit, not the lost one");
     assert!(
-        w.clients[carol]
-            .events
+        w.events(carol)
             .iter()
             .all(|e| !matches!(e, Event::Rejoining(_))),
         "carol was added at the first try that reached the DS"
     );
     // Alice's seat is gone too, and each epoch was reached by one commit.
-    assert_eq!(w.room.state().occupied_leaves().len(), 2);
+    assert_eq!(w.room().state().occupied_leaves().len(), 2);
     assert_eq!(w.commits().len() as u64, w.epoch());
 }
 
@@ -118,7 +117,7 @@ fn committer_dies_after_the_ds_accepts() {
     w.flush_down(); // alice's commit is on its way
     w.flush_up(); // the DS accepts it: Welcome to carol, Committed to all
     let alice_conn = w.conn(alice);
-    let alice_leaf = w.room.state().seat_of(alice_conn).unwrap().0;
+    let alice_leaf = w.room().state().seat_of(alice_conn).unwrap().0;
     w.crash(alice, true);
     w.flush_down(); // bob and carol apply it
     assert_eq!(w.member(bob).group().epoch(), Some(2));
@@ -132,8 +131,8 @@ fn committer_dies_after_the_ds_accepts() {
     let (by, removal) = w.commits().pop().unwrap();
     assert_eq!((by, &removal.removes[..]), (w.conn(bob), &[alice_leaf][..]));
     assert_eq!(
-        w.ledger
-            .view(&w.room.state().group().unwrap().id, 3)
+        w.watch()
+            .view(&w.room().state().group().unwrap().id, 3)
             .unwrap()
             .safety_number,
         sn
@@ -167,7 +166,7 @@ fn lobby_visitor_leaves_before_anyone_commits() {
         w.errors_of("alice"),
         [DsError::Log(LogError::NotInLobby(w.conn(visitor)))]
     );
-    assert!(w.room.poll_timeout().is_none(), "nobody has work left");
+    assert!(w.room().poll_timeout().is_none(), "nobody has work left");
     assert!(!w.member(ids[0]).has_pending());
 }
 
@@ -183,11 +182,8 @@ fn lobby_visitor_leaves_while_a_commit_adding_it_is_in_flight() {
     w.flush_down(); // alice's commit adds both
     assert!(w.member(alice).has_pending());
     w.disconnect(visitor); // the visitor's tab closes: Left{visitor}
-    w.clients[visitor]
-        .member
-        .as_mut()
-        .unwrap()
-        .handle_disconnect(w.now);
+    let now = w.now();
+    w.member_mut(visitor).handle_disconnect(now);
     w.flush_up(); // alice's commit arrives, naming a connection that left
     assert_eq!(
         w.errors_of("alice"),
@@ -245,8 +241,8 @@ fn malformed_key_packages_are_refused_and_the_rest_added() {
             capabilities: DESKTOP,
         })
     };
-    w.up.push_back((garbage, join(b"\x00\x01 not a key package")));
-    w.up.push_back((tampered, join(&forged)));
+    w.inject(garbage, join(b"\x00\x01 not a key package"));
+    w.inject(tampered, join(&forged));
     w.join(carol);
     w.settle();
 
@@ -260,12 +256,12 @@ fn malformed_key_packages_are_refused_and_the_rest_added() {
                 }),
             1,
             "{} refused once",
-            w.clients[bad].name
+            w.name(bad)
         );
         assert!(
-            w.clients[bad].received.contains(&Down::KeyPackageRefused),
+            w.received(bad).contains(&Down::KeyPackageRefused),
             "{} is told",
-            w.clients[bad].name
+            w.name(bad)
         );
         assert!(w.commits().iter().all(|(_, c)| !c.adds.contains(&conn)));
     }
@@ -294,12 +290,12 @@ fn two_joiners_open_an_empty_room_at_once() {
     w.join(bob);
     w.flush_up(); // both Joins before the DS sends anything
     // Bob tries to create the group too, as a client that raced would.
-    w.up.push_back((
+    w.inject(
         bob,
         Request::Control(Up::Create {
             group_id: Blob::copy_from(b"bob's group").unwrap(),
         }),
-    ));
+    );
     w.flush_up();
     assert_eq!(w.errors_of("bob"), [DsError::Refused]);
     w.settle();
@@ -311,7 +307,7 @@ fn two_joiners_open_an_empty_room_at_once() {
         "one group"
     );
     assert!(
-        matches!(w.log.iter().find(|e| matches!(e, Entry::Created { .. })),
+        matches!(w.log().iter().find(|e| matches!(e, Entry::Created { .. })),
         Some(Entry::Created { conn, .. }) if *conn == w.conn(alice))
     );
     assert_eq!(w.epoch(), 1, "bob was added by one commit");
@@ -323,14 +319,13 @@ fn two_joiners_open_an_empty_room_at_once() {
 fn lost_welcome_makes_the_joiner_rejoin() {
     let (mut w, ids) = call(&["alice", "bob"]);
     let carol = w.add("carol");
-    w.lose_welcome.insert(carol);
+    w.lose_next_welcome(carol);
     w.join(carol);
     w.settle();
 
     w.assert_call(&[ids[0], ids[1], carol]);
     assert!(
-        w.clients[carol]
-            .events
+        w.events(carol)
             .contains(&Event::Rejoining(RejoinReason::LostWelcome))
     );
     let commits = w.commits();
@@ -340,7 +335,7 @@ fn lost_welcome_makes_the_joiner_rejoin() {
         .filter(|(_, c)| c.adds.contains(&carol_conn))
         .collect();
     assert_eq!(adds.len(), 2, "added, then added again");
-    let carol_leaf = w.room.state().seat_of(carol_conn).unwrap().0;
+    let carol_leaf = w.room().state().seat_of(carol_conn).unwrap().0;
     assert_eq!(
         adds[1].1.removes[..],
         [carol_leaf],
@@ -368,7 +363,7 @@ fn commit_from_a_non_designated_member_is_refused_everywhere() {
         .discard_pending_commit()
         .unwrap();
 
-    w.up.push_back((bob, Request::Control(Up::Commit(commit.clone()))));
+    w.inject(bob, Request::Control(Up::Commit(commit.clone())));
     w.flush_up();
     let bob_conn = w.conn(bob);
     assert_eq!(
@@ -376,16 +371,16 @@ fn commit_from_a_non_designated_member_is_refused_everywhere() {
         [DsError::Log(LogError::NotDesignated(bob_conn))]
     );
     assert_eq!(
-        w.down.back(),
-        Some(&(bob_conn, Down::Rejected { epoch: Some(epoch) })),
+        w.in_flight_down().last(),
+        Some(&(bob_conn, &Down::Rejected { epoch: Some(epoch) })),
         "bob alone is told"
     );
-    assert_eq!(w.down.len(), 1, "nothing is logged");
+    assert_eq!(w.in_flight_down().len(), 1, "nothing is logged");
     w.flush_down();
 
     // A DS that relays it anyway: every member refuses it, unchanged.
     let forged = Down::Entry {
-        seq: w.room.state().seq() + 1,
+        seq: w.room().state().seq() + 1,
         entry: Entry::Committed {
             conn: bob_conn,
             commit,
@@ -393,22 +388,17 @@ fn commit_from_a_non_designated_member_is_refused_everywhere() {
     };
     for i in [alice, bob, carol] {
         let before = snapshot(w.member(i));
-        let now = w.now;
+        let now = w.now();
         let got = w.member_mut(i).handle_message(now, forged.clone());
         assert_eq!(
             got,
             Err(CommitterError::Log(LogError::NotDesignated(bob_conn))),
             "{}",
-            w.clients[i].name
+            w.name(i)
         );
         w.pump(i);
-        assert_eq!(
-            snapshot(w.member(i)),
-            before,
-            "{} is unchanged",
-            w.clients[i].name
-        );
-        assert!(w.up.is_empty(), "and reacts with nothing");
+        assert_eq!(snapshot(w.member(i)), before, "{} is unchanged", w.name(i));
+        assert!(w.in_flight_up().is_empty(), "and reacts with nothing");
     }
 
     let dave = w.add("dave");
@@ -423,7 +413,7 @@ fn commit_from_a_non_designated_member_is_refused_everywhere() {
 fn garbage_future_epochs_and_gaps_are_typed_errors() {
     let (mut w, ids) = call(&["alice", "bob", "carol"]);
     let (alice, bob) = (ids[0], ids[1]);
-    let seq = w.room.state().seq();
+    let seq = w.room().state().seq();
     let epoch = w.epoch();
     let alice_conn = w.conn(alice);
     let entry = |seq, entry| Down::Entry { seq, entry };
@@ -445,8 +435,8 @@ fn garbage_future_epochs_and_gaps_are_typed_errors() {
         payload: Blob::copy_from(&[0xab]).unwrap(),
     });
     let before = snapshot(w.member(bob));
-    let events = w.clients[bob].events.len();
-    let now = w.now;
+    let events = w.events(bob).len();
+    let now = w.now();
     let m = w.member_mut(bob);
     assert_eq!(
         m.handle_bytes(now, &[]),
@@ -523,10 +513,10 @@ fn garbage_future_epochs_and_gaps_are_typed_errors() {
         Err(CommitterError::Unexpected)
     );
     w.pump(bob);
-    assert!(w.up.is_empty(), "bob sends nothing");
+    assert!(w.in_flight_up().is_empty(), "bob sends nothing");
     // What only a broken or hostile DS sends is shown, and nothing else.
     assert_eq!(
-        w.clients[bob].events[events..],
+        w.events(bob)[events..],
         [
             Event::DeliveryServiceMisbehaved(Misbehaviour::Log(LogError::WrongEpoch {
                 expected: epoch,
@@ -563,9 +553,9 @@ fn a_forged_hello_is_refused_and_the_real_one_taken() {
     w.flush_up(); // the DS queues carol's Hello
     // Before it arrives, one that seats alice in a second leaf too.
     let alice_conn = w.conn(ids[0]);
-    let mut forged = w.room.state().snapshot();
+    let mut forged = w.room().state().snapshot();
     let mut leaves = forged.leaves.into_inner();
-    let (_, seat) = w.room.state().seat_of(alice_conn).unwrap();
+    let (_, seat) = w.room().state().seat_of(alice_conn).unwrap();
     leaves.push(Some(SeatSnapshot {
         conn: seat.conn,
         can_commit: seat.can_commit,
@@ -575,7 +565,7 @@ fn a_forged_hello_is_refused_and_the_real_one_taken() {
     forged.leaves = List::new(leaves).unwrap();
     forged.seq += 1;
     let before = snapshot(w.member(carol));
-    let now = w.now;
+    let now = w.now();
     assert_eq!(
         w.member_mut(carol).handle_message(
             now,
@@ -589,7 +579,7 @@ fn a_forged_hello_is_refused_and_the_real_one_taken() {
         )))
     );
     w.pump(carol);
-    assert!(w.up.is_empty(), "carol sends nothing");
+    assert!(w.in_flight_up().is_empty(), "carol sends nothing");
     assert_eq!(snapshot(w.member(carol)), before, "carol is unchanged");
     assert_eq!(w.member(carol).status(), Status::Connecting);
     assert_eq!(w.member(carol).conn(), None);
@@ -605,10 +595,10 @@ fn member_falsely_declared_gone_joins_again() {
     let (mut w, ids) = call(&["alice", "bob", "carol"]);
     let (alice, bob, carol) = (ids[0], ids[1], ids[2]);
     let old_conn = w.conn(bob);
-    let old_leaf = w.room.state().seat_of(old_conn).unwrap().0;
+    let old_leaf = w.room().state().seat_of(old_conn).unwrap().0;
     w.disconnect(bob);
     w.flush_down();
-    assert!(w.clients[bob].events.contains(&Event::Evicted));
+    assert!(w.events(bob).contains(&Event::Evicted));
     assert_eq!(w.member(bob).status(), Status::Idle);
     assert_eq!(w.member(bob).group().epoch(), None, "bob dropped his keys");
     // The app opens a new connection and joins again.
@@ -645,11 +635,11 @@ fn self_updates_are_proposed_and_committed() {
     let before = w.assert_call(&[alice, bob, carol]);
     let epoch = w.epoch();
     let proposals = w.count(|e| matches!(e, Entry::Proposed { .. }));
-    assert!(!w.member(bob).group().self_update_due(w.now));
+    assert!(!w.member(bob).group().self_update_due(w.now()));
 
     w.advance(Duration::from_secs(21));
     assert!(
-        matches!(w.up.front(), Some((i, Request::Control(Up::Proposal { epoch: e, .. }))) if *i == bob && *e == epoch),
+        matches!(w.in_flight_up().first(), Some((i, Request::Control(Up::Proposal { epoch: e, .. }))) if *i == bob && *e == epoch),
         "bob, not the committer, proposes his update"
     );
     w.settle();
@@ -663,7 +653,7 @@ fn self_updates_are_proposed_and_committed() {
     );
     assert_eq!(w.commits().last().unwrap().0, w.conn(alice));
     assert!(
-        !w.member(bob).group().self_update_due(w.now),
+        !w.member(bob).group().self_update_due(w.now()),
         "bob's leaf is fresh"
     );
     // And it stays quiet until the interval passes again.
@@ -695,15 +685,15 @@ fn proposer_that_becomes_committer_is_not_stuck() {
     let epoch = w.epoch();
     w.advance(Duration::from_secs(21));
     w.flush_up(); // Proposed{bob}
-    assert_eq!(w.room.state().proposals(), [w.conn(bob)]);
+    assert_eq!(w.room().state().proposals(), [w.conn(bob)]);
     w.leave(alice);
     w.flush_up(); // Left{alice}: bob is designated, his own proposal pending
     w.settle();
 
     w.assert_call(&[bob]);
     assert_eq!(w.epoch(), epoch + 1, "bob removed alice");
-    assert!(w.room.state().proposals().is_empty());
-    assert!(!w.member(bob).group().self_update_due(w.now));
+    assert!(w.room().state().proposals().is_empty());
+    assert!(!w.member(bob).group().self_update_due(w.now()));
     let carol = w.add_with("carol", DESKTOP, config(600));
     w.join(carol);
     w.settle();
@@ -725,7 +715,7 @@ fn reconnect_before_the_ds_notices(detect: Duration) -> (World, [usize; 3], usiz
     let (mut w, ids) = call(&["alice", "bob", "carol"]);
     let bob = ids[1];
     let old = w.conn(bob);
-    let now = w.now;
+    let now = w.now();
     w.member_mut(bob).handle_disconnect(now);
     w.join(bob); // a new connection; what the DS sends the old one is lost
     let rtt = Duration::from_millis(100);
@@ -734,9 +724,7 @@ fn reconnect_before_the_ds_notices(detect: Duration) -> (World, [usize; 3], usiz
         tick(&mut w, rtt);
         waited += rtt;
     }
-    let now = w.now;
-    w.room.handle_disconnect(now, old);
-    w.drain_room();
+    w.disconnect_conn(old);
     w.settle();
     let refused = w.count(|e| matches!(e, Entry::Refused { conn, .. } if *conn == w.conn(bob)));
     (w, [ids[0], ids[1], ids[2]], refused)
@@ -760,7 +748,7 @@ fn reconnect_before_the_ds_notices_does_not_flood_the_log() {
     assert!(
         refused <= 3,
         "bob's key package was refused {refused} times, {} log entries for one reconnect",
-        w.log.len()
+        w.log().len()
     );
 }
 
@@ -781,17 +769,18 @@ fn poll_timeout_moves_on_after_a_self_update_is_proposed() {
         w.settle();
     }
     let due = w.member(bob).poll_timeout().unwrap();
-    w.advance(due.saturating_duration_since(w.now));
+    let wait = due.saturating_duration_since(w.now());
+    w.advance(wait);
     assert!(matches!(
-        w.up.front(),
+        w.in_flight_up().first(),
         Some((_, Request::Control(Up::Proposal { .. })))
     ));
-    let now = w.now;
+    let now = w.now();
     let next = w.member(bob).poll_timeout();
     // The proposal is on its way; handling the timeout again does nothing.
     w.member_mut(bob).handle_timeout(now);
     w.pump(bob);
-    assert_eq!(w.up.len(), 1, "no second proposal");
+    assert_eq!(w.in_flight_up().len(), 1, "no second proposal");
     assert!(
         next.is_none_or(|t| t > now),
         "poll_timeout {next:?} is not after now {now:?}: a driver would spin until the commit"
@@ -835,8 +824,8 @@ fn proposer_leaves_before_its_update_is_committed_and_the_call_recovers() {
 fn proposer_leaves_before_its_update_is_committed_and_nobody_forks() {
     let (w, [_, bob, carol, _]) = proposer_leaves_before_its_update_is_committed();
     w.assert_call(&[bob, carol]);
-    let rejoins: Vec<&Event> = w.clients[carol]
-        .events
+    let rejoins: Vec<&Event> = w
+        .events(carol)
         .iter()
         .filter(|e| matches!(e, Event::Rejoining(_)))
         .collect();
@@ -856,8 +845,7 @@ fn members_are_told_who_joined_and_who_left() {
     let carol_leaf = w.member(carol).group().own_index().unwrap();
     let alice_leaf = w.member(alice).group().own_index().unwrap();
     let changes = |w: &World, i: usize| -> Vec<Event> {
-        w.clients[i]
-            .events
+        w.events(i)
             .iter()
             .filter(|e| matches!(e, Event::MembersChanged { .. }))
             .cloned()

@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use satsuma_core::committer::Member;
 use satsuma_core::mls::Session;
+use satsuma_tests::checks::converged;
 use satsuma_tests::churn::{Config, Sim, Stats};
-use satsuma_tests::sim::converged;
 
 fn simulate(cfg: Config) -> Stats {
     let wall = std::time::Instant::now();

@@ -217,6 +217,7 @@ const PACKAGES: &[&str] = &[
     "satsuma-engine",
     "satsuma-bench",
     "satsuma-tests",
+    "satsuma-sim",
     "satsuma-portable-tests",
     "satsuma-wasm-tests",
     "satsuma-model",

@@ -7,12 +7,9 @@ use satsuma_core::Instant;
 /// What happens at one instant.
 #[derive(Debug)]
 pub(super) enum Ev {
-    /// Bytes from a client reach the DS.
-    ToServer { link: usize, bytes: Vec<u8> },
-    /// The DS notices a link is dead (after everything sent on it).
-    Disconnect { link: usize },
-    /// Bytes from the DS reach a client.
-    ToClient { link: usize, bytes: Vec<u8> },
+    /// The DS notices a crashed slot's connection `link` is dead (after
+    /// everything sent on it).
+    Disconnect { slot: usize, link: u32 },
     /// The DS's commit deadline may have passed.
     RoomTimer,
     /// A member's timer (SFrame grace periods).
@@ -26,16 +23,10 @@ pub(super) enum Ev {
 }
 
 impl Ev {
-    /// Whether this is a message or signal in flight (the network is quiet
-    /// when none is left).
+    /// Whether this is a signal in flight (the network is quiet when none
+    /// is left, and no message).
     pub(super) fn in_flight(&self) -> bool {
-        matches!(
-            self,
-            Self::ToServer { .. }
-                | Self::Disconnect { .. }
-                | Self::ToClient { .. }
-                | Self::Rejoin { .. }
-        )
+        matches!(self, Self::Disconnect { .. } | Self::Rejoin { .. })
     }
 }
 

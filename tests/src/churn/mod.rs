@@ -1,6 +1,7 @@
 //! The engine of the committer simulation (`tests/committer_sim.rs`): one
-//! room's delivery service ([`Room`]) and member slots, each a [`Member`]
-//! around a real [`Session`], over a seeded network, on a virtual clock.
+//! room's delivery service and member slots, each a [`Member`] around a
+//! real [`Session`], on a [`Net`] with a seeded network and a virtual
+//! clock.
 //!
 //! - **Network.** Every message is encoded to its wire bytes and arrives
 //!   after a random delay; each connection keeps FIFO order per direction,
@@ -28,13 +29,13 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::time::Duration;
 
 use satsuma_core::Instant;
-use satsuma_core::committer::{
-    DsError, Event, Member, RejoinReason, Request, Room, RoomConfig, Status,
-};
+use satsuma_core::committer::{DsError, Event, Member, RejoinReason, Room, RoomConfig, Status};
 use satsuma_core::mls::{MemoryStore, SatsumaCrypto, Session, SessionConfig};
-use satsuma_core::wire::{ConnId, Down, Entry, Message, Open, ToClient, ToServer, Up};
+use satsuma_core::wire::{ConnId, Entry};
+use satsuma_sim::fixtures::{DESKTOP, INTERCOM, member_config, session};
+use satsuma_sim::{Faults, Net, Watch};
 
-use crate::sim::{DESKTOP, INTERCOM, Ledger, Rng, converged, member_config, session};
+use crate::checks::{Ledger, converged};
 
 mod config;
 mod events;
@@ -42,32 +43,13 @@ mod events;
 pub use config::{Config, Stats};
 use events::{Ev, Scheduled};
 
-/// One transport connection between a client and the DS.
-#[derive(Debug)]
-struct Link {
-    slot: usize,
-    /// The DS's id for it, once the DS read the `Join`.
-    conn: Option<ConnId>,
-    /// The client still reads from it.
-    client_open: bool,
-    /// The DS still reads from it.
-    server_open: bool,
-    /// The client crashed and what it had sent but not flushed is gone.
-    lost_in_flight: bool,
-    /// When the last message each way arrives: FIFO per direction.
-    up_last: Instant,
-    down_last: Instant,
-}
-
-/// A running client: one process lifetime of a slot.
+/// A running client: one process lifetime of a slot (its member lives in
+/// the [`Net`]).
 #[derive(Debug)]
 struct Client {
-    member: Member<Session>,
-    link: usize,
     /// Unique per process lifetime, so stale timers find nothing.
     life: u64,
     timer_at: Option<Instant>,
-    seen_epoch: Option<(Vec<u8>, u64)>,
 }
 
 #[derive(Debug, Default)]
@@ -81,26 +63,66 @@ struct Slot {
     started: bool,
 }
 
-/// The simulated room: the DS, the member slots and the network.
+/// What every member input is checked for: one view per (group id, epoch)
+/// and no member ahead of the log, each time a member reaches an epoch.
+#[derive(Debug)]
+pub struct Checks {
+    seed: u64,
+    ledger: Ledger,
+    seen: BTreeMap<usize, (Vec<u8>, u64)>,
+}
+
+impl Watch<Session> for Checks {
+    fn member(&mut self, room: &Room, slot: usize, member: &Member<Session>) {
+        let group = member.group();
+        let Some(here) = group.group_id().zip(group.epoch()) else {
+            return;
+        };
+        if self
+            .seen
+            .get(&slot)
+            .is_some_and(|(id, e)| (&id[..], *e) == here)
+        {
+            return;
+        }
+        let who = format!("slot {slot} ({})", group.info().device_id);
+        if let Err(split) = self.ledger.observe(&who, group) {
+            panic!("seed {}: {split}", self.seed);
+        }
+        if let Some(logged) = room.state().group()
+            && here.0 == &logged.id[..]
+        {
+            assert!(here.1 <= logged.epoch, "{who} is ahead of the log");
+        }
+        self.seen.insert(slot, (here.0.to_vec(), here.1));
+    }
+}
+
+/// The room as it was before an input, for checking what it logged.
+struct Before {
+    logged: usize,
+    errors: usize,
+    group: Option<(Vec<u8>, u64)>,
+    designated: Option<ConnId>,
+}
+
+/// The simulated room: the network with the DS and the member slots, and
+/// what happens to them when.
 #[derive(Debug)]
 pub struct Sim {
     cfg: Config,
-    now: Instant,
-    rng: Rng,
+    net: Net<Session, Checks>,
     queue: BinaryHeap<Scheduled>,
     order: u64,
+    /// Scheduled events that are signals in flight.
     in_flight: usize,
-    room: Room,
     room_timer_at: Option<Instant>,
-    links: Vec<Link>,
-    conn_links: BTreeMap<ConnId, usize>,
     slots: Vec<Slot>,
     clients: Vec<Option<Client>>,
     lives: u64,
     /// Connections the DS logged as gone.
     departed: BTreeSet<ConnId>,
     refusals: BTreeMap<ConnId, u32>,
-    ledger: Ledger,
     churning: bool,
     wave: u32,
     wave_left: u32,
@@ -120,27 +142,38 @@ impl Sim {
     /// A room about to start churning.
     #[must_use]
     pub fn new(cfg: Config) -> Self {
-        let room = Room::new(RoomConfig {
+        let room = RoomConfig {
             commit_deadline: cfg.commit_deadline,
             ..RoomConfig::default()
-        });
+        };
+        let checks = Checks {
+            seed: cfg.seed,
+            ledger: Ledger::default(),
+            seen: BTreeMap::new(),
+        };
+        let faults = Faults {
+            delay: (ms(cfg.delay_ms.0), ms(cfg.delay_ms.1)),
+            lost_welcomes: cfg.lost_welcome,
+            ..Faults::default()
+        };
+        let mut net = Net::with_watch(room, checks)
+            .faults(faults, cfg.seed)
+            .wire();
+        for _ in 0..cfg.slots {
+            net.add(None);
+        }
         let mut sim = Self {
             cfg,
-            now: Instant::ZERO,
-            rng: Rng::new(cfg.seed),
+            net,
             queue: BinaryHeap::new(),
             order: 0,
             in_flight: 0,
-            room,
             room_timer_at: None,
-            links: Vec::new(),
-            conn_links: BTreeMap::new(),
             slots: (0..cfg.slots).map(|_| Slot::default()).collect(),
             clients: (0..cfg.slots).map(|_| None).collect(),
             lives: 0,
             departed: BTreeSet::new(),
             refusals: BTreeMap::new(),
-            ledger: Ledger::default(),
             churning: true,
             wave: 0,
             wave_left: cfg.per_wave,
@@ -154,7 +187,7 @@ impl Sim {
     /// The delivery service.
     #[must_use]
     pub fn room(&self) -> &Room {
-        &self.room
+        self.net.room()
     }
 
     /// What happened so far.
@@ -172,13 +205,18 @@ impl Sim {
     /// Every (group id, epoch) members reached.
     #[must_use]
     pub fn ledger(&self) -> &Ledger {
-        &self.ledger
+        &self.net.watch().ledger
     }
 
     /// The virtual time.
     #[must_use]
     pub fn now(&self) -> Instant {
-        self.now
+        self.net.now()
+    }
+
+    /// The members that are connected and mean to stay.
+    pub fn live(&self) -> impl Iterator<Item = &Member<Session>> + '_ {
+        self.net.live()
     }
 
     fn schedule(&mut self, at: Instant, ev: Ev) {
@@ -193,32 +231,6 @@ impl Sim {
         });
     }
 
-    fn delay(&mut self) -> Duration {
-        ms(self.rng.range(self.cfg.delay_ms.0, self.cfg.delay_ms.1))
-    }
-
-    fn send_up(&mut self, link: usize, message: &ToServer) {
-        let bytes = message
-            .encode()
-            .expect("every client message fits the wire");
-        let at = self
-            .now
-            .saturating_add(self.delay())
-            .max(self.links[link].up_last);
-        self.links[link].up_last = at;
-        self.schedule(at, Ev::ToServer { link, bytes });
-    }
-
-    fn send_down(&mut self, link: usize, message: &ToClient) {
-        let bytes = message.encode().expect("every DS message fits the wire");
-        let at = self
-            .now
-            .saturating_add(self.delay())
-            .max(self.links[link].down_last);
-        self.links[link].down_last = at;
-        self.schedule(at, Ev::ToClient { link, bytes });
-    }
-
     /// Runs until the room converges after the churn, and returns how long
     /// that took after the churn stopped.
     ///
@@ -228,134 +240,112 @@ impl Sim {
     pub fn run(&mut self) -> Duration {
         let mut stopped_at: Option<Instant> = None;
         let bound = self.cfg.convergence_bound();
-        while let Some(Scheduled { at, ev, .. }) = self.queue.pop() {
-            assert!(at >= self.now, "time runs forward");
-            self.now = at;
-            if ev.in_flight() {
-                self.in_flight -= 1;
+        loop {
+            let next = self.queue.peek().map(|s| s.at);
+            let arrival = self.net.next_arrival();
+            match (next, arrival) {
+                (None, None) => break,
+                (Some(at), arrival) if arrival.is_none_or(|a| at <= a) => {
+                    let Some(Scheduled { ev, .. }) = self.queue.pop() else {
+                        unreachable!("peeked")
+                    };
+                    self.net.set_now(at);
+                    if ev.in_flight() {
+                        self.in_flight -= 1;
+                    }
+                    self.step(ev);
+                }
+                _ => {
+                    let before = self.before();
+                    let i = self.net.step().expect("a message arrives");
+                    self.after_room(&before);
+                    self.after_member(i);
+                }
             }
             self.stats.events += 1;
-            self.step(ev);
             if !self.churning {
-                let stop = *stopped_at.get_or_insert(self.now);
-                let since = self.now.saturating_duration_since(stop);
-                if self.in_flight == 0 && self.room.poll_timeout().is_none() {
-                    let live: Vec<&Member<Session>> = self.live().collect();
-                    if converged(&self.room, live).is_ok() {
-                        return since;
-                    }
+                let now = self.now();
+                let stop = *stopped_at.get_or_insert(now);
+                let since = now.saturating_duration_since(stop);
+                let quiet = self.in_flight == 0 && self.net.is_quiet();
+                if quiet
+                    && self.room().poll_timeout().is_none()
+                    && converged(self.room(), self.live()).is_ok()
+                {
+                    return since;
                 }
                 if since > bound * 4 {
                     break;
                 }
             }
         }
-        let live: Vec<&Member<Session>> = self.live().collect();
-        let why = converged(&self.room, live).unwrap_err();
+        let why = converged(self.room(), self.live()).unwrap_err();
         panic!(
             "seed {}: no convergence {:?} after the churn stopped: {why}\n{}",
             self.cfg.seed,
-            stopped_at.map(|s| self.now.saturating_duration_since(s)),
+            stopped_at.map(|s| self.now().saturating_duration_since(s)),
             self.dump()
         );
     }
 
-    /// The members that are connected and mean to stay.
-    pub fn live(&self) -> impl Iterator<Item = &Member<Session>> + '_ {
-        self.clients.iter().flatten().filter_map(|c| {
-            let open = self.links[c.link].client_open && self.links[c.link].server_open;
-            (open && !matches!(c.member.status(), Status::Left | Status::Idle)).then_some(&c.member)
-        })
-    }
-
     fn dump(&self) -> String {
         use std::fmt::Write as _;
+        let state = self.room().state();
         let mut out = format!(
             "now {:?}, room seq {} epoch {:?} designated {:?} lobby {:?} leaves {:?} stalls {}\n",
-            Duration::from_micros(self.now.as_micros()),
-            self.room.state().seq(),
-            self.room.state().epoch(),
-            self.room.state().designated(),
-            self.room
-                .state()
-                .lobby()
-                .iter()
-                .map(|w| w.conn)
-                .collect::<Vec<_>>(),
-            self.room.state().leaves(),
-            self.room.state().stalls(),
+            Duration::from_micros(self.now().as_micros()),
+            state.seq(),
+            state.epoch(),
+            state.designated(),
+            state.lobby().iter().map(|w| w.conn).collect::<Vec<_>>(),
+            state.leaves(),
+            state.stalls(),
         );
-        for (slot, client) in self.clients.iter().enumerate() {
-            if let Some(c) = client {
-                let l = &self.links[c.link];
-                let _ = writeln!(
-                    out,
-                    "slot {slot}: {:?} conn {:?} epoch {:?} leaf {:?} pending {} link open {}/{}",
-                    c.member.status(),
-                    c.member.conn(),
-                    c.member.group().epoch(),
-                    c.member.group().own_index(),
-                    c.member.has_pending(),
-                    l.client_open,
-                    l.server_open
-                );
-            }
+        for (slot, m) in self.net.members() {
+            let _ = writeln!(
+                out,
+                "slot {slot}: {:?} conn {:?} epoch {:?} leaf {:?} pending {} link open {}/{}",
+                m.status(),
+                m.conn(),
+                m.group().epoch(),
+                m.group().own_index(),
+                m.has_pending(),
+                self.net.is_open(slot),
+                m.conn()
+                    .is_some_and(|c| self.room().connections().any(|d| d == c)),
+            );
         }
         out
     }
 
     fn step(&mut self, ev: Ev) {
         match ev {
-            Ev::ToServer { link, bytes } => self.deliver_up(link, &bytes),
-            Ev::Disconnect { link } => {
-                if self.links[link].server_open {
-                    self.links[link].server_open = false;
-                    if let Some(conn) = self.links[link].conn {
-                        self.ds(None, |room, now| {
-                            room.handle_disconnect(now, conn);
-                            Ok(None)
-                        });
-                        self.departed.insert(conn);
-                    }
+            Ev::Disconnect { slot, link } => {
+                if let Some(conn) = self.net.conn_of_link(slot, link) {
+                    self.disconnect(conn);
                 }
-            }
-            Ev::ToClient { link, bytes } => {
-                let slot = self.links[link].slot;
-                if !self.links[link].client_open {
-                    return;
-                }
-                let now = self.now;
-                let client = self.clients[slot]
-                    .as_mut()
-                    .expect("an open link has a client");
-                if let Err(e) = client.member.handle_bytes(now, &bytes) {
-                    let kind = format!("{e:?}");
-                    let kind = kind.split(['(', ' ']).next().unwrap_or("").to_owned();
-                    *self.stats.member_errors.entry(kind).or_default() += 1;
-                }
-                self.drain_member(slot);
             }
             Ev::RoomTimer => {
                 self.room_timer_at = None;
-                if self.room.poll_timeout().is_some_and(|t| t <= self.now) {
-                    self.ds(None, |room, now| {
-                        room.handle_timeout(now);
-                        Ok(None)
-                    });
+                if self.room().poll_timeout().is_some_and(|t| t <= self.now()) {
+                    let before = self.before();
+                    self.net.timeout_room();
+                    self.after_room(&before);
                 }
                 self.arm_room_timer();
             }
             Ev::MemberTimer { slot, life } => {
-                let now = self.now;
                 if let Some(c) = self.clients[slot].as_mut().filter(|c| c.life == life) {
                     c.timer_at = None;
-                    c.member.handle_timeout(now);
-                    if c.member.poll_timeout().is_some_and(|t| t <= now) {
+                    self.net.input(slot, Member::handle_timeout);
+                    let now = self.now();
+                    let due = self.net.member(slot).and_then(Member::poll_timeout);
+                    if due.is_some_and(|t| t <= now) {
                         // Handled, yet due again at once: a driver that
                         // sleeps until `poll_timeout` would spin here.
                         self.stats.timer_spins += 1;
                     }
-                    self.drain_member(slot);
+                    self.after_member(slot);
                 }
             }
             Ev::Churn => self.churn(),
@@ -367,58 +357,40 @@ impl Sim {
                 }
             }
             Ev::Rejoin { slot, life } => {
-                let idle = self.clients[slot]
-                    .as_ref()
-                    .is_some_and(|c| c.life == life && c.member.status() == Status::Idle);
+                let idle = self.clients[slot].as_ref().is_some_and(|c| c.life == life)
+                    && self
+                        .net
+                        .member(slot)
+                        .is_some_and(|m| m.status() == Status::Idle);
                 if idle {
-                    self.connect(slot, self.now);
+                    self.connect(slot);
                 }
             }
         }
     }
 
-    fn deliver_up(&mut self, link: usize, bytes: &[u8]) {
-        let l = &self.links[link];
-        if !l.server_open || l.lost_in_flight {
-            return;
-        }
-        let message = ToServer::decode(bytes).expect("the client's bytes decode");
-        match message {
-            ToServer::Open(Open::Join(join)) => {
-                let joined = self.ds(Some(link), |room, now| {
-                    room.handle(now, None, Request::Join(join)).map(Some)
-                });
-                assert!(joined, "the room has space for every slot");
-            }
-            ToServer::Control(message) => {
-                let conn = self.links[link].conn.expect("Join comes first on a link");
-                if message == Up::Leave {
-                    self.links[link].server_open = false;
-                    self.departed.insert(conn);
-                }
-                self.ds(None, |room, now| {
-                    room.handle_message(now, conn, message).map(|()| None)
-                });
-            }
-            other => panic!("a member sent {other:?}"),
+    /// The DS notices `conn` is gone (or wrongly believes so).
+    fn disconnect(&mut self, conn: ConnId) {
+        let before = self.before();
+        self.net.disconnect_conn(conn);
+        self.after_room(&before);
+    }
+
+    fn before(&self) -> Before {
+        let state = self.room().state();
+        Before {
+            logged: self.net.log().len(),
+            errors: self.net.ds_errors().len(),
+            group: state.group().map(|g| (g.id.to_vec(), g.epoch)),
+            designated: state.designated(),
         }
     }
 
-    /// Calls the DS, checks what it logged, and sends what it says; a new
-    /// connection's id is tied to `joining`. Whether the DS took the input.
-    fn ds(
-        &mut self,
-        joining: Option<usize>,
-        call: impl FnOnce(&mut Room, Instant) -> Result<Option<ConnId>, DsError>,
-    ) -> bool {
-        let before = self.room.state().clone();
-        let result = call(&mut self.room, self.now);
-        if let (Ok(Some(conn)), Some(link)) = (&result, joining) {
-            self.links[link].conn = Some(*conn);
-            self.conn_links.insert(*conn, link);
-        }
-        let accepted = result.is_ok();
-        if let Err(e) = result {
+    /// Checks what the DS logged since `before`, counts what it refused,
+    /// and arms its deadline.
+    fn after_room(&mut self, before: &Before) {
+        for (_, e) in &self.net.ds_errors()[before.errors..] {
+            assert_ne!(*e, DsError::RoomFull, "the room has space for every slot");
             let kind = format!("{e:?}");
             let kind = kind.split(['(', ' ', '{']).next().unwrap_or("").to_owned();
             let kind = match e {
@@ -432,36 +404,26 @@ impl Sim {
             };
             *self.stats.ds_errors.entry(kind).or_default() += 1;
         }
-        let mut out = Vec::new();
-        while let Some(t) = self.room.poll_transmit() {
-            out.push(t);
-        }
-        let after = self.room.state();
+        let log = self.net.log();
         assert!(
-            after.seq() == before.seq() || after.seq() == before.seq() + 1,
+            log.len() <= before.logged + 1,
             "one DS input logs at most one entry"
         );
-        let entry = out.iter().find_map(|t| match &t.message {
-            Down::Entry { seq, entry } if *seq == after.seq() && *seq > before.seq() => {
-                Some(entry.clone())
-            }
-            _ => None,
-        });
+        let entry = log.get(before.logged).cloned();
+        let after = self
+            .net
+            .room()
+            .state()
+            .group()
+            .map(|g| (g.id.to_vec(), g.epoch));
         match &entry {
             Some(Entry::Committed { conn, commit }) => {
-                let (from, to) = (before.group().unwrap(), after.group().unwrap());
-                assert_eq!(from.id, to.id, "a commit keeps the group");
+                let (from, to) = (before.group.clone().unwrap(), after.unwrap());
+                assert_eq!(from.0, to.0, "a commit keeps the group");
+                assert_eq!(commit.epoch, from.1, "a commit is for the current epoch");
+                assert_eq!(to.1, from.1 + 1, "a commit advances the epoch by one");
                 assert_eq!(
-                    commit.epoch, from.epoch,
-                    "a commit is for the current epoch"
-                );
-                assert_eq!(
-                    to.epoch,
-                    from.epoch + 1,
-                    "a commit advances the epoch by one"
-                );
-                assert_eq!(
-                    before.designated(),
+                    before.designated,
                     Some(*conn),
                     "only the designated commits"
                 );
@@ -470,12 +432,12 @@ impl Sim {
                         !self.departed.contains(add),
                         "seed {}: {add} left but is added by the commit to epoch {}",
                         self.cfg.seed,
-                        to.epoch
+                        to.1
                     );
                     let dead = self
-                        .conn_links
-                        .get(add)
-                        .is_none_or(|&l| !self.links[l].client_open);
+                        .net
+                        .owner(*add)
+                        .is_none_or(|s| !self.net.is_open(s) || self.net.conn(s) != Some(*add));
                     if dead {
                         self.stats.adds_of_dead += 1;
                     }
@@ -486,123 +448,95 @@ impl Sim {
                     .commit_sizes
                     .entry(commit.adds.len() + commit.removes.len())
                     .or_default() += 1;
-                self.stats.max_epoch = self.stats.max_epoch.max(to.epoch);
+                self.stats.max_epoch = self.stats.max_epoch.max(to.1);
             }
             Some(Entry::Created { .. }) => {
                 assert!(
-                    before.group().is_none(),
+                    before.group.is_none(),
                     "a group is created only when there is none"
                 );
-                assert_eq!(after.epoch(), Some(0));
+                assert_eq!(after.map(|g| g.1), Some(0));
                 self.stats.created += 1;
             }
             other => {
-                let dissolved =
-                    matches!(other, Some(Entry::Left { .. }) | None) && after.group().is_none();
+                let dissolved = matches!(other, Some(Entry::Left { .. }) | None) && after.is_none();
                 assert!(
-                    after.group() == before.group() || dissolved,
+                    after == before.group || dissolved,
                     "only a commit moves the epoch (entry {other:?})"
                 );
-                if matches!(other, Some(Entry::Stalled)) {
-                    self.stats.stalls += 1;
-                    if !self.churning {
-                        self.stats.stalls_after_churn += 1;
+                match other {
+                    Some(Entry::Stalled) => {
+                        self.stats.stalls += 1;
+                        if !self.churning {
+                            self.stats.stalls_after_churn += 1;
+                        }
                     }
-                }
-                if matches!(other, Some(Entry::Proposed { .. })) {
-                    self.stats.proposals += 1;
-                }
-                if let Some(Entry::Refused { conn, .. }) = other {
-                    self.stats.refused += 1;
-                    let n = self.refusals.entry(*conn).or_default();
-                    *n += 1;
-                    self.stats.most_refusals_of_one = self.stats.most_refusals_of_one.max(*n);
-                }
-            }
-        }
-        for transmit in out {
-            let message = ToClient::Control(transmit.message);
-            let to: Vec<ConnId> = self.room.recipients(transmit.to).collect();
-            for conn in to {
-                let link = self.conn_links[&conn];
-                if matches!(message, ToClient::Control(Down::Welcome { .. })) {
-                    self.stats.welcomes += 1;
-                    if self.rng.chance(self.cfg.lost_welcome) {
-                        self.stats.lost_welcomes += 1;
-                        continue;
+                    Some(Entry::Proposed { .. }) => self.stats.proposals += 1,
+                    Some(Entry::Refused { conn, .. }) => {
+                        self.stats.refused += 1;
+                        let n = self.refusals.entry(*conn).or_default();
+                        *n += 1;
+                        self.stats.most_refusals_of_one = self.stats.most_refusals_of_one.max(*n);
                     }
-                }
-                self.send_down(link, &message);
-            }
-        }
-        self.arm_room_timer();
-        accepted
-    }
-
-    fn arm_room_timer(&mut self) {
-        if let Some(at) = self.room.poll_timeout()
-            && self.room_timer_at.is_none_or(|t| t > at)
-        {
-            self.room_timer_at = Some(at);
-            self.schedule(at.max(self.now), Ev::RoomTimer);
-        }
-    }
-
-    /// Sends what a member queued, reacts to its events and checks it.
-    fn drain_member(&mut self, slot: usize) {
-        let now = self.now;
-        let mut sends = Vec::new();
-        let mut evicted = false;
-        let (link, life) = {
-            let c = self.clients[slot].as_mut().expect("drained members run");
-            while let Some(m) = c.member.poll_transmit() {
-                sends.push(m);
-            }
-            while let Some(e) = c.member.poll_event() {
-                match e {
-                    Event::Rejoining(reason) => {
-                        let name = match reason {
-                            RejoinReason::Failed(e) => format!("Failed({e:?})"),
-                            other => format!("{other:?}"),
-                        };
-                        *self.stats.rejoins.entry(name).or_default() += 1;
+                    Some(Entry::Left { conn }) => {
+                        self.departed.insert(*conn);
                     }
-                    Event::Evicted => evicted = true,
-                    Event::Stuck(_) => self.stats.stuck += 1,
                     _ => {}
                 }
             }
-            (c.link, c.life)
+        }
+        let net = self.net.stats();
+        self.stats.welcomes = net.welcomes;
+        self.stats.lost_welcomes = net.lost_welcomes;
+        self.arm_room_timer();
+    }
+
+    fn arm_room_timer(&mut self) {
+        if let Some(at) = self.room().poll_timeout()
+            && self.room_timer_at.is_none_or(|t| t > at)
+        {
+            self.room_timer_at = Some(at);
+            self.schedule(at.max(self.now()), Ev::RoomTimer);
+        }
+    }
+
+    /// Reacts to what slot's member told the application and arms its
+    /// timer.
+    fn after_member(&mut self, slot: usize) {
+        let Some(life) = self.clients[slot].as_ref().map(|c| c.life) else {
+            return;
         };
-        for m in sends {
-            self.send_up(link, &m.into());
+        let now = self.now();
+        let mut evicted = false;
+        for e in self.net.take_events(slot) {
+            match e {
+                Event::Rejoining(reason) => {
+                    let name = match reason {
+                        RejoinReason::Failed(e) => format!("Failed({e:?})"),
+                        other => format!("{other:?}"),
+                    };
+                    *self.stats.rejoins.entry(name).or_default() += 1;
+                }
+                Event::Evicted => evicted = true,
+                Event::Stuck(_) => self.stats.stuck += 1,
+                _ => {}
+            }
+        }
+        for e in self.net.take_errors(slot) {
+            let kind = format!("{e:?}");
+            let kind = kind.split(['(', ' ']).next().unwrap_or("").to_owned();
+            *self.stats.member_errors.entry(kind).or_default() += 1;
         }
         if evicted {
             // The DS closed this connection; the app opens a new one.
             self.stats.evictions += 1;
-            self.links[link].client_open = false;
-            let at = now.saturating_add(ms(self.rng.range(100, 600)));
+            self.net.close(slot);
+            let at = now.saturating_add(ms(self.net.rng().range(100, 600)));
             self.schedule(at, Ev::Rejoin { slot, life });
         }
-        let c = self.clients[slot].as_mut().expect("drained members run");
-        let group = c.member.group();
-        let here = group
-            .group_id()
-            .zip(group.epoch())
-            .map(|(id, e)| (id.to_vec(), e));
-        if here.is_some() && here != c.seen_epoch {
-            let who = format!("slot {slot} ({})", group.info().device_id);
-            if let Err(split) = self.ledger.observe(&who, group) {
-                panic!("seed {}: {split}", self.cfg.seed);
-            }
-            if let (Some((id, epoch)), Some(logged)) = (&here, self.room.state().group())
-                && id[..] == logged.id[..]
-            {
-                assert!(*epoch <= logged.epoch, "{who} is ahead of the log");
-            }
-            c.seen_epoch = here;
-        }
-        if let Some(at) = c.member.poll_timeout()
+        let due = self.net.member(slot).and_then(Member::poll_timeout);
+        let c = self.clients[slot].as_mut().expect("checked above");
+        if let Some(at) = due
             && c.timer_at.is_none_or(|t| t > at)
         {
             // A timer never fires sooner than a tick after now, as with a
@@ -614,40 +548,28 @@ impl Sim {
         }
     }
 
-    /// Opens a new link for slot's client and joins on it.
-    fn connect(&mut self, slot: usize, now: Instant) {
-        let link = self.links.len();
-        self.links.push(Link {
-            slot,
-            conn: None,
-            client_open: true,
-            server_open: true,
-            lost_in_flight: false,
-            up_last: now,
-            down_last: now,
-        });
-        let c = self.clients[slot].as_mut().expect("connecting clients run");
-        c.link = link;
-        c.member.join(now).expect("an idle member can join");
-        self.drain_member(slot);
+    /// Slot's member joins on a new connection.
+    fn connect(&mut self, slot: usize) {
+        self.net.join(slot).expect("an idle member can join");
+        self.after_member(slot);
     }
 
     /// Starts slot's process: the member it had if it left gracefully, or a
     /// fresh one around its stored identity or a new identity.
     fn start(&mut self, slot: usize) {
-        let now = self.now;
+        let now = self.now();
         if self.clients[slot].is_none() {
             let config = SessionConfig {
                 self_update_interval: self.cfg.self_update,
                 ..SessionConfig::default()
             };
             let store = self.slots[slot].store.clone();
-            let resume = self.slots[slot].started && self.rng.chance(500);
+            let resume = self.slots[slot].started && self.net.rng().chance(500);
             let session = if resume {
                 self.stats.resumed += 1;
                 Session::resume(
                     now,
-                    SatsumaCrypto::from_seed(self.rng.seed()),
+                    SatsumaCrypto::from_seed(self.net.rng().seed()),
                     config,
                     store,
                 )
@@ -656,7 +578,7 @@ impl Sim {
                 self.slots[slot].identities += 1;
                 let device = format!("slot{slot:02}-{}", self.slots[slot].identities);
                 session(
-                    self.rng.seed(),
+                    self.net.rng().seed(),
                     &format!("Member {slot}"),
                     &device,
                     config,
@@ -670,22 +592,22 @@ impl Sim {
                 DESKTOP
             };
             self.lives += 1;
+            self.net
+                .restart(slot, Member::new(session, member_config(caps)));
             self.clients[slot] = Some(Client {
-                member: Member::new(session, member_config(caps)),
-                link: usize::MAX,
                 life: self.lives,
                 timer_at: None,
-                seen_epoch: None,
             });
         }
-        self.connect(slot, now);
+        self.connect(slot);
     }
 
     fn online(&self, slot: usize) -> bool {
-        self.clients[slot].as_ref().is_some_and(|c| {
-            self.links[c.link].client_open
-                && !matches!(c.member.status(), Status::Left | Status::Idle)
-        })
+        self.net.is_open(slot)
+            && self
+                .net
+                .member(slot)
+                .is_some_and(|m| !matches!(m.status(), Status::Left | Status::Idle))
     }
 
     /// One churn event, then the next one scheduled.
@@ -695,34 +617,40 @@ impl Sim {
         let offline: Vec<usize> = (0..self.cfg.slots)
             .filter(|&s| {
                 !self.slots[s].restarting
-                    && self.clients[s]
-                        .as_ref()
-                        .is_none_or(|c| matches!(c.member.status(), Status::Left))
+                    && self
+                        .net
+                        .member(s)
+                        .is_none_or(|m| m.status() == Status::Left)
             })
             .collect();
         let grow = online.len() < self.wave_target;
         let join = !offline.is_empty()
-            && (online.is_empty() || self.rng.chance(if grow { 850 } else { 150 }));
+            && (online.is_empty() || self.net.rng().chance(if grow { 850 } else { 150 }));
         if join {
-            let slot = offline[self.rng.index(offline.len())];
+            let slot = offline[self.net.rng().index(offline.len())];
             self.stats.joins += 1;
             self.start(slot);
         } else if !online.is_empty() {
             let designated = self
-                .room
+                .room()
                 .state()
                 .designated()
-                .and_then(|c| self.conn_links.get(&c))
-                .map(|&l| self.links[l].slot)
+                .and_then(|c| self.net.owner(c))
                 .filter(|&s| online.contains(&s));
             let (slot, aimed) = match designated {
-                Some(s) if self.rng.chance(self.cfg.target_committer) => (s, true),
-                _ => (online[self.rng.index(online.len())], false),
+                Some(s) if self.net.rng().chance(self.cfg.target_committer) => (s, true),
+                _ => (online[self.net.rng().index(online.len())], false),
             };
-            let roll = self.rng.below(1000);
-            let link = self.clients[slot].as_ref().unwrap().link;
-            if roll < 100 && self.links[link].conn.is_some() && self.links[link].server_open {
-                self.false_disconnect(link);
+            let roll = self.net.rng().below(1000);
+            let connected = self
+                .net
+                .conn(slot)
+                .filter(|&c| self.room().connections().any(|d| d == c));
+            if roll < 100
+                && let Some(conn) = connected
+            {
+                self.stats.false_disconnects += 1;
+                self.disconnect(conn);
             } else if roll < 550 {
                 self.crash(slot);
                 if aimed {
@@ -730,11 +658,8 @@ impl Sim {
                 }
             } else {
                 self.stats.leaves += 1;
-                let now = self.now;
-                let c = self.clients[slot].as_mut().unwrap();
-                c.member.leave(now);
-                self.drain_member(slot);
-                self.links[link].client_open = false;
+                self.net.leave(slot);
+                self.after_member(slot);
             }
         }
         // The next event: later in this wave, or the next wave after a
@@ -748,47 +673,42 @@ impl Sim {
             self.wave += 1;
             self.wave_left = self.cfg.per_wave;
             let lo = self.cfg.slots / 3;
-            self.wave_target = usize::try_from(self.rng.range(
+            self.wave_target = usize::try_from(self.net.rng().range(
                 u64::try_from(lo).unwrap(),
                 u64::try_from(self.cfg.slots).unwrap(),
             ))
             .unwrap();
-            let at = self.now.saturating_add(self.cfg.quiet);
+            let at = self.now().saturating_add(self.cfg.quiet);
             self.schedule(at, Ev::Churn);
         } else {
             let mean = self.cfg.wave.as_millis() / u128::from(self.cfg.per_wave);
-            let gap = self.rng.range(0, 2 * u64::try_from(mean).unwrap());
-            self.schedule(self.now.saturating_add(ms(gap)), Ev::Churn);
+            let gap = self.net.rng().range(0, 2 * u64::try_from(mean).unwrap());
+            self.schedule(self.now().saturating_add(ms(gap)), Ev::Churn);
         }
     }
 
     fn crash(&mut self, slot: usize) {
         self.stats.crashes += 1;
-        let c = self.clients[slot]
+        self.clients[slot]
             .take()
             .expect("only running clients crash");
-        let link = c.link;
-        self.links[link].client_open = false;
-        self.links[link].lost_in_flight = self.rng.chance(self.cfg.lose_in_flight);
-        let detect = ms(self.rng.range(self.cfg.detect_ms.0, self.cfg.detect_ms.1));
+        let lose = self.net.rng().chance(self.cfg.lose_in_flight);
+        let link = self.net.link(slot);
+        self.net.crash(slot, lose);
+        let detect = ms(self
+            .net
+            .rng()
+            .range(self.cfg.detect_ms.0, self.cfg.detect_ms.1));
         let at = self
-            .now
+            .now()
             .saturating_add(detect)
-            .max(self.links[link].up_last);
-        self.schedule(at, Ev::Disconnect { link });
+            .max(self.net.up_drained_at(slot));
+        self.schedule(at, Ev::Disconnect { slot, link });
         self.slots[slot].restarting = true;
-        let restart = ms(self.rng.range(self.cfg.restart_ms.0, self.cfg.restart_ms.1));
-        self.schedule(self.now.saturating_add(restart), Ev::Restart { slot });
-    }
-
-    fn false_disconnect(&mut self, link: usize) {
-        self.stats.false_disconnects += 1;
-        let conn = self.links[link].conn.expect("checked by the caller");
-        self.links[link].server_open = false;
-        self.departed.insert(conn);
-        self.ds(None, |room, now| {
-            room.handle_disconnect(now, conn);
-            Ok(None)
-        });
+        let restart = ms(self
+            .net
+            .rng()
+            .range(self.cfg.restart_ms.0, self.cfg.restart_ms.1));
+        self.schedule(self.now().saturating_add(restart), Ev::Restart { slot });
     }
 }

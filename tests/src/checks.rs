@@ -1,115 +1,15 @@
 //! What the committer simulation (`tests/committer_sim.rs`) and the
-//! scenario tests (`tests/committer_scenarios.rs`) share: a seeded PRNG,
-//! members around real MLS sessions, and the checks a user would notice
-//! failing: one group, one safety number per epoch, and a roster that shows
-//! exactly who is in the call.
+//! scenario tests (`tests/committer_scenarios.rs`) check, as a user would
+//! notice it failing: one group, one safety number per epoch, and a roster
+//! that shows exactly who is in the call.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use satsuma_core::committer::{Member, MemberConfig, Room, Status};
-use satsuma_core::mls::{
-    MemberInfo, MemoryStore, RosterEntry, SafetyNumber, SatsumaCrypto, Session, SessionConfig,
-    SessionError,
-};
-use satsuma_core::wire::{Capabilities, ConnId, RoomName, Transport};
-
-/// A desktop client: it may be the designated committer.
-pub const DESKTOP: Capabilities = Capabilities {
-    can_commit: true,
-    transport: Transport::WebRtc,
-};
-
-/// An intercom: designated only when no desktop is present.
-pub const INTERCOM: Capabilities = Capabilities {
-    can_commit: false,
-    transport: Transport::Wire,
-};
-
-/// SplitMix64: a tiny, fast, seedable generator. Every random choice of a
-/// test comes from one of these, so a seed replays a run exactly.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator started from `seed`.
-    #[must_use]
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (`0` when `n` is 0), by multiply-and-shift.
-    pub fn below(&mut self, n: u64) -> u64 {
-        let wide = u128::from(self.next_u64()) * u128::from(n);
-        // The high half of a product of two u64 fits a u64.
-        u64::try_from(wide >> 64).unwrap_or(0)
-    }
-
-    /// A number in `lo..=hi`.
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.below(hi.saturating_sub(lo) + 1)
-    }
-
-    /// An index into a slice of `len` elements (`len` > 0).
-    pub fn index(&mut self, len: usize) -> usize {
-        let len = u64::try_from(len).unwrap_or(u64::MAX);
-        usize::try_from(self.below(len)).unwrap_or(0)
-    }
-
-    /// True with probability `per_mille` / 1000.
-    pub fn chance(&mut self, per_mille: u64) -> bool {
-        self.below(1000) < per_mille
-    }
-
-    /// 32 random bytes: a seed for a crypto provider.
-    pub fn seed(&mut self) -> [u8; 32] {
-        let mut out = [0u8; 32];
-        for chunk in out.chunks_mut(8) {
-            chunk.copy_from_slice(&self.next_u64().to_le_bytes());
-        }
-        out
-    }
-}
-
-/// A new member's MLS session with its own identity, saving to `store`.
-///
-/// # Panics
-/// On a display name or device id the credential cannot hold.
-#[must_use]
-#[allow(clippy::panic)] // A test helper: a bad argument is a failed test.
-pub fn session(
-    seed: [u8; 32],
-    name: &str,
-    device: &str,
-    config: SessionConfig,
-    store: MemoryStore,
-) -> Session {
-    let info = MemberInfo::new(name, device).unwrap_or_else(|e| panic!("credential: {e}"));
-    Session::create(SatsumaCrypto::from_seed(seed), info, config, store)
-        .unwrap_or_else(|e| panic!("session: {e}"))
-}
-
-/// How every test member joins: the same room, desktop or intercom.
-///
-/// # Panics
-/// Never: the room name is a valid literal.
-#[must_use]
-#[allow(clippy::panic)] // Cannot happen: see above.
-pub fn member_config(capabilities: Capabilities) -> MemberConfig {
-    MemberConfig {
-        room: RoomName::new("sim").unwrap_or_else(|e| panic!("room name: {e}")),
-        capabilities,
-    }
-}
+use satsuma_core::committer::{Member, Room, Status};
+use satsuma_core::mls::{RosterEntry, SafetyNumber, Session, SessionError};
+use satsuma_core::wire::ConnId;
+use satsuma_sim::Watch;
 
 /// What every member at one (group id, epoch) must see alike.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,6 +67,17 @@ impl Ledger {
     #[must_use]
     pub fn view(&self, id: &[u8], epoch: u64) -> Option<&EpochView> {
         self.epochs.get(&(id.to_vec(), epoch)).map(|(v, _)| v)
+    }
+}
+
+/// Every member's epoch, after every input it takes.
+impl Watch<Session> for Ledger {
+    #[allow(clippy::panic)] // A split is a failed test.
+    fn member(&mut self, _room: &Room, i: usize, member: &Member<Session>) {
+        let who = format!("endpoint {i} ({})", member.group().info().device_id);
+        if let Err(split) = self.observe(&who, member.group()) {
+            panic!("{split}");
+        }
     }
 }
 
