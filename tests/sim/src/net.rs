@@ -1,11 +1,13 @@
 //! [`Net`]: one room's delivery service, its member endpoints and every
 //! message between them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use satsuma_core::Instant;
-use satsuma_core::committer::{CommitterError, DsError, Group, Member, Request, Room, RoomConfig};
+use satsuma_core::committer::{
+    CommitterError, DsError, Group, Member, Request, Room, RoomConfig, RoomEvent, SeatStatus,
+};
 use satsuma_core::wire::{ConnId, Down, Entry, Message, Open, ToClient, ToServer};
 
 use crate::Rng;
@@ -55,6 +57,9 @@ pub struct Net<G, W = ()> {
     log: Vec<Entry>,
     welcomes: Vec<(ConnId, Vec<u8>)>,
     ds_errors: Vec<(usize, DsError)>,
+    /// The present members as the room's events told them, as a media
+    /// plane keeps them: checked against the log after every room input.
+    present: BTreeSet<ConnId>,
     stats: NetStats,
     watch: W,
 }
@@ -98,6 +103,7 @@ impl<G: Group, W: Watch<G>> Net<G, W> {
             log: Vec::new(),
             welcomes: Vec::new(),
             ds_errors: Vec::new(),
+            present: BTreeSet::new(),
             stats: NetStats::default(),
             watch,
         }
@@ -476,6 +482,23 @@ impl<G: Group, W: Watch<G>> Net<G, W> {
     /// Sends what the room said to the connections it names now, logging
     /// entries and Welcomes on the way.
     fn drain_room(&mut self) {
+        while let Some(event) = self.room.poll_event() {
+            let changed = match event {
+                RoomEvent::MemberAdded(conn) => self.present.insert(conn),
+                RoomEvent::MemberRemoved(conn) => self.present.remove(&conn),
+            };
+            assert!(changed, "{event:?} changes nothing");
+        }
+        let logged: BTreeSet<ConnId> = self
+            .room
+            .state()
+            .leaves()
+            .iter()
+            .flatten()
+            .filter(|s| s.status == SeatStatus::Present)
+            .map(|s| s.conn)
+            .collect();
+        assert_eq!(self.present, logged, "the room's events follow its log");
         while let Some(transmit) = self.room.poll_transmit() {
             let message = transmit.message;
             if let Down::Entry { seq, entry } = &message {
