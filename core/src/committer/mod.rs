@@ -389,6 +389,14 @@ pub enum DsError {
     UnknownConnection(ConnId),
     /// The room has no place for another connection.
     RoomFull,
+    /// The message would make a log entry over the wire limit
+    /// ([`limits::MESSAGE`](crate::wire::limits::MESSAGE)): members could
+    /// not receive it, and the log would have a gap. The sender was told
+    /// `Rejected`.
+    TooLarge {
+        /// The entry's encoded length.
+        len: usize,
+    },
 }
 
 impl fmt::Display for DsError {
@@ -399,6 +407,11 @@ impl fmt::Display for DsError {
             Self::Unexpected => f.write_str("message out of place"),
             Self::UnknownConnection(c) => write!(f, "no connection {c} in this room"),
             Self::RoomFull => f.write_str("the room is full"),
+            Self::TooLarge { len } => write!(
+                f,
+                "the log entry would be {len} bytes, over the {} byte limit",
+                crate::wire::limits::MESSAGE
+            ),
         }
     }
 }

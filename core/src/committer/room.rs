@@ -241,7 +241,22 @@ impl Room {
                     });
                     return Err(DsError::Log(e));
                 }
-                if let Some(welcome) = &commit.welcome {
+                // Every message the commit causes must reach its
+                // recipients: the Welcome is bounded below the limit, the
+                // entry (the commit, its Welcome, the sender and the
+                // sequence number) is checked.
+                let epoch = commit.epoch;
+                let entry = Entry::Committed { conn, commit };
+                if let Err(e) = self.fits(&entry) {
+                    self.transmits.push_back(Transmit {
+                        to: Recipients::One(conn),
+                        message: Down::Rejected { epoch: Some(epoch) },
+                    });
+                    return Err(e);
+                }
+                if let Entry::Committed { commit, .. } = &entry
+                    && let Some(welcome) = &commit.welcome
+                {
                     for add in commit.adds.iter() {
                         self.transmits.push_back(Transmit {
                             to: Recipients::One(*add),
@@ -251,7 +266,7 @@ impl Room {
                         });
                     }
                 }
-                self.log(now, Entry::Committed { conn, commit })
+                self.log(now, entry)
             }
             Up::Proposal { epoch, proposal } => self.log(
                 now,
@@ -370,8 +385,19 @@ impl Room {
         self.connections.iter().find(|c| c.conn == conn).copied()
     }
 
+    /// Whether `entry`, as the next log message, fits the wire limit.
+    fn fits(&self, entry: &Entry) -> Result<(), DsError> {
+        let len = entry_message_len(self.state.seq().saturating_add(1), entry)
+            .map_err(|_| DsError::TooLarge { len: usize::MAX })?;
+        if len > limits::MESSAGE {
+            return Err(DsError::TooLarge { len });
+        }
+        Ok(())
+    }
+
     /// Appends `entry` to the log and sends it to every connection.
     fn log(&mut self, now: Instant, entry: Entry) -> Result<(), DsError> {
+        self.fits(&entry)?;
         let had_work = self.state.has_work();
         let before = self.present();
         self.state.apply(&entry)?;
@@ -398,6 +424,17 @@ impl Room {
         });
         Ok(())
     }
+}
+
+/// The encoded length of `ToClient::Control(Down::Entry { seq, entry })`,
+/// without building it (which would copy the entry).
+fn entry_message_len(seq: u64, entry: &Entry) -> Result<usize, crate::wire::WireError> {
+    // The version byte, the two variant tags (below 128: one byte each),
+    // the sequence number as a varint, then the entry.
+    let entry_len = postcard::experimental::serialized_size(entry)
+        .map_err(|_| crate::wire::WireError::Malformed)?;
+    let varint = (u64::BITS - seq.leading_zeros()).div_ceil(7).max(1) as usize;
+    Ok(3 + varint + entry_len)
 }
 
 #[cfg(test)]
@@ -453,5 +490,85 @@ mod tests {
         // any commit removes her leaf.
         room.handle_disconnect(Instant::ZERO, alice);
         assert_eq!(events(&mut room), [RoomEvent::MemberRemoved(alice)]);
+    }
+
+    #[test]
+    fn the_entry_length_is_what_encoding_gives() {
+        use crate::wire::{Message as _, ToClient};
+        let entry = Entry::Created {
+            conn: ConnId(300),
+            group_id: Blob::copy_from(b"group").unwrap(),
+        };
+        for seq in [0, 1, 127, 128, 16_383, 16_384, u64::MAX] {
+            let message = ToClient::Control(Down::Entry {
+                seq,
+                entry: entry.clone(),
+            });
+            assert_eq!(
+                entry_message_len(seq, &entry).unwrap(),
+                message.encode().unwrap().len(),
+                "seq {seq}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_commit_whose_entry_would_be_over_the_limit_is_rejected_and_nothing_is_logged() {
+        use crate::wire::{Message as _, ToServer};
+        let mut room = Room::new(RoomConfig::default());
+        let alice = join(&mut room);
+        let create = Up::Create {
+            group_id: Blob::copy_from(b"g").unwrap(),
+        };
+        room.handle_message(Instant::ZERO, alice, create).unwrap();
+        let bob = join(&mut room);
+        events(&mut room);
+        // The largest commit alice can send: its message is exactly at the
+        // limit, so the entry (with her connection and a sequence number)
+        // is over it.
+        let commit = |welcome_len: usize| CommitMessage {
+            epoch: 0,
+            adds: List::new(alloc::vec![bob]).unwrap(),
+            removes: List::default(),
+            commit: Blob::copy_from(&alloc::vec![7; limits::COMMIT]).unwrap(),
+            welcome: Some(Blob::copy_from(&alloc::vec![9; welcome_len]).unwrap()),
+        };
+        let up_len = |c: &CommitMessage| ToServer::Control(Up::Commit(c.clone())).encoded_len();
+        let mut welcome_len = limits::WELCOME;
+        while up_len(&commit(welcome_len)).unwrap() > limits::MESSAGE {
+            welcome_len -= 1;
+        }
+        let largest = commit(welcome_len);
+        assert_eq!(up_len(&largest).unwrap(), limits::MESSAGE);
+        let seq = room.state().seq();
+        let refused = room.handle_message(Instant::ZERO, alice, Up::Commit(largest));
+        assert!(
+            matches!(refused, Err(DsError::TooLarge { len }) if len > limits::MESSAGE),
+            "{refused:?}"
+        );
+        let sent: Vec<Transmit> = core::iter::from_fn(|| room.poll_transmit()).collect();
+        assert_eq!(
+            sent,
+            [Transmit {
+                to: Recipients::One(alice),
+                message: Down::Rejected { epoch: Some(0) },
+            }],
+            "alice is told; bob gets no Welcome for a commit never logged"
+        );
+        assert_eq!(room.state().seq(), seq, "nothing logged");
+
+        // A commit that fits is taken, and its entry encodes.
+        let fitting = commit(1024);
+        room.handle_message(Instant::ZERO, alice, Up::Commit(fitting))
+            .unwrap();
+        let entry = core::iter::from_fn(|| room.poll_transmit())
+            .find(|t| matches!(t.message, Down::Entry { .. }))
+            .unwrap();
+        assert!(
+            crate::wire::ToClient::Control(entry.message)
+                .encode()
+                .is_ok()
+        );
+        assert_eq!(events(&mut room), [RoomEvent::MemberAdded(bob)]);
     }
 }

@@ -77,6 +77,16 @@ pub trait Message: Serialize + for<'de> Deserialize<'de> + Sized {
         Ok(out)
     }
 
+    /// The length [`Message::encode`] gives, without encoding.
+    ///
+    /// # Errors
+    /// [`WireError::Malformed`] if the message cannot be encoded at all.
+    fn encoded_len(&self) -> Result<usize, WireError> {
+        postcard::experimental::serialized_size(self)
+            .map(|n| n + 1)
+            .map_err(|_| WireError::Malformed)
+    }
+
     /// Reads one message that fills `bytes` exactly.
     ///
     /// # Errors
