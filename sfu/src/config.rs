@@ -75,10 +75,15 @@ pub struct Limits {
     /// Milliseconds without any message before a connection is closed
     /// (`Idle`). WebSocket clients are pinged; intercoms send `Ping`.
     pub idle_timeout_ms: u64,
-    /// Milliseconds a new connection has to send `Join` or `Resume`.
+    /// Milliseconds a new connection has to send `Join` or `Resume`, and an
+    /// HTTP connection to send a whole request head (when it opens, and
+    /// between requests): silent and half-open sockets are closed.
     pub handshake_timeout_ms: u64,
-    /// Open connections (signalling and intercom) for the whole server.
+    /// Open sockets (HTTP, WebSocket and intercom) for the whole server;
+    /// every accepted socket counts.
     pub max_connections: usize,
+    /// Open sockets from one IP address.
+    pub max_connections_per_address: usize,
     /// Rooms open at once.
     pub max_rooms: usize,
     /// Connections in one room, lobby included (at most 256).
@@ -105,6 +110,7 @@ impl Default for Limits {
             idle_timeout_ms: 30_000,
             handshake_timeout_ms: 10_000,
             max_connections: 10_000,
+            max_connections_per_address: 256,
             max_rooms: 1_000,
             max_room_connections: 64,
             rooms_per_connection: 1,
@@ -294,6 +300,10 @@ impl Config {
             ("limits.control_queue", l.control_queue),
             ("limits.media_queue", l.media_queue),
             ("limits.max_connections", l.max_connections),
+            (
+                "limits.max_connections_per_address",
+                l.max_connections_per_address,
+            ),
             ("limits.max_rooms", l.max_rooms),
             ("rooms.resume_history", self.rooms.resume_history),
         ] {

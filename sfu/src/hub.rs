@@ -1,6 +1,7 @@
 //! The server's rooms and what every room shares.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
@@ -26,6 +27,8 @@ pub(crate) struct Hub {
     /// The id the next room opens with.
     next_room: AtomicU64,
     connections: AtomicUsize,
+    /// Open sockets per address (only addresses with one or more).
+    per_address: Mutex<HashMap<IpAddr, usize>>,
     /// `true` once the server is shutting down.
     pub shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -62,6 +65,7 @@ impl Hub {
             rooms: Mutex::new(HashMap::new()),
             next_room: AtomicU64::new(0),
             connections: AtomicUsize::new(0),
+            per_address: Mutex::new(HashMap::new()),
             shutdown: tokio::sync::watch::channel(false).0,
         });
         tokio::spawn(remove_closed(Arc::downgrade(&hub), closed_rx));
@@ -117,16 +121,31 @@ impl Hub {
         rooms.values().cloned().collect()
     }
 
-    /// Counts a new connection; `None` when the server is full.
-    pub(crate) fn admit(self: &Arc<Self>) -> Option<Admission> {
-        let max = self.config.limits.max_connections;
+    /// Counts a new socket from `peer`; `None` when the server, or that
+    /// address's share of it, is full.
+    pub(crate) fn admit(self: &Arc<Self>, peer: IpAddr) -> Option<Admission> {
+        let limits = &self.config.limits;
+        let mut per_address = self
+            .per_address
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mine = per_address.entry(peer).or_insert(0);
+        if *mine >= limits.max_connections_per_address {
+            return None;
+        }
+        let max = limits.max_connections;
         self.connections
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < max).then_some(n + 1)
             })
             .ok()?;
+        *mine += 1;
+        drop(per_address);
         self.metrics.connections_add(1);
-        Some(Admission(Arc::clone(self)))
+        Some(Admission {
+            hub: Arc::clone(self),
+            peer,
+        })
     }
 }
 
@@ -140,13 +159,28 @@ async fn remove_closed(hub: Weak<Hub>, mut closed: mpsc::UnboundedReceiver<Close
     }
 }
 
-/// A counted connection; dropping it uncounts it.
+/// A counted socket; dropping it uncounts it.
 #[derive(Debug)]
-pub(crate) struct Admission(Arc<Hub>);
+pub(crate) struct Admission {
+    hub: Arc<Hub>,
+    peer: IpAddr,
+}
 
 impl Drop for Admission {
     fn drop(&mut self) {
-        self.0.connections.fetch_sub(1, Ordering::AcqRel);
-        self.0.metrics.connections_add(-1);
+        let mut per_address = self
+            .hub
+            .per_address
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = per_address.get_mut(&self.peer) {
+            *n -= 1;
+            if *n == 0 {
+                per_address.remove(&self.peer);
+            }
+        }
+        drop(per_address);
+        self.hub.connections.fetch_sub(1, Ordering::AcqRel);
+        self.hub.metrics.connections_add(-1);
     }
 }

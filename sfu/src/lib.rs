@@ -122,17 +122,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let hub = Hub::new(config, metrics, tap, rtc);
 
     let mut tasks = Vec::new();
-    let app =
-        transport::router(Arc::clone(&hub)).into_make_service_with_connect_info::<SocketAddr>();
-    let mut down = hub.shutdown.subscribe();
-    tasks.push(tokio::spawn(async move {
-        let serving = axum::serve(http, app).with_graceful_shutdown(async move {
-            let _ = down.wait_for(|d| *d).await;
-        });
-        if let Err(e) = serving.await {
-            tracing::error!(error = %e, "HTTP server failed");
-        }
-    }));
+    tasks.push(tokio::spawn(transport::http(Arc::clone(&hub), http)));
     if let Some(listener) = intercom {
         tasks.push(tokio::spawn(transport::intercom(
             Arc::clone(&hub),

@@ -90,7 +90,7 @@ pub(crate) async fn serve<R: LinkReader, W: LinkWriter>(
     writer: W,
     url_room: Option<RoomName>,
     peer: SocketAddr,
-    _admission: Admission,
+    _admission: Arc<Admission>,
 ) {
     let limits = hub.config.limits;
     let (control_tx, control_rx) = mpsc::channel(limits.control_queue);

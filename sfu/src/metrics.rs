@@ -219,7 +219,7 @@ impl Metrics {
             ("satsuma_rooms", "Rooms open.", &self.rooms),
             (
                 "satsuma_connections",
-                "Client connections open.",
+                "Sockets open: HTTP, WebSocket and intercom.",
                 &self.connections,
             ),
             (

@@ -3,23 +3,86 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Extension, Path, State};
+use axum::http::Request;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt as _, StreamExt as _};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use satsuma_core::wire::{self, RoomName};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, BufReader, BufWriter};
 use tokio::net::TcpListener;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tower::ServiceExt as _;
 
-use crate::hub::Hub;
+use crate::hub::{Admission, Hub};
 use crate::link::{LinkReader, LinkWriter, ReadError, serve};
 use crate::metrics::ErrorKind;
+
+/// Serves HTTP, and the WebSocket upgrade, on `listener` until the server
+/// shuts down. Every accepted socket is counted against the limits (per
+/// server and per address) until it and any link it became are gone; a
+/// socket that sends no whole request head within the handshake timeout
+/// (silent, half a header, or idle between requests) is closed.
+pub(crate) async fn http(hub: Arc<Hub>, listener: TcpListener) {
+    let router = router(Arc::clone(&hub));
+    let header_timeout = Duration::from_millis(hub.config.limits.handshake_timeout_ms);
+    let mut shutdown = hub.shutdown.subscribe();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.wait_for(|down| *down) => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                hub.metrics.error(ErrorKind::Io);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Some(admission) = hub.admit(peer.ip()) else {
+            hub.metrics.error(ErrorKind::Full);
+            drop(stream);
+            continue;
+        };
+        let admission = Arc::new(admission);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            request.extensions_mut().insert(Arc::clone(&admission));
+            router.clone().oneshot(request)
+        });
+        let mut down = hub.shutdown.subscribe();
+        tokio::spawn(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            tokio::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(%peer, error = %e, "HTTP connection closed");
+                    }
+                }
+                _ = async { drop(down.wait_for(|down| *down).await) } => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
+    }
+}
 
 /// The HTTP routes.
 pub(crate) fn router(hub: Arc<Hub>) -> axum::Router {
@@ -53,6 +116,7 @@ async fn websocket(
     State(hub): State<Arc<Hub>>,
     Path(room): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(admission): Extension<Arc<Admission>>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let Ok(room) = RoomName::new(&room) else {
@@ -66,10 +130,8 @@ async fn websocket(
     if *hub.shutdown.borrow() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     }
-    let Some(admission) = hub.admit() else {
-        hub.metrics.error(ErrorKind::Full);
-        return (StatusCode::SERVICE_UNAVAILABLE, "too many connections\n").into_response();
-    };
+    // The socket was counted when it was accepted; the link keeps it
+    // counted after the upgrade.
     let max = hub.config.limits.max_message_bytes;
     upgrade
         .max_message_size(max)
@@ -152,15 +214,16 @@ pub(crate) async fn intercom(hub: Arc<Hub>, listener: TcpListener) {
                 // Out of descriptors and the like: the listener itself is fine.
                 tracing::warn!(error = %e, "accept failed");
                 hub.metrics.error(ErrorKind::Io);
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
-        let Some(admission) = hub.admit() else {
+        let Some(admission) = hub.admit(peer.ip()) else {
             hub.metrics.error(ErrorKind::Full);
             drop(stream);
             continue;
         };
+        let admission = Arc::new(admission);
         let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
         let max = hub.config.limits.max_message_bytes;

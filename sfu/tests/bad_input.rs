@@ -293,3 +293,106 @@ async fn bad_room_name() {
     assert_eq!(status, 400);
     calm.still_fine("a bad room name").await;
 }
+
+/// Whether the SFU closes `tcp` (EOF or reset) within `secs`, reading and
+/// dropping whatever it sends first.
+async fn closed_within(tcp: &mut tokio::net::TcpStream, secs: u64) -> bool {
+    use tokio::io::AsyncReadExt as _;
+    let mut sink = [0; 4096];
+    let wait = async {
+        loop {
+            match tcp.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(secs), wait)
+        .await
+        .is_ok()
+}
+
+/// Sockets that never finish a request (silent, half a header, or idle
+/// after one) are closed after the handshake timeout and stop counting; a
+/// call in another room goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_half_open_and_idle_http_sockets_are_closed() {
+    let calm = Calm::start().await;
+    let base = calm.sfu.metric("satsuma_connections").await;
+    let mut silent = tokio::net::TcpStream::connect(calm.sfu.http).await.unwrap();
+    let mut half = tokio::net::TcpStream::connect(calm.sfu.http).await.unwrap();
+    half.write_all(b"GET /healthz HTTP/1.1\r\nHost: sfu\r\n")
+        .await
+        .unwrap();
+    let mut idle = tokio::net::TcpStream::connect(calm.sfu.http).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: sfu\r\n\r\n")
+        .await
+        .unwrap();
+    for (what, tcp) in [
+        ("silent", &mut silent),
+        ("half", &mut half),
+        ("idle", &mut idle),
+    ] {
+        assert!(closed_within(tcp, 10).await, "the {what} socket stays open");
+    }
+    // They no longer count (the metrics request is counted both times).
+    assert_eq!(calm.sfu.metric("satsuma_connections").await, base);
+    calm.still_fine("silent, half-open and idle sockets").await;
+}
+
+/// One address cannot take every socket: past its share, its new sockets
+/// (HTTP and intercom) are closed at once, while other addresses get in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_gets_only_its_share_of_sockets() {
+    let sfu = Sfu::start(&[
+        ("SATSUMA_SFU_LIMITS__MAX_CONNECTIONS_PER_ADDRESS", "3"),
+        ("SATSUMA_SFU_LIMITS__HANDSHAKE_TIMEOUT_MS", "60000"),
+    ]);
+    assert_eq!(sfu.get("/healthz").await.0, 200);
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(tokio::net::TcpStream::connect(sfu.http).await.unwrap());
+    }
+    let mut fourth = tokio::net::TcpStream::connect(sfu.http).await.unwrap();
+    let _ = fourth
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: sfu\r\n\r\n")
+        .await;
+    assert!(closed_within(&mut fourth, 5).await, "a fourth HTTP socket");
+    let mut intercom = tokio::net::TcpStream::connect(sfu.intercom).await.unwrap();
+    assert!(
+        closed_within(&mut intercom, 5).await,
+        "a fourth intercom socket"
+    );
+    // Another address (127.0.0.2 is loopback too) is not held back.
+    let other = tokio::net::TcpSocket::new_v4().unwrap();
+    other.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut other = other.connect(sfu.http).await.unwrap();
+    other
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: sfu\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut other, &mut response)
+        .await
+        .unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    // Once one is let go, the address gets in again.
+    held.pop();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut tcp = tokio::net::TcpStream::connect(sfu.http).await.unwrap();
+        let _ = tcp
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: sfu\r\nConnection: close\r\n\r\n")
+            .await;
+        let mut response = String::new();
+        let _ = tokio::io::AsyncReadExt::read_to_string(&mut tcp, &mut response).await;
+        if response.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the address stays shut out"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

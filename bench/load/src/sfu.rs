@@ -51,6 +51,8 @@ impl Sfu {
         let mut child = Command::new(&binary)
             .args(["--http", "127.0.0.1:0", "--intercom", "127.0.0.1:0"])
             .env("RUST_LOG", log)
+            // Every simulated client comes from 127.0.0.1.
+            .env("SATSUMA_SFU_LIMITS__MAX_CONNECTIONS_PER_ADDRESS", "10000")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
