@@ -137,6 +137,53 @@ async fn no_join_first() {
     refused(&leave, ErrorCode::Unexpected, "unexpected", "no join").await;
 }
 
+/// A seat that exists cannot be taken with a wrong token, or from a
+/// position it never reached; neither attempt changes it, and the honest
+/// resume then gets every entry once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_resumes_of_a_real_seat_change_nothing() {
+    let calm = Calm::start().await;
+    let before = calm.errors("resume").await;
+    let mut door = common::RawPeer::connect(&calm.sfu, "door", "forge", Transport::Wire).await;
+    door.join().await;
+    door.until("the group", |d| {
+        d.member.group().epoch().is_some() && d.cursor.seat().is_some()
+    })
+    .await;
+    door.disconnect();
+    let Some(Open::Resume {
+        room,
+        conn,
+        token,
+        received,
+    }) = door.cursor.resume(RoomName::new("forge").unwrap())
+    else {
+        panic!("a resumable seat");
+    };
+    let mut wrong = token;
+    wrong[0] ^= 1;
+    let forgeries = [
+        ("a wrong token", wrong, received),
+        ("a position never reached", token, received + 1),
+    ];
+    for (case, token, received) in forgeries {
+        let mut raw = RawIntercom::connect(&calm.sfu, "forge").await;
+        let forged = ToServer::Open(Open::Resume {
+            room: room.clone(),
+            conn,
+            token,
+            received,
+        });
+        raw.send(&forged).await;
+        assert_eq!(raw.error().await, Some(ErrorCode::ResumeFailed), "{case}");
+        assert!(raw.closed().await, "{case}: the link stays open");
+    }
+    assert_eq!(calm.errors("resume").await, before + 2);
+    // The seat is untouched: the honest resume takes it.
+    assert_eq!(door.resume(&calm.sfu).await, door.controls);
+    calm.still_fine("forged resumes of a real seat").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_resume() {
     let resume = ToServer::Open(Open::Resume {

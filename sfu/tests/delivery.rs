@@ -265,7 +265,11 @@ async fn intercom_media_arrives_untouched_and_the_sfu_never_sees_plaintext() {
         "{opened:?}"
     );
 
-    sfu.stop();
+    let stopped = sfu.stop();
+    assert!(
+        stopped.is_some_and(|s| s.success()),
+        "graceful exit: {stopped:?}"
+    );
     let records = Sfu::records(&sfu.capture);
     let needle = &pattern[..16];
     assert!(
@@ -288,8 +292,8 @@ async fn shutdown_tells_every_client() {
     let mut alice = Peer::connect(&sfu, "alice", "bye", Transport::WebRtc).await;
     let mut door = Peer::connect(&sfu, "door", "bye", Transport::Wire).await;
     settled(&mut [&mut alice, &mut door], 2, 60).await;
-    sfu.stop();
-    assert!(!sfu.is_running());
+    let status = sfu.stop().expect("the SFU exits by itself on SIGTERM");
+    assert!(status.success(), "a graceful shutdown exits 0: {status}");
     wait_for(
         &mut [&mut alice, &mut door],
         10,

@@ -189,7 +189,11 @@ async fn every_publisher_reaches_every_subscriber_and_the_sfu_sees_only_cipherte
     let (_, _, video) = sent.iter().find(|(f, v, _)| *f == 2 && *v).unwrap().clone();
     assert!(open(&peers[0], Codec::Vp8, video).await[10..].starts_with(PATTERN));
 
-    sfu.stop();
+    let stopped = sfu.stop();
+    assert!(
+        stopped.is_some_and(|s| s.success()),
+        "graceful exit: {stopped:?}"
+    );
     let records = Sfu::records(&sfu.capture);
     let everything: Vec<u8> = records.concat();
     let needle = &PATTERN[..12];

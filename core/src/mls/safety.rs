@@ -14,8 +14,10 @@
 //!   commits to the group context: the group id, the epoch, and the hash of
 //!   the whole ratchet tree with every member's keys and credentials. Two
 //!   members see the same safety number exactly when they are in the same
-//!   group state; a server that split the call or slipped in a member would
-//!   have to make them see different numbers. It changes with every epoch.
+//!   group state: a server that split the call would have to make them see
+//!   different numbers. It does not reveal a member the server got added
+//!   (that member is in everyone's group state); the roster's fingerprints
+//!   do. It changes with every epoch.
 //!
 //! Each group of five digits is a 5-byte big-endian chunk of the hash
 //! reduced mod 100 000 (bias below 2⁻²³ per group).
@@ -122,6 +124,22 @@ mod tests {
             groups
                 .iter()
                 .all(|g| g.len() == 5 && g.bytes().all(|b| b.is_ascii_digit()))
+        );
+    }
+
+    /// Known answers, computed outside Rust (Python's hashlib) from the
+    /// derivation as documented: a change of label, hash or chunking would
+    /// make old and new builds show different numbers to people comparing
+    /// them.
+    #[test]
+    fn the_numbers_are_the_documented_derivation() {
+        assert_eq!(
+            SafetyNumber::from_epoch_authenticator(&[7; 32]).to_string(),
+            "71342 09453 63354 54939 19499 87468 93181 45390"
+        );
+        assert_eq!(
+            IdentityFingerprint::of(&[9; 32]).to_string(),
+            "53173 56032 67107 95103 78149 54403"
         );
     }
 

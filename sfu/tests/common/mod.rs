@@ -116,20 +116,22 @@ impl Sfu {
         out
     }
 
-    /// Stops the process with SIGTERM (graceful shutdown) and waits.
-    pub fn stop(&mut self) {
+    /// Stops the process with SIGTERM (graceful shutdown) and waits up to
+    /// five seconds; its exit status, or `None` if it had to be killed.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
             .status();
         for _ in 0..100 {
-            if self.child.try_wait().unwrap().is_some() {
-                return;
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        None
     }
 }
 
