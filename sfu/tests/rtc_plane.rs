@@ -207,9 +207,11 @@ async fn warm_up(publishers: &[(u64, &Arc<RtcClient>)], streams: &mut [&mut Clie
     }
 }
 
-/// Collects packets until `done` says so or the wait runs out.
+/// Collects packets until `done` says so; fails the test, saying what it
+/// waited for, if the wait runs out or the stream ends first.
 async fn collect_until(
     streams: &mut ClientStreams,
+    what: &str,
     mut done: impl FnMut(&[Received]) -> bool,
 ) -> Vec<Received> {
     let mut got = Vec::new();
@@ -221,7 +223,8 @@ async fn collect_until(
         let left = deadline.saturating_duration_since(Instant::now());
         match timeout(left, streams.media.recv()).await {
             Ok(Some(r)) => got.push(r),
-            _ => return got,
+            Ok(None) => panic!("the stream ended before {what} ({} packets)", got.len()),
+            Err(_) => panic!("timed out waiting for {what} ({} packets)", got.len()),
         }
     }
 }
@@ -281,7 +284,7 @@ async fn three_members_get_each_others_media_byte_for_byte_and_the_tap_saw_it() 
             .filter(|p| !p.starts_with(format!("{me}/").as_bytes()))
             .cloned()
             .collect();
-        let got = collect_until(streams, |got| {
+        let got = collect_until(streams, "every other member's main round", |got| {
             let main: HashSet<_> = got
                 .iter()
                 .filter(|r| r.payload.windows(6).any(|w| w == b"/main/"))
@@ -383,14 +386,17 @@ async fn late_member_gets_tracks_removed_member_and_lobby_get_nothing() {
         sleep(Duration::from_millis(10)).await;
     }
     // A and C still hear each other.
-    let got_a = collect_until(&mut sa, |got| {
+    let got_a = collect_until(&mut sa, "A hearing C after the change", |got| {
         got.iter().any(|r| r.payload.starts_with(b"3/v/after/"))
     })
     .await;
-    assert!(got_a.iter().any(|r| r.payload.starts_with(b"3/v/after/")));
+    let got_c = collect_until(&mut sc, "C hearing A after the change", |got| {
+        got.iter().any(|r| r.payload.starts_with(b"1/v/after/"))
+    })
+    .await;
     sleep(Duration::from_millis(300)).await;
     let got_a: Vec<_> = got_a.into_iter().chain(drain(&mut sa)).collect();
-    let got_c = drain(&mut sc);
+    let got_c: Vec<_> = got_c.into_iter().chain(drain(&mut sc)).collect();
     for r in got_a.iter().chain(&got_c) {
         assert!(
             !r.payload.starts_with(b"2/"),
@@ -431,11 +437,13 @@ async fn a_subscribers_key_frame_request_reaches_the_publisher() {
     warm_up(&[(1, &a), (2, &b)], &mut [&mut sa, &mut sb]).await;
     while sa.feedback.try_recv().is_ok() {}
     // The SFU's candidates use the configured port range.
-    for line in h
-        .latest_offer(1)
+    let offer = h.latest_offer(1);
+    let candidates: Vec<&str> = offer
         .lines()
         .filter(|l| l.starts_with("a=candidate"))
-    {
+        .collect();
+    assert!(!candidates.is_empty(), "the offer has no candidates");
+    for line in candidates {
         let port: u16 = line.split(' ').nth(5).unwrap().parse().unwrap();
         assert!((42_000..=42_999).contains(&port), "{line}");
     }
@@ -462,12 +470,14 @@ async fn a_subscribers_key_frame_request_reaches_the_publisher() {
     for i in 0..5 {
         send_round(&[(1, &a)], "nack", i).await;
     }
-    let last = collect_until(&mut sb, |got| got.iter().filter(|r| r.video).count() >= 5)
-        .await
-        .into_iter()
-        .rfind(|r| r.video)
-        .expect("video to NACK")
-        .sequence;
+    let last = collect_until(&mut sb, "five video packets", |got| {
+        got.iter().filter(|r| r.video).count() >= 5
+    })
+    .await
+    .into_iter()
+    .rfind(|r| r.video)
+    .expect("video to NACK")
+    .sequence;
     let wanted = [last.wrapping_sub(3), last.wrapping_sub(1)];
     b.send_nack(video.ssrc, &wanted).await.unwrap();
     let deadline = Instant::now() + WAIT;
@@ -504,12 +514,14 @@ async fn a_lossy_subscriber_keeps_audio_and_loses_video_until_it_recovers() {
             sleep(Duration::from_millis(10)).await;
         }
     });
-    let mut last_video = collect_until(&mut sb, |got| got.iter().filter(|r| r.video).count() > 5)
-        .await
-        .into_iter()
-        .filter(|r| r.video)
-        .map(|r| r.sequence)
-        .next_back();
+    let mut last_video = collect_until(&mut sb, "six video packets", |got| {
+        got.iter().filter(|r| r.video).count() > 5
+    })
+    .await
+    .into_iter()
+    .filter(|r| r.video)
+    .map(|r| r.sequence)
+    .next_back();
     assert!(last_video.is_some(), "video flows before the loss");
 
     // B reports 50% loss every 100 ms for 1.5 s.
@@ -538,7 +550,7 @@ async fn a_lossy_subscriber_keeps_audio_and_loses_video_until_it_recovers() {
     // The reports stop: video resumes after a key-frame request, and the
     // sequence numbers continue without a gap.
     while sa.feedback.try_recv().is_ok() {}
-    let resumed = collect_until(&mut sb, |got| got.iter().any(|r| r.video)).await;
+    let resumed = collect_until(&mut sb, "video again", |got| got.iter().any(|r| r.video)).await;
     let first = resumed
         .iter()
         .find(|r| r.video)
@@ -555,7 +567,10 @@ async fn a_lossy_subscriber_keeps_audio_and_loses_video_until_it_recovers() {
             _ => panic!("no key-frame request on resume"),
         }
     }
-    let before = collect_until(&mut sb, |got| got.iter().filter(|r| r.video).count() > 3).await;
+    let before = collect_until(&mut sb, "four video packets", |got| {
+        got.iter().filter(|r| r.video).count() > 3
+    })
+    .await;
     let seqs: Vec<u16> = resumed
         .iter()
         .chain(&before)
@@ -625,7 +640,7 @@ async fn intercom_audio_bridges_both_ways_untouched_and_opus_is_dropped() {
         sleep(Duration::from_millis(5)).await;
     }
     for streams in [&mut sa, &mut sb] {
-        let got = collect_until(streams, |got| {
+        let got = collect_until(streams, "the intercom's 30 frames", |got| {
             got.iter().filter(|r| r.stream_id == "7").count() >= 30
         })
         .await;
