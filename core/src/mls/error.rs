@@ -39,6 +39,9 @@ pub enum SessionError {
     AlreadyInGroup,
     /// A commit is pending; apply or discard it first.
     CommitPending,
+    /// A proposal other than a member's update of its own leaf: Satsuma's
+    /// committers never commit it (membership changes come from the log).
+    UnwantedProposal,
     /// No commit is pending.
     NoPendingCommit,
     /// A message this member sent itself came back; the delivery service's
@@ -77,6 +80,9 @@ impl fmt::Display for SessionError {
             Self::NoGroup => f.write_str("not in a group"),
             Self::AlreadyInGroup => f.write_str("already in a group"),
             Self::CommitPending => f.write_str("a commit is pending"),
+            Self::UnwantedProposal => {
+                f.write_str("a proposal other than an update of the sender's own leaf")
+            }
             Self::NoPendingCommit => f.write_str("no commit is pending"),
             Self::OwnMessage => f.write_str("message was sent by this member"),
             Self::Credential => f.write_str("credential field too long or not UTF-8"),

@@ -21,6 +21,7 @@
 mod credential;
 mod error;
 mod provider;
+mod rules;
 mod safety;
 mod session;
 mod store;

@@ -31,6 +31,8 @@ use mls_rs::group::proposal::Proposal;
 use mls_rs::group::{CommitEffect, ProposalSender, ReceivedMessage, Sender};
 use mls_rs::mls_rs_codec::{MlsDecode, MlsEncode};
 use mls_rs::mls_rules::{CommitOptions, DefaultMlsRules};
+
+use super::rules::SatsumaRules;
 use mls_rs::{Client, ExtensionList, Group, MlsMessage};
 use mls_rs_core::crypto::{CipherSuiteProvider, SignaturePublicKey, SignatureSecretKey};
 use mls_rs_core::group::{EpochRecord, GroupState, GroupStateStorage};
@@ -53,7 +55,7 @@ pub const SFRAME_EXPORTER_LABEL: &[u8] = b"SFrame 1.0 Base Key";
 pub const MAX_KEY_PACKAGES: usize = 4;
 
 type Config = WithMlsRules<
-    DefaultMlsRules,
+    SatsumaRules,
     WithIdentityProvider<
         SatsumaIdentityProvider,
         WithCryptoProvider<
@@ -262,11 +264,13 @@ impl Session {
         let signing_identity = info.signing_identity(public_key.clone())?;
         let key_packages = KeyPackages::default();
         let group_slot = GroupSlot::default();
-        let rules = DefaultMlsRules::new().with_commit_options(
-            CommitOptions::new()
-                .with_path_required(true)
-                .with_ratchet_tree_extension(true)
-                .with_single_welcome_message(true),
+        let rules = SatsumaRules(
+            DefaultMlsRules::new().with_commit_options(
+                CommitOptions::new()
+                    .with_path_required(true)
+                    .with_ratchet_tree_extension(true)
+                    .with_single_welcome_message(true),
+            ),
         );
         let client = Client::builder()
             .group_state_storage(group_slot.clone())
@@ -536,12 +540,17 @@ impl Session {
             return Err(SessionError::WrongGroup);
         }
         let event = match group.process_incoming_message(message)? {
-            ReceivedMessage::Proposal(p) => Event::Proposal {
-                sender: match p.sender {
-                    ProposalSender::Member(index) => index,
-                    _ => return Err(SessionError::NotMember),
-                },
-            },
+            ReceivedMessage::Proposal(p) => {
+                let ProposalSender::Member(sender) = p.sender else {
+                    return Err(SessionError::NotMember);
+                };
+                if !matches!(p.proposal, Proposal::Update(_)) {
+                    // mls-rs has cached it; `rules.rs` keeps it out of
+                    // every commit this member builds.
+                    return Err(SessionError::UnwantedProposal);
+                }
+                Event::Proposal { sender }
+            }
             ReceivedMessage::Commit(commit) => match commit.effect {
                 CommitEffect::NewEpoch(new_epoch) => {
                     let own_index = group.current_member_index();

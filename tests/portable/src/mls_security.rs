@@ -105,6 +105,39 @@ portable_tests! { TESTS:
         Ok(())
     }
 
+    fn a_members_proposal_to_remove_another_is_never_committed() {
+        let (mut alice, mut bob, mut carol) = (member("Alice", 1)?, member("Bob", 2)?, member("Carol", 3)?);
+        pair(&mut alice, &mut bob, b"room")?;
+        add(&mut alice, &mut carol, &mut [&mut bob])?;
+        let carol_leaf = carol.own_index().ok_or_else(|| Failure("Carol has no leaf".into()))?;
+        // Bob, an ordinary member, proposes Carol's removal; Alice commits
+        // next (for her own reasons) with his proposal cached.
+        let proposal = bob.propose_remove(carol_leaf).context("Bob proposes")?;
+        for s in [&mut alice, &mut carol] {
+            ensure_eq!(
+                s.process(Instant::from_millis(10), &proposal),
+                Err(SessionError::UnwantedProposal),
+                "refused with a typed error"
+            );
+        }
+        let commit = alice.commit(&[], &[]).context("Alice commits")?;
+        alice.apply_pending_commit(Instant::from_millis(10)).context("apply")?;
+        let epoch = alice.epoch();
+        ensure!(
+            matches!(carol.process(Instant::from_millis(10), &commit.commit), Ok(Event::NewEpoch { .. })),
+            "Carol was removed by a member's proposal"
+        );
+        bob.process(Instant::from_millis(10), &commit.commit).context("Bob")?;
+        for s in [&alice, &bob, &carol] {
+            ensure_eq!(view(s), view(&alice), "one group");
+            ensure_eq!(s.roster().len(), 3, "nobody removed");
+        }
+        ensure_eq!(carol.epoch(), epoch, "Carol is in the new epoch");
+        let frame = seal(&mut alice, b"still here")?;
+        ensure_eq!(open(&mut carol, &frame), Ok(b"still here".to_vec()), "Carol hears Alice");
+        Ok(())
+    }
+
     fn a_late_frame_opens_inside_the_grace_period_and_not_after() {
         let (mut alice, mut bob) = (member("Alice", 1)?, member("Bob", 2)?);
         pair(&mut alice, &mut bob, b"room")?;
