@@ -18,7 +18,7 @@ use satsuma_core::wire::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use crate::error::{ClientError, LinkError};
+use crate::error::ClientError;
 use crate::link::{Endpoint, Link};
 
 /// A frame that opened, as [`Client::receive`] hands it over.
@@ -419,7 +419,16 @@ impl<G: Group + Send + 'static> Task<G> {
             if matches!(message, ToServer::Control(_)) {
                 // Kept before it is sent: a message lost with the link is
                 // sent again on a resume.
-                let body = message.encode().map_err(LinkError::from)?;
+                let body = match message.encode() {
+                    Ok(body) => body,
+                    Err(e) => {
+                        // Too large for the wire (a commit and its Welcome
+                        // near their bounds): the link is fine, the log's
+                        // deadline hands the work on.
+                        tracing::warn!(error = %e, "a control message cannot be sent");
+                        continue;
+                    }
+                };
                 self.cursor.sent(body.clone());
                 link.send_encoded(&body).await?;
             } else {

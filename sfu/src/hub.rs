@@ -129,8 +129,10 @@ impl Hub {
             .per_address
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let mine = per_address.entry(peer).or_insert(0);
-        if *mine >= limits.max_connections_per_address {
+        // Only addresses with a socket open have an entry, so refused
+        // sockets from many addresses cannot grow the map.
+        let mine = per_address.get(&peer).copied().unwrap_or(0);
+        if mine >= limits.max_connections_per_address {
             return None;
         }
         let max = limits.max_connections;
@@ -139,7 +141,7 @@ impl Hub {
                 (n < max).then_some(n + 1)
             })
             .ok()?;
-        *mine += 1;
+        per_address.insert(peer, mine + 1);
         drop(per_address);
         self.metrics.connections_add(1);
         Some(Admission {
