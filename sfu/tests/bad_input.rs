@@ -443,3 +443,55 @@ async fn one_address_gets_only_its_share_of_sockets() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The server's limits on rooms, connections per room and sockets, each
+/// against the real binary: the one over the limit is refused with a clear
+/// code and closed; the others are unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_connections_per_room_and_sockets_are_limited() {
+    let sfu = Sfu::start(&[
+        ("SATSUMA_SFU_LIMITS__MAX_ROOMS", "1"),
+        ("SATSUMA_SFU_LIMITS__MAX_ROOM_CONNECTIONS", "2"),
+        ("SATSUMA_SFU_LIMITS__MAX_CONNECTIONS", "4"),
+    ]);
+    // Room "one" takes two connections; a third is refused.
+    let mut first = RawIntercom::connect(&sfu, "one").await;
+    first.join().await;
+    first.wait_for_hello().await;
+    let mut second = RawIntercom::connect(&sfu, "one").await;
+    second.join().await;
+    second.wait_for_hello().await;
+    let mut third = RawIntercom::connect(&sfu, "one").await;
+    third.join().await;
+    assert_eq!(
+        third.error().await,
+        Some(ErrorCode::RoomFull),
+        "a third in room one"
+    );
+    assert!(third.closed().await);
+    // A second room is one room too many.
+    let mut other = RawIntercom::connect(&sfu, "two").await;
+    other.join().await;
+    assert_eq!(
+        other.error().await,
+        Some(ErrorCode::Overloaded),
+        "a second room"
+    );
+    assert!(other.closed().await);
+    // Sockets: two are held; two more fill the server, the fifth is shut.
+    let _a = tokio::net::TcpStream::connect(sfu.intercom).await.unwrap();
+    let _b = tokio::net::TcpStream::connect(sfu.intercom).await.unwrap();
+    let mut fifth = tokio::net::TcpStream::connect(sfu.intercom).await.unwrap();
+    assert!(closed_within(&mut fifth, 5).await, "a fifth socket");
+    // The two members were never disturbed.
+    for raw in [&mut first, &mut second] {
+        raw.send(&ToServer::Ping { nonce: 7 }).await;
+        loop {
+            match raw.recv().await {
+                Some(ToClient::Link(LinkMsg::Pong { nonce: 7 })) => break,
+                Some(_) => {}
+                None => panic!("a member lost its link"),
+            }
+        }
+    }
+}

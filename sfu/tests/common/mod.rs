@@ -418,6 +418,19 @@ impl RawIntercom {
             .unwrap_or(false)
     }
 
+    /// Reads until the `Hello` that seats this connection.
+    pub async fn wait_for_hello(&mut self) {
+        loop {
+            match self.recv().await {
+                Some(satsuma_core::wire::ToClient::Control(satsuma_core::wire::Down::Hello {
+                    ..
+                })) => return,
+                Some(_) => {}
+                None => panic!("no Hello"),
+            }
+        }
+    }
+
     pub async fn wait_for_welcome(&mut self) {
         loop {
             match self.recv().await {
