@@ -21,8 +21,11 @@
 //! - **Fixtures.** [`Net::settled`]: a room with members in one group;
 //!   [`fixtures`]: members around real sessions.
 //!
-//! It checks nothing about the protocol itself: a harness does, through a
-//! [`Watch`] on every member input and the log ([`Net::log`]).
+//! It checks little about the protocol itself (a harness does, through a
+//! [`Watch`] on every member input and the log, [`Net::log`]); what every
+//! harness relies on it checks after every room input: the log has no gap,
+//! and the members the room announced (`RoomEvent`s) are its log's present
+//! members.
 //!
 //! # Example
 //!
@@ -48,7 +51,8 @@
 //! # Panics
 //!
 //! A harness's tool: it panics when the code under test breaks what every
-//! harness relies on (a log with a gap, bytes that do not decode), and when
+//! harness relies on (a log with a gap, membership events that disagree
+//! with the log, bytes that do not decode), and when
 //! a message keeps moving forever ([`Net::run`], [`Net::settle`]).
 // A failed expectation here is a failed test.
 #![allow(clippy::expect_used, clippy::panic)]
