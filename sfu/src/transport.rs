@@ -18,8 +18,8 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use satsuma_core::wire::{self, RoomName};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, BufReader, BufWriter};
-use tokio::net::TcpListener;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt as _;
 
 use crate::hub::{Admission, Hub};
@@ -35,26 +35,7 @@ pub(crate) async fn http(hub: Arc<Hub>, listener: TcpListener) {
     let router = router(Arc::clone(&hub));
     let header_timeout = Duration::from_millis(hub.config.limits.handshake_timeout_ms);
     let mut shutdown = hub.shutdown.subscribe();
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = shutdown.wait_for(|down| *down) => return,
-        };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                hub.metrics.error(ErrorKind::Io);
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Some(admission) = hub.admit(peer.ip()) else {
-            hub.metrics.error(ErrorKind::Full);
-            drop(stream);
-            continue;
-        };
-        let admission = Arc::new(admission);
+    while let Some((stream, peer, admission)) = accept(&hub, &listener, &mut shutdown).await {
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
@@ -81,6 +62,36 @@ pub(crate) async fn http(hub: Arc<Hub>, listener: TcpListener) {
                 }
             }
         });
+    }
+}
+
+/// The next socket on `listener`, counted against the server's and its
+/// address's limits (a socket over them is closed at once and counted as
+/// `Full`); `None` once the server shuts down.
+async fn accept(
+    hub: &Arc<Hub>,
+    listener: &TcpListener,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) -> Option<(TcpStream, SocketAddr, Arc<Admission>)> {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.wait_for(|down| *down) => return None,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of descriptors and the like: the listener itself is fine.
+                tracing::warn!(error = %e, "accept failed");
+                hub.metrics.error(ErrorKind::Io);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        match hub.admit(peer.ip()) {
+            Some(admission) => return Some((stream, peer, Arc::new(admission))),
+            None => hub.metrics.error(ErrorKind::Full),
+        }
     }
 }
 
@@ -203,27 +214,7 @@ impl LinkWriter for WsWriter {
 /// Accepts intercom links until the server shuts down.
 pub(crate) async fn intercom(hub: Arc<Hub>, listener: TcpListener) {
     let mut shutdown = hub.shutdown.subscribe();
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = shutdown.wait_for(|down| *down) => return,
-        };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Out of descriptors and the like: the listener itself is fine.
-                tracing::warn!(error = %e, "accept failed");
-                hub.metrics.error(ErrorKind::Io);
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Some(admission) = hub.admit(peer.ip()) else {
-            hub.metrics.error(ErrorKind::Full);
-            drop(stream);
-            continue;
-        };
-        let admission = Arc::new(admission);
+    while let Some((stream, peer, admission)) = accept(&hub, &listener, &mut shutdown).await {
         let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
         let max = hub.config.limits.max_message_bytes;
