@@ -111,7 +111,7 @@ use common::Input;
 use libfuzzer_sys::fuzz_target;
 use satsuma_core::Instant;
 use satsuma_core::committer::{
-    CommitterError, Member, MemberConfig, Request, RoomConfig, RoomState, SeatStatus, Status,
+    CommitterError, Member, MemberConfig, Request, RoomConfig, RoomState, Status,
 };
 use satsuma_core::mls::{
     MemberInfo, MemoryStore, SafetyNumber, SatsumaCrypto, Session, SessionConfig,
@@ -844,13 +844,7 @@ impl World {
         let live: Vec<usize> = (0..MEMBERS)
             .filter(|&i| !matches!(self.member(i).status(), Status::Idle | Status::Left))
             .collect();
-        let present: BTreeSet<ConnId> = state
-            .leaves()
-            .iter()
-            .flatten()
-            .filter(|s| s.status == SeatStatus::Present)
-            .map(|s| s.conn)
-            .collect();
+        let present: BTreeSet<ConnId> = state.present().collect();
         let live_conns: BTreeSet<ConnId> =
             live.iter().filter_map(|&i| self.member(i).conn()).collect();
         assert_eq!(

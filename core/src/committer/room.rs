@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use core::time::Duration;
 
 use super::DsError;
-use super::state::{RoomState, SeatStatus};
+use super::state::RoomState;
 use crate::Instant;
 use crate::wire::{Capabilities, ConnId, Down, Entry, Join, Up, limits};
 
@@ -372,13 +372,7 @@ impl Room {
 
     /// The present members' connections.
     fn present(&self) -> Vec<ConnId> {
-        self.state
-            .leaves()
-            .iter()
-            .flatten()
-            .filter(|s| s.status == SeatStatus::Present)
-            .map(|s| s.conn)
-            .collect()
+        self.state.present().collect()
     }
 
     fn connection(&self, conn: ConnId) -> Option<Connection> {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use satsuma_core::Instant;
 use satsuma_core::committer::{
-    CommitterError, DsError, Group, Member, Request, Room, RoomConfig, RoomEvent, SeatStatus,
+    CommitterError, DsError, Group, Member, Request, Room, RoomConfig, RoomEvent,
 };
 use satsuma_core::wire::{ConnId, Down, Entry, Message, Open, ToClient, ToServer};
 
@@ -489,15 +489,7 @@ impl<G: Group, W: Watch<G>> Net<G, W> {
             };
             assert!(changed, "{event:?} changes nothing");
         }
-        let logged: BTreeSet<ConnId> = self
-            .room
-            .state()
-            .leaves()
-            .iter()
-            .flatten()
-            .filter(|s| s.status == SeatStatus::Present)
-            .map(|s| s.conn)
-            .collect();
+        let logged: BTreeSet<ConnId> = self.room.state().present().collect();
         assert_eq!(self.present, logged, "the room's events follow its log");
         while let Some(transmit) = self.room.poll_transmit() {
             let message = transmit.message;

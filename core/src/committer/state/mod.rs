@@ -170,6 +170,16 @@ impl RoomState {
         self.lobby.iter().any(|w| w.conn == conn)
     }
 
+    /// The connections of the present members: the ones whose media the
+    /// SFU forwards.
+    pub fn present(&self) -> impl Iterator<Item = ConnId> + '_ {
+        self.leaves
+            .iter()
+            .flatten()
+            .filter(|s| s.status == SeatStatus::Present)
+            .map(|s| s.conn)
+    }
+
     /// The indices of all occupied leaves, ascending: what the MLS roster
     /// of every member in sync shows.
     #[must_use]
