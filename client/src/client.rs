@@ -7,7 +7,6 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use satsuma_core::Clock;
 use satsuma_core::committer::{Event, Group, Member};
 use satsuma_core::media::{Codec, MediaKeys, Unprotected};
 use satsuma_core::mls::Session;
@@ -16,6 +15,7 @@ use satsuma_core::wire::{
     Down, Entry, ErrorCode, LinkMsg, Media, Message as _, Open, RoomName, Signal, ToClient,
     ToServer,
 };
+use satsuma_core::{Clock, UnixTime};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ClientError;
@@ -97,6 +97,7 @@ impl<G: Group + Send + 'static> Client<G> {
         mut member: Member<G>,
     ) -> Result<(Self, mpsc::Receiver<ClientEvent>), ClientError> {
         let link = Link::open(&endpoint, &room).await?;
+        member.set_time(UnixTime::now());
         member.join(now())?;
         let (commands, commands_rx) = mpsc::channel(256);
         let (events_tx, events) = mpsc::channel(4096);
@@ -294,6 +295,9 @@ impl<G: Group + Send + 'static> Task<G> {
     async fn run(mut self, mut commands: mpsc::Receiver<Command<G>>) {
         let mut last_sent = Instant::now();
         loop {
+            // Key packages and the adds this member commits are dated and
+            // checked with this device's own clock, never the SFU's.
+            self.member.set_time(UnixTime::now());
             if self.flush().await.is_err() {
                 self.link = None;
             }

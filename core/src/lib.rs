@@ -72,4 +72,4 @@ pub mod wire;
 pub use error::{Error, HeaderError, KidError, MediaError};
 #[cfg(feature = "std")]
 pub use time::Clock;
-pub use time::Instant;
+pub use time::{Instant, UnixTime};

@@ -47,6 +47,38 @@ impl Instant {
     }
 }
 
+/// Wall-clock time: whole seconds since 1970-01-01 00:00 UTC, as a driver
+/// read it (the desktop from its OS, an intercom from the SFU). MLS key
+/// packages carry a lifetime in it; nothing else in the core uses it, and
+/// the core never reads it itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct UnixTime(u64);
+
+impl UnixTime {
+    /// `secs` seconds after 1970-01-01 00:00 UTC.
+    #[must_use]
+    pub const fn from_secs(secs: u64) -> Self {
+        Self(secs)
+    }
+
+    /// Seconds since 1970-01-01 00:00 UTC.
+    #[must_use]
+    pub const fn as_secs(self) -> u64 {
+        self.0
+    }
+
+    /// The system's wall clock now; the origin if it reads before 1970.
+    #[cfg(feature = "std")]
+    #[must_use]
+    pub fn now() -> Self {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Self(since.as_secs())
+    }
+}
+
 /// A driver's clock: `std::time::Instant` converted to [`Instant`] against
 /// one origin, so every state machine a driver runs reads the same time,
 /// and time never runs backwards (the origin is fixed and

@@ -4,8 +4,8 @@
 
 use alloc::vec::Vec;
 
-use crate::Instant;
 use crate::mls::{Commit, Event, Session, SessionError};
+use crate::{Instant, UnixTime};
 
 /// The MLS operations the committer drives. [`Session`] is the
 /// implementation every client uses; the names and contracts are its own.
@@ -78,6 +78,8 @@ pub trait Group {
     }
     /// Forgets every cached proposal.
     fn clear_proposals(&mut self) {}
+    /// The wall-clock time, for key-package lifetimes.
+    fn set_time(&mut self, _time: UnixTime) {}
 }
 
 impl Group for Session {
@@ -137,5 +139,8 @@ impl Group for Session {
     }
     fn clear_proposals(&mut self) {
         Session::clear_proposals(self);
+    }
+    fn set_time(&mut self, time: UnixTime) {
+        Session::set_time(self, time);
     }
 }

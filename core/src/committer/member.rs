@@ -305,6 +305,13 @@ impl<G: Group> Member<G> {
         &self.group
     }
 
+    /// Tells the MLS member the wall-clock time (see
+    /// [`Session::set_time`](crate::mls::Session::set_time)): a driver with
+    /// a clock calls it before each input.
+    pub fn set_time(&mut self, time: crate::UnixTime) {
+        self.group.set_time(time);
+    }
+
     /// The MLS member itself, to make it misbehave in tests (commit or
     /// propose behind the committer's back). Only with the `testing`
     /// feature: a client seals and opens frames through

@@ -27,6 +27,10 @@ pub enum SessionError {
     /// A key package or credential is not acceptable (wrong suite, bad
     /// credential, reused keys, unsupported capabilities).
     BadKeyPackage,
+    /// A key package (or a leaf added from one) is not valid at the time
+    /// the driver gave with [`Session::set_time`](super::Session::set_time):
+    /// expired, or not valid yet.
+    Expired,
     /// The Welcome was not for any key package this member published, or
     /// could not be decrypted.
     NotWelcomed,
@@ -73,6 +77,7 @@ impl fmt::Display for SessionError {
                 f.write_str("membership tag, confirmation tag or tree hash mismatch")
             }
             Self::BadKeyPackage => f.write_str("key package or credential not acceptable"),
+            Self::Expired => f.write_str("key package expired or not valid yet"),
             Self::NotWelcomed => {
                 f.write_str("Welcome is not for any of this member's key packages")
             }
@@ -173,6 +178,7 @@ impl From<MlsError> for SessionError {
             | M::ProposalNotFound
             | M::CommitRequired
             | M::InvalidLeafConsumption => Self::InvalidChange,
+            M::InvalidLifetime { .. } => Self::Expired,
             M::ExistingPendingCommit => Self::CommitPending,
             M::PendingCommitNotFound => Self::NoPendingCommit,
             M::CantProcessMessageFromSelf => Self::OwnMessage,

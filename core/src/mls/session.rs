@@ -37,6 +37,7 @@ use mls_rs::{Client, ExtensionList, Group, MlsMessage};
 use mls_rs_core::crypto::{CipherSuiteProvider, SignaturePublicKey, SignatureSecretKey};
 use mls_rs_core::group::{EpochRecord, GroupState, GroupStateStorage};
 use mls_rs_core::key_package::{KeyPackageData, KeyPackageStorage};
+use mls_rs_core::time::MlsTime;
 use spin::Mutex;
 use zeroize::Zeroizing;
 
@@ -44,11 +45,19 @@ use super::credential::{MemberInfo, SatsumaIdentityProvider};
 use super::safety::{IdentityFingerprint, SafetyNumber};
 use super::store::{GroupRecord, RECORD_VERSION, Record, Store};
 use super::{SUITE, SatsumaCrypto, SessionError};
-use crate::Instant;
 use crate::sframe::{EpochSecret, KeyRing, KeyRingConfig, MAX_SEND_CONTEXTS};
+use crate::{Instant, UnixTime};
 
 /// RFC 9605 §5.2: the exporter label of the SFrame base key.
 pub const SFRAME_EXPORTER_LABEL: &[u8] = b"SFrame 1.0 Base Key";
+
+/// How long a key package is valid after it is made: twelve weeks, the
+/// longest OpenMLS accepts together with [`CLOCK_SKEW`].
+pub const KEY_PACKAGE_LIFETIME: Duration = Duration::from_secs(84 * 24 * 3600);
+
+/// How far before the time it is made a key package is already valid, so a
+/// member whose clock is behind the maker's still accepts it.
+pub const CLOCK_SKEW: Duration = Duration::from_secs(3600);
 
 /// Key packages a member keeps private keys for; publishing more drops the
 /// oldest, so a peer cannot make a member hoard secrets.
@@ -152,6 +161,8 @@ pub struct Session {
     config: SessionConfig,
     /// When this member's own leaf keys were last refreshed.
     last_own_update: Option<Instant>,
+    /// The wall-clock time the driver last gave.
+    time: Option<UnixTime>,
 }
 
 impl fmt::Debug for Session {
@@ -279,6 +290,7 @@ impl Session {
             .identity_provider(SatsumaIdentityProvider)
             .mls_rules(rules)
             .signing_identity(signing_identity, secret, SUITE)
+            .key_package_lifetime(CLOCK_SKEW + KEY_PACKAGE_LIFETIME)
             .build();
         Ok(Self {
             client,
@@ -294,7 +306,38 @@ impl Session {
             store,
             config,
             last_own_update: None,
+            time: None,
         })
+    }
+
+    /// Tells the session the wall-clock time; call it whenever the driver
+    /// knows the time, before the operations below. Key packages and the
+    /// leaf of a group this member creates are valid from [`CLOCK_SKEW`]
+    /// before it until [`KEY_PACKAGE_LIFETIME`] after it; committing adds
+    /// and joining check others' key packages against it. Without a time
+    /// (a driver with no clock), key packages carry the lifetime 1970-01-01
+    /// to 1970-03-26, which other MLS implementations refuse, and nothing
+    /// is checked. Not saved: a restarted driver gives it again.
+    pub fn set_time(&mut self, time: UnixTime) {
+        self.time = Some(time);
+    }
+
+    /// The wall-clock time the driver last gave.
+    #[must_use]
+    pub fn time(&self) -> Option<UnixTime> {
+        self.time
+    }
+
+    /// The time checks run at.
+    fn check_time(&self) -> Option<MlsTime> {
+        self.time.map(|t| MlsTime::from(t.as_secs()))
+    }
+
+    /// Where a new key package's or leaf's lifetime starts: [`CLOCK_SKEW`]
+    /// before now.
+    fn not_before(&self) -> Option<MlsTime> {
+        self.time
+            .map(|t| MlsTime::from(t.as_secs().saturating_sub(CLOCK_SKEW.as_secs())))
     }
 
     /// This member's display name and device id.
@@ -319,7 +362,7 @@ impl Session {
         let message = self.client.generate_key_package_message(
             ExtensionList::new(),
             ExtensionList::new(),
-            None,
+            self.not_before(),
         )?;
         {
             let mut packages = self.key_packages.0.lock();
@@ -343,7 +386,7 @@ impl Session {
             group_id.to_vec(),
             ExtensionList::new(),
             ExtensionList::new(),
-            None,
+            self.not_before(),
         )?;
         self.enter(now, group)
     }
@@ -360,7 +403,8 @@ impl Session {
             return Err(SessionError::AlreadyInGroup);
         }
         let message = parse_message(welcome)?;
-        let (group, _info) = self.client.join_group(None, &message, None).map_err(|e| {
+        let time = self.check_time();
+        let (group, _info) = self.client.join_group(None, &message, time).map_err(|e| {
             match SessionError::from(e) {
                 // A Welcome that does not decrypt under this member's keys
                 // was not meant for it (or was altered on the way).
@@ -401,6 +445,9 @@ impl Session {
         }
         let own_index = group.current_member_index();
         let mut builder = group.commit_builder();
+        if let Some(time) = self.time {
+            builder = builder.commit_time(MlsTime::from(time.as_secs()));
+        }
         for key_package in adds {
             builder = builder.add_member(parse_message(key_package)?)?;
         }
