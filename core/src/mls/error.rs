@@ -31,6 +31,9 @@ pub enum SessionError {
     /// the driver gave with [`Session::set_time`](super::Session::set_time):
     /// expired, or not valid yet.
     Expired,
+    /// A key package that was added to this group before: the delivery
+    /// service replays it (its owner used it up when she joined).
+    KeyPackageReused,
     /// The Welcome was not for any key package this member published, or
     /// could not be decrypted.
     NotWelcomed,
@@ -78,6 +81,7 @@ impl fmt::Display for SessionError {
             }
             Self::BadKeyPackage => f.write_str("key package or credential not acceptable"),
             Self::Expired => f.write_str("key package expired or not valid yet"),
+            Self::KeyPackageReused => f.write_str("key package was added to this group before"),
             Self::NotWelcomed => {
                 f.write_str("Welcome is not for any of this member's key packages")
             }

@@ -33,7 +33,7 @@ pub use error::SessionError;
 pub use provider::{CryptoError, SUITE, SatsumaCrypto};
 pub use safety::{FINGERPRINT_GROUPS, IdentityFingerprint, SAFETY_NUMBER_GROUPS, SafetyNumber};
 pub use session::{
-    CLOCK_SKEW, Commit, Event, KEY_PACKAGE_LIFETIME, MAX_KEY_PACKAGES, RosterEntry,
-    SFRAME_EXPORTER_LABEL, Session, SessionConfig,
+    CLOCK_SKEW, Commit, Event, KEY_PACKAGE_LIFETIME, MAX_KEY_PACKAGES, REMEMBERED_KEY_PACKAGES,
+    RosterEntry, SFRAME_EXPORTER_LABEL, Session, SessionConfig,
 };
 pub use store::{MemoryStore, Store, StoreError};

@@ -18,6 +18,7 @@
 //! has the rest.
 
 use alloc::boxed::Box;
+use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
@@ -30,11 +31,14 @@ use mls_rs::client_builder::{
 use mls_rs::group::proposal::Proposal;
 use mls_rs::group::{CommitEffect, ProposalSender, ReceivedMessage, Sender};
 use mls_rs::mls_rs_codec::{MlsDecode, MlsEncode};
+use mls_rs::mls_rules::ProposalInfo;
 use mls_rs::mls_rules::{CommitOptions, DefaultMlsRules};
 
 use super::rules::SatsumaRules;
 use mls_rs::{Client, ExtensionList, Group, MlsMessage};
-use mls_rs_core::crypto::{CipherSuiteProvider, SignaturePublicKey, SignatureSecretKey};
+use mls_rs_core::crypto::{
+    CipherSuiteProvider, HpkePublicKey, SignaturePublicKey, SignatureSecretKey,
+};
 use mls_rs_core::group::{EpochRecord, GroupState, GroupStateStorage};
 use mls_rs_core::key_package::{KeyPackageData, KeyPackageStorage};
 use mls_rs_core::time::MlsTime;
@@ -58,6 +62,11 @@ pub const KEY_PACKAGE_LIFETIME: Duration = Duration::from_secs(84 * 24 * 3600);
 /// How far before the time it is made a key package is already valid, so a
 /// member whose clock is behind the maker's still accepts it.
 pub const CLOCK_SKEW: Duration = Duration::from_secs(3600);
+
+/// Key packages a member remembers as added to its group, to refuse them
+/// if the delivery service offers them again: the oldest is forgotten
+/// first (by then its lifetime has usually ended too).
+pub const REMEMBERED_KEY_PACKAGES: usize = 128;
 
 /// Key packages a member keeps private keys for; publishing more drops the
 /// oldest, so a peer cannot make a member hoard secrets.
@@ -163,6 +172,10 @@ pub struct Session {
     last_own_update: Option<Instant>,
     /// The wall-clock time the driver last gave.
     time: Option<UnixTime>,
+    /// The first bytes of the HPKE init key of every key package added to
+    /// the group since this member is in it (at most
+    /// [`REMEMBERED_KEY_PACKAGES`], oldest first).
+    added_key_packages: VecDeque<[u8; 16]>,
 }
 
 impl fmt::Debug for Session {
@@ -307,6 +320,7 @@ impl Session {
             config,
             last_own_update: None,
             time: None,
+            added_key_packages: VecDeque::new(),
         })
     }
 
@@ -449,7 +463,15 @@ impl Session {
             builder = builder.commit_time(MlsTime::from(time.as_secs()));
         }
         for key_package in adds {
-            builder = builder.add_member(parse_message(key_package)?)?;
+            let message = parse_message(key_package)?;
+            let init_key = message
+                .as_key_package()
+                .map(|kp| init_key_id(&kp.hpke_init_key))
+                .ok_or(SessionError::Malformed)?;
+            if self.added_key_packages.contains(&init_key) {
+                return Err(SessionError::KeyPackageReused);
+            }
+            builder = builder.add_member(message)?;
         }
         for leaf in removes {
             if *leaf == own_index {
@@ -496,7 +518,10 @@ impl Session {
     /// [`SessionError::NoPendingCommit`].
     pub fn apply_pending_commit(&mut self, now: Instant) -> Result<u64, SessionError> {
         let group = self.group.as_mut().ok_or(SessionError::NoGroup)?;
-        group.apply_pending_commit()?;
+        let applied = group.apply_pending_commit()?;
+        if let CommitEffect::NewEpoch(new_epoch) = &applied.effect {
+            remember_adds(&mut self.added_key_packages, &new_epoch.applied_proposals);
+        }
         let epoch = group.current_epoch();
         self.send_context = 0;
         self.install_current_epoch(now)?;
@@ -608,6 +633,7 @@ impl Session {
                     if own_update_applied {
                         self.last_own_update = Some(now);
                     }
+                    remember_adds(&mut self.added_key_packages, &new_epoch.applied_proposals);
                     let epoch = group.current_epoch();
                     self.send_context = 0;
                     self.install_current_epoch(now)?;
@@ -645,6 +671,7 @@ impl Session {
         *self.group_slot.0.lock() = None;
         self.keyring.clear();
         self.last_own_update = None;
+        self.added_key_packages.clear();
     }
 
     /// The current epoch, if in a group.
@@ -819,6 +846,28 @@ impl Session {
 /// An `MLSMessage` of protocol version `mls10`, the only one there is
 /// (RFC 9420 §6). mls-rs checks the version signed inside a key package but
 /// not the outer one, so it is checked here for every message.
+/// What identifies a key package among those added: its HPKE init key,
+/// fresh in each key package and covered by its signature.
+fn init_key_id(key: &HpkePublicKey) -> [u8; 16] {
+    let mut id = [0; 16];
+    for (to, from) in id.iter_mut().zip(key.as_ref()) {
+        *to = *from;
+    }
+    id
+}
+
+/// Remembers the key packages a commit added.
+fn remember_adds(added: &mut VecDeque<[u8; 16]>, applied: &[ProposalInfo<Proposal>]) {
+    for info in applied {
+        if let Proposal::Add(add) = &info.proposal {
+            if added.len() >= REMEMBERED_KEY_PACKAGES {
+                added.pop_front();
+            }
+            added.push_back(init_key_id(&add.key_package().hpke_init_key));
+        }
+    }
+}
+
 fn parse_message(bytes: &[u8]) -> Result<MlsMessage, SessionError> {
     const MLS_10: [u8; 2] = [0x00, 0x01];
     if bytes.get(..2) != Some(&MLS_10[..]) {

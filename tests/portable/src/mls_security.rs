@@ -105,6 +105,36 @@ portable_tests! { TESTS:
         Ok(())
     }
 
+    fn a_key_package_added_before_is_refused_when_the_server_replays_it() {
+        let (mut alice, mut bob, mut carol) = (member("Alice", 1)?, member("Bob", 2)?, member("Carol", 3)?);
+        alice.create_group(Instant::from_millis(0), b"room").context("create")?;
+        add(&mut alice, &mut carol, &mut [])?;
+        // Bob joins with a key package the server keeps a copy of.
+        let used = bob.key_package().context("key package")?;
+        let commit = alice.commit(&[&used], &[]).context("add Bob")?;
+        alice.apply_pending_commit(Instant::from_millis(0)).context("apply")?;
+        carol.process(Instant::from_millis(0), &commit.commit).context("Carol")?;
+        let welcome = commit.welcome.ok_or_else(|| Failure("no Welcome".into()))?;
+        bob.join(Instant::from_millis(0), &welcome).context("Bob joins")?;
+        let bob_leaf = bob.own_index().ok_or_else(|| Failure("Bob has no leaf".into()))?;
+        // Bob leaves; the server offers his used key package again, so his
+        // name and fingerprint would be back in the roster without him.
+        let remove = alice.commit(&[], &[bob_leaf]).context("remove Bob")?;
+        alice.apply_pending_commit(Instant::from_millis(0)).context("apply")?;
+        carol.process(Instant::from_millis(0), &remove.commit).context("Carol")?;
+        let before = (view(&alice), view(&carol));
+        // The member who added it and a member who only saw it added both
+        // refuse it, whichever of them commits next.
+        ensure_eq!(alice.commit(&[&used], &[]), Err(SessionError::KeyPackageReused), "Alice");
+        ensure_eq!(carol.commit(&[&used], &[]), Err(SessionError::KeyPackageReused), "Carol");
+        ensure!(!alice.has_pending_commit() && !carol.has_pending_commit(), "a commit was left pending");
+        ensure_eq!((view(&alice), view(&carol)), before, "nothing changed");
+        // A fresh key package of Bob's is welcome.
+        let fresh = bob.key_package().context("fresh key package")?;
+        ensure!(carol.commit(&[&fresh], &[]).is_ok(), "Bob's fresh key package");
+        Ok(())
+    }
+
     fn a_members_proposal_to_remove_another_is_never_committed() {
         let (mut alice, mut bob, mut carol) = (member("Alice", 1)?, member("Bob", 2)?, member("Carol", 3)?);
         pair(&mut alice, &mut bob, b"room")?;
