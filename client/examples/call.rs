@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use satsuma_client::rtc::{ClientSettings, ClientStreams, RtcClient};
 use satsuma_client::{Client, ClientEvent, Endpoint};
-use satsuma_core::committer::{Member, MemberConfig};
+use satsuma_core::committer::{Event, Member, MemberConfig};
 use satsuma_core::media::Codec;
-use satsuma_core::mls::{MemberInfo, MemoryStore, SatsumaCrypto, Session, SessionConfig};
+use satsuma_core::mls::{MemberInfo, MemoryStore, SatsumaCrypto, Session, SessionConfig, Trust};
 use satsuma_core::wire::{Blob, Capabilities, ConnId, Media, RoomName, Signal, Transport};
 use tokio::sync::mpsc;
 
@@ -117,6 +117,20 @@ impl Person {
                     }
                 }
                 ClientEvent::Media(m) => frames.push((m.sender.0, m.codec, m.payload.to_vec())),
+                ClientEvent::Member(Event::Introduced(seen)) => {
+                    let trust = match seen.trust {
+                        Trust::FirstSeen => "an identity not seen before".to_owned(),
+                        Trust::Known { verified: true } => "known, verified".to_owned(),
+                        Trust::Known { verified: false } => "known".to_owned(),
+                        Trust::NewKey { previous, .. } => {
+                            format!("WARNING: a new key for this name (it had {previous})")
+                        }
+                    };
+                    println!(
+                        "  {} sees {} in the call: fingerprint {}, {trust}",
+                        self.name, seen.info, seen.fingerprint
+                    );
+                }
                 ClientEvent::Reconnected { resumed } => {
                     println!(
                         "  {} is back on a new link ({})",

@@ -12,7 +12,7 @@ use satsuma_core::committer::{
     CommitterError, DsError, Event, LogError, Member, Misbehaviour, RejoinReason, Request,
     RoomState, SnapshotError, Status,
 };
-use satsuma_core::mls::{MemoryStore, SafetyNumber, Session, SessionConfig};
+use satsuma_core::mls::{Introduction, MemoryStore, SafetyNumber, Session, SessionConfig, Trust};
 use satsuma_core::wire::{
     Blob, CommitMessage, ConnId, Down, Entry, Join, List, Media, Message, Presence, RoomName,
     RoomSnapshot, SeatSnapshot, ToClient, Up, WireError,
@@ -879,4 +879,90 @@ fn members_are_told_who_joined_and_who_left() {
     };
     assert_eq!(changes(&w, bob).last(), Some(&left), "bob sees alice go");
     assert_eq!(changes(&w, carol), [left], "carol sees alice go");
+}
+
+/// The delivery service alone gets a member added: a key package of its
+/// own under Bob's name and device. The safety number cannot show it (the
+/// members do share one group); the introduction does: everyone who has
+/// seen Bob is told his name arrived with a new key, Bob included.
+#[test]
+fn a_member_the_server_adds_under_a_known_name_is_shown_with_a_new_key() {
+    let (mut w, ids) = call(&["alice", "bob"]);
+    let (alice, bob) = (ids[0], ids[1]);
+    let introduced = |w: &World, i: usize| -> Vec<Introduction> {
+        w.events(i)
+            .iter()
+            .filter_map(|e| match e {
+                Event::Introduced(introduction) => Some(introduction.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let info = |i: usize| w.member(i).group().info().clone();
+    let (alice_info, bob_info) = (info(alice), info(bob));
+    let (alice_key, bob_key) = (
+        w.member(alice).group().fingerprint(),
+        w.member(bob).group().fingerprint(),
+    );
+    let leaf = |w: &World, i: usize| w.member(i).group().own_index().unwrap();
+    assert_eq!(
+        introduced(&w, alice),
+        [Introduction {
+            leaf: leaf(&w, bob),
+            info: bob_info.clone(),
+            fingerprint: bob_key,
+            trust: Trust::FirstSeen,
+        }],
+        "alice is told of bob, never seen before"
+    );
+    assert_eq!(
+        introduced(&w, bob),
+        [Introduction {
+            leaf: leaf(&w, alice),
+            info: alice_info,
+            fingerprint: alice_key,
+            trust: Trust::FirstSeen,
+        }],
+        "bob, joining, is told of alice"
+    );
+
+    let impostor = w.add_raw("impostor");
+    let mut forger = session(
+        [0x66; 32],
+        &bob_info.display_name,
+        &bob_info.device_id,
+        SessionConfig::default(),
+        MemoryStore::default(),
+    );
+    w.inject(
+        impostor,
+        Request::Join(Join {
+            room: RoomName::new("sim").unwrap(),
+            key_package: Blob::copy_from(&forger.key_package().unwrap()).unwrap(),
+            capabilities: DESKTOP,
+        }),
+    );
+    w.settle();
+    assert_eq!(w.epoch(), 2, "the designated committer added it");
+    for (i, previous) in [(alice, bob_key), (bob, bob_key)] {
+        let last = introduced(&w, i).pop().unwrap();
+        assert_eq!(
+            (last.info, last.fingerprint, last.trust),
+            (
+                bob_info.clone(),
+                forger.fingerprint(),
+                Trust::NewKey {
+                    previous,
+                    was_verified: i == bob,
+                }
+            ),
+            "{} is warned",
+            w.name(i)
+        );
+    }
+    assert_eq!(
+        w.member(alice).group().safety_number(),
+        w.member(bob).group().safety_number(),
+        "the safety numbers still agree: they show nothing here"
+    );
 }

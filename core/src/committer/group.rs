@@ -4,7 +4,7 @@
 
 use alloc::vec::Vec;
 
-use crate::mls::{Commit, Event, Session, SessionError};
+use crate::mls::{Commit, Event, Introduction, Session, SessionError};
 use crate::{Instant, UnixTime};
 
 /// The MLS operations the committer drives. [`Session`] is the
@@ -80,6 +80,10 @@ pub trait Group {
     fn clear_proposals(&mut self) {}
     /// The wall-clock time, for key-package lifetimes.
     fn set_time(&mut self, _time: UnixTime) {}
+    /// The next member seen added, with what this member knew of it.
+    fn poll_introduction(&mut self) -> Option<Introduction> {
+        None
+    }
 }
 
 impl Group for Session {
@@ -142,5 +146,8 @@ impl Group for Session {
     }
     fn set_time(&mut self, time: UnixTime) {
         Session::set_time(self, time);
+    }
+    fn poll_introduction(&mut self) -> Option<Introduction> {
+        Session::poll_introduction(self)
     }
 }

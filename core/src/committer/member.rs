@@ -391,6 +391,7 @@ impl<G: Group> Member<G> {
                     Ok(()) if self.consistent() => {
                         self.status = Status::InGroup;
                         self.events.push_back(Event::Joined { epoch: 0 });
+                        self.introductions();
                     }
                     Ok(()) => self.rejoin(RejoinReason::Forked),
                     Err(e) => self.rejoin(RejoinReason::Failed(e)),
@@ -479,6 +480,7 @@ impl<G: Group> Member<G> {
                 self.refusals = 0;
                 let epoch = self.group.epoch().unwrap_or(0);
                 self.events.push_back(Event::Joined { epoch });
+                self.introductions();
             }
             Ok(()) => self.rejoin(RejoinReason::Forked),
             Err(e) => self.rejoin(RejoinReason::Failed(e)),
@@ -515,6 +517,14 @@ impl<G: Group> Member<G> {
             self.events
                 .push_back(Event::MembersChanged { added, removed });
         }
+        self.introductions();
+    }
+
+    /// Passes on the members the MLS group saw added.
+    fn introductions(&mut self) {
+        while let Some(introduction) = self.group.poll_introduction() {
+            self.events.push_back(Event::Introduced(introduction));
+        }
     }
 
     /// Whether the MLS group is the one the log describes: same group,
@@ -540,6 +550,8 @@ impl<G: Group> Member<G> {
         }
         self.pending = None;
         self.welcome = None;
+        // Members of a group this member drops are no news.
+        while self.group.poll_introduction().is_some() {}
         if self.group.epoch().is_some() {
             let _ = self.group.leave();
         }

@@ -111,6 +111,13 @@ pub enum Event {
         /// The new epoch.
         epoch: u64,
     },
+    /// A member entered the group (or was there when this member joined):
+    /// its name, device and fingerprint, and whether this member has seen
+    /// that identity before under that name. Show
+    /// [`Trust::NewKey`](crate::mls::Trust::NewKey) so that it cannot be
+    /// missed, and [`Trust::FirstSeen`](crate::mls::Trust::FirstSeen) as an
+    /// unknown identity: the delivery service alone can get a member added.
+    Introduced(crate::mls::Introduction),
     /// Who is in the call changed with the epoch just announced: these
     /// leaves entered the group and these left it (names and fingerprints
     /// are in the group's roster). A member removed and added again at the

@@ -25,6 +25,7 @@ mod rules;
 mod safety;
 mod session;
 mod store;
+mod trust;
 
 pub use credential::{
     CredentialError, MAX_DEVICE_ID_LEN, MAX_DISPLAY_NAME_LEN, MemberInfo, SatsumaIdentityProvider,
@@ -37,3 +38,4 @@ pub use session::{
     RosterEntry, SFRAME_EXPORTER_LABEL, Session, SessionConfig,
 };
 pub use store::{MemoryStore, Store, StoreError};
+pub use trust::{Introduction, TRUSTED_IDENTITIES, Trust};

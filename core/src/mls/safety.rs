@@ -74,6 +74,11 @@ impl IdentityFingerprint {
     pub const fn groups(&self) -> &[u32; FINGERPRINT_GROUPS] {
         &self.0
     }
+
+    /// A fingerprint from its groups, as saved.
+    pub(crate) const fn from_groups(groups: [u32; FINGERPRINT_GROUPS]) -> Self {
+        Self(groups)
+    }
 }
 
 impl fmt::Display for IdentityFingerprint {

@@ -48,6 +48,7 @@ use zeroize::Zeroizing;
 use super::credential::{MemberInfo, SatsumaIdentityProvider};
 use super::safety::{IdentityFingerprint, SafetyNumber};
 use super::store::{GroupRecord, RECORD_VERSION, Record, Store};
+use super::trust::{Introduction, Trust, TrustRecord};
 use super::{SUITE, SatsumaCrypto, SessionError};
 use crate::sframe::{EpochSecret, KeyRing, KeyRingConfig, MAX_SEND_CONTEXTS};
 use crate::{Instant, UnixTime};
@@ -176,6 +177,10 @@ pub struct Session {
     /// the group since this member is in it (at most
     /// [`REMEMBERED_KEY_PACKAGES`], oldest first).
     added_key_packages: VecDeque<[u8; 16]>,
+    /// The identities this member has seen, saved with it.
+    trust: TrustRecord,
+    /// Members seen added, for the application.
+    introductions: VecDeque<Introduction>,
 }
 
 impl fmt::Debug for Session {
@@ -246,6 +251,7 @@ impl Session {
                 packages.push((id.clone(), data));
             }
         }
+        session.trust.entries = core::mem::take(&mut record.trust);
         let group = record.group.as_mut().map(|group| {
             (
                 core::mem::take(&mut group.id),
@@ -321,6 +327,8 @@ impl Session {
             last_own_update: None,
             time: None,
             added_key_packages: VecDeque::new(),
+            trust: TrustRecord::default(),
+            introductions: VecDeque::new(),
         })
     }
 
@@ -437,7 +445,77 @@ impl Session {
             return Err(e);
         }
         self.last_own_update = Some(now);
+        self.introduce_new_leaves(&[]);
         self.save()
+    }
+
+    /// Every member's leaf and identity.
+    fn members_by_key(&self) -> Vec<(u32, IdentityFingerprint)> {
+        self.roster()
+            .into_iter()
+            .map(|e| (e.leaf_index, e.fingerprint))
+            .collect()
+    }
+
+    /// Looks up every member not in `before` (this member excepted) in the
+    /// trust record, records it, and queues an [`Introduction`] for the
+    /// application; saved with the caller's save. A leaf that changed hands
+    /// in one commit (removed and filled again) counts as added.
+    fn introduce_new_leaves(&mut self, before: &[(u32, IdentityFingerprint)]) {
+        let own = self.own_index();
+        for entry in self.roster() {
+            if before.contains(&(entry.leaf_index, entry.fingerprint))
+                || Some(entry.leaf_index) == own
+            {
+                continue;
+            }
+            let trust = if entry.info == self.info {
+                // Someone else with this member's own name and device: not
+                // put on record, and never mistaken for a first sighting.
+                Trust::NewKey {
+                    previous: self.fingerprint(),
+                    was_verified: true,
+                }
+            } else {
+                self.trust.observe(&entry.info, entry.fingerprint)
+            };
+            self.introductions.push_back(Introduction {
+                leaf: entry.leaf_index,
+                info: entry.info,
+                fingerprint: entry.fingerprint,
+                trust,
+            });
+        }
+    }
+
+    /// The next member seen added to the group (or found in it on joining
+    /// or creating it), with what this member knew of its identity.
+    pub fn poll_introduction(&mut self) -> Option<Introduction> {
+        self.introductions.pop_front()
+    }
+
+    /// Records that someone compared this identity fingerprint out of band
+    /// and it matched; saved at once. `Ok(false)` when this member has not
+    /// seen that identity.
+    ///
+    /// # Errors
+    /// [`SessionError::Store`].
+    pub fn mark_verified(
+        &mut self,
+        fingerprint: IdentityFingerprint,
+    ) -> Result<bool, SessionError> {
+        let found = self.trust.mark_verified(fingerprint);
+        if found {
+            self.save()?;
+        }
+        Ok(found)
+    }
+
+    /// Whether this name and device with this key is on record, and
+    /// verified: `None` when it is not on record.
+    #[must_use]
+    pub fn trust_of(&self, info: &MemberInfo, fingerprint: IdentityFingerprint) -> Option<bool> {
+        self.trust.lookup(info, fingerprint)
     }
 
     /// Builds one commit that adds every key package in `adds` and removes
@@ -517,6 +595,7 @@ impl Session {
     /// # Errors
     /// [`SessionError::NoPendingCommit`].
     pub fn apply_pending_commit(&mut self, now: Instant) -> Result<u64, SessionError> {
+        let before = self.members_by_key();
         let group = self.group.as_mut().ok_or(SessionError::NoGroup)?;
         let applied = group.apply_pending_commit()?;
         if let CommitEffect::NewEpoch(new_epoch) = &applied.effect {
@@ -526,6 +605,7 @@ impl Session {
         self.send_context = 0;
         self.install_current_epoch(now)?;
         self.last_own_update = Some(now);
+        self.introduce_new_leaves(&before);
         self.save()?;
         Ok(epoch)
     }
@@ -606,6 +686,7 @@ impl Session {
     /// A typed [`SessionError`] for anything malformed, forged, for another
     /// epoch or group, or from a non-member; the session is then unchanged.
     pub fn process(&mut self, now: Instant, message: &[u8]) -> Result<Event, SessionError> {
+        let before = self.members_by_key();
         let group = self.group.as_mut().ok_or(SessionError::NoGroup)?;
         let message = parse_message(message)?;
         if message.group_id().is_some_and(|id| id != group.group_id()) {
@@ -637,6 +718,7 @@ impl Session {
                     let epoch = group.current_epoch();
                     self.send_context = 0;
                     self.install_current_epoch(now)?;
+                    self.introduce_new_leaves(&before);
                     Event::NewEpoch {
                         epoch,
                         committer: commit.committer,
@@ -828,6 +910,7 @@ impl Session {
             device_id: self.info.device_id.clone(),
             key_packages,
             group,
+            trust: self.trust.entries.clone(),
         };
         let fields = record.encode()?;
         drop(record);
@@ -843,9 +926,6 @@ impl Session {
     }
 }
 
-/// An `MLSMessage` of protocol version `mls10`, the only one there is
-/// (RFC 9420 §6). mls-rs checks the version signed inside a key package but
-/// not the outer one, so it is checked here for every message.
 /// What identifies a key package among those added: its HPKE init key,
 /// fresh in each key package and covered by its signature.
 fn init_key_id(key: &HpkePublicKey) -> [u8; 16] {
@@ -868,6 +948,9 @@ fn remember_adds(added: &mut VecDeque<[u8; 16]>, applied: &[ProposalInfo<Proposa
     }
 }
 
+/// An `MLSMessage` of protocol version `mls10`, the only one there is
+/// (RFC 9420 §6). mls-rs checks the version signed inside a key package but
+/// not the outer one, so it is checked here for every message.
 fn parse_message(bytes: &[u8]) -> Result<MlsMessage, SessionError> {
     const MLS_10: [u8; 2] = [0x00, 0x01];
     if bytes.get(..2) != Some(&MLS_10[..]) {

@@ -125,7 +125,7 @@ impl Store for MemoryStore {
 }
 
 /// Format version of [`Record`]; a record of another version is refused.
-pub(crate) const RECORD_VERSION: u16 = 2;
+pub(crate) const RECORD_VERSION: u16 = 3;
 
 /// What a session saves.
 #[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
@@ -138,6 +138,8 @@ pub(crate) struct Record {
     /// `KeyPackageData` with its private keys).
     pub key_packages: Vec<(Vec<u8>, Vec<u8>)>,
     pub group: Option<GroupRecord>,
+    /// The identities this member has seen (trust on first use).
+    pub trust: Vec<super::trust::TrustEntry>,
 }
 
 /// The group's own fields; mls-rs's snapshot of it follows the encoded

@@ -14,7 +14,7 @@ use core::time::Duration;
 use satsuma_core::media::Codec;
 use satsuma_core::mls::{
     Event, MemberInfo, MemoryStore, SafetyNumber, SatsumaCrypto, Session, SessionConfig,
-    SessionError,
+    SessionError, Trust,
 };
 use satsuma_core::{Error, Instant};
 
@@ -132,6 +132,46 @@ portable_tests! { TESTS:
         // A fresh key package of Bob's is welcome.
         let fresh = bob.key_package().context("fresh key package")?;
         ensure!(carol.commit(&[&fresh], &[]).is_ok(), "Bob's fresh key package");
+        Ok(())
+    }
+
+    fn identities_seen_are_remembered_and_verified_across_a_restart() {
+        let store = MemoryStore::new();
+        let mut alice = Session::create(
+            SatsumaCrypto::from_seed([1; 32]),
+            MemberInfo::new("Alice", "Alice-device").context("credential")?,
+            SessionConfig::default(),
+            store.clone(),
+        )
+        .context("create")?;
+        let mut bob = member("Bob", 2)?;
+        pair(&mut alice, &mut bob, b"room")?;
+        let seen = alice.poll_introduction().ok_or_else(|| Failure("no introduction".into()))?;
+        ensure_eq!((seen.leaf, seen.trust), (1, Trust::FirstSeen), "first sighting");
+        ensure_eq!(seen.fingerprint, bob.fingerprint(), "Bob's key");
+        ensure!(alice.poll_introduction().is_none(), "one introduction");
+        ensure_eq!(bob.poll_introduction().map(|i| i.trust), Some(Trust::FirstSeen), "Bob, joining, sees Alice");
+        // They compare fingerprints out of band; then Bob leaves and Alice
+        // restarts.
+        ensure_eq!(alice.mark_verified(bob.fingerprint()), Ok(true), "verified");
+        alice.commit(&[], &[1]).context("remove Bob")?;
+        alice.apply_pending_commit(Instant::from_millis(0)).context("apply")?;
+        drop(alice);
+        let mut alice = Session::resume(
+            Instant::from_millis(0),
+            SatsumaCrypto::from_seed([9; 32]),
+            SessionConfig::default(),
+            store,
+        )
+        .context("restart")?;
+        // Bob's device again: the same seed, so the same identity key.
+        let mut bob = member("Bob", 2)?;
+        add(&mut alice, &mut bob, &mut [])?;
+        ensure_eq!(
+            alice.poll_introduction().map(|i| i.trust),
+            Some(Trust::Known { verified: true }),
+            "known and verified, after a restart"
+        );
         Ok(())
     }
 
