@@ -7,7 +7,7 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use satsuma_core::committer::{Event, Group, Member};
+use satsuma_core::committer::{Event, Group, Member, Status};
 use satsuma_core::media::{Codec, MediaKeys, Unprotected};
 use satsuma_core::mls::Session;
 use satsuma_core::resume::{Cursor, CursorLimits};
@@ -445,6 +445,14 @@ impl<G: Group + Send + 'static> Task<G> {
     async fn drain_events(&mut self) {
         while let Some(event) = self.member.poll_event() {
             let _ = self.events.send(ClientEvent::Member(event)).await;
+        }
+        if self.member.status() == Status::Idle {
+            // Evicted, or behind a lost log entry: the seat is no use (a
+            // resume would replay what this member cannot fold), so a new
+            // link joins afresh and brings a fresh snapshot of the room.
+            tracing::info!("the member needs a new connection: joining again");
+            self.cursor.reset();
+            self.link = None;
         }
     }
 

@@ -966,3 +966,69 @@ fn a_member_the_server_adds_under_a_known_name_is_shown_with_a_new_key() {
         "the safety numbers still agree: they show nothing here"
     );
 }
+
+/// A log entry to bob is lost on a live connection (a broken or hostile
+/// delivery service; TCP itself does not lose one). Without it bob cannot
+/// fold anything after it: before, he stayed behind for good, in the group
+/// at an old epoch. Now the second entry that comes ahead tells him one
+/// is missing; he drops his view and keys, his app joins again on a new
+/// connection, and the call has him back.
+#[test]
+fn a_member_that_misses_a_log_entry_resynchronises_on_a_new_connection() {
+    let (mut w, ids) = call(&["alice", "bob", "carol"]);
+    let (alice, bob, carol) = (ids[0], ids[1], ids[2]);
+    let old_conn = w.conn(bob);
+    let epoch = w.epoch();
+
+    let dave = w.add("dave");
+    w.join(dave);
+    w.flush_up();
+    assert!(
+        w.lose_down(bob, |d| matches!(
+            d,
+            Down::Entry {
+                entry: Entry::Joined { .. },
+                ..
+            }
+        )),
+        "dave's Joined was on its way to bob"
+    );
+    w.settle();
+    assert_eq!(w.epoch(), epoch + 1, "dave was added");
+    assert_eq!(
+        w.member(bob).group().epoch(),
+        Some(epoch),
+        "bob could not follow the commit"
+    );
+    assert!(
+        !w.events(bob)
+            .iter()
+            .any(|e| matches!(e, Event::FellBehind { .. })),
+        "one entry ahead may be a forgery: not yet"
+    );
+
+    // The next entry shows the gap.
+    let erin = w.add("erin");
+    w.join(erin);
+    w.settle();
+    assert!(
+        w.events(bob)
+            .iter()
+            .any(|e| matches!(e, Event::FellBehind { .. })),
+        "bob knows he fell behind"
+    );
+    assert_eq!(w.member(bob).status(), Status::Idle);
+    assert_eq!(w.member(bob).group().epoch(), None, "bob dropped his keys");
+
+    // What his app does: a new connection; the old one closes.
+    w.join(bob);
+    w.disconnect_conn(old_conn);
+    w.settle();
+    w.assert_call(&[alice, bob, carol, dave, erin]);
+    assert_ne!(w.conn(bob), old_conn);
+    assert_eq!(
+        w.member(alice).group().roster().len(),
+        5,
+        "bob is in the group once"
+    );
+}

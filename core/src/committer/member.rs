@@ -87,6 +87,9 @@ pub struct Member<G> {
     /// Refusals of this member's key packages in a row.
     refusals: u32,
     refused: Vec<ConnId>,
+    /// The sequence number of the last entry that came ahead of the one
+    /// due, if the one due has not come since.
+    ahead: Option<u64>,
     transmits: VecDeque<Request>,
     events: VecDeque<Event>,
 }
@@ -116,6 +119,7 @@ impl<G: Group> Member<G> {
             republish: None,
             refusals: 0,
             refused: Vec::new(),
+            ahead: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -337,6 +341,7 @@ impl<G: Group> Member<G> {
         self.republish = None;
         self.refusals = 0;
         self.refused.clear();
+        self.ahead = None;
     }
 
     fn fresh_key_package(&mut self) -> Result<Blob<{ limits::KEY_PACKAGE }>, CommitterError> {
@@ -354,9 +359,21 @@ impl<G: Group> Member<G> {
             return Err(CommitterError::Unexpected);
         };
         let expected = room.seq().saturating_add(1);
-        if seq != expected {
+        if seq > expected {
+            // One entry ahead may be a forgery (the one due follows); two
+            // ahead in a row mean the one due was lost, and no later entry
+            // can be folded without it.
+            if self.ahead.is_some_and(|before| seq > before) {
+                self.fall_behind(expected, seq);
+            } else {
+                self.ahead = Some(seq);
+            }
             return Err(CommitterError::Sequence { expected, got: seq });
         }
+        if seq < expected {
+            return Err(CommitterError::Sequence { expected, got: seq });
+        }
+        self.ahead = None;
         let was_present =
             matches!(room.seat_of(me), Some((_, s)) if s.status == SeatStatus::Present);
         let applied = room.apply(entry)?;
@@ -540,6 +557,25 @@ impl<G: Group> Member<G> {
             && self.group.group_id() == Some(&logged.id[..])
             && self.group.own_index() == room.seat_of(me).map(|(leaf, _)| leaf)
             && self.group.leaves() == room.occupied_leaves()
+    }
+
+    /// A log entry never arrived on this connection: the member's fold
+    /// cannot go on, and only a fresh `Hello` brings the room back. It
+    /// drops the connection's view and its group keys, as when evicted,
+    /// and the driver joins again on a new connection; the committer then
+    /// adds it afresh and removes its old leaf once the old connection is
+    /// gone.
+    fn fall_behind(&mut self, expected: u64, got: u64) {
+        if let Some(Pending::Commit { .. }) = self.pending {
+            let _ = self.group.discard_pending_commit();
+        }
+        while self.group.poll_introduction().is_some() {}
+        if self.group.epoch().is_some() {
+            let _ = self.group.leave();
+        }
+        self.reset();
+        self.status = Status::Idle;
+        self.events.push_back(Event::FellBehind { expected, got });
     }
 
     /// Drops the group and publishes a fresh key package: the committer

@@ -139,6 +139,16 @@ pub enum Event {
     /// The log says this connection left, though this member did not ask:
     /// the delivery service lost it. Join again on a new connection.
     Evicted,
+    /// Two log entries in a row came after one that never arrived on this
+    /// connection: this member dropped its view of the room and its group
+    /// keys. Join again on a new connection, which brings a fresh
+    /// snapshot of the room.
+    FellBehind {
+        /// The sequence number that never came.
+        expected: u64,
+        /// The later one that showed it missing.
+        got: u64,
+    },
     /// The delivery service reported an error.
     ServerError(ErrorCode),
     /// An MLS operation this member needed failed; the delivery service's
