@@ -419,6 +419,19 @@ async fn write_loop<W: LinkWriter>(
             biased;
             changed = close.changed() => {
                 let last = changed.ok().and_then(|()| close.borrow_and_update().clone());
+                // Control messages queued before the close go first (a
+                // member let go reads its own `Left`), unless the close is
+                // because the queue is overloaded.
+                let overloaded = matches!(
+                    last,
+                    Some(ToClient::Link(LinkMsg::Error { code: ErrorCode::Overloaded, .. }))
+                );
+                while !overloaded && let Ok(bytes) = control.try_recv() {
+                    metrics.sent(Kind::Control, bytes.len());
+                    if writer.write(bytes).await.is_err() {
+                        break;
+                    }
+                }
                 if let Some(last) = last {
                     let bytes = encode(&last);
                     let _ = writer.write(bytes).await;

@@ -302,3 +302,55 @@ async fn shutdown_tells_every_client() {
     )
     .await;
 }
+
+/// A member alone in its group freezes with its link open (a hung app):
+/// the SFU cannot see it is gone, and it never commits. Before, a joiner
+/// waited for good while `Stalled` entries piled up. Now, once the role
+/// has passed to it `STALL_ROUNDS` times, the SFU lets it go: it is told
+/// (`Left` for itself), its link closes, and the joiner starts a new
+/// group.
+#[tokio::test]
+async fn a_lone_member_that_freezes_does_not_keep_a_joiner_out() {
+    let sfu = Sfu::start(&[("SATSUMA_SFU_ROOMS__COMMIT_DEADLINE_MS", "300")]);
+    let mut frozen = RawPeer::connect(&sfu, "frozen", "frozen", Transport::Wire).await;
+    frozen.join().await;
+    frozen
+        .until("it created the group", |p| {
+            p.member.group().epoch() == Some(0)
+        })
+        .await;
+    let own = frozen.member.conn().unwrap();
+
+    // From here on it reads nothing and sends nothing.
+    let mut bob = Peer::connect(&sfu, "bob", "frozen", Transport::Wire).await;
+    settled(&mut [&mut bob], 1, 30).await;
+
+    // What the frozen member would have read, had it been reading: it was
+    // let go, and its link closed.
+    let mut told = false;
+    while let Some(message) = frozen.step().await {
+        if let satsuma_core::wire::ToClient::Control(satsuma_core::wire::Down::Entry {
+            entry: Entry::Left { conn },
+            ..
+        }) = message
+        {
+            told |= conn == own;
+        }
+    }
+    assert!(told, "the frozen member is told it was let go");
+    assert!(
+        frozen.errors.contains(&ErrorCode::Closed),
+        "and its link is closed: {:?}",
+        frozen.errors
+    );
+    let stalls = bob
+        .log
+        .iter()
+        .filter(|(_, e)| matches!(e, Entry::Stalled))
+        .count();
+    assert_eq!(
+        stalls,
+        usize::try_from(satsuma_core::committer::STALL_ROUNDS).unwrap() - 1,
+        "the role passed to the frozen member that many times, then it was let go"
+    );
+}

@@ -1032,3 +1032,38 @@ fn a_member_that_misses_a_log_entry_resynchronises_on_a_new_connection() {
         "bob is in the group once"
     );
 }
+
+/// Alice is alone in the call when her app freezes: her connection stays
+/// open, so the delivery service cannot tell, and she never commits. Bob
+/// joins. Before, `Stalled` entries piled up for as long as she stayed
+/// connected (the role had nobody else to go to) and bob waited for good.
+/// Now, after the role has passed to her `STALL_ROUNDS` times, she is
+/// treated as gone; her group dissolves and bob starts a new one.
+#[test]
+fn a_lone_silent_member_does_not_keep_joiners_out() {
+    let (mut w, ids) = call(&["alice"]);
+    let alice = ids[0];
+    let alice_conn = w.conn(alice);
+    w.crash(alice, false);
+
+    let bob = w.add("bob");
+    w.join(bob);
+    w.settle();
+    let stalls = w.count(|e| *e == Entry::Stalled);
+    assert_eq!(
+        usize::try_from(satsuma_core::committer::STALL_ROUNDS).unwrap() - 1,
+        stalls,
+        "the role passed to her that many times, then she was let go"
+    );
+    assert_eq!(w.count(|e| *e == Entry::Left { conn: alice_conn }), 1);
+    assert_eq!(w.member(bob).status(), Status::InGroup);
+    assert_eq!(
+        w.member(bob).group().roster().len(),
+        1,
+        "bob is in a group of his own"
+    );
+    assert!(
+        w.room().state().seat_of(alice_conn).is_none(),
+        "alice holds no seat"
+    );
+}

@@ -91,7 +91,7 @@ use core::fmt;
 
 pub use group::Group;
 pub use member::{Member, MemberConfig, Status};
-pub use room::{Recipients, Request, Room, RoomConfig, RoomEvent, Transmit};
+pub use room::{Recipients, Request, Room, RoomConfig, RoomEvent, STALL_ROUNDS, Transmit};
 pub use state::{Applied, GroupState, RoomState, Seat, SeatStatus, Waiting};
 
 use crate::mls::SessionError;

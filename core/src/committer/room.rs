@@ -29,6 +29,10 @@ impl Default for RoomConfig {
     }
 }
 
+/// Deadlines in a row every member of the committer pool may miss before
+/// the designated one is treated as gone.
+pub const STALL_ROUNDS: u32 = 3;
+
 /// One room of the delivery service: it puts every handshake message in one
 /// order, accepts the first valid commit for an epoch, and relays Welcomes.
 /// It holds no key and cannot read a commit; what it checks, it checks on
@@ -318,11 +322,28 @@ impl Room {
     }
 
     /// Time passes: work left undone past the deadline moves the committer
-    /// role on.
+    /// role on. Once every member of the pool has had the role
+    /// [`STALL_ROUNDS`] times in a row and none acted, the designated one
+    /// is treated as gone (`Left`, and it is told): a member that stopped
+    /// acting, alone or with others as silent, would otherwise keep
+    /// joiners out for good.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.poll_timeout().is_some_and(|deadline| now >= deadline) {
-            let _ = self.log(now, Entry::Stalled);
+        if self.poll_timeout().is_none_or(|deadline| now < deadline) {
+            return;
         }
+        let pool = u32::try_from(self.state.pool_len()).unwrap_or(u32::MAX);
+        let rounds_done =
+            self.state.stalls().saturating_add(1) >= STALL_ROUNDS.saturating_mul(pool);
+        if rounds_done
+            && let Some(silent) = self.state.designated()
+            && self.connection(silent).is_some()
+        {
+            self.handle_disconnect(now, silent);
+            // Whoever is designated now gets a whole deadline.
+            self.work_since = self.state.has_work().then_some(now);
+            return;
+        }
+        let _ = self.log(now, Entry::Stalled);
     }
 
     /// The next message and who it is for.

@@ -37,6 +37,22 @@ impl Room {
         let now = self.now();
         let mut inner = self.lock();
         inner.log.handle_timeout(now);
+        // A connection the log let go as silent (`STALL_ROUNDS`) has been
+        // told; its seat, link and peer go too, so it cannot resume into a
+        // room that no longer knows it.
+        self.flush(&mut inner);
+        let let_go: Vec<_> = inner
+            .seats
+            .iter()
+            .map(|(conn, _)| conn)
+            .filter(|conn| !inner.log.connections().any(|c| c == *conn))
+            .collect();
+        for conn in let_go {
+            if let Some(seat) = inner.seats.close(conn) {
+                tracing::info!(room = %self.name.as_str(), conn = conn.0, "silent through every deadline: let go");
+                self.release(&mut inner, conn, seat);
+            }
+        }
         for (conn, seat) in inner.seats.handle_timeout(now) {
             tracing::info!(room = %self.name.as_str(), conn = conn.0, "reconnect grace over: seat released");
             self.release(&mut inner, conn, seat);

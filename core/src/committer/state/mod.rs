@@ -253,6 +253,34 @@ impl RoomState {
             .copied()
     }
 
+    /// How many members take turns at the committer role: the present
+    /// members that can commit (or all present members, if none can); with
+    /// no group, the lobby likewise.
+    #[must_use]
+    pub fn pool_len(&self) -> usize {
+        let candidates = || -> Vec<bool> {
+            match self.group {
+                None => self
+                    .lobby
+                    .iter()
+                    .map(|w| w.capabilities.can_commit)
+                    .collect(),
+                Some(_) => self
+                    .leaves
+                    .iter()
+                    .flatten()
+                    .filter(|s| s.status == SeatStatus::Present)
+                    .map(|s| s.can_commit)
+                    .collect(),
+            }
+        };
+        let candidates = candidates();
+        match candidates.iter().filter(|&&c| c).count() {
+            0 => candidates.len(),
+            capable => capable,
+        }
+    }
+
     /// Checks `commit` from `conn` as [`RoomState::apply`] would check the
     /// `Committed` entry, without applying it: what the delivery service
     /// asks before it accepts a commit.
