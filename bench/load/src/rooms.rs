@@ -32,13 +32,16 @@ pub(crate) fn member(
 ) -> Result<Member<Session>> {
     let mut seed = [0; 32];
     getrandom::fill(&mut seed).map_err(|e| Failure(format!("no OS randomness: {e}")))?;
-    let session = Session::create(
+    let mut session = Session::create(
         SatsumaCrypto::from_seed(seed),
         MemberInfo::new(name, "load").map_err(|e| Failure(format!("member info: {e}")))?,
         SessionConfig::default(),
         MemoryStore::new(),
     )
     .map_err(|e| Failure(format!("MLS session: {e}")))?;
+    // Dated key packages: the committer (a client, with the time) refuses
+    // those of 1970.
+    session.set_time(satsuma_core::UnixTime::now());
     Ok(Member::new(
         session,
         MemberConfig {

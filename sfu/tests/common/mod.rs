@@ -142,17 +142,19 @@ impl Drop for Sfu {
     }
 }
 
-/// A member with its own identity from the OS's entropy.
+/// A member with its own identity from the OS's entropy, and the
+/// wall-clock time: committers refuse key packages dated 1970.
 pub fn member(name: &str, room: &str, transport: Transport) -> Member<Session> {
     let mut seed = [0; 32];
     getrandom::fill(&mut seed).unwrap();
-    let session = Session::create(
+    let mut session = Session::create(
         SatsumaCrypto::from_seed(seed),
         MemberInfo::new(name, "test").unwrap(),
         SessionConfig::default(),
         MemoryStore::new(),
     )
     .unwrap();
+    session.set_time(satsuma_core::UnixTime::now());
     Member::new(
         session,
         MemberConfig {
