@@ -7,7 +7,7 @@ use core::time::Duration;
 use super::DsError;
 use super::state::RoomState;
 use crate::Instant;
-use crate::wire::{Capabilities, ConnId, Down, Entry, Join, Up, limits};
+use crate::wire::{Blob, Capabilities, CommitMessage, ConnId, Down, Entry, Join, Up, limits};
 
 /// How a [`Room`] behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -167,7 +167,7 @@ impl Room {
     fn handle_join(
         &mut self,
         now: Instant,
-        key_package: crate::wire::Blob<{ limits::KEY_PACKAGE }>,
+        key_package: Blob<{ limits::KEY_PACKAGE }>,
         capabilities: Capabilities,
     ) -> Result<ConnId, DsError> {
         if self.connections.len() >= self.config.max_connections.min(limits::MEMBERS)
@@ -245,12 +245,30 @@ impl Room {
                     });
                     return Err(DsError::Log(e));
                 }
-                // Every message the commit causes must reach its
-                // recipients: the Welcome is bounded below the limit, the
-                // entry (the commit, its Welcome, the sender and the
-                // sequence number) is checked.
+                // The Welcome goes to the connections it adds, and only to
+                // them: the entry every member receives (and every seat's
+                // resume history keeps) carries an empty one in its place,
+                // which still says the commit has one. Every message the
+                // commit causes must reach its recipients: the Welcome is
+                // bounded below the limit, the entry is checked.
                 let epoch = commit.epoch;
-                let entry = Entry::Committed { conn, commit };
+                let CommitMessage {
+                    epoch: from,
+                    adds,
+                    removes,
+                    commit,
+                    welcome,
+                } = commit;
+                let entry = Entry::Committed {
+                    conn,
+                    commit: CommitMessage {
+                        epoch: from,
+                        adds,
+                        removes,
+                        commit,
+                        welcome: welcome.as_ref().map(|_| Blob::default()),
+                    },
+                };
                 if let Err(e) = self.fits(&entry) {
                     self.transmits.push_back(Transmit {
                         to: Recipients::One(conn),
@@ -259,7 +277,7 @@ impl Room {
                     return Err(e);
                 }
                 if let Entry::Committed { commit, .. } = &entry
-                    && let Some(welcome) = &commit.welcome
+                    && let Some(welcome) = welcome
                 {
                     for add in commit.adds.iter() {
                         self.transmits.push_back(Transmit {
@@ -528,8 +546,8 @@ mod tests {
     }
 
     #[test]
-    fn a_commit_whose_entry_would_be_over_the_limit_is_rejected_and_nothing_is_logged() {
-        use crate::wire::{Message as _, ToServer};
+    fn the_largest_commit_is_logged_without_its_welcome_which_goes_to_the_joiner_alone() {
+        use crate::wire::{Message as _, ToClient, ToServer};
         let mut room = Room::new(RoomConfig::default());
         let alice = join(&mut room);
         let create = Up::Create {
@@ -537,10 +555,12 @@ mod tests {
         };
         room.handle_message(Instant::ZERO, alice, create).unwrap();
         let bob = join(&mut room);
+        let carol = join(&mut room);
         events(&mut room);
         // The largest commit alice can send: its message is exactly at the
-        // limit, so the entry (with her connection and a sequence number)
-        // is over it.
+        // limit. Before, the entry (the same plus her connection and a
+        // sequence number) was over it, and every member got an error in
+        // its place.
         let commit = |welcome_len: usize| CommitMessage {
             epoch: 0,
             adds: List::new(alloc::vec![bob]).unwrap(),
@@ -555,35 +575,43 @@ mod tests {
         }
         let largest = commit(welcome_len);
         assert_eq!(up_len(&largest).unwrap(), limits::MESSAGE);
-        let seq = room.state().seq();
-        let refused = room.handle_message(Instant::ZERO, alice, Up::Commit(largest));
-        assert!(
-            matches!(refused, Err(DsError::TooLarge { len }) if len > limits::MESSAGE),
-            "{refused:?}"
-        );
+        room.handle_message(Instant::ZERO, alice, Up::Commit(largest.clone()))
+            .unwrap();
         let sent: Vec<Transmit> = core::iter::from_fn(|| room.poll_transmit()).collect();
+        let [welcome, entry] = &sent[..] else {
+            panic!("a Welcome and the entry: {sent:?}");
+        };
         assert_eq!(
-            sent,
-            [Transmit {
-                to: Recipients::One(alice),
-                message: Down::Rejected { epoch: Some(0) },
-            }],
-            "alice is told; bob gets no Welcome for a commit never logged"
+            welcome,
+            &Transmit {
+                to: Recipients::One(bob),
+                message: Down::Welcome {
+                    welcome: largest.welcome.clone().unwrap(),
+                },
+            },
+            "bob, and only bob, gets the Welcome"
         );
-        assert_eq!(room.state().seq(), seq, "nothing logged");
-
-        // A commit that fits is taken, and its entry encodes.
-        let fitting = commit(1024);
-        room.handle_message(Instant::ZERO, alice, Up::Commit(fitting))
-            .unwrap();
-        let entry = core::iter::from_fn(|| room.poll_transmit())
-            .find(|t| matches!(t.message, Down::Entry { .. }))
-            .unwrap();
-        assert!(
-            crate::wire::ToClient::Control(entry.message)
-                .encode()
-                .is_ok()
+        let Down::Entry {
+            entry: Entry::Committed { commit, .. },
+            ..
+        } = &entry.message
+        else {
+            panic!("not the entry: {entry:?}");
+        };
+        assert_eq!(entry.to, Recipients::All);
+        assert_eq!(
+            commit.welcome,
+            Some(Blob::default()),
+            "the entry says there is a Welcome, and carries none"
         );
+        assert_eq!(commit.commit, largest.commit);
+        for message in [&welcome.message, &entry.message] {
+            let encoded = ToClient::Control(message.clone()).encode().unwrap();
+            assert!(encoded.len() <= limits::MESSAGE, "every message fits");
+        }
         assert_eq!(events(&mut room), [RoomEvent::MemberAdded(bob)]);
+        // Carol, waiting in the lobby too, got no Welcome: the two
+        // transmits above were all.
+        assert!(room.state().lobby().iter().any(|w| w.conn == carol));
     }
 }
