@@ -145,6 +145,10 @@ pub struct Rooms {
     /// Bytes of control messages kept for `Resume` over a whole room; past
     /// it, the seat a message is for gives up its oldest.
     pub resume_room_bytes: usize,
+    /// Bytes of control messages kept for `Resume` over every room of the
+    /// server; past it, the room that grows gives up its oldest, from its
+    /// largest history first.
+    pub resume_server_bytes: usize,
 }
 
 impl Default for Rooms {
@@ -155,6 +159,7 @@ impl Default for Rooms {
             resume_history: 512,
             resume_history_bytes: 1 << 20,
             resume_room_bytes: 16 << 20,
+            resume_server_bytes: 256 << 20,
         }
     }
 }
@@ -312,10 +317,14 @@ impl Config {
             }
         }
         let r = &self.rooms;
-        if r.resume_history_bytes < wire_max || r.resume_room_bytes < r.resume_history_bytes {
+        if r.resume_history_bytes < wire_max
+            || r.resume_room_bytes < r.resume_history_bytes
+            || r.resume_server_bytes < r.resume_room_bytes
+        {
             return Err(ConfigError::Invalid(format!(
                 "rooms.resume_history_bytes must be at least one message ({wire_max}), \
-                 and rooms.resume_room_bytes at least rooms.resume_history_bytes"
+                 rooms.resume_room_bytes at least rooms.resume_history_bytes, \
+                 and rooms.resume_server_bytes at least rooms.resume_room_bytes"
             )));
         }
         if l.idle_timeout_ms == 0 || l.handshake_timeout_ms == 0 {

@@ -130,6 +130,7 @@ pub struct Metrics {
     connections: AtomicU64,
     members: AtomicU64,
     peers: AtomicU64,
+    resume_bytes: AtomicU64,
     received: [Traffic; 3],
     sent: [Traffic; 3],
     drops: [AtomicU64; 4],
@@ -199,6 +200,13 @@ impl Metrics {
         add_signed(&self.peers, delta);
     }
 
+    /// Bytes kept for resumes over every room, moved by `delta`; the new
+    /// total.
+    pub fn resume_bytes_add(&self, delta: i64) -> u64 {
+        add_signed(&self.resume_bytes, delta);
+        self.resume_bytes.load(Relaxed)
+    }
+
     /// How many packets of `kind` were sent so far.
     #[must_use]
     pub fn sent_packets(&self, kind: Kind) -> u64 {
@@ -231,6 +239,11 @@ impl Metrics {
                 "satsuma_peer_connections",
                 "WebRTC peer connections open.",
                 &self.peers,
+            ),
+            (
+                "satsuma_resume_history_bytes",
+                "Bytes of control messages kept for resumes, over every room.",
+                &self.resume_bytes,
             ),
         ];
         for (name, help, value) in gauges {

@@ -495,3 +495,53 @@ async fn rooms_connections_per_room_and_sockets_are_limited() {
         }
     }
 }
+
+/// Three connections, each alone in its own room, send `Create` and then
+/// commits of 60 KB (the delivery service cannot tell them from real
+/// ones). Each room's resume history stays under its own bound; before,
+/// nothing bounded their sum, so enough rooms took any amount of memory.
+/// Now the server's total stays under `rooms.resume_server_bytes`.
+#[tokio::test]
+async fn resume_history_is_bounded_over_the_whole_server() {
+    use satsuma_core::wire::{CommitMessage, List};
+    const SERVER: u64 = 500_000;
+    let sfu = Sfu::start(&[
+        ("SATSUMA_SFU_ROOMS__RESUME_HISTORY_BYTES", "300000"),
+        ("SATSUMA_SFU_ROOMS__RESUME_ROOM_BYTES", "300000"),
+        (
+            "SATSUMA_SFU_ROOMS__RESUME_SERVER_BYTES",
+            &SERVER.to_string(),
+        ),
+    ]);
+    let mut peers = Vec::new();
+    for room in ["hoard-1", "hoard-2", "hoard-3"] {
+        let mut p = common::RawPeer::connect(&sfu, "hoarder", room, Transport::Wire).await;
+        p.join().await;
+        p.until("it created the group", |p| {
+            p.member.group().epoch() == Some(0)
+        })
+        .await;
+        for epoch in 0..5 {
+            p.send(&ToServer::Control(Up::Commit(CommitMessage {
+                epoch,
+                adds: List::default(),
+                removes: List::default(),
+                commit: Blob::copy_from(&vec![0x5a; 60_000]).unwrap(),
+                welcome: None,
+            })))
+            .await;
+        }
+        // Joined, Created and five commits, all logged.
+        p.until("five commits logged", |p| p.seqs.len() >= 7).await;
+        peers.push(p);
+    }
+    let kept = sfu.metric("satsuma_resume_history_bytes").await;
+    assert!(
+        kept > SERVER - 70_000,
+        "the rooms keep history up to the shared bound, within one commit: {kept}"
+    );
+    assert!(
+        kept <= SERVER,
+        "{kept} bytes kept for resumes, over the server's bound of {SERVER}"
+    );
+}

@@ -168,6 +168,26 @@ impl<B: AsRef<[u8]>, D> Seats<B, D> {
         }
     }
 
+    /// Gives up the oldest messages, from the seat that keeps the most
+    /// bytes first, until at most `bytes` are kept over all seats: for a
+    /// bound shared with other rooms. Returns the bytes freed. A seat that
+    /// gave up a message a member had not seen cannot be resumed from
+    /// before it ([`ResumeError::Position`](super::ResumeError::Position)); the member
+    /// joins afresh.
+    pub fn trim(&mut self, bytes: usize) -> usize {
+        let before = self.bytes;
+        while self.bytes > bytes {
+            let Some(seat) = self.seats.values_mut().max_by_key(|s| s.history.bytes()) else {
+                break;
+            };
+            let Some(len) = seat.history.pop_oldest() else {
+                break;
+            };
+            self.bytes -= len;
+        }
+        before - self.bytes
+    }
+
     /// A control message from `conn` was handled: counted, so that a
     /// resume tells the member where to replay from.
     pub fn received(&mut self, conn: ConnId) {

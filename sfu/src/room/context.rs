@@ -25,6 +25,8 @@ pub(crate) struct RoomSettings {
     pub seats: SeatLimits,
     /// How often a client should say something on a quiet link.
     pub ping: Duration,
+    /// Bytes kept for resumes over every room of the server.
+    pub resume_server_bytes: usize,
 }
 
 impl RoomSettings {
@@ -42,6 +44,7 @@ impl RoomSettings {
             },
             // A third of the idle timeout: two pings may be lost.
             ping: config.limits.idle_timeout() / 3,
+            resume_server_bytes: config.rooms.resume_server_bytes,
         }
     }
 }

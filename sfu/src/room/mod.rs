@@ -78,6 +78,8 @@ struct Inner {
     members: Vec<(ConnId, Transport)>,
     /// Someone has joined: from now on an empty room closes.
     opened: bool,
+    /// The resume bytes this room last added to the server's total.
+    resume_bytes: usize,
     closed: bool,
 }
 
@@ -139,6 +141,7 @@ impl Room {
                 seats: Seats::new(context.settings.seats),
                 members: Vec::new(),
                 opened: false,
+                resume_bytes: 0,
                 closed: false,
             }),
             routes: RwLock::new(Arc::new(Routes::default())),
@@ -368,6 +371,28 @@ impl Room {
             let _ = self.members_tx.send(inner.members.clone());
             self.update_routes_locked(inner);
         }
+        self.account_resume_bytes(inner);
+    }
+
+    /// Brings the server's total of resume bytes up to date with this
+    /// room's, and past `rooms.resume_server_bytes` gives up this room's
+    /// oldest messages until the total fits again.
+    fn account_resume_bytes(&self, inner: &mut Inner) {
+        let signed = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        let now = inner.seats.bytes();
+        let total = self
+            .context
+            .metrics
+            .resume_bytes_add(signed(now).saturating_sub(signed(inner.resume_bytes)));
+        let limit = self.context.settings.resume_server_bytes;
+        let over = usize::try_from(total)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(limit);
+        if over > 0 {
+            let freed = inner.seats.trim(now.saturating_sub(over));
+            self.context.metrics.resume_bytes_add(-signed(freed));
+        }
+        inner.resume_bytes = inner.seats.bytes();
     }
 
     /// Queues encoded control bytes on a live link.

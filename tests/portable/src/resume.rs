@@ -197,4 +197,35 @@ portable_tests! {
         ensure!(seats.bytes() <= 1_000, "closing gives bytes back");
         Ok(())
     }
+
+    fn a_bound_shared_with_other_rooms_trims_the_largest_history_first() {
+        let mut seats: Seats<Vec<u8>, ()> = Seats::new(SeatLimits {
+            grace: GRACE,
+            messages: 1_000,
+            bytes: 10_000,
+            total_bytes: 10_000,
+        });
+        seats.open(ConnId(1), TOKEN, ());
+        seats.open(ConnId(2), TOKEN, ());
+        for n in 0..30u8 {
+            seats.sent(ConnId(1), message(n));
+        }
+        for n in 0..10u8 {
+            seats.sent(ConnId(2), message(n));
+        }
+        let before = seats.bytes();
+        let one = message(0).len();
+        ensure_eq!(before, 40 * one, "everything kept so far");
+        // The server's shared budget leaves this room 25 messages' worth.
+        let freed = seats.trim(25 * one);
+        ensure_eq!(freed, 15 * one, "freed down to the budget");
+        ensure_eq!(seats.bytes(), 25 * one, "kept");
+        // The larger history gave them up: connection 2 still replays
+        // everything, connection 1 only its newest.
+        ensure_eq!(seats.resume(ConnId(2), &TOKEN, 0).context("all of 2")?.missed.len(), 10, "2");
+        ensure!(seats.resume(ConnId(1), &TOKEN, 0).is_err(), "1 lost its oldest");
+        ensure_eq!(seats.resume(ConnId(1), &TOKEN, 15).context("1's newest")?.missed.len(), 15, "1");
+        ensure_eq!(seats.trim(usize::MAX), 0, "nothing to trim under a larger budget");
+        Ok(())
+    }
 }
