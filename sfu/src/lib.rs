@@ -3,7 +3,9 @@
 //! It forwards end-to-end encrypted media and orders each room's MLS
 //! handshake messages as the delivery service. It never holds a media key:
 //! what it reads are RTP headers, the clear bytes `core::media` declares,
-//! and the log's bookkeeping (who joined, which epoch, who commits).
+//! each frame's SFrame header (to refuse a frame whose KID names another
+//! member than its sender), and the log's bookkeeping (who joined, which
+//! epoch, who commits, who sits in which leaf).
 //!
 //! What it does not do: decrypt, decode, mix or transcode media; hold any
 //! key; decide who commits (the log's fold in `satsuma-core` does); TURN or
@@ -32,6 +34,7 @@ pub mod config;
 mod hub;
 mod link;
 pub mod metrics;
+mod refusals;
 mod room;
 mod rtc;
 mod tap;

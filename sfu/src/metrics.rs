@@ -7,6 +7,8 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use satsuma_core::committer::SenderError;
+
 /// What kind of traffic a packet was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -41,15 +43,40 @@ pub enum DropReason {
     NotMember,
     /// No codec both sides speak (desktop Opus to an intercom).
     Codec,
+    /// The frame's SFrame KID names another member's leaf (or one the
+    /// sender did not hold in that epoch): receivers would attribute it to
+    /// someone else.
+    WrongSender,
+    /// The frame's SFrame KID names no epoch receivers still open, or one
+    /// the group has not reached.
+    UnknownEpoch,
+    /// No SFrame header where the codec's layout puts one: no receiver
+    /// could open the frame.
+    NotSframe,
 }
 
 impl DropReason {
-    const ALL: [Self; 4] = [
+    const ALL: [Self; 7] = [
         Self::SlowSubscriber,
         Self::RateLimited,
         Self::NotMember,
         Self::Codec,
+        Self::WrongSender,
+        Self::UnknownEpoch,
+        Self::NotSframe,
     ];
+
+    /// What a frame the sender check refused is counted as.
+    pub(crate) fn of_sender(error: &SenderError) -> Self {
+        match error {
+            SenderError::NotMember(_) => Self::NotMember,
+            SenderError::Unreadable(_) => Self::NotSframe,
+            SenderError::UnknownEpoch { .. } => Self::UnknownEpoch,
+            // `NotSeated`, `WrongSender`, and whatever a later core adds:
+            // the frame claims a leaf that is not the sender's.
+            _ => Self::WrongSender,
+        }
+    }
 
     fn label(self) -> &'static str {
         match self {
@@ -57,6 +84,9 @@ impl DropReason {
             Self::RateLimited => "rate_limited",
             Self::NotMember => "not_member",
             Self::Codec => "codec",
+            Self::WrongSender => "wrong_sender",
+            Self::UnknownEpoch => "unknown_epoch",
+            Self::NotSframe => "not_sframe",
         }
     }
 }
@@ -133,7 +163,7 @@ pub struct Metrics {
     resume_bytes: AtomicU64,
     received: [Traffic; 3],
     sent: [Traffic; 3],
-    drops: [AtomicU64; 4],
+    drops: [AtomicU64; 7],
     errors: [AtomicU64; 9],
     latency_buckets: [AtomicU64; LATENCY_BUCKETS_US.len()],
     latency_count: AtomicU64,

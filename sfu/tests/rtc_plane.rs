@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use satsuma_client::rtc::{ClientSettings, ClientStreams, Feedback, Received, RtcClient};
+use satsuma_core::committer::Senders;
 use satsuma_core::media::Codec;
+use satsuma_core::sframe::Header;
 use satsuma_core::wire::{Blob, ConnId, Media, Signal, Transport};
 use satsuma_sfu::RtcSettings;
 use satsuma_sfu::metrics::{DropReason, Metrics};
@@ -71,6 +73,7 @@ impl Harness {
             offers: Mutex::new(HashMap::new()),
         });
         let room = rtc.room(Arc::clone(&outbox) as Arc<dyn Outbox>);
+        room.set_senders(Arc::new(senders()));
         let clients: Clients = Arc::default();
         // The signalling pump: offers to clients, answers back to the room.
         let pump_room = Arc::clone(&room);
@@ -142,12 +145,43 @@ fn webrtc(conns: &[u64]) -> Vec<(ConnId, Transport)> {
         .collect()
 }
 
+/// Who may send under which KID, as a log would say: in epoch 0 of a
+/// 16-leaf tree, connection `c` sits in leaf `c`, so `S` = 4 and its KID is
+/// `c << 4`. Membership (what is forwarded at all) is set apart, with
+/// `set_members`.
+fn senders() -> Senders {
+    let mut senders = Senders::new();
+    senders.install(0, (0..16).map(|c| Some(ConnId(c))));
+    senders
+}
+
+/// The protected-frame layout's start for a packet from `conn` whose KID
+/// names `leaf`: for video the clear-prefix length byte (0), then the
+/// SFrame header (counter 0, so two bytes).
+fn sframe_prefix(leaf: u64, video: bool) -> Vec<u8> {
+    let mut p = if video { vec![0] } else { Vec::new() };
+    let mut header = [0u8; 17];
+    let n = Header::new(leaf << 4, 0).emit(&mut header).unwrap();
+    p.extend_from_slice(&header[..n]);
+    p
+}
+
 /// A payload that says who sent it and which packet it is, padded with
-/// bytes that look like ciphertext.
+/// bytes that look like ciphertext, behind an SFrame header whose KID
+/// names its sender.
 fn payload(conn: u64, video: bool, phase: &str, i: u32) -> Vec<u8> {
-    let mut p = format!("{conn}/{}/{phase}/{i}/", if video { "v" } else { "a" }).into_bytes();
+    let mut p = sframe_prefix(conn, video);
+    p.extend(format!("{conn}/{}/{phase}/{i}/", if video { "v" } else { "a" }).bytes());
     p.extend((0..40u8).map(|b| b.wrapping_mul(37).wrapping_add(i.to_le_bytes()[0])));
     p
+}
+
+/// What a payload says, behind its SFrame prefix.
+fn said(payload: &[u8]) -> &[u8] {
+    // A video prefix starts with its length byte 0, an audio one with the
+    // header's config byte, which is not 0 for a KID of 16 or more.
+    let skip = if payload.first() == Some(&0) { 3 } else { 2 };
+    payload.get(skip..).unwrap_or_default()
 }
 
 /// Every publisher in `publishers` sends one audio and one video packet.
@@ -281,7 +315,7 @@ async fn three_members_get_each_others_media_byte_for_byte_and_the_tap_saw_it() 
     for (me, streams) in [(1u64, &mut sa), (2, &mut sb), (3, &mut sc)] {
         let expected: HashSet<Vec<u8>> = sent
             .iter()
-            .filter(|p| !p.starts_with(format!("{me}/").as_bytes()))
+            .filter(|p| !said(p).starts_with(format!("{me}/").as_bytes()))
             .cloned()
             .collect();
         let got = collect_until(streams, "every other member's main round", |got| {
@@ -304,10 +338,7 @@ async fn three_members_get_each_others_media_byte_for_byte_and_the_tap_saw_it() 
         );
         for r in &main {
             // The stream id names the publisher; the payload says who sent it.
-            assert!(
-                r.payload
-                    .starts_with(format!("{}/", r.stream_id).as_bytes())
-            );
+            assert!(said(&r.payload).starts_with(format!("{}/", r.stream_id).as_bytes()));
             assert_ne!(r.stream_id, me.to_string(), "{me} got its own media");
             let video = r.payload.windows(3).any(|w| w == b"/v/");
             assert_eq!(r.video, video);
@@ -387,11 +418,13 @@ async fn late_member_gets_tracks_removed_member_and_lobby_get_nothing() {
     }
     // A and C still hear each other.
     let got_a = collect_until(&mut sa, "A hearing C after the change", |got| {
-        got.iter().any(|r| r.payload.starts_with(b"3/v/after/"))
+        got.iter()
+            .any(|r| said(&r.payload).starts_with(b"3/v/after/"))
     })
     .await;
     let got_c = collect_until(&mut sc, "C hearing A after the change", |got| {
-        got.iter().any(|r| r.payload.starts_with(b"1/v/after/"))
+        got.iter()
+            .any(|r| said(&r.payload).starts_with(b"1/v/after/"))
     })
     .await;
     sleep(Duration::from_millis(300)).await;
@@ -399,11 +432,11 @@ async fn late_member_gets_tracks_removed_member_and_lobby_get_nothing() {
     let got_c: Vec<_> = got_c.into_iter().chain(drain(&mut sc)).collect();
     for r in got_a.iter().chain(&got_c) {
         assert!(
-            !r.payload.starts_with(b"2/"),
+            !said(&r.payload).starts_with(b"2/"),
             "B's media still reached a member"
         );
         assert!(
-            !r.payload.starts_with(b"9/"),
+            !said(&r.payload).starts_with(b"9/"),
             "the lobby's media reached a member"
         );
     }
@@ -719,6 +752,93 @@ async fn intercom_audio_bridges_both_ways_untouched_and_opus_is_dropped() {
         );
         sleep(Duration::from_millis(20)).await;
     }
+    h.room.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packets_whose_kid_names_another_member_are_dropped_and_counted() {
+    let h = Harness::new(settings()).await;
+    let (a, mut sa) = h.join(1, Codec::Opus).await;
+    let (b, mut sb) = h.join(2, Codec::Opus).await;
+    let (c, mut sc) = h.join(3, Codec::Opus).await;
+    h.room.set_members(webrtc(&[1, 2, 3])).await;
+    warm_up(
+        &[(1, &a), (2, &b), (3, &c)],
+        &mut [&mut sa, &mut sb, &mut sc],
+    )
+    .await;
+    let drops = |h: &Harness| {
+        [
+            DropReason::WrongSender,
+            DropReason::UnknownEpoch,
+            DropReason::NotSframe,
+        ]
+        .map(|why| h.metrics.drops(why))
+    };
+    let before = drops(&h);
+    let not_member = h.metrics.drops(DropReason::NotMember);
+
+    // C, a member, publishes on its own tracks frames whose KID names B
+    // (audio) and A (video), one naming an epoch the log never had, one
+    // with no SFrame header, and its own honest ones.
+    let text = |what: &str, i: u32| format!("3/{what}/{i}/").into_bytes();
+    const N: u32 = 10;
+    for i in 0..N {
+        let as_b = [sframe_prefix(2, false), text("as-b", i)].concat();
+        c.send_audio(&as_b, i * 960).await.unwrap();
+        let as_a = [sframe_prefix(1, true), text("as-a", i)].concat();
+        c.send_video(&as_a, i * 3000, true).await.unwrap();
+        let mut stale = [0u8; 17];
+        let n = Header::new(3 << 4 | 5, 0).emit(&mut stale).unwrap();
+        let stale = [&stale[..n], &text("stale", i)].concat();
+        c.send_audio(&stale, i * 960).await.unwrap();
+        // A clear-prefix length of 11: more than VP8 keeps, no header.
+        let bare = [vec![11], text("bare", i)].concat();
+        c.send_video(&bare, i * 3000, true).await.unwrap();
+        send_round(&[(3, &c)], "honest", i).await;
+        sleep(Duration::from_millis(5)).await;
+    }
+    let expected = [2 * u64::from(N), u64::from(N), u64::from(N)];
+    let deadline = Instant::now() + WAIT;
+    while drops(&h)
+        .iter()
+        .zip(before)
+        .map(|(now, was)| now - was)
+        .ne(expected)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "refusals counted: {:?} since {before:?}",
+            drops(&h)
+        );
+        sleep(Duration::from_millis(20)).await;
+    }
+    for (who, streams) in [("A", &mut sa), ("B", &mut sb)] {
+        let honest = |r: &Received| {
+            said(&r.payload).starts_with(b"3/") && r.payload.windows(8).any(|w| w == b"/honest/")
+        };
+        let mut got = collect_until(streams, "C's honest frames", |got| {
+            got.iter().filter(|r| honest(r)).count() >= 2 * N as usize
+        })
+        .await;
+        sleep(Duration::from_millis(200)).await;
+        got.extend(drain(streams));
+        for r in &got {
+            let forged = [&b"/as-a/"[..], b"/as-b/", b"/stale/", b"/bare/"];
+            assert!(
+                !forged
+                    .iter()
+                    .any(|f| r.payload.windows(f.len()).any(|w| w == *f)),
+                "{who} got a refused frame: {:?}",
+                String::from_utf8_lossy(&r.payload)
+            );
+        }
+    }
+    assert_eq!(
+        h.metrics.drops(DropReason::NotMember),
+        not_member,
+        "a member's refused frames are not counted as a stranger's"
+    );
     h.room.close().await;
 }
 

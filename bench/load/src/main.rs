@@ -7,14 +7,17 @@
 //! member that can commit; it creates the group and adds the others. The
 //! other M-1 are raw TCP participants: they send a real `Join` (a key
 //! package from their own MLS session), then only send media and read
-//! frames, ignoring control messages. Once the SFU counts every participant
+//! frames, folding the log's entries only to know their leaf. Once the SFU counts every participant
 //! as a member (`satsuma_members`), everyone sends audio (50 packets/s) and,
 //! for `--video-share` of them, video (30 frames/s split into packets of at
 //! most 1200 bytes).
 //!
-//! Every payload starts with 16 bytes, big-endian: the sender's number
-//! (u32), its packet counter (u32) and the send time (u64 nanoseconds since
-//! the tool started, on its monotonic clock). Receivers subtract that from
+//! Every payload starts like a protected frame: 18 bytes that hold (VP8's
+//! clear-prefix length byte and) an SFrame header whose KID names the
+//! sender's leaf, since the SFU refuses media under any other KID; then 16
+//! bytes, big-endian: the sender's number (u32), its packet counter (u32)
+//! and the send time (u64 nanoseconds since the tool started, on its
+//! monotonic clock). Nothing is sealed: the SFU never opens a payload. Receivers subtract that from
 //! their own clock: the latency is send-to-receive through the SFU, on the
 //! same clock. Loss is counted per receiver: packets the other members of
 //! its room stamped inside the measured window, minus those it received.
@@ -35,7 +38,8 @@
 //!
 //! In wire mode the Media header's
 //! `timestamp` and `sequence` are constant (the SFU never reads them):
-//! frames are encoded once and only the payload's stamp is patched.
+//! frames are encoded once and only the payload's header and stamp are
+//! patched.
 //!
 //! Exit status: 0 when the tool ran, whatever the numbers; 1 when it could
 //! not (the SFU did not start, members never settled, nothing was

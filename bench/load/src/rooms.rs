@@ -18,7 +18,8 @@ use tokio::sync::{oneshot, watch};
 
 use crate::mesh::Mesh;
 use crate::traffic::{
-    Participant, Plan, Received, Shared, client_events, client_sender, raw_receiver, raw_sender,
+    Kid, Participant, Plan, Received, Shared, client_events, client_sender, raw_receiver,
+    raw_sender,
 };
 use crate::{Failure, Result, fail};
 
@@ -161,9 +162,11 @@ pub(crate) async fn add_room(
             sent: Arc::default(),
             received: Arc::new(Mutex::new(Received::new())),
         };
+        let kid = Arc::new(Kid::new());
         tokio::spawn(raw_receiver(
             read,
             id,
+            Arc::clone(&kid),
             Arc::clone(&shared),
             Arc::clone(&p.received),
         ));
@@ -174,6 +177,7 @@ pub(crate) async fn add_room(
         tokio::spawn(raw_sender(
             write,
             plan,
+            kid,
             Arc::clone(&shared),
             Arc::clone(&p.sent),
             go_rx.clone(),

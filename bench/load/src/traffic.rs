@@ -1,20 +1,29 @@
 //! The traffic itself: the tool's monotonic clock, the state the
 //! participant tasks share with the controller (the measured window, what
 //! each participant sent and received, a latency histogram, trouble
-//! reports), the pre-encoded `Media` frame templates with their 16-byte
-//! stamps and the in-place `ToClient::Media` parser, the send schedule, and
-//! the tasks that send and receive media: raw TCP participants and the
-//! committer's [`Client`].
+//! reports), the pre-encoded `Media` frame templates with their SFrame
+//! headers and 16-byte stamps and the in-place `ToClient::Media` parser,
+//! the send schedule, and the tasks that send and receive media: raw TCP
+//! participants and the committer's [`Client`].
+//!
+//! Payloads are not sealed (the SFU never opens one), but each starts like
+//! a protected frame whose SFrame KID names its sender's leaf, because the
+//! SFU refuses any other: a raw participant folds the room's log to know
+//! its leaf, epoch and the tree's size, and the Client-driven ones ask
+//! their member's key ring.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use satsuma_client::{Client, ClientEvent};
-use satsuma_core::committer::Event;
+use satsuma_core::committer::{Event, RoomState};
 use satsuma_core::media::Codec;
 use satsuma_core::mls::Session;
-use satsuma_core::wire::{self, Blob, ConnId, LinkMsg, Media, Message as _, ToClient, ToServer};
+use satsuma_core::sframe::{EPOCH_BITS, Header, KidLayout, MAX_HEADER_LEN};
+use satsuma_core::wire::{
+    self, Blob, ConnId, Down, LinkMsg, Media, Message as _, ToClient, ToServer,
+};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{oneshot, watch};
@@ -25,6 +34,10 @@ const AUDIO_PERIOD_NS: u64 = 20_000_000;
 const VIDEO_PERIOD_NS: u64 = 1_000_000_000 / 30;
 pub(crate) const VIDEO_MTU: usize = 1200;
 pub(crate) const STAMP_LEN: usize = 16;
+/// The start of every payload, kept for what the SFU reads of a protected
+/// frame: VP8's clear-prefix length byte and the longest SFrame header.
+/// The stamp follows it.
+pub(crate) const SFRAME_SLOT: usize = 1 + MAX_HEADER_LEN;
 /// A sender that falls further behind than this skips ahead (and counts
 /// what it skipped) rather than bursting past the SFU's rate limit.
 const MAX_BEHIND_NS: u64 = 200_000_000;
@@ -225,18 +238,18 @@ pub(crate) struct Shared {
 // ---------------------------------------------------------------- frames --
 
 /// A `ToServer::Media` frame, length prefix included, encoded once; each
-/// packet copies it and writes its stamp at `stamp_at`.
+/// packet copies it and marks its payload (at `payload_at`) with [`mark`].
 #[derive(Debug)]
 pub(crate) struct Template {
-    codec: Codec,
+    pub(crate) codec: Codec,
     frame: Vec<u8>,
     pub(crate) payload: Vec<u8>,
-    stamp_at: usize,
+    payload_at: usize,
 }
 
 impl Template {
     pub(crate) fn new(codec: Codec, payload_len: usize) -> Result<Self> {
-        let payload_len = payload_len.max(STAMP_LEN);
+        let payload_len = payload_len.max(SFRAME_SLOT + STAMP_LEN);
         // Any bytes will do: the SFU forwards ciphertext it cannot read.
         let payload: Vec<u8> = (0..payload_len)
             .map(|i| u8::try_from(i % 251).unwrap_or(0))
@@ -252,16 +265,69 @@ impl Template {
         let frame = wire::encode_framed(&ToServer::Media(media))
             .map_err(|e| Failure(format!("encode: {e}")))?;
         // The payload is the last field: its bytes end the frame.
-        let stamp_at = frame.len() - payload_len;
-        if frame.get(stamp_at..) != Some(&payload[..]) {
+        let payload_at = frame.len() - payload_len;
+        if frame.get(payload_at..) != Some(&payload[..]) {
             return fail("the Media encoding does not end with its payload");
         }
         Ok(Self {
             codec,
             frame,
             payload,
-            stamp_at,
+            payload_at,
         })
+    }
+}
+
+/// A participant's SFrame KID: its leaf in the room's current epoch, as
+/// the SFU checks it; none until it is in the group.
+#[derive(Debug)]
+pub(crate) struct Kid(AtomicU64);
+
+impl Kid {
+    const NONE: u64 = u64::MAX;
+
+    pub(crate) fn new() -> Self {
+        Self(AtomicU64::new(Self::NONE))
+    }
+
+    pub(crate) fn get(&self) -> Option<u64> {
+        Some(self.0.load(Relaxed)).filter(|&k| k != Self::NONE)
+    }
+
+    pub(crate) fn set(&self, kid: Option<u64>) {
+        self.0.store(kid.unwrap_or(Self::NONE), Relaxed);
+    }
+
+    /// The KID of `conn` in the room `state` folds: `E` low epoch bits,
+    /// then the leaf in as many bits as the tree's size needs (RFC 9605
+    /// §5.2, as every member's key ring computes it).
+    fn of(state: &RoomState, conn: ConnId) -> Option<u64> {
+        let epoch = state.epoch()?;
+        let (leaf, _) = state.seat_of(conn)?;
+        let size = u64::try_from(state.leaves().len()).ok()?;
+        KidLayout::for_group(EPOCH_BITS, size)
+            .and_then(|layout| layout.encode(0, u64::from(leaf), epoch))
+            .ok()
+    }
+}
+
+/// Marks a payload of `codec`: the start of a protected frame whose KID is
+/// `kid` (in [`SFRAME_SLOT`]), then the stamp. The rest stays filler.
+pub(crate) fn mark(payload: &mut [u8], codec: Codec, kid: u64, id: u32, seq: u32, ns: u64) {
+    let Some((slot, rest)) = payload.split_at_mut_checked(SFRAME_SLOT) else {
+        return;
+    };
+    let header = if codec.max_clear_len() > 0 {
+        // No clear bytes: the length byte is 0 and the header follows.
+        slot[0] = 0;
+        &mut slot[1..]
+    } else {
+        slot
+    };
+    // The slot holds the longest header.
+    let _ = Header::new(kid, u64::from(seq)).emit(header);
+    if let Some(at) = rest.get_mut(..STAMP_LEN) {
+        at.copy_from_slice(&stamp(id, seq, ns));
     }
 }
 
@@ -275,8 +341,15 @@ pub(crate) fn stamp(id: u32, seq: u32, ns: u64) -> [u8; STAMP_LEN] {
 
 /// The send time from a payload's stamp.
 pub(crate) fn stamp_time(payload: &[u8]) -> Option<u64> {
-    let bytes: [u8; 8] = payload.get(8..STAMP_LEN)?.try_into().ok()?;
+    let at = SFRAME_SLOT + 8;
+    let bytes: [u8; 8] = payload.get(at..at + 8)?.try_into().ok()?;
     Some(u64::from_be_bytes(bytes))
+}
+
+/// The sender's number from a payload's stamp.
+pub(crate) fn stamp_id(payload: &[u8]) -> Option<u32> {
+    let bytes: [u8; 4] = payload.get(SFRAME_SLOT..SFRAME_SLOT + 4)?.try_into().ok()?;
+    Some(u32::from_be_bytes(bytes))
 }
 
 /// A postcard varint and the rest.
@@ -316,11 +389,15 @@ fn media_payload(body: &[u8], media_tag: u64) -> Option<&[u8]> {
 /// The `ToClient::Media` variant number, and a check that [`media_payload`]
 /// reads what the real decoder reads.
 pub(crate) fn check_parser() -> Result<u64> {
-    let probe_payload: Vec<u8> = stamp(7, 300, 123_456_789_012)
-        .iter()
-        .copied()
-        .chain(0..200)
-        .collect();
+    let mut probe_payload = vec![0; SFRAME_SLOT + STAMP_LEN + 200];
+    mark(
+        &mut probe_payload,
+        Codec::Vp8,
+        0x3e,
+        7,
+        300,
+        123_456_789_012,
+    );
     let media = Media {
         sender: ConnId(70_000),
         codec: Codec::Vp8,
@@ -415,10 +492,13 @@ pub(crate) struct Plan {
 
 // ---------------------------------------------------------------- raw participants --
 
-/// Sends media once `go` says when, batching what is due in one write.
+/// Sends media once `go` says when, batching what is due in one write;
+/// while it has no KID yet (its `Joined` entry not read), what is due is
+/// skipped.
 pub(crate) async fn raw_sender(
     mut write: OwnedWriteHalf,
     plan: Plan,
+    kid: Arc<Kid>,
     shared: Arc<Shared>,
     sent: Arc<Sent>,
     mut go: watch::Receiver<Option<u64>>,
@@ -458,12 +538,17 @@ pub(crate) async fn raw_sender(
         if skipped > 0 {
             sent.skipped.fetch_add(skipped, Relaxed);
         }
+        let Some(kid) = kid.get() else {
+            sent.skipped
+                .fetch_add(audio + frames * shared.video_packets, Relaxed);
+            continue;
+        };
         batch.clear();
         let mut push = |t: &Template| {
-            let at = batch.len() + t.stamp_at;
+            let at = batch.len() + t.payload_at;
             batch.extend_from_slice(&t.frame);
-            if let Some(slot) = batch.get_mut(at..at + STAMP_LEN) {
-                slot.copy_from_slice(&stamp(plan.id, seq, now));
+            if let Some(payload) = batch.get_mut(at..) {
+                mark(payload, t.codec, kid, plan.id, seq, now);
             }
             seq = seq.wrapping_add(1);
         };
@@ -489,17 +574,19 @@ pub(crate) async fn raw_sender(
     }
 }
 
-/// Reads the link for as long as it is open: control messages are skipped,
-/// media frames are timed.
+/// Reads the link for as long as it is open: media frames are timed, the
+/// log is folded to keep the participant's KID (`kid`) current.
 pub(crate) async fn raw_receiver(
     mut read: OwnedReadHalf,
     id: u32,
+    kid: Arc<Kid>,
     shared: Arc<Shared>,
     received: Arc<Mutex<Received>>,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
     let mut filled = 0;
     let mut last_error: Option<String> = None;
+    let mut room: Option<(ConnId, RoomState)> = None;
     loop {
         if filled == buf.len() {
             let grown = buf.len() * 2;
@@ -551,14 +638,37 @@ pub(crate) async fn raw_receiver(
                         stats.latency.record(now.saturating_sub(sent_at));
                     }
                 }
-                // Control messages are rare; only an error is worth keeping.
-                None => {
-                    if let Ok(ToClient::Link(LinkMsg::Error { code, text })) =
-                        ToClient::decode(body)
-                    {
+                // Control messages are rare: the log's, for the KID, and
+                // an error, for the report.
+                None => match ToClient::decode(body) {
+                    Ok(ToClient::Control(Down::Hello {
+                        conn,
+                        room: snapshot,
+                    })) => {
+                        room = RoomState::try_from(snapshot)
+                            .ok()
+                            .map(|state| (conn, state));
+                        if room.is_none() {
+                            shared
+                                .trouble
+                                .note(format!("participant {id}: a Hello no log leads to"));
+                        }
+                    }
+                    Ok(ToClient::Control(Down::Entry { entry, .. })) => {
+                        if let Some((conn, state)) = &mut room {
+                            if let Err(e) = state.apply(&entry) {
+                                shared
+                                    .trouble
+                                    .note(format!("participant {id}: a log entry refused: {e}"));
+                            }
+                            kid.set(Kid::of(state, *conn));
+                        }
+                    }
+                    Ok(ToClient::Link(LinkMsg::Error { code, text })) => {
                         last_error = Some(format!("{code:?}: {}", String::from_utf8_lossy(&text)));
                     }
-                }
+                    _ => {}
+                },
             }
             pos += 4 + len;
         }
@@ -598,6 +708,19 @@ pub(crate) async fn client_sender(
         if skipped > 0 {
             sent.skipped.fetch_add(skipped, Relaxed);
         }
+        let due = audio + frames * shared.video_packets;
+        if due == 0 {
+            continue;
+        }
+        let kid = client
+            .with_member(|m| m.group().keyring().sending_kid())
+            .await
+            .ok()
+            .flatten();
+        let Some(kid) = kid else {
+            sent.skipped.fetch_add(due, Relaxed);
+            continue;
+        };
         let packets = std::iter::repeat_n(&shared.audio, usize::try_from(audio).unwrap_or(0))
             .chain(std::iter::repeat_n(
                 &shared.video,
@@ -606,9 +729,7 @@ pub(crate) async fn client_sender(
         let mut n = 0;
         for t in packets {
             let mut payload = t.payload.clone();
-            if let Some(slot) = payload.get_mut(..STAMP_LEN) {
-                slot.copy_from_slice(&stamp(plan.id, seq, now));
-            }
+            mark(&mut payload, t.codec, kid, plan.id, seq, now);
             seq = seq.wrapping_add(1);
             let Some(payload) = Blob::new(payload) else {
                 continue;

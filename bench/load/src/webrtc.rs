@@ -6,7 +6,9 @@
 //!
 //! The traffic is the wire mode's: audio (Opus track) 50 packets/s,
 //! video (VP8 track) 30 frames/s of `video_packets` packets, the last one
-//! with the marker bit, each payload starting with the same 16-byte stamp.
+//! with the marker bit, each payload marked like the wire mode's: an SFrame
+//! header naming the member's KID (its key ring's, kept current by the
+//! signalling task), then the 16-byte stamp.
 //! Until the room's `go`, every participant sends a slow probe (an audio
 //! packet every 50 ms, a video frame every 100 ms): it lets [`negotiated`]
 //! see every participant hear every other one before the warm-up, and the
@@ -29,6 +31,7 @@ use std::time::{Duration, Instant};
 use satsuma_client::rtc::{ClientSettings, Received as RtcReceived, RtcClient};
 use satsuma_client::{Client, ClientEvent, Endpoint};
 use satsuma_core::committer::Event;
+use satsuma_core::media::Codec;
 use satsuma_core::mls::Session;
 use satsuma_core::wire::{Blob, RoomName, Signal, Transport};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -36,7 +39,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::mesh::Mesh;
 use crate::rooms::{Room, member};
 use crate::traffic::{
-    Participant, Plan, Received, STAMP_LEN, Schedule, Sent, Shared, at_ns, now_ns, phase, stamp,
+    Kid, Participant, Plan, Received, Schedule, Sent, Shared, at_ns, mark, now_ns, phase, stamp_id,
     stamp_time,
 };
 use crate::{Failure, Result, fail};
@@ -115,11 +118,13 @@ pub(crate) async fn add_room(
             .await
             .map_err(|e| Failure(format!("{who}: peer connection: {e}")))?;
         let (joined_tx, joined_rx) = oneshot::channel();
+        let kid = Arc::new(Kid::new());
         tokio::spawn(pump(
             client,
             events,
             Arc::clone(&rtc),
             id,
+            Arc::clone(&kid),
             Arc::clone(&shared),
             joined_tx,
         ));
@@ -145,6 +150,7 @@ pub(crate) async fn add_room(
         tokio::spawn(send(
             rtc,
             plan,
+            kid,
             Arc::clone(&shared),
             Arc::clone(&p.sent),
             go_rx.clone(),
@@ -161,12 +167,14 @@ pub(crate) async fn add_room(
 // ---------------------------------------------------------------- tasks --
 
 /// A participant's signalling for the whole run: answers every offer,
-/// says when the member joined, reports trouble.
+/// keeps the member's KID current, says when the member joined, reports
+/// trouble.
 async fn pump(
     client: Client<Session>,
     mut events: mpsc::Receiver<ClientEvent>,
     rtc: Arc<RtcClient>,
     id: u32,
+    kid: Arc<Kid>,
     shared: Arc<Shared>,
     joined: oneshot::Sender<()>,
 ) {
@@ -196,8 +204,16 @@ async fn pump(
                         .note(format!("participant {id}: the client stopped"));
                 }
             }
-            ClientEvent::Member(Event::Joined { .. }) => {
-                if let Some(joined) = joined.take() {
+            ClientEvent::Member(event @ (Event::Joined { .. } | Event::NewEpoch { .. })) => {
+                let now = client
+                    .with_member(|m| m.group().keyring().sending_kid())
+                    .await
+                    .ok()
+                    .flatten();
+                kid.set(now);
+                if matches!(event, Event::Joined { .. })
+                    && let Some(joined) = joined.take()
+                {
                     let _ = joined.send(());
                 }
             }
@@ -248,16 +264,11 @@ async fn receive(
     }
 }
 
-/// The sender's number from a payload's stamp.
-fn stamp_id(payload: &[u8]) -> Option<u32> {
-    let bytes: [u8; 4] = payload.get(..4)?.try_into().ok()?;
-    Some(u32::from_be_bytes(bytes))
-}
-
 /// One participant's outgoing media on its peer connection.
 struct Outgoing {
     rtc: Arc<RtcClient>,
     plan: Plan,
+    kid: Arc<Kid>,
     shared: Arc<Shared>,
     audio: Vec<u8>,
     video: Vec<u8>,
@@ -267,11 +278,12 @@ struct Outgoing {
 }
 
 impl Outgoing {
-    fn new(rtc: Arc<RtcClient>, plan: Plan, shared: Arc<Shared>) -> Self {
+    fn new(rtc: Arc<RtcClient>, plan: Plan, kid: Arc<Kid>, shared: Arc<Shared>) -> Self {
         let (audio, video) = (shared.audio.payload.clone(), shared.video.payload.clone());
         Self {
             rtc,
             plan,
+            kid,
             shared,
             audio,
             video,
@@ -281,16 +293,14 @@ impl Outgoing {
         }
     }
 
-    fn stamp(buf: &mut [u8], id: u32, seq: &mut u32, now: u64) {
-        if let Some(slot) = buf.get_mut(..STAMP_LEN) {
-            slot.copy_from_slice(&stamp(id, *seq, now));
-        }
-        *seq = seq.wrapping_add(1);
-    }
-
     /// Sends `audio` packets and `frames` video frames stamped `now`;
-    /// returns (sent, refused) packet counts.
+    /// returns (sent, refused) packet counts. Before the member has a KID
+    /// (it is not in the group yet) nothing is sent and all is refused.
     async fn send(&mut self, audio: u64, frames: u64, now: u64) -> (u64, u64) {
+        let Some(kid) = self.kid.get() else {
+            return (0, audio + frames * self.shared.video_packets);
+        };
+        let id = self.plan.id;
         let (mut sent, mut refused) = (0, 0);
         let mut tally = |outcome: Result<bool, String>, shared: &Shared, id: u32| match outcome {
             Ok(true) => sent += 1,
@@ -301,7 +311,8 @@ impl Outgoing {
             }
         };
         for _ in 0..audio {
-            Self::stamp(&mut self.audio, self.plan.id, &mut self.seq, now);
+            mark(&mut self.audio, Codec::Opus, kid, id, self.seq, now);
+            self.seq = self.seq.wrapping_add(1);
             let outcome = self.rtc.send_audio(&self.audio, self.audio_ts).await;
             self.audio_ts = self.audio_ts.wrapping_add(AUDIO_TICKS);
             tally(
@@ -313,7 +324,8 @@ impl Outgoing {
         for _ in 0..frames {
             let packets = self.shared.video_packets;
             for i in 0..packets {
-                Self::stamp(&mut self.video, self.plan.id, &mut self.seq, now);
+                mark(&mut self.video, Codec::Vp8, kid, id, self.seq, now);
+                self.seq = self.seq.wrapping_add(1);
                 let outcome = self
                     .rtc
                     .send_video(&self.video, self.video_ts, i + 1 == packets)
@@ -334,11 +346,12 @@ impl Outgoing {
 async fn send(
     rtc: Arc<RtcClient>,
     plan: Plan,
+    kid: Arc<Kid>,
     shared: Arc<Shared>,
     sent: Arc<Sent>,
     mut go: watch::Receiver<Option<u64>>,
 ) {
-    let mut out = Outgoing::new(rtc, plan, Arc::clone(&shared));
+    let mut out = Outgoing::new(rtc, plan, kid, Arc::clone(&shared));
     let mut probe = tokio::time::interval(PROBE_EVERY);
     probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut probes: u64 = 0;
@@ -403,10 +416,15 @@ mod tests {
     }
 
     #[test]
-    fn the_stamp_names_its_sender() {
-        let s = stamp(42, 1, 2);
-        assert_eq!(stamp_id(&s), Some(42));
-        assert_eq!(stamp_time(&s), Some(2));
+    fn the_stamp_names_its_sender_behind_the_sframe_header() {
+        use crate::traffic::{SFRAME_SLOT, STAMP_LEN};
+        for codec in [Codec::Opus, Codec::Vp8] {
+            let mut p = vec![0xaa; SFRAME_SLOT + STAMP_LEN + 10];
+            mark(&mut p, codec, 0x3e, 42, 1, 2);
+            assert_eq!(stamp_id(&p), Some(42));
+            assert_eq!(stamp_time(&p), Some(2));
+            assert_eq!(codec.kid(&p), Ok(0x3e), "{codec:?}");
+        }
         assert_eq!(stamp_id(&[1, 2]), None);
     }
 }

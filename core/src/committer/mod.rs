@@ -84,6 +84,7 @@
 mod group;
 mod member;
 mod room;
+mod senders;
 mod state;
 
 use alloc::vec::Vec;
@@ -92,8 +93,10 @@ use core::fmt;
 pub use group::Group;
 pub use member::{Member, MemberConfig, Status};
 pub use room::{Recipients, Request, Room, RoomConfig, RoomEvent, STALL_ROUNDS, Transmit};
+pub use senders::{SENDER_EPOCHS, Senders};
 pub use state::{Applied, GroupState, RoomState, Seat, SeatStatus, Waiting};
 
+use crate::Error;
 use crate::mls::SessionError;
 use crate::wire::{ConnId, ErrorCode, WireError};
 
@@ -440,3 +443,67 @@ impl From<LogError> for DsError {
         Self::Log(e)
     }
 }
+
+/// Why the delivery service refuses a media frame from a connection
+/// ([`Room::check_sender`], [`Senders::check`]): its SFrame KID does not
+/// name the connection's own leaf, so receivers would attribute it to
+/// someone else, or to nobody.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum SenderError {
+    /// The connection is not a present member of the group.
+    NotMember(ConnId),
+    /// The frame has no SFrame header where its codec's layout puts one.
+    Unreadable(Error),
+    /// The KID's epoch bits name none of the epochs kept: one receivers no
+    /// longer open, or one the log has not reached.
+    UnknownEpoch {
+        /// The KID.
+        kid: u64,
+    },
+    /// The connection had no leaf in the epoch the KID names.
+    NotSeated {
+        /// The connection.
+        conn: ConnId,
+        /// The epoch the KID names.
+        epoch: u64,
+    },
+    /// The KID names another leaf than the connection's.
+    WrongSender {
+        /// The connection.
+        conn: ConnId,
+        /// The epoch the KID names.
+        epoch: u64,
+        /// The connection's leaf in that epoch.
+        leaf: u32,
+        /// The leaf the KID names.
+        named: u64,
+    },
+}
+
+impl fmt::Display for SenderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotMember(c) => write!(f, "{c} is not a present member"),
+            Self::Unreadable(e) => write!(f, "no SFrame header: {e}"),
+            Self::UnknownEpoch { kid } => {
+                write!(f, "KID {kid:#x} names no epoch receivers still open")
+            }
+            Self::NotSeated { conn, epoch } => {
+                write!(f, "{conn} had no leaf in epoch {epoch}")
+            }
+            Self::WrongSender {
+                conn,
+                epoch,
+                leaf,
+                named,
+            } => write!(
+                f,
+                "{conn} sits in leaf {leaf} in epoch {epoch}, but its frame names leaf {named}"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for SenderError {}

@@ -4,8 +4,8 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::time::Duration;
 
-use super::DsError;
 use super::state::RoomState;
+use super::{DsError, SenderError, Senders};
 use crate::Instant;
 use crate::wire::{Blob, Capabilities, CommitMessage, ConnId, Down, Entry, Join, Up, limits};
 
@@ -40,6 +40,11 @@ pub const STALL_ROUNDS: u32 = 3;
 /// committer, the epoch is current, the adds wait in the lobby and the
 /// removed leaves are gone.
 ///
+/// It also knows, from the log, which leaf each connection sits in and so
+/// which SFrame KIDs its media may carry ([`Room::check_sender`]): the one
+/// check a forwarding server can make that a frame's sender is who it
+/// says.
+///
 /// Sans-IO, like [`Member`](super::Member): after every `handle*`, drain
 /// [`Room::poll_transmit`] and [`Room::poll_event`]; call
 /// [`Room::handle_timeout`] at [`Room::poll_timeout`]. A [`Transmit`] names its recipients; a driver
@@ -50,6 +55,8 @@ pub const STALL_ROUNDS: u32 = 3;
 pub struct Room {
     config: RoomConfig,
     state: RoomState,
+    /// Each connection's leaf in the current and previous epochs.
+    senders: Senders,
     connections: Vec<Connection>,
     next_conn: u64,
     work_since: Option<Instant>,
@@ -131,6 +138,7 @@ impl Room {
         Self {
             config,
             state: RoomState::default(),
+            senders: Senders::new(),
             connections: Vec::new(),
             next_conn: 0,
             work_since: None,
@@ -387,6 +395,28 @@ impl Room {
         &self.state
     }
 
+    /// Which leaf each connection sat in, for the current epoch and the
+    /// previous ones receivers still open: what a driver copies to its
+    /// media path to check frames without the room ([`Senders::check`]).
+    /// It changes only when an entry starts an epoch or ends the group.
+    #[must_use]
+    pub fn senders(&self) -> &Senders {
+        &self.senders
+    }
+
+    /// Whether a media frame with `kid` may come from `conn`: `conn` is a
+    /// present member and the KID names its own leaf, in the current epoch
+    /// or one of the previous ones receivers still open.
+    ///
+    /// # Errors
+    /// [`SenderError::NotMember`], then as [`Senders::check`].
+    pub fn check_sender(&self, conn: ConnId, kid: u64) -> Result<(), SenderError> {
+        if !self.state.present().any(|c| c == conn) {
+            return Err(SenderError::NotMember(conn));
+        }
+        self.senders.check(conn, kid)
+    }
+
     /// Whether nobody is connected any more.
     #[must_use]
     pub fn is_empty(&self) -> bool {
@@ -433,7 +463,16 @@ impl Room {
         self.fits(&entry)?;
         let had_work = self.state.has_work();
         let before = self.present();
-        self.state.apply(&entry)?;
+        let applied = self.state.apply(&entry)?;
+        if applied.dissolved {
+            self.senders.clear();
+        }
+        if matches!(entry, Entry::Created { .. } | Entry::Committed { .. })
+            && let Some(epoch) = self.state.epoch()
+        {
+            let leaves = self.state.leaves().iter().map(|s| s.map(|s| s.conn));
+            self.senders.install(epoch, leaves);
+        }
         let after = self.present();
         let removed = before.iter().filter(|c| !after.contains(c));
         self.events

@@ -34,7 +34,7 @@ pub use vp8::{FRAME_TAG_LEN, KEY_FRAME_HEADER_LEN, Vp8Header};
 use alloc::vec::Vec;
 
 use crate::error::{Error, MediaError};
-use crate::sframe::{KeyRing, Opened};
+use crate::sframe::{Header, KeyRing, Opened};
 use crate::time::Instant;
 
 /// A media codec Satsuma carries. Encoded on the wire by position: new
@@ -252,6 +252,24 @@ impl Codec {
         Ok(info)
     }
 
+    /// The KID in a protected frame's SFrame header: the field the SFU
+    /// checks against the leaf of the connection the frame came on. It
+    /// reads the clear prefix's length byte and the header, nothing else,
+    /// and allocates nothing.
+    ///
+    /// # Errors
+    /// [`Error::TooShort`] or [`MediaError::ClearPrefixLength`] when the
+    /// layout is broken, [`Error::Header`] when no header follows: a frame
+    /// no receiver can open.
+    pub fn kid(self, protected: &[u8]) -> Result<u64, Error> {
+        let sealed = if self.max_clear_len() == 0 {
+            protected
+        } else {
+            self.split(protected)?.1
+        };
+        Ok(Header::parse(sealed)?.0.kid)
+    }
+
     /// Splits `n ‖ clear ‖ sealed` into (`n ‖ clear`, `sealed`).
     #[allow(clippy::cast_possible_truncation)] // `max_clear_len()` is at most 10.
     fn split(self, protected: &[u8]) -> Result<(&[u8], &[u8]), Error> {
@@ -274,5 +292,72 @@ impl Codec {
                 len: protected.len(),
                 min: prefix_len,
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::HeaderError;
+    use crate::sframe::{EpochSecret, KeyRingConfig};
+
+    #[test]
+    fn the_kid_is_read_behind_the_clear_prefix() {
+        // Config byte 0x85: a one-byte KID (0x3e) follows, CTR 5 inline.
+        assert_eq!(Codec::Opus.kid(&[0x85, 0x3e, 0xaa, 0xbb]), Ok(0x3e));
+        assert_eq!(Codec::Pcmu.kid(&[0x25, 0xaa]), Ok(2), "KID 2 inline");
+        // VP8: `n`, `n` clear bytes, then the header.
+        let delta = [0x03, 0x31, 0x02, 0x00, 0x85, 0x3e, 0xff];
+        assert_eq!(Codec::Vp8.kid(&delta), Ok(0x3e));
+        assert_eq!(Codec::Vp8.kid(&[0x00, 0x25]), Ok(2), "no clear bytes");
+    }
+
+    #[test]
+    fn a_frame_without_a_header_has_no_kid() {
+        assert_eq!(
+            Codec::Opus.kid(&[]),
+            Err(Error::Header(HeaderError::Truncated))
+        );
+        assert_eq!(
+            Codec::Opus.kid(&[0x85]),
+            Err(Error::Header(HeaderError::Truncated))
+        );
+        assert_eq!(
+            Codec::Opus.kid(&[0x80, 0x05, 0x00]),
+            Err(Error::Header(HeaderError::NonMinimal))
+        );
+        assert_eq!(
+            Codec::Vp8.kid(&[0x03, 0x31, 0x02, 0x00]),
+            Err(Error::Header(HeaderError::Truncated)),
+            "all clear, nothing sealed"
+        );
+        assert_eq!(
+            Codec::Vp8.kid(&[0x0b; 20]),
+            Err(Error::Media(MediaError::ClearPrefixLength {
+                len: 11,
+                max: 10
+            }))
+        );
+        assert_eq!(Codec::Vp8.kid(&[]), Err(Error::TooShort { len: 0, min: 1 }));
+    }
+
+    #[test]
+    fn the_kid_of_a_protected_frame_is_the_senders() {
+        let mut ring = KeyRing::new(KeyRingConfig::default()).unwrap();
+        let secret = EpochSecret {
+            epoch: 7,
+            base_key: &[0x42; 16],
+            group_size: 5,
+            own_index: 3,
+        };
+        ring.install_epoch(Instant::ZERO, secret).unwrap();
+        let key_frame = [
+            0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01, 7, 7,
+        ];
+        for (codec, frame) in [(Codec::Opus, &[0xfc, 0xff][..]), (Codec::Vp8, &key_frame)] {
+            let mut out = [0u8; 64];
+            let n = codec.protect(&mut ring, frame, &mut out).unwrap();
+            assert_eq!(codec.kid(&out[..n]).ok(), ring.sending_kid(), "{codec:?}");
+        }
     }
 }

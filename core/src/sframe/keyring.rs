@@ -36,6 +36,17 @@ use crate::time::Instant;
 /// hold to `MAX_SEND_CONTEXTS` per sender and epoch.
 pub const MAX_SEND_CONTEXTS: u64 = 16;
 
+/// `E`, the low epoch bits in every KID ([`KeyRingConfig::epoch_bits`]'s
+/// default). It must be the same for every member of a room: a receiver
+/// reads every sender's KID with its own `E`, and the delivery service
+/// reads them with this one to check each frame's sender.
+pub const EPOCH_BITS: u8 = 4;
+
+/// How many earlier epochs a ring keeps for receiving
+/// ([`KeyRingConfig::max_previous_epochs`]'s default); the delivery service
+/// accepts frames of as many.
+pub const PREVIOUS_EPOCHS: usize = 2;
+
 /// How a [`KeyRing`] behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -43,7 +54,8 @@ pub struct KeyRingConfig {
     /// The SFrame suite for every epoch.
     pub suite: CipherSuite,
     /// `E`: low epoch bits in every KID. At most `1 << E` epochs can be told
-    /// apart, so `max_previous_epochs < 1 << E`.
+    /// apart, so `max_previous_epochs < 1 << E`. Every member of a room
+    /// must use the same `E` ([`EPOCH_BITS`], the default).
     pub epoch_bits: u8,
     /// How many earlier epochs stay usable for receiving.
     pub max_previous_epochs: usize,
@@ -67,8 +79,8 @@ impl Default for KeyRingConfig {
     fn default() -> Self {
         Self {
             suite: CipherSuite::AesGcm128Sha256,
-            epoch_bits: 4,
-            max_previous_epochs: 2,
+            epoch_bits: EPOCH_BITS,
+            max_previous_epochs: PREVIOUS_EPOCHS,
             grace: Duration::from_secs(3),
             send_context: 0,
             expanded_receiver_keys: true,

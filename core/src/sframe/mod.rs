@@ -27,7 +27,9 @@ mod suite;
 pub use aead::AeadKey;
 pub use header::{Header, MAX_HEADER_LEN};
 pub use key::{FrameKey, MAX_METADATA_LEN};
-pub use keyring::{EpochSecret, KeyRing, KeyRingConfig, MAX_SEND_CONTEXTS, Opened};
+pub use keyring::{
+    EPOCH_BITS, EpochSecret, KeyRing, KeyRingConfig, MAX_SEND_CONTEXTS, Opened, PREVIOUS_EPOCHS,
+};
 pub use kid::{KidLayout, MlsKid, sender_bits_for};
 pub use pending::{FUTURE_EPOCHS, HeldFrame, HoldLimits, HoldStats};
 pub use replay::ReplayWindow;

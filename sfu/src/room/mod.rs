@@ -11,7 +11,8 @@
 //!
 //! - `seats.rs`: each connection's seat: its link, and the resume state
 //!   that `core::resume` keeps (token, history, grace);
-//! - `routes.rs`: where intercom media goes;
+//! - `routes.rs`: where intercom media goes, and the check that its KID
+//!   names its sender;
 //! - `timers.rs`: the log's deadline, the reconnect grace, closing.
 
 mod context;
@@ -23,7 +24,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::Instant;
 
 use bytes::Bytes;
-use satsuma_core::committer::{DsError, Request, Room as Log, RoomEvent};
+use satsuma_core::committer::{DsError, Request, Room as Log, RoomEvent, Senders};
 use satsuma_core::media::Codec;
 use satsuma_core::wire::{
     Blob, ConnId, ErrorCode, Join, LinkMsg, Media, Message as _, RoomName, Signal, TOKEN_LEN,
@@ -35,6 +36,7 @@ pub(crate) use self::context::{Closed, RoomContext, RoomSettings};
 use self::routes::Routes;
 use self::seats::{Seat, Seats};
 use crate::metrics::{DropReason, ErrorKind, Kind};
+use crate::refusals::Refusals;
 use crate::rtc::{Outbox, RtcRoom};
 
 /// A frame of media queued for an intercom link, with its arrival time and
@@ -76,6 +78,8 @@ struct Inner {
     /// The present members and their transports, by connection: what the
     /// media plane forwards, kept from the log's `RoomEvent`s.
     members: Vec<(ConnId, Transport)>,
+    /// The log's [`Senders`] as the media paths have it.
+    senders: Arc<Senders>,
     /// Someone has joined: from now on an empty room closes.
     opened: bool,
     /// The resume bytes this room last added to the server's total.
@@ -105,6 +109,8 @@ pub(crate) struct Room {
     routes: RwLock<Arc<Routes>>,
     wake: Notify,
     members_tx: watch::Sender<Vec<(ConnId, Transport)>>,
+    /// Intercom frames refused by the sender check, for the log.
+    refusals: Refusals,
     pub(crate) rtc: Arc<RtcRoom>,
 }
 
@@ -140,6 +146,7 @@ impl Room {
                 log: Log::new(context.settings.log),
                 seats: Seats::new(context.settings.seats),
                 members: Vec::new(),
+                senders: Arc::new(Senders::new()),
                 opened: false,
                 resume_bytes: 0,
                 closed: false,
@@ -147,6 +154,7 @@ impl Room {
             routes: RwLock::new(Arc::new(Routes::default())),
             wake: Notify::new(),
             members_tx,
+            refusals: Refusals::new(),
             context,
         });
         tokio::spawn(Arc::clone(&room).run_timers());
@@ -325,6 +333,7 @@ impl Room {
 
     /// Sends what the log produced and updates the routes.
     fn flush(&self, inner: &mut Inner) {
+        self.sync_senders(inner);
         while let Some(transmit) = inner.log.poll_transmit() {
             // Encoded once, whatever the number of recipients.
             let bytes = encode(&ToClient::Control(transmit.message));
@@ -393,6 +402,19 @@ impl Room {
             self.context.metrics.resume_bytes_add(-signed(freed));
         }
         inner.resume_bytes = inner.seats.bytes();
+    }
+
+    /// Hands the log's [`Senders`] to both media paths when an entry
+    /// changed them, before that entry leaves: a member seals in a new
+    /// epoch only once it has the entry, so its first frame of the epoch
+    /// always finds the epoch here.
+    fn sync_senders(&self, inner: &mut Inner) {
+        if *inner.senders == *inner.log.senders() {
+            return;
+        }
+        inner.senders = Arc::new(inner.log.senders().clone());
+        self.rtc.set_senders(Arc::clone(&inner.senders));
+        self.update_routes_locked(inner);
     }
 
     /// Queues encoded control bytes on a live link.

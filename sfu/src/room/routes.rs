@@ -1,9 +1,11 @@
-//! Where intercom media goes: a snapshot of the wire members' media queues,
-//! rebuilt when membership or a link changes, read without the room's lock.
+//! Where intercom media goes: a snapshot of the wire members' media queues
+//! and of who may send under which KID, rebuilt when membership, a link or
+//! the epoch changes, read without the room's lock.
 
 use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
+use satsuma_core::committer::Senders;
 use satsuma_core::media::Codec;
 use satsuma_core::wire::{ConnId, Media, ToClient, Transport};
 use tokio::sync::mpsc;
@@ -18,14 +20,26 @@ pub(super) struct Routes {
     /// Whether any member is on WebRTC: only then does intercom audio
     /// cross the bridge.
     pub desktops: bool,
+    /// Each member's leaf in the epochs receivers still open: a frame
+    /// whose KID names another leaf is refused.
+    pub senders: Arc<Senders>,
 }
 
 impl Room {
-    /// An intercom member's media frame.
+    /// An intercom member's media frame: forwarded only if its SFrame KID
+    /// names the member's own leaf.
     pub(crate) fn media(&self, conn: ConnId, mut media: Media, arrived: Instant) {
         let routes = self.routes();
         if !routes.members.contains(&conn) {
             self.context.metrics.dropped(DropReason::NotMember);
+            return;
+        }
+        if let Err(e) = routes
+            .senders
+            .check_frame(conn, media.codec, &media.payload)
+        {
+            self.refusals
+                .note(&self.context.metrics, conn, "intercom", &e);
             return;
         }
         media.sender = conn;
@@ -89,6 +103,7 @@ impl Room {
             wire,
             members,
             desktops,
+            senders: Arc::clone(&inner.senders),
         });
     }
 }

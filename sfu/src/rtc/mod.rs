@@ -12,9 +12,15 @@
 //! the track id `<publisher conn id>-audio` or `<publisher conn id>-video`;
 //! an intercom member's audio looks the same as a desktop member's.
 //!
-//! What it does not do: decode, mix, transcode or look inside a payload;
-//! simulcast; answer a NACK from a cache (NACKs, PLIs and FIRs go to the
-//! publisher).
+//! Every RTP payload is one protected frame (`core::media`'s layout), and
+//! the SFU reads its SFrame header: a packet whose KID does not name its
+//! publisher's leaf in an epoch receivers still open is dropped before it
+//! reaches any queue (`core::committer::Senders`, kept by the room's log
+//! and handed over with [`RtcRoom::set_senders`]).
+//!
+//! What it does not do: decode, mix, transcode or look inside a payload
+//! beyond that header; simulcast; answer a NACK from a cache (NACKs, PLIs
+//! and FIRs go to the publisher).
 //!
 //! Slow subscribers lose video, never audio: each subscriber has a bounded
 //! audio and video queue drained by one writer task (audio first). A full
@@ -46,6 +52,7 @@ mod room;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use satsuma_core::committer::Senders;
 use satsuma_core::wire::{ConnId, Media, Signal, Transport};
 
 use crate::metrics::Metrics;
@@ -276,7 +283,15 @@ impl RtcRoom {
         self.inner.set_members(members).await;
     }
 
-    /// An intercom member's audio frame, for the desktop members.
+    /// Who may send under which SFrame KID: the room's log's
+    /// [`Senders`]. A desktop's packet whose KID names another leaf is
+    /// dropped; before the first call, every packet is.
+    pub fn set_senders(&self, senders: Arc<Senders>) {
+        self.inner.set_senders(senders);
+    }
+
+    /// An intercom member's audio frame, for the desktop members (the
+    /// room checked its sender).
     pub fn forward_wire(&self, media: &Media) {
         self.inner.forward_wire(media);
     }

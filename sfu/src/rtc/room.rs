@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
+use satsuma_core::committer::Senders;
 use satsuma_core::media::Codec;
 use satsuma_core::wire::{Blob, ConnId, Signal, Transport};
 use tokio::sync::mpsc;
@@ -40,6 +41,7 @@ use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
 use super::cancel::Cancel;
 use super::{Outbox, Rtc, RtcError};
 use crate::metrics::{ErrorKind, Kind};
+use crate::refusals::Refusals;
 
 /// A batch of RTCP packets for one peer connection.
 type Rtcp = Vec<Box<dyn webrtc::rtcp::packet::Packet + Send + Sync>>;
@@ -184,6 +186,8 @@ struct State {
     closed: bool,
     peers: HashMap<ConnId, Arc<Peer>>,
     members: HashMap<ConnId, Transport>,
+    /// Who may send under which SFrame KID (empty: nobody).
+    senders: Arc<Senders>,
     publications: HashMap<TrackKey, Publication>,
     /// Keyed by (subscriber, track).
     subs: HashMap<(ConnId, TrackKey), Arc<Sub>>,
@@ -245,6 +249,8 @@ pub(super) struct RoomInner {
     outbox: Arc<dyn Outbox>,
     state: Mutex<State>,
     epoch: Instant,
+    /// Packets refused by the sender check, for the log.
+    refusals: Refusals,
     me: Weak<RoomInner>,
 }
 
@@ -261,6 +267,7 @@ impl RoomInner {
             outbox,
             state: Mutex::new(State::default()),
             epoch: Instant::now(),
+            refusals: Refusals::new(),
             me: me.clone(),
         })
     }
@@ -484,6 +491,10 @@ impl RoomInner {
             st.rebuild_routes();
         }
         self.renegotiate_all();
+    }
+
+    pub(super) fn set_senders(&self, senders: Arc<Senders>) {
+        self.state().senders = senders;
     }
 
     pub(super) async fn close(&self) {

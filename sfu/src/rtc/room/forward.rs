@@ -36,7 +36,6 @@ impl RoomInner {
             self.rtc.metrics.error(ErrorKind::Rtc);
             return;
         };
-        let codec = Some(codec);
         let generation = {
             let mut st = self.state();
             if st.closed
@@ -51,7 +50,7 @@ impl RoomInner {
             st.publications.insert(
                 key,
                 Publication {
-                    codec,
+                    codec: Some(codec),
                     capability,
                     ssrc: track.ssrc(),
                     generation,
@@ -104,27 +103,32 @@ impl RoomInner {
         }
     }
 
-    /// One RTP packet from a desktop publisher.
-    pub(super) fn forward(
-        &self,
-        key: TrackKey,
-        codec: Option<Codec>,
-        packet: Packet,
-        arrival: Instant,
-    ) {
+    /// One RTP packet from a desktop publisher: its payload is one
+    /// protected frame, forwarded only if its SFrame KID names the
+    /// publisher's own leaf.
+    pub(super) fn forward(&self, key: TrackKey, codec: Codec, packet: Packet, arrival: Instant) {
         let metrics = &self.rtc.metrics;
         self.rtc.tap.record(&packet.payload);
         metrics.received(key.kind(), packet.payload.len());
-        let (member, routes, wire) = {
+        let (member, sender, routes, wire) = {
             let st = self.state();
+            let member = st.members.contains_key(&key.publisher);
+            let sender = st
+                .senders
+                .check_frame(key.publisher, codec, &packet.payload);
             (
-                st.members.contains_key(&key.publisher),
+                member,
+                sender,
                 st.routes.get(&key).cloned(),
                 st.wire_members && !key.video,
             )
         };
         if !member {
             metrics.dropped(DropReason::NotMember);
+            return;
+        }
+        if let Err(e) = sender {
+            self.refusals.note(metrics, key.publisher, "webrtc", &e);
             return;
         }
         if let Some(routes) = routes {
@@ -134,7 +138,7 @@ impl RoomInner {
         }
         if wire {
             match codec {
-                Some(c @ (Codec::Pcmu | Codec::Pcma | Codec::G722)) => {
+                c @ (Codec::Pcmu | Codec::Pcma | Codec::G722) => {
                     if let Some(payload) = Blob::copy_from(&packet.payload) {
                         self.outbox.wire_media(Media {
                             sender: key.publisher,
