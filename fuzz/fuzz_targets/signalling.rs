@@ -158,6 +158,17 @@ fuzz_target!(|data: &[u8]| {
             _ => {
                 now = now.saturating_add(Duration::from_millis(u64::from(input.byte()) * 20));
                 ds.room.handle_timeout(now);
+                // A connection the log let go as silent is told (its
+                // `Left`), then its seat closes, as the SFU does.
+                drain(&mut ds, &mut slots);
+                for s in slots.iter_mut() {
+                    if let Some(conn) = s.conn
+                        && !ds.room.connections().any(|c| c == conn)
+                    {
+                        ds.seats.close(conn);
+                        *s = Slot::default();
+                    }
+                }
                 for (conn, ()) in ds.seats.handle_timeout(now) {
                     ds.room.handle_disconnect(now, conn);
                     if let Some(s) = slots.iter_mut().find(|s| s.conn == Some(conn)) {
