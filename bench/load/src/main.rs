@@ -49,6 +49,7 @@ mod mesh;
 mod report;
 mod rooms;
 mod sfu;
+mod soak;
 mod steps;
 mod traffic;
 mod webrtc;
@@ -124,6 +125,12 @@ struct Args {
     /// the tool itself fails, never on the numbers.
     #[arg(long)]
     quick: bool,
+    /// Instead of the steps: one call while an abuser opens and abandons
+    /// connections at the SFU's limits for this many seconds; the SFU's
+    /// sockets, descriptors and memory and the call's latency before,
+    /// during and after.
+    #[arg(long)]
+    soak: Option<u64>,
     /// Run every step, even past the knee.
     #[arg(long)]
     no_stop: bool,

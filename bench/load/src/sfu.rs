@@ -41,7 +41,9 @@ impl Drop for Sfu {
 }
 
 impl Sfu {
-    pub(crate) async fn spawn(binary: PathBuf, log: &str) -> Result<Self> {
+    /// Starts `binary` on loopback, with `env` on top of the load tool's
+    /// own settings.
+    pub(crate) async fn spawn(binary: PathBuf, log: &str, env: &[(&str, &str)]) -> Result<Self> {
         if !binary.is_file() {
             return fail(format!(
                 "no SFU binary at {} (build it with `cargo build --release -p satsuma-sfu --bins`, or pass --sfu)",
@@ -53,6 +55,7 @@ impl Sfu {
             .env("RUST_LOG", log)
             // Every simulated client comes from 127.0.0.1.
             .env("SATSUMA_SFU_LIMITS__MAX_CONNECTIONS_PER_ADDRESS", "10000")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -27,7 +27,7 @@ const GRACE: Duration = Duration::from_millis(300);
 // ---------------------------------------------------------------- the run --
 
 /// Waits until the SFU counts `want` members.
-async fn settle(sfu: &mut Sfu, want: usize, timeout: Duration) -> Result<()> {
+pub(crate) async fn settle(sfu: &mut Sfu, want: usize, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
         sfu.check_alive()?;
@@ -208,14 +208,18 @@ pub(crate) async fn run(mut args: Args) -> Result<()> {
                     .map_err(|e| Failure(format!("where is this tool? {e}")))?
                     .with_file_name("satsuma-sfu"),
             };
-            Sfu::spawn(binary, &args.sfu_log).await?
+            let env = if args.soak.is_some() {
+                crate::soak::SOAK_ENV
+            } else {
+                &[]
+            };
+            Sfu::spawn(binary, &args.sfu_log, env).await?
         }
     };
     let health = sfu.get("/healthz").await?;
     if health.trim() != "ok" {
         return fail(format!("the SFU is not healthy: {health:?}"));
     }
-    let tick = clock_ticks();
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let threads = args.threads.unwrap_or(cores);
     let context = context(&args, members, &sfu, threads, &shared);
@@ -240,6 +244,12 @@ pub(crate) async fn run(mut args: Args) -> Result<()> {
     }
 
     let video = video_senders(args.video_share, members);
+    if let Some(abuse) = args.soak {
+        if args.transport != Mode::Wire {
+            return fail("--soak runs its call on the intercom link (--transport wire)");
+        }
+        return crate::soak::run(&args, sfu, shared, members, video, abuse).await;
+    }
     let mut rooms: Vec<Room> = Vec::new();
     let mut rows: Vec<Row> = Vec::new();
     let mut knee: Option<String> = None;
@@ -298,33 +308,7 @@ pub(crate) async fn run(mut args: Args) -> Result<()> {
             rooms.push(room);
         }
 
-        // Open the window, reset the counters it fills.
-        let start = now_ns() + args.warmup * 1_000_000_000;
-        let end = start + args.seconds * 1_000_000_000;
-        shared.window.set(start, end);
-        for p in rooms.iter().flat_map(|r| &r.participants) {
-            p.sent.in_window.store(0, Relaxed);
-            p.sent.skipped.store(0, Relaxed);
-            *p.received.lock().unwrap_or_else(PoisonError::into_inner) = Received::new();
-        }
-        tokio::time::sleep_until(at_ns(start)).await;
-        let (before, a) = (sfu.scrape().await?, sample(sfu.pid));
-        tokio::time::sleep_until(at_ns(end)).await;
-        let (after, b) = (sfu.scrape().await?, sample(sfu.pid));
-        let rss = sfu.pid.and_then(|p| rss_kib(&p.to_string()));
-        tokio::time::sleep(GRACE).await;
-        sfu.check_alive()?;
-
-        let row = measure(
-            n,
-            &rooms,
-            (&before, &a),
-            (&after, &b),
-            rss,
-            tick,
-            cores,
-            args.seconds,
-        );
+        let row = window(&args, &mut sfu, &shared, &rooms, n).await?;
         eprintln!(
             "satsuma-load: {}",
             table(std::slice::from_ref(&row))
@@ -397,6 +381,45 @@ pub(crate) async fn run(mut args: Args) -> Result<()> {
         return fail("the SFU forwarded no packets");
     }
     Ok(())
+}
+
+/// One measured window over the running `rooms` (`n` of them): warm-up,
+/// the SFU and `/proc` sampled at its edges, the participants' counts.
+pub(crate) async fn window(
+    args: &Args,
+    sfu: &mut Sfu,
+    shared: &Shared,
+    rooms: &[Room],
+    n: usize,
+) -> Result<Row> {
+    let tick = clock_ticks();
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    // Open the window, reset the counters it fills.
+    let start = now_ns() + args.warmup * 1_000_000_000;
+    let end = start + args.seconds * 1_000_000_000;
+    shared.window.set(start, end);
+    for p in rooms.iter().flat_map(|r| &r.participants) {
+        p.sent.in_window.store(0, Relaxed);
+        p.sent.skipped.store(0, Relaxed);
+        *p.received.lock().unwrap_or_else(PoisonError::into_inner) = Received::new();
+    }
+    tokio::time::sleep_until(at_ns(start)).await;
+    let (before, a) = (sfu.scrape().await?, sample(sfu.pid));
+    tokio::time::sleep_until(at_ns(end)).await;
+    let (after, b) = (sfu.scrape().await?, sample(sfu.pid));
+    let rss = sfu.pid.and_then(|p| rss_kib(&p.to_string()));
+    tokio::time::sleep(GRACE).await;
+    sfu.check_alive()?;
+    Ok(measure(
+        n,
+        rooms,
+        (&before, &a),
+        (&after, &b),
+        rss,
+        tick,
+        cores,
+        args.seconds,
+    ))
 }
 
 #[allow(clippy::too_many_arguments)]

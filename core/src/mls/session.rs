@@ -251,7 +251,7 @@ impl Session {
                 packages.push((id.clone(), data));
             }
         }
-        session.trust.entries = core::mem::take(&mut record.trust);
+        session.trust = TrustRecord::from_bytes(&record.trust).ok_or(SessionError::CorruptState)?;
         let group = record.group.as_mut().map(|group| {
             (
                 core::mem::take(&mut group.id),
@@ -910,7 +910,7 @@ impl Session {
             device_id: self.info.device_id.clone(),
             key_packages,
             group,
-            trust: self.trust.entries.clone(),
+            trust: self.trust.to_bytes(),
         };
         let fields = record.encode()?;
         drop(record);

@@ -138,8 +138,9 @@ pub(crate) struct Record {
     /// `KeyPackageData` with its private keys).
     pub key_packages: Vec<(Vec<u8>, Vec<u8>)>,
     pub group: Option<GroupRecord>,
-    /// The identities this member has seen (trust on first use).
-    pub trust: Vec<super::trust::TrustEntry>,
+    /// The identities this member has seen (trust on first use), as
+    /// `TrustRecord::to_bytes` wrote them.
+    pub trust: Vec<u8>,
 }
 
 /// The group's own fields; mls-rs's snapshot of it follows the encoded

@@ -16,9 +16,7 @@
 
 use alloc::vec::Vec;
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use zeroize::Zeroize;
 
 use super::credential::MemberInfo;
 use super::safety::{FINGERPRINT_GROUPS, IdentityFingerprint};
@@ -62,7 +60,7 @@ pub struct Introduction {
 
 /// One remembered identity: 41 bytes, so a microcontroller can keep a
 /// full call's worth.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Zeroize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TrustEntry {
     /// [`who`] of the name and device.
     pub who: [u8; 16],
@@ -91,7 +89,53 @@ pub(crate) struct TrustRecord {
     pub entries: Vec<TrustEntry>,
 }
 
+/// Bytes of one saved entry: who, six fingerprint groups, verified.
+const ENTRY_LEN: usize = 16 + 4 * FINGERPRINT_GROUPS + 1;
+
 impl TrustRecord {
+    /// The record as saved: the entries' fixed-size encodings, oldest
+    /// first (plain bytes: smaller code than a serde format on a
+    /// microcontroller).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.entries.len() * ENTRY_LEN);
+        for e in &self.entries {
+            out.extend_from_slice(&e.who);
+            for g in e.fingerprint {
+                out.extend_from_slice(&g.to_le_bytes());
+            }
+            out.push(u8::from(e.verified));
+        }
+        out
+    }
+
+    /// The record [`TrustRecord::to_bytes`] saved; `None` if the bytes are
+    /// not one.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        if !bytes.len().is_multiple_of(ENTRY_LEN) || bytes.len() / ENTRY_LEN > TRUSTED_IDENTITIES {
+            return None;
+        }
+        let entries = bytes
+            .chunks_exact(ENTRY_LEN)
+            .map(|chunk| {
+                let (who, rest) = chunk.split_at(16);
+                let mut fingerprint = [0u32; FINGERPRINT_GROUPS];
+                for (g, b) in fingerprint.iter_mut().zip(rest.chunks_exact(4)) {
+                    *g = u32::from_le_bytes(b.try_into().ok()?);
+                }
+                Some(TrustEntry {
+                    who: who.try_into().ok()?,
+                    fingerprint,
+                    verified: match rest.last()? {
+                        0 => false,
+                        1 => true,
+                        _ => return None,
+                    },
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Self { entries })
+    }
+
     /// What is known of `info` with `fingerprint`; the record then holds
     /// this key for this name and device, seen most recently.
     pub fn observe(&mut self, info: &MemberInfo, fingerprint: IdentityFingerprint) -> Trust {
@@ -183,6 +227,26 @@ mod tests {
         assert_eq!(record.lookup(&info("Ada"), impostor), Some(false));
         assert_eq!(record.lookup(&info("Ada"), ada), None);
         assert!(!record.mark_verified(IdentityFingerprint::of(b"nobody")));
+    }
+
+    #[test]
+    fn the_record_round_trips_and_refuses_what_it_did_not_save() {
+        let mut record = TrustRecord::default();
+        record.observe(&info("Ada"), IdentityFingerprint::of(b"a"));
+        record.observe(&info("Bo"), IdentityFingerprint::of(b"b"));
+        assert!(record.mark_verified(IdentityFingerprint::of(b"b")));
+        let bytes = record.to_bytes();
+        assert_eq!(bytes.len(), 2 * ENTRY_LEN);
+        assert_eq!(TrustRecord::from_bytes(&bytes), Some(record));
+        assert_eq!(TrustRecord::from_bytes(&bytes[1..]), None, "a cut entry");
+        let mut flag = bytes.clone();
+        flag[ENTRY_LEN - 1] = 2;
+        assert_eq!(
+            TrustRecord::from_bytes(&flag),
+            None,
+            "a flag that is no bool"
+        );
+        assert_eq!(TrustRecord::from_bytes(&[]), Some(TrustRecord::default()));
     }
 
     #[test]
