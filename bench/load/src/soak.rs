@@ -32,7 +32,7 @@ use tokio::net::TcpStream;
 use crate::report::{Row, table};
 use crate::rooms::{Room, add_room};
 use crate::sfu::Sfu;
-use crate::steps::{settle, window};
+use crate::steps::{settle, whole, window};
 use crate::traffic::{Shared, now_ns};
 use crate::{Args, Result};
 
@@ -101,7 +101,8 @@ async fn open(http: SocketAddr, intercom: SocketAddr, n: u64) -> std::io::Result
         0 => TcpStream::connect(http).await,
         1 => {
             let mut s = TcpStream::connect(http).await?;
-            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: soak\r\n").await?;
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: soak\r\n")
+                .await?;
             Ok(s)
         }
         2 => TcpStream::connect(intercom).await,
@@ -124,7 +125,12 @@ async fn open(http: SocketAddr, intercom: SocketAddr, n: u64) -> std::io::Result
     }
 }
 
-async fn abuse(http: SocketAddr, intercom: SocketAddr, stop: Arc<AtomicBool>, stats: Arc<AbuseStats>) {
+async fn abuse(
+    http: SocketAddr,
+    intercom: SocketAddr,
+    stop: Arc<AtomicBool>,
+    stats: Arc<AbuseStats>,
+) {
     let mut held: VecDeque<TcpStream> = VecDeque::with_capacity(HOLD);
     let mut n = 0u64;
     while !stop.load(Relaxed) {
@@ -140,9 +146,7 @@ async fn abuse(http: SocketAddr, intercom: SocketAddr, stop: Arc<AtomicBool>, st
                 }
             }
         }
-        stats
-            .held_max
-            .fetch_max(held.len() as u64, Relaxed);
+        stats.held_max.fetch_max(held.len() as u64, Relaxed);
         for _ in 0..HOLD / 4 {
             held.pop_front();
         }
@@ -166,7 +170,7 @@ pub(crate) async fn run(
     let room = add_room(0, sfu.intercom, members, video, Arc::clone(&shared)).await?;
     settle(
         &mut sfu,
-        members + baseline.max(0.0) as usize,
+        members + usize::try_from(whole(baseline)).unwrap_or(0),
         Duration::from_secs(args.settle_timeout),
     )
     .await?;
@@ -188,7 +192,9 @@ pub(crate) async fn run(
     phases.push(phase("during", args, &mut sfu, &shared, &rooms, &stats).await?);
     stop.store(true, Relaxed);
     let _ = abuser.await;
-    eprintln!("satsuma-load: soak: the abuser stopped; waiting {RECLAIM:?} for the SFU to close what it left");
+    eprintln!(
+        "satsuma-load: soak: the abuser stopped; waiting {RECLAIM:?} for the SFU to close what it left"
+    );
     tokio::time::sleep(RECLAIM).await;
     phases.push(phase("after", args, &mut sfu, &shared, &rooms, &stats).await?);
     sfu.check_alive()?;
@@ -202,12 +208,12 @@ pub(crate) async fn run(
             .join(", ")
     );
     println!(
-        "| phase | SFU sockets | SFU fds | SFU RSS MiB | rooms open | abuser sockets opened / failed | call p50 ms | call p99 ms | call loss % |"
+        "| phase | SFU sockets | SFU fds | SFU RSS MiB | rooms open | abuser connects (errors) | call p50 ms | call p99 ms | call loss % |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for p in &phases {
         println!(
-            "| {} | {:.0} | {} | {} | {:.0} | {} / {} | {} | {} | {:.2} |",
+            "| {} | {:.0} | {} | {} | {:.0} | {} ({}) | {} | {} | {:.2} |",
             p.name,
             p.connections,
             opt(p.fds),
@@ -217,8 +223,12 @@ pub(crate) async fn run(
             p.rooms,
             p.opened,
             p.failed,
-            p.row.p50_ms.map_or_else(|| "n/a".into(), |v| format!("{v:.3}")),
-            p.row.p99_ms.map_or_else(|| "n/a".into(), |v| format!("{v:.3}")),
+            p.row
+                .p50_ms
+                .map_or_else(|| "n/a".into(), |v| format!("{v:.3}")),
+            p.row
+                .p99_ms
+                .map_or_else(|| "n/a".into(), |v| format!("{v:.3}")),
             p.row.loss_pct,
         );
     }

@@ -50,7 +50,7 @@ pub(crate) async fn settle(sfu: &mut Sfu, want: usize, timeout: Duration) -> Res
 
 /// `x` rounded to a whole non-negative number.
 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-fn whole(x: f64) -> u64 {
+pub(crate) fn whole(x: f64) -> u64 {
     // Clamped first; `as` saturates anyway.
     x.round().clamp(0.0, u64::MAX as f64) as u64
 }
