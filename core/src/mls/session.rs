@@ -48,7 +48,7 @@ use zeroize::Zeroizing;
 use super::credential::{MemberInfo, SatsumaIdentityProvider};
 use super::safety::{IdentityFingerprint, SafetyNumber};
 use super::store::{GroupRecord, RECORD_VERSION, Record, Store};
-use super::trust::{Introduction, Trust, TrustRecord};
+use super::trust::{Introduction, TRUSTED_IDENTITIES, Trust, TrustRecord};
 use super::{SUITE, SatsumaCrypto, SessionError};
 use crate::sframe::{EpochSecret, KeyRing, KeyRingConfig, MAX_SEND_CONTEXTS};
 use crate::{Instant, UnixTime};
@@ -479,6 +479,10 @@ impl Session {
             } else {
                 self.trust.observe(&entry.info, entry.fingerprint)
             };
+            if self.introductions.len() >= TRUSTED_IDENTITIES {
+                // Nobody reads them: keep the newest.
+                self.introductions.pop_front();
+            }
             self.introductions.push_back(Introduction {
                 leaf: entry.leaf_index,
                 info: entry.info,
@@ -490,8 +494,14 @@ impl Session {
 
     /// The next member seen added to the group (or found in it on joining
     /// or creating it), with what this member knew of its identity.
+    /// At most [`TRUSTED_IDENTITIES`] wait; the oldest go first.
     pub fn poll_introduction(&mut self) -> Option<Introduction> {
-        self.introductions.pop_front()
+        let next = self.introductions.pop_front();
+        if self.introductions.is_empty() {
+            // A join queues one per member: give the space back.
+            self.introductions = VecDeque::new();
+        }
+        next
     }
 
     /// Records that someone compared this identity fingerprint out of band

@@ -25,7 +25,7 @@ use satsuma_board_mps2_an386::{Blocks, measure_blocks};
 use satsuma_core::Instant;
 use satsuma_core::mls::{
     Commit, Event, MemberInfo, MemoryStore, SatsumaCrypto, Session, SessionConfig, SessionError,
-    Store,
+    Store, Trust,
 };
 use satsuma_intercom::FlashStore;
 
@@ -230,6 +230,23 @@ fn scenario(chip: &'static Chip, report: &mut Report) -> Result<(), Failed> {
     );
     need("M joins from the Welcome", joined)?;
     drop(welcome);
+    // What the intercom logs: each other member's fingerprint, and whether
+    // it saw that identity before (never, on a first join).
+    let first_seen = meter.op(
+        "log the others' fingerprints (introductions)",
+        || {
+            let mut first_seen = 0;
+            while let Some(seen) = m.poll_introduction() {
+                first_seen += usize::from(seen.trust == Trust::FirstSeen);
+            }
+            first_seen
+        },
+        no_message,
+    );
+    check(
+        first_seen == 15,
+        format_args!("M is told of the 15 others, each seen for the first time"),
+    )?;
     same_state(&others, &m, 2)?;
 
     // Epoch 3: A refreshes its keys; M processes the commit before any
