@@ -45,12 +45,17 @@ echo "${roundtrip}: the round trip below (its checks, printing and measuring; .b
 echo "3 MiB heap for 16 members, the 128 KiB emulated flash and a 32 KiB allocation table)"
 sections "$roundtrip"
 
+# The .text goal is a gate: over it, the run fails (after printing the rest,
+# so the contributors below show where the bytes went). The heap goals are
+# still printed only: the 16-member peaks miss 32 KiB today (README).
 text=$(size -A "$footprint" | awk '$1 == ".text" { print $2 }')
-goal=$((256 * 1024))
+goal=${SATSUMA_TEXT_GOAL:-$((256 * 1024))}
+text_over=0
 if [ "$text" -le "$goal" ]; then
     echo "core + MLS .text: ${text} bytes, goal <= ${goal}: met"
 else
-    echo "core + MLS .text: ${text} bytes, goal <= ${goal}: MISSED"
+    echo "core + MLS .text: ${text} bytes, goal <= ${goal}: MISSED" >&2
+    text_over=1
 fi
 
 # Where it goes: symbol sizes summed by the crate that names them. With LTO,
@@ -85,5 +90,9 @@ status=0
 timeout --kill-after=10 600 cargo run --quiet --release --bin mls-roundtrip || status=$?
 if [ "$status" -eq 124 ]; then
     echo "error: QEMU did not exit within 600 s" >&2
+fi
+if [ "$status" -eq 0 ] && [ "$text_over" -eq 1 ]; then
+    echo "error: core + MLS .text is ${text} bytes, over the goal of ${goal}" >&2
+    status=1
 fi
 exit "$status"
