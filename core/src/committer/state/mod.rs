@@ -221,12 +221,10 @@ impl RoomState {
         }
     }
 
-    /// The designated committer: of the present members in leaf order (or,
-    /// with no group yet, of the lobby in arrival order), those that can
-    /// commit (all of them if none can), the one at position
-    /// `stalls mod count`.
-    #[must_use]
-    pub fn designated(&self) -> Option<ConnId> {
+    /// The members that take turns at the committer role, in order: the
+    /// present members in leaf order (or, with no group yet, the lobby in
+    /// arrival order) that can commit, or all of them if none can.
+    fn pool(&self) -> Vec<ConnId> {
         let candidates: Vec<(ConnId, bool)> = match self.group {
             None => self
                 .lobby
@@ -242,11 +240,18 @@ impl RoomState {
                 .collect(),
         };
         let capable: Vec<ConnId> = candidates.iter().filter(|c| c.1).map(|c| c.0).collect();
-        let pool: Vec<ConnId> = if capable.is_empty() {
+        if capable.is_empty() {
             candidates.iter().map(|c| c.0).collect()
         } else {
             capable
-        };
+        }
+    }
+
+    /// The designated committer: of the [pool](Self::pool_len), the one at
+    /// position `stalls mod count`.
+    #[must_use]
+    pub fn designated(&self) -> Option<ConnId> {
+        let pool = self.pool();
         let count = u32::try_from(pool.len()).ok().filter(|&n| n > 0)?;
         // `count` is at most `limits::MEMBERS`, so the index fits a usize.
         pool.get(usize::try_from(self.stalls % count).ok()?)
@@ -258,27 +263,7 @@ impl RoomState {
     /// no group, the lobby likewise.
     #[must_use]
     pub fn pool_len(&self) -> usize {
-        let candidates = || -> Vec<bool> {
-            match self.group {
-                None => self
-                    .lobby
-                    .iter()
-                    .map(|w| w.capabilities.can_commit)
-                    .collect(),
-                Some(_) => self
-                    .leaves
-                    .iter()
-                    .flatten()
-                    .filter(|s| s.status == SeatStatus::Present)
-                    .map(|s| s.can_commit)
-                    .collect(),
-            }
-        };
-        let candidates = candidates();
-        match candidates.iter().filter(|&&c| c).count() {
-            0 => candidates.len(),
-            capable => capable,
-        }
+        self.pool().len()
     }
 
     /// Checks `commit` from `conn` as [`RoomState::apply`] would check the
