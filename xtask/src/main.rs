@@ -25,7 +25,8 @@ usage: cargo xtask <command>
            (or `-- --sfu HTTP_ADDR --intercom ADDR` for a running one): two
            desktop members on WebRTC and a door intercom on its TCP link join,
            talk with SFrame-sealed audio and video, reconnect, change members,
-           and the SFU's record of every payload is scanned for plaintext
+           and the SFU's record of every payload is scanned for plaintext;
+           every result it prints is checked, and a failed one fails it
   test     everything CI runs: fmt, clippy per package, the tests on x86_64,
            the same core tests on a Cortex-M4 in QEMU and on WebAssembly,
            no_std builds, and a fuzz smoke run
