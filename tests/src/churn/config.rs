@@ -41,8 +41,9 @@ pub struct Config {
 }
 
 impl Config {
-    /// The standard run for `seed`: 50 slots, 4 of them intercoms, at
-    /// least 320 churn events in waves of 55, no self-updates.
+    /// The standard run for `seed`: 50 slots, 4 of them intercoms; a first
+    /// wave in which all 50 join, then at least 320 churn events in all,
+    /// in waves of 55; no self-updates.
     #[must_use]
     pub fn new(seed: u64) -> Self {
         Self {
@@ -133,6 +134,8 @@ pub struct Stats {
     pub member_errors: BTreeMap<String, u32>,
     /// The most slots online at once.
     pub max_live: usize,
+    /// The most members in the group at once (sampled at churn events).
+    pub max_in_group: usize,
     /// Commits by how many adds and removes they carry.
     pub commit_sizes: BTreeMap<usize, u32>,
 }

@@ -176,8 +176,10 @@ impl Sim {
             refusals: BTreeMap::new(),
             churning: true,
             wave: 0,
-            wave_left: cfg.per_wave,
-            wave_target: cfg.slots * 9 / 10,
+            // The first wave fills every slot: the room holds all of them
+            // at once before the churn proper begins.
+            wave_left: u32::try_from(cfg.slots).unwrap_or(u32::MAX),
+            wave_target: cfg.slots,
             stats: Stats::default(),
         };
         sim.schedule(Instant::ZERO, Ev::Churn);
@@ -614,6 +616,14 @@ impl Sim {
     fn churn(&mut self) {
         let online: Vec<usize> = (0..self.cfg.slots).filter(|&s| self.online(s)).collect();
         self.stats.max_live = self.stats.max_live.max(online.len());
+        let in_group = (0..self.cfg.slots)
+            .filter(|&s| {
+                self.net
+                    .member(s)
+                    .is_some_and(|m| m.status() == Status::InGroup)
+            })
+            .count();
+        self.stats.max_in_group = self.stats.max_in_group.max(in_group);
         let offline: Vec<usize> = (0..self.cfg.slots)
             .filter(|&s| {
                 !self.slots[s].restarting
@@ -624,8 +634,11 @@ impl Sim {
             })
             .collect();
         let grow = online.len() < self.wave_target;
+        let filling = self.wave == 0;
         let join = !offline.is_empty()
-            && (online.is_empty() || self.net.rng().chance(if grow { 850 } else { 150 }));
+            && (online.is_empty()
+                || filling
+                || self.net.rng().chance(if grow { 850 } else { 150 }));
         if join {
             let slot = offline[self.net.rng().index(offline.len())];
             self.stats.joins += 1;
