@@ -30,6 +30,10 @@ usage: cargo xtask <command>
   test     everything CI runs: fmt, clippy per package, the tests on x86_64,
            the same core tests on a Cortex-M4 in QEMU and on WebAssembly,
            no_std builds, and a fuzz smoke run
+  test-deep
+           the model checker's deeper scenarios (minutes, not part of `test`):
+           three members with every departure and a rejoin; four members
+           with a crash and a restart
   bench    the criterion benchmarks: SFrame vs raw AES-GCM vs the sframe crate;
            MLS on Satsuma's provider vs mls-rs-crypto-rustcrypto vs OpenMLS
   setup    only install what the other commands need
@@ -40,6 +44,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("call" | "demo") => setup(Needs::CALL).and_then(|()| call(&args[1..])),
         Some("test") => setup(Needs::ALL).and_then(|()| test()),
+        Some("test-deep") => setup(Needs::CALL).and_then(|()| test_deep()),
         Some("bench") => setup(Needs::BENCH).and_then(|()| bench(&args[1..])),
         Some("setup") => setup(Needs::ALL),
         _ => {
@@ -205,6 +210,28 @@ fn bench(extra: &[String]) -> Result {
         run("cargo", &args)?;
     }
     Ok(())
+}
+
+/// The checker's scenarios too deep for every run (their state counts are
+/// in docs/committer.md).
+fn test_deep() -> Result {
+    run(
+        "cargo",
+        &[
+            "test",
+            "--release",
+            "-p",
+            "satsuma-model",
+            "--test",
+            "checker",
+            "--",
+            "--ignored",
+            "deep_",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ],
+    )
 }
 
 /// Workspace members, each linted on its own so that features one package

@@ -124,9 +124,7 @@ fn main() -> ! {
             two.b_capacity
         );
     }
-    if let Ok(group) = &group {
-        print_group(group);
-    }
+    let within_budget = group.as_ref().is_ok_and(print_group);
     let (stack, stack_size) = board::stack_high_water();
     hprintln!(
         "stack high-water of the whole run: {} of {} bytes (from the top of RAM, main's frame included)",
@@ -141,16 +139,27 @@ fn main() -> ! {
     );
 
     let (passed, failed) = checks::counts();
-    let ok = failed == 0 && torn.is_ok() && two.is_ok() && group.is_ok();
+    let ok = failed == 0 && torn.is_ok() && two.is_ok() && within_budget;
     hprintln!();
     hprintln!("checks: {} passed, {} failed", passed, failed);
+    if !within_budget {
+        hprintln!("heap budget: EXCEEDED or not measured (above): the run fails");
+    }
     board::exit(ok)
 }
 
-/// Heap goal for one member of a 16-member group, from the issue.
+/// Heap goal for one member of a 16-member group, from the MLS issue. Not
+/// met today (a Welcome to a 16-member group peaks above it; README).
 const HEAP_GOAL: isize = 32 * 1024;
+/// Heap budgets that fail the run when exceeded: a member that does not
+/// commit (the intercom's role; with its stack and static data it must fit
+/// the intercom's 96 KiB of RAM), and the committer, which the intercom is
+/// only in smaller rooms.
+const MEMBER_HEAP_BUDGET: isize = 40 * 1024;
+const COMMITTER_HEAP_BUDGET: isize = 80 * 1024;
 
-fn print_group(group: &group16::Report) {
+/// Prints the 16-member report; whether M's heap peaks are within budget.
+fn print_group(group: &group16::Report) -> bool {
     hprintln!("one member (M) of a 16-member group, M's own share of the heap (see group16.rs):");
     hprintln!(
         "  {:<44} {:>8} {:>8} {:>7}",
@@ -196,24 +205,36 @@ fn print_group(group: &group16::Report) {
             steady
         );
     }
-    for (committing, role) in [
-        (false, "a member that does not commit"),
-        (true, "the committer"),
+    let mut within = true;
+    for (committing, role, budget) in [
+        (false, "a member that does not commit", MEMBER_HEAP_BUDGET),
+        (true, "the committer", COMMITTER_HEAP_BUDGET),
     ] {
-        if let Some(worst) = group.peak(committing) {
-            hprintln!(
-                "M's heap peak as {}: {} bytes, in \"{}\" (goal <= {}: {})",
-                role,
-                worst.peak,
-                worst.what,
-                HEAP_GOAL,
-                if worst.peak <= HEAP_GOAL {
-                    "met"
-                } else {
-                    "MISSED"
-                }
-            );
-        }
+        let Some(worst) = group.peak(committing) else {
+            hprintln!("M's heap peak as {}: not measured: FAILED", role);
+            within = false;
+            continue;
+        };
+        let fits = worst.peak <= budget;
+        within &= fits;
+        hprintln!(
+            "M's heap peak as {}: {} bytes, in \"{}\" (budget <= {}: {}; goal <= {}: {})",
+            role,
+            worst.peak,
+            worst.what,
+            budget,
+            if fits {
+                "within"
+            } else {
+                "EXCEEDED, the run fails"
+            },
+            HEAP_GOAL,
+            if worst.peak <= HEAP_GOAL {
+                "met"
+            } else {
+                "missed"
+            }
+        );
     }
     hprintln!(
         "M's deepest stack: {} bytes below the caller; messages handled: Welcome {} bytes, commit {} bytes",
@@ -227,6 +248,7 @@ fn print_group(group: &group16::Report) {
         group.record_pending,
         group.capacity
     );
+    within
 }
 
 /// Closes the output when the firmware stopped early (a panic, a fault):
