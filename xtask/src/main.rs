@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
+mod bench;
 mod toolchain;
 
 /// Debian packages, each with the command that proves it is there.
@@ -34,8 +35,11 @@ usage: cargo xtask <command>
            the model checker's deeper scenarios (minutes, not part of `test`):
            three members with every departure and a rejoin; four members
            with a crash and a restart
-  bench    the criterion benchmarks: SFrame vs raw AES-GCM vs the sframe crate;
-           MLS on Satsuma's provider vs mls-rs-crypto-rustcrypto vs OpenMLS
+  bench [TABLE...]
+           every benchmark table of the README (sframe, mls, mls-ab, load,
+           soak, webrtc; all when none is named), measured as the README
+           says and written with date, commit and machine into
+           bench/RESULTS.md and the README
   setup    only install what the other commands need
 ";
 
@@ -45,7 +49,7 @@ fn main() -> ExitCode {
         Some("call" | "demo") => setup(Needs::CALL).and_then(|()| call(&args[1..])),
         Some("test") => setup(Needs::ALL).and_then(|()| test()),
         Some("test-deep") => setup(Needs::CALL).and_then(|()| test_deep()),
-        Some("bench") => setup(Needs::BENCH).and_then(|()| bench(&args[1..])),
+        Some("bench") => setup(Needs::BENCH).and_then(|()| bench::bench(&args[1..])),
         Some("setup") => setup(Needs::ALL),
         _ => {
             eprint!("{USAGE}");
@@ -190,26 +194,6 @@ fn call(extra: &[String]) -> Result {
     ];
     args.extend(extra.iter().map(String::as_str));
     run("cargo", &args)
-}
-
-fn bench(extra: &[String]) -> Result {
-    // The SFU under load first: it needs its release binaries, and says
-    // where its knee is (see the README's table).
-    run(
-        "cargo",
-        &["build", "--release", "-p", "satsuma-sfu", "--bins"],
-    )?;
-    run("cargo", &["run", "--release", "-p", "satsuma-load"])?;
-    for (package, bench) in [
-        ("satsuma-core", "sframe"),
-        ("satsuma-bench", "provider"),
-        ("satsuma-bench", "mls"),
-    ] {
-        let mut args = vec!["bench", "-p", package, "--bench", bench, "--"];
-        args.extend(extra.iter().map(String::as_str));
-        run("cargo", &args)?;
-    }
-    Ok(())
 }
 
 /// The checker's scenarios too deep for every run (their state counts are

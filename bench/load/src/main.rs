@@ -137,6 +137,10 @@ struct Args {
     /// Also write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Also write the README's summary table (Markdown) here; `cargo xtask
+    /// bench` puts it in bench/RESULTS.md and the README.
+    #[arg(long)]
+    summary: Option<PathBuf>,
     /// `RUST_LOG` for a spawned SFU.
     #[arg(long, default_value = "warn")]
     sfu_log: String,

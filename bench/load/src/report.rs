@@ -45,6 +45,49 @@ fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.digits$}"))
 }
 
+/// `n` with thousands separators: 201489 → "201,489".
+pub(crate) fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The README's table (`--summary`): the columns a reader compares, with
+/// units in the cells.
+pub(crate) fn summary(rows: &[Row], members: usize) -> String {
+    let unit = |v: Option<f64>, digits: usize, unit: &str| {
+        v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.digits$} {unit}"))
+    };
+    let mut out = String::from(
+        "| rooms × members | forwarded pkt/s | forwarded per SFU core | SFU CPU | generator CPU | other | SFU RSS | p50 | p99 | loss |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "| {} × {members} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} % |",
+            r.rooms,
+            thousands(crate::steps::whole(r.sfu_out_pps)),
+            r.per_core
+                .map_or_else(|| "n/a".to_owned(), |c| thousands(crate::steps::whole(c))),
+            unit(r.sfu_cpu_pct, 0, "%"),
+            unit(r.gen_cpu_pct, 0, "%"),
+            unit(r.other_cpu_pct, 0, "%"),
+            unit(r.sfu_rss_mib, 1, "MiB"),
+            unit(r.p50_ms, 2, "ms"),
+            unit(r.p99_ms, 2, "ms"),
+            r.loss_pct,
+        );
+    }
+    out
+}
+
 pub(crate) fn table(rows: &[Row]) -> String {
     let mut out = String::new();
     out.push_str(
@@ -159,4 +202,18 @@ pub(crate) fn to_json(context: &[(&str, String)], rows: &[Row], knee: Option<&st
     }
     out.push_str("\n  ]\n}\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_are_separated() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(201_489), "201,489");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
 }

@@ -16,6 +16,7 @@
 //! the abuser stops; the call in its own room must not notice.
 
 use std::collections::VecDeque;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -236,6 +237,28 @@ pub(crate) async fn run(
         "\nThe abuser held at most {} sockets at once. The call's own rows:\n",
         stats.held_max.load(Relaxed)
     );
+    let ms = |v: Option<f64>| v.map_or_else(|| "n/a".into(), |v| format!("{v:.2} ms"));
+    let mut summary = String::from(
+        "| phase | SFU sockets | SFU fds | SFU RSS | rooms open | call p50 | call p99 | call loss |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for p in &phases {
+        let _ = writeln!(
+            summary,
+            "| {} | {:.0} | {} | {} | {:.0} | {} | {} | {:.2} % |",
+            p.name,
+            p.connections,
+            opt(p.fds),
+            p.row
+                .sfu_rss_mib
+                .map_or_else(|| "n/a".into(), |m| format!("{m:.1} MiB")),
+            p.rooms,
+            ms(p.row.p50_ms),
+            ms(p.row.p99_ms),
+            p.row.loss_pct,
+        );
+    }
+    crate::steps::write_summary(args, &summary)?;
     let rows: Vec<Row> = phases.into_iter().map(|p| p.row).collect();
     println!("{}", table(&rows));
     Ok(())

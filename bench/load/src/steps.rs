@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use satsuma_core::media::Codec;
 use tokio::sync::Semaphore;
 
-use crate::report::{GOAL_P99_MS, GOAL_PER_CORE, Row, ms, table, to_json};
+use crate::report::{GOAL_P99_MS, GOAL_PER_CORE, Row, ms, summary, table, to_json};
 use crate::rooms::{Room, add_room};
 use crate::sfu::{Sample, Scrape, Sfu, clock_ticks, rss_kib, sample, sfu_p99_ms};
 use crate::traffic::{
@@ -45,6 +45,15 @@ pub(crate) async fn settle(sfu: &mut Sfu, want: usize, timeout: Duration) -> Res
             ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Writes the README's table where `--summary` says.
+pub(crate) fn write_summary(args: &Args, table: &str) -> Result<()> {
+    match &args.summary {
+        Some(path) => std::fs::write(path, table)
+            .or_else(|e| fail(format!("cannot write {}: {e}", path.display()))),
+        None => Ok(()),
     }
 }
 
@@ -329,6 +338,7 @@ pub(crate) async fn run(mut args: Args) -> Result<()> {
     }
 
     println!("{}", table(&rows));
+    write_summary(&args, &summary(&rows, members))?;
     println!(
         "Goal: >= {GOAL_PER_CORE:.0} forwarded packets/s per SFU core with p99 < {GOAL_P99_MS} ms. \
          (`out pkt/s per SFU core` = the SFU's forwarded-packet counter delta / the SFU's CPU seconds in the window.)"

@@ -1,0 +1,487 @@
+//! `cargo xtask bench`: every benchmark table of the README, measured in one
+//! run with the settings the README states, and written, with the date, the
+//! commit and the machine, into `bench/RESULTS.md` and the README.
+//!
+//! Each table sits between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->`
+//! in both files; a run replaces what is between the markers of the tables
+//! it measured and nothing else. `cargo xtask bench sframe mls` measures
+//! only those; no name measures them all.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::SystemTime;
+
+use crate::{Result, root, run};
+
+/// One table: its name (the marker), what produces it.
+struct Table {
+    name: &'static str,
+    about: &'static str,
+}
+
+const TABLES: &[Table] = &[
+    Table {
+        name: "sframe",
+        about: "SFrame against raw AES-GCM and the sframe crate (criterion)",
+    },
+    Table {
+        name: "mls",
+        about: "MLS on three stacks (criterion, CPU time)",
+    },
+    Table {
+        name: "mls-ab",
+        about: "the MLS provider ratio, interleaved, over several runs",
+    },
+    Table {
+        name: "load",
+        about: "the SFU under load on the intercom link",
+    },
+    Table {
+        name: "soak",
+        about: "the SFU under a connection soak",
+    },
+    Table {
+        name: "webrtc",
+        about: "the SFU under load with desktop members on WebRTC",
+    },
+];
+
+/// Rooms per step of the load tables.
+const LOAD_ROOMS: &str = "1,4,16,32,48,64,96,128";
+const WEBRTC_ROOMS: &str = "1,4,8,16,24,32";
+/// Criterion settings of the SFrame table.
+const SFRAME_ARGS: &[&str] = &["--warm-up-time", "1", "--measurement-time", "3"];
+/// Runs of the interleaved MLS comparison, and its group sizes (N = 1024
+/// takes 2.5 minutes a run; `SATSUMA_BENCH_SIZES` in bench/examples/ab.rs).
+const AB_RUNS: usize = 3;
+const AB_SIZES: &str = "2,16,128";
+
+pub fn bench(names: &[String]) -> Result {
+    for name in names {
+        if !TABLES.iter().any(|t| t.name == name) {
+            let known: Vec<&str> = TABLES.iter().map(|t| t.name).collect();
+            return Err(format!(
+                "no benchmark table {name:?}; the tables: {}",
+                known.join(", ")
+            ));
+        }
+    }
+    let wanted = |name: &str| names.is_empty() || names.iter().any(|n| n == name);
+    let scratch = root().join("target").join("bench-tables");
+    std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+    let machine = machine();
+    let commit = commit();
+    let mut measured = Vec::new();
+    for table in TABLES.iter().filter(|t| wanted(t.name)) {
+        println!("\n=== bench: {}", table.about);
+        let (command, body) = match table.name {
+            "sframe" => sframe()?,
+            "mls" => mls()?,
+            "mls-ab" => mls_ab(&scratch)?,
+            "load" => load(
+                &scratch,
+                "load",
+                &["--rooms", LOAD_ROOMS, "--members", "4", "--no-stop"],
+            )?,
+            "soak" => load(&scratch, "soak", &["--soak", "90"])?,
+            "webrtc" => load(
+                &scratch,
+                "webrtc",
+                &[
+                    "--transport",
+                    "webrtc",
+                    "--rooms",
+                    WEBRTC_ROOMS,
+                    "--members",
+                    "3",
+                    "--no-stop",
+                ],
+            )?,
+            _ => continue,
+        };
+        let block = format!(
+            "{body}\n_{}, {machine}, commit {commit}: `{command}`._\n",
+            today()
+        );
+        measured.push((table.name, block));
+    }
+    for file in ["bench/RESULTS.md", "README.md"] {
+        let path = root().join(file);
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{file}: {e}"))?;
+        let mut out = text.clone();
+        for (name, block) in &measured {
+            out = replace_between(&out, name, block).map_err(|e| format!("{file}: {e}"))?;
+        }
+        if out != text {
+            std::fs::write(&path, out).map_err(|e| format!("{file}: {e}"))?;
+            println!("updated {file}");
+        }
+    }
+    Ok(())
+}
+
+/// `text` with what lies between the markers of `name` replaced by `block`.
+fn replace_between(text: &str, name: &str, block: &str) -> Result<String> {
+    let open = format!("<!-- bench:{name} -->\n");
+    let close = format!("<!-- /bench:{name} -->");
+    let start = text
+        .find(&open)
+        .ok_or_else(|| format!("no {open:?} marker"))?
+        + open.len();
+    let end = text[start..]
+        .find(&close)
+        .ok_or_else(|| format!("no {close:?} marker"))?
+        + start;
+    Ok(format!("{}{block}{}", &text[..start], &text[end..]))
+}
+
+fn output(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .current_dir(root())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn today() -> String {
+    let date = output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+    if date.is_empty() {
+        "date unknown".into()
+    } else {
+        date
+    }
+}
+
+fn commit() -> String {
+    let commit = output("git", &["rev-parse", "--short", "HEAD"]);
+    let dirty = !output("git", &["status", "--porcelain", "--untracked-files=no"]).is_empty();
+    match (commit.is_empty(), dirty) {
+        (true, _) => "unknown".into(),
+        (false, true) => format!("{commit} with local changes"),
+        (false, false) => commit,
+    }
+}
+
+/// The CPU, its cores and the memory, from /proc.
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map_or("an unknown CPU", |m| m.trim_start_matches([' ', '\t', ':']));
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").parse::<u64>().ok())
+        })
+        .map_or_else(String::new, |kib| format!(", {} GiB", kib / 1024 / 1024));
+    format!("{cores} cores of {cpu}{memory}")
+}
+
+/// Runs the load tool with `args` and returns its summary table.
+fn load(scratch: &Path, name: &str, args: &[&str]) -> Result<(String, String)> {
+    run(
+        "cargo",
+        &[
+            "build",
+            "--release",
+            "-p",
+            "satsuma-sfu",
+            "--bins",
+            "-p",
+            "satsuma-load",
+        ],
+    )?;
+    let summary = scratch.join(format!("{name}.md"));
+    let path = summary.to_string_lossy().into_owned();
+    let mut full = vec!["run", "--release", "-p", "satsuma-load", "--"];
+    full.extend(args);
+    full.extend(["--summary", path.as_str()]);
+    run("cargo", &full)?;
+    let body = std::fs::read_to_string(&summary).map_err(|e| format!("{path}: {e}"))?;
+    Ok((
+        format!("cargo run --release -p satsuma-load -- {}", args.join(" ")),
+        body,
+    ))
+}
+
+/// Criterion's estimate of every benchmark under target/criterion measured
+/// since `since`, in ns, by its full id (`encrypt/160/satsuma`,
+/// `join/openmls/16`).
+fn criterion_estimates(since: SystemTime) -> Result<BTreeMap<String, f64>> {
+    fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if path.file_name().is_some_and(|n| n == "new") {
+                    found.push(path);
+                } else {
+                    walk(&path, found);
+                }
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(&root().join("target").join("criterion"), &mut found);
+    let mut estimates = BTreeMap::new();
+    for dir in found {
+        let read = |file: &str| -> Option<serde_json::Value> {
+            serde_json::from_str(&std::fs::read_to_string(dir.join(file)).ok()?).ok()
+        };
+        let fresh = std::fs::metadata(dir.join("estimates.json"))
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t >= since);
+        let (true, Some(benchmark), Some(estimate)) =
+            (fresh, read("benchmark.json"), read("estimates.json"))
+        else {
+            continue;
+        };
+        let Some(id) = benchmark["full_id"].as_str() else {
+            continue;
+        };
+        // What criterion prints: the slope where it fitted one, else the mean.
+        let point = |key: &str| estimate[key]["point_estimate"].as_f64();
+        if let Some(ns) = point("slope").or_else(|| point("mean")) {
+            estimates.insert(id.to_owned(), ns);
+        }
+    }
+    Ok(estimates)
+}
+
+/// A time with `digits` significant digits and its unit.
+fn time(ns: f64, digits: usize) -> String {
+    let (value, unit) = if ns < 1e3 {
+        (ns, "ns")
+    } else if ns < 1e6 {
+        (ns / 1e3, "µs")
+    } else if ns < 1e9 {
+        (ns / 1e6, "ms")
+    } else {
+        (ns / 1e9, "s")
+    };
+    let whole = format!("{value:.0}").len();
+    let decimals = digits.saturating_sub(whole);
+    format!("{value:.decimals$} {unit}")
+}
+
+fn get(estimates: &BTreeMap<String, f64>, id: &str) -> Result<f64> {
+    estimates
+        .get(id)
+        .copied()
+        .ok_or_else(|| format!("criterion measured no {id:?}"))
+}
+
+fn sframe() -> Result<(String, String)> {
+    let mut args = vec!["bench", "-p", "satsuma-core", "--bench", "sframe", "--"];
+    args.extend(SFRAME_ARGS);
+    let since = SystemTime::now();
+    run("cargo", &args)?;
+    let e = criterion_estimates(since)?;
+    let mut body = String::from(
+        "| bytes | op | Satsuma | raw AES-GCM | sframe crate | Satsuma / raw | Satsuma / sframe crate |\n\
+         |---:|---|---:|---:|---:|---:|---:|\n",
+    );
+    for op in ["encrypt", "decrypt"] {
+        for (size, label) in [
+            (3, "3 (Opus DTX)"),
+            (160, "160 (G.711)"),
+            (1_200, "1,200"),
+            (60_000, "60,000"),
+        ] {
+            let ours = get(&e, &format!("{op}/{size}/satsuma"))?;
+            let raw = get(&e, &format!("{op}/{size}/aes-gcm-raw"))?;
+            let crate_ = get(&e, &format!("{op}/{size}/sframe-crate"))?;
+            body.push_str(&format!(
+                "| {label} | {op} | {} | {} | {} | {:.2} | {:.2} |\n",
+                time(ours, 4),
+                time(raw, 4),
+                time(crate_, 4),
+                ours / raw,
+                ours / crate_
+            ));
+        }
+    }
+    Ok((
+        format!(
+            "cargo bench -p satsuma-core --bench sframe -- {}",
+            SFRAME_ARGS.join(" ")
+        ),
+        body,
+    ))
+}
+
+const MLS_SIZES: [u32; 4] = [2, 16, 128, 1024];
+
+fn mls() -> Result<(String, String)> {
+    let since = SystemTime::now();
+    run("cargo", &["bench", "-p", "satsuma-bench", "--bench", "mls"])?;
+    let e = criterion_estimates(since)?;
+    let mut body = String::from(
+        "| operation | N | Satsuma | mls-rs + RustCrypto | Satsuma / RustCrypto | OpenMLS |\n\
+         |---|---:|---:|---:|---:|---:|\n",
+    );
+    let mut row = |label: &str, n: &str, ids: [String; 3]| -> Result {
+        let [ours, rust, open] = [&ids[0], &ids[1], &ids[2]].map(|id| get(&e, id));
+        let (ours, rust, open) = (ours?, rust?, open?);
+        body.push_str(&format!(
+            "| {label} | {n} | {} | {} | {:.2} | {} |\n",
+            time(ours, 3),
+            time(rust, 3),
+            ours / rust,
+            time(open, 3)
+        ));
+        Ok(())
+    };
+    row(
+        "create a group",
+        "—",
+        ["satsuma", "mls-rs-rustcrypto", "openmls"].map(|i| format!("create/{i}")),
+    )?;
+    for (op, label) in [
+        ("add", "add 1 member"),
+        ("remove", "remove 1 member"),
+        ("process", "process a commit"),
+        ("join", "join from a Welcome"),
+    ] {
+        for n in MLS_SIZES {
+            row(
+                label,
+                &group_size(n),
+                ["satsuma", "mls-rs-rustcrypto", "openmls"].map(|i| format!("{op}/{i}/{n}")),
+            )?;
+        }
+    }
+    Ok(("cargo bench -p satsuma-bench --bench mls".to_owned(), body))
+}
+
+fn group_size(n: u32) -> String {
+    if n >= 1000 {
+        format!("{},{:03}", n / 1000, n % 1000)
+    } else {
+        n.to_string()
+    }
+}
+
+/// Runs the interleaved comparison `AB_RUNS` times and gives, per operation
+/// and N, the median of the runs' median ratios and their range.
+fn mls_ab(scratch: &Path) -> Result<(String, String)> {
+    run(
+        "cargo",
+        &[
+            "build",
+            "--release",
+            "-p",
+            "satsuma-bench",
+            "--example",
+            "ab",
+        ],
+    )?;
+    let mut ratios: BTreeMap<(usize, String, String), Vec<f64>> = BTreeMap::new();
+    for i in 0..AB_RUNS {
+        println!(
+            "\n$ SATSUMA_BENCH_SIZES={AB_SIZES} cargo run --release -p satsuma-bench --example ab   (run {} of {AB_RUNS})",
+            i + 1
+        );
+        let out = Command::new("cargo")
+            .args([
+                "run",
+                "--quiet",
+                "--release",
+                "-p",
+                "satsuma-bench",
+                "--example",
+                "ab",
+            ])
+            .env("SATSUMA_BENCH_SIZES", AB_SIZES)
+            .current_dir(root())
+            .output()
+            .map_err(|e| format!("cannot start the ab example: {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let _ = std::fs::write(scratch.join(format!("mls-ab-{i}.md")), &text);
+        print!("{text}");
+        if !out.status.success() {
+            return Err(format!("the ab example failed ({})", out.status));
+        }
+        for (order, line) in text.lines().filter(|l| l.starts_with("| ")).enumerate() {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let (Some(op), Some(n), Some(ratio)) = (cells.get(1), cells.get(2), cells.get(5))
+            else {
+                continue;
+            };
+            let Some(ratio) = ratio
+                .split_whitespace()
+                .next()
+                .and_then(|r| r.parse::<f64>().ok())
+            else {
+                continue;
+            };
+            ratios
+                .entry((order, (*op).to_owned(), (*n).to_owned()))
+                .or_default()
+                .push(ratio);
+        }
+    }
+    if ratios.is_empty() {
+        return Err("the ab example printed no ratios".into());
+    }
+    let mut body = String::from(
+        "| operation | N | runs | median of the runs' median ratios | range over runs |\n\
+         |---|---:|---:|---:|---|\n",
+    );
+    for ((_, op, n), mut r) in ratios {
+        r.sort_by(f64::total_cmp);
+        let median = if r.len() % 2 == 1 {
+            r[r.len() / 2]
+        } else {
+            (r[r.len() / 2 - 1] + r[r.len() / 2]) / 2.0
+        };
+        body.push_str(&format!(
+            "| {} | {n} | {} | {median:.2} | {:.2}–{:.2} |\n",
+            op.to_lowercase(),
+            r.len(),
+            r[0],
+            r[r.len() - 1]
+        ));
+    }
+    Ok((
+        format!(
+            "{AB_RUNS} × SATSUMA_BENCH_SIZES={AB_SIZES} cargo run --release -p satsuma-bench --example ab"
+        ),
+        body,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_keep_their_significant_digits() {
+        assert_eq!(time(225.34, 4), "225.3 ns");
+        assert_eq!(time(24_370.0, 4), "24.37 µs");
+        assert_eq!(time(1_018.0, 4), "1.018 µs");
+        assert_eq!(time(99_000.0, 3), "99.0 µs");
+        assert_eq!(time(2_050_000.0, 3), "2.05 ms");
+        assert_eq!(time(89_900_000.0, 3), "89.9 ms");
+    }
+
+    #[test]
+    fn only_the_marked_block_is_replaced() {
+        let text = "a\n<!-- bench:x -->\nold\n<!-- /bench:x -->\nb\n";
+        assert_eq!(
+            replace_between(text, "x", "new\n").unwrap(),
+            "a\n<!-- bench:x -->\nnew\n<!-- /bench:x -->\nb\n"
+        );
+        assert!(replace_between(text, "y", "new\n").is_err());
+    }
+}
