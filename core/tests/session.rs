@@ -166,6 +166,70 @@ fn restart_within_an_epoch_resumes_and_never_reuses_a_nonce() {
     assert!(!bob.self_update_due(Instant::from_millis(7)));
 }
 
+/// Each restart within an epoch takes a fresh send context (a new KID, so
+/// no nonce repeats); after `MAX_SEND_CONTEXTS` the member can only
+/// receive until a new epoch, which its due self-update brings.
+#[test]
+fn restarts_use_a_fresh_kid_each_then_receive_only_until_a_new_epoch() {
+    use satsuma_core::sframe::MAX_SEND_CONTEXTS;
+
+    let (mut alice, _) = member("Alice", 1);
+    let (mut bob, bob_store) = member("Bob", 2);
+    alice
+        .create_group(Instant::from_millis(0), b"room")
+        .unwrap();
+    let kp = bob.key_package().unwrap();
+    let c = alice.commit(&[&kp], &[]).unwrap();
+    alice.apply_pending_commit(Instant::from_millis(0)).unwrap();
+    bob.join(Instant::from_millis(0), c.welcome.as_deref().unwrap())
+        .unwrap();
+    let mut kids = vec![bob.keyring().sending_kid().unwrap()];
+    assert_eq!(send(&mut bob, &mut alice, b"first").unwrap(), b"first");
+
+    drop(bob);
+    let mut restarts = 0u64;
+    let bob = loop {
+        restarts += 1;
+        let mut resumed = Session::resume(
+            Instant::from_millis(restarts),
+            SatsumaCrypto::from_seed([22; 32]),
+            SessionConfig::default(),
+            bob_store.clone(),
+        )
+        .unwrap();
+        assert_eq!(resumed.epoch(), Some(1));
+        // Frames to it open in every life.
+        assert_eq!(send(&mut alice, &mut resumed, b"in").unwrap(), b"in");
+        match resumed.keyring().sending_kid() {
+            Some(kid) => {
+                assert!(!kids.contains(&kid), "restart {restarts}: KID {kid} again");
+                kids.push(kid);
+                assert_eq!(send(&mut resumed, &mut alice, b"out").unwrap(), b"out");
+            }
+            None => break resumed,
+        }
+        assert!(
+            restarts < 2 * MAX_SEND_CONTEXTS,
+            "never became receive-only"
+        );
+        drop(resumed);
+    };
+    assert_eq!(kids.len() as u64, MAX_SEND_CONTEXTS, "{kids:?}");
+    let mut bob = bob;
+    assert_eq!(
+        send(&mut bob, &mut alice, b"out"),
+        Err(satsuma_core::Error::SendingDisabled)
+    );
+
+    // The self-update that is due brings a new epoch, and sending again.
+    let now = Instant::from_millis(100);
+    assert!(bob.self_update_due(now));
+    let update = bob.self_update().unwrap();
+    alice.process(now, &update.commit).unwrap();
+    bob.apply_pending_commit(now).unwrap();
+    assert_eq!(send(&mut bob, &mut alice, b"again").unwrap(), b"again");
+}
+
 #[test]
 fn frames_of_the_previous_epoch_open_only_within_the_grace_period() {
     let (mut alice, _) = member("Alice", 1);
