@@ -763,6 +763,39 @@ mod tests {
         );
     }
 
+    /// Every point of small order on the curve (the eight encodings of
+    /// libsodium's block list), not only the identity.
+    #[test]
+    fn every_small_order_signature_key_is_refused() {
+        const SMALL_ORDER: [&str; 8] = [
+            "0100000000000000000000000000000000000000000000000000000000000000",
+            "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            "0000000000000000000000000000000000000000000000000000000000000000",
+            "0000000000000000000000000000000000000000000000000000000000000080",
+            "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+            "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+            "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+            "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+        ];
+        let crypto = SatsumaCrypto::from_seed([3; 32]);
+        for hex in SMALL_ORDER {
+            let key: Vec<u8> = (0..32)
+                .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+                .collect();
+            assert_eq!(
+                crypto.verify(&SignaturePublicKey::new_slice(&key), &[0u8; 64], b"any"),
+                Err(CryptoError::SignatureKey),
+                "{hex}"
+            );
+        }
+        // A real key's bad signature is a signature error, not a key error.
+        let (_, public) = crypto.signature_key_generate().unwrap();
+        assert_eq!(
+            crypto.verify(&public, &[0u8; 64], b"any"),
+            Err(CryptoError::Signature)
+        );
+    }
+
     #[test]
     fn hpke_opens_only_with_the_matching_public_key() {
         let crypto = SatsumaCrypto::from_seed([4; 32]);
