@@ -83,6 +83,21 @@ impl AeadKey {
         Ok(Self { suite, state })
     }
 
+    /// Overwrites the whole key state with the largest variant built from a
+    /// zero key, whose own drop then wipes it. Each cipher wipes its own
+    /// bytes when dropped, but a state moved into place (onto the heap, into
+    /// a ring) carries whatever the stack held past the end of a smaller
+    /// variant, and the key schedule's temporaries leave raw key bytes
+    /// there: only an overwrite of the whole state reaches them. It costs an
+    /// AES-256 and an HMAC-SHA-512 key set-up, so it is for keys that are
+    /// kept, not for the per-frame keys of compact receivers.
+    pub(crate) fn scrub(&mut self) {
+        let zero = [0u8; 32];
+        let aes = Aes256::new(&zero.into());
+        let mac = <Hmac<Sha512> as KeyInit>::new(&[0u8; 128].into());
+        self.state = State::Ctr256 { aes, mac };
+    }
+
     /// The suite this key is for.
     #[must_use]
     pub const fn suite(&self) -> CipherSuite {
@@ -311,4 +326,24 @@ fn mac_input<M: Mac>(mac: &mut M, nonce: &[u8; NONCE_LEN], aad: &[u8], ct: &[u8]
     mac.update(nonce);
     mac.update(aad);
     mac.update(ct);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `scrub` overwrites with the CTR-256 state: it must be the largest,
+    /// or a larger state's tail would keep what it held.
+    #[test]
+    fn the_scrubbing_state_is_the_largest() {
+        use core::mem::size_of;
+        let ctr256 = size_of::<Aes256>() + size_of::<Hmac<Sha512>>();
+        for other in [
+            size_of::<Aes128Gcm>(),
+            size_of::<Aes256Gcm>(),
+            size_of::<Aes128>() + size_of::<Hmac<Sha256>>(),
+        ] {
+            assert!(other <= ctr256, "{other} > {ctr256}");
+        }
+    }
 }

@@ -32,6 +32,12 @@ struct Salt([u8; NONCE_LEN]);
 pub(crate) type KeyAndSalt = (Zeroizing<[u8; MAX_KEY_LEN]>, Zeroizing<[u8; NONCE_LEN]>);
 
 impl FrameKey {
+    /// Wipes the whole key state (see `AeadKey::scrub`); for keys that are
+    /// kept.
+    pub(crate) fn scrub(&mut self) {
+        self.aead.scrub();
+    }
+
     /// `derive_key_salt(KID, base_key)` of RFC 9605 §4.4.2.
     ///
     /// # Errors

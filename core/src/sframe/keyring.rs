@@ -27,6 +27,7 @@ use super::kid::KidLayout;
 use super::pending::{FUTURE_EPOCHS, HeldFrame, HoldLimits, HoldStats, Pending};
 use super::replay::ReplayWindow;
 use super::suite::{CipherSuite, MAX_KEY_LEN, NONCE_LEN};
+use super::wiped;
 use crate::error::{Error, KidError};
 use crate::time::Instant;
 
@@ -156,6 +157,18 @@ struct EpochKeys {
     receivers: Vec<(u64, Receiver)>,
 }
 
+impl Drop for KeyRing {
+    fn drop(&mut self) {
+        wiped::wipe(&mut self.epochs);
+    }
+}
+
+impl Drop for EpochKeys {
+    fn drop(&mut self) {
+        wiped::wipe(&mut self.receivers);
+    }
+}
+
 struct Receiver {
     key: ReceiverKey,
     window: ReplayWindow,
@@ -164,7 +177,7 @@ struct Receiver {
 enum ReceiverKey {
     /// Ready to open frames. Boxed, so that a ring of compact keys is not
     /// sized for the expanded ones.
-    Expanded(Box<FrameKey>),
+    Expanded(Box<KeptKey>),
     /// `sframe_key` and `sframe_salt` only; the AEAD key is expanded per
     /// frame.
     Compact {
@@ -185,7 +198,7 @@ impl ReceiverKey {
         out: &mut [u8],
     ) -> Result<usize, Error> {
         match self {
-            Self::Expanded(key) => key.open_parts(ctr, frame, header_len, metadata, out),
+            Self::Expanded(key) => key.0.open_parts(ctr, frame, header_len, metadata, out),
             Self::Compact { key, salt } => {
                 FrameKey::from_parts(suite, &key[..suite.key_len()], salt)?
                     .open_parts(ctr, frame, header_len, metadata, out)
@@ -194,9 +207,19 @@ impl ReceiverKey {
     }
 }
 
+/// A key the ring keeps: its whole state is wiped when it goes, not only
+/// the cipher's own bytes (`FrameKey::scrub`).
+struct KeptKey(FrameKey);
+
+impl Drop for KeptKey {
+    fn drop(&mut self) {
+        self.0.scrub();
+    }
+}
+
 struct SendState {
     kid: u64,
-    key: FrameKey,
+    key: KeptKey,
     /// `None` once every counter was used.
     next_ctr: Option<u64>,
 }
@@ -311,6 +334,8 @@ impl KeyRing {
         while self.epochs.len() > self.config.max_previous_epochs {
             self.epochs.remove(0);
         }
+        wiped::wipe_spare(&mut self.epochs);
+        wiped::reserve_one(&mut self.epochs);
         let mut base_key = Zeroizing::new([0u8; MAX_KEY_LEN]);
         base_key[..secret.base_key.len()].copy_from_slice(secret.base_key);
         self.epochs.push(EpochKeys {
@@ -329,7 +354,7 @@ impl KeyRing {
         };
         self.send = (!self.receive_only).then_some(SendState {
             kid,
-            key: send_key,
+            key: KeptKey(send_key),
             next_ctr: Some(0),
         });
         Ok(())
@@ -374,7 +399,7 @@ impl KeyRing {
                 let key = FrameKey::derive(suite, &current.base_key[..suite.key_len()], kid)?;
                 Some(SendState {
                     kid,
-                    key,
+                    key: KeptKey(key),
                     next_ctr: Some(0),
                 })
             }
@@ -391,7 +416,7 @@ impl KeyRing {
 
     /// Erases every key and every held frame: the member left the call.
     pub fn clear(&mut self) {
-        self.epochs.clear();
+        wiped::wipe(&mut self.epochs);
         self.send = None;
         self.pending.clear();
     }
@@ -412,6 +437,7 @@ impl KeyRing {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.epochs
             .retain(|e| e.expires.is_none_or(|expires| expires > now));
+        wiped::wipe_spare(&mut self.epochs);
         self.pending.expire(now);
     }
 
@@ -492,6 +518,7 @@ impl KeyRing {
         let ctr = send.next_ctr.ok_or(Error::CounterExhausted)?;
         send.next_ctr = ctr.checked_add(1);
         send.key
+            .0
             .encrypt(Header::new(send.kid, ctr), metadata, plaintext, out)
     }
 
@@ -562,7 +589,7 @@ impl KeyRing {
             let key = FrameKey::from_parts(suite, &key_bytes[..suite.key_len()], &salt)?;
             let len = key.open_parts(header.ctr, frame, header_len, metadata, out)?;
             let key = if self.config.expanded_receiver_keys {
-                ReceiverKey::Expanded(Box::new(key))
+                ReceiverKey::Expanded(Box::new(KeptKey(key)))
             } else {
                 ReceiverKey::Compact {
                     key: key_bytes,
@@ -572,6 +599,7 @@ impl KeyRing {
             let mut window = ReplayWindow::new();
             window.accept(header.ctr);
             let at = slot.unwrap_or_else(|at| at);
+            wiped::reserve_one(&mut epoch.receivers);
             epoch.receivers.insert(at, (kid, Receiver { key, window }));
             len
         };

@@ -23,6 +23,7 @@ mod kid;
 mod pending;
 mod replay;
 mod suite;
+mod wiped;
 
 pub use aead::AeadKey;
 pub use header::{Header, MAX_HEADER_LEN};
