@@ -629,6 +629,14 @@ impl RawPeer {
     /// A new link takes the seat over; returns the SFU's count of our
     /// control messages. The ones it missed are sent again.
     pub async fn resume(&mut self, sfu: &Sfu) -> u64 {
+        match self.try_resume(sfu).await {
+            Ok(received) => received,
+            Err(answer) => panic!("not resumed: {answer:?}"),
+        }
+    }
+
+    /// Like `resume`, but the SFU's answer when it is not `Resumed`.
+    pub async fn try_resume(&mut self, sfu: &Sfu) -> Result<u64, satsuma_core::wire::ToClient> {
         use satsuma_core::wire::{LinkMsg, Message as _, ToClient, ToServer};
         self.link = Some(RawLink::open(sfu, self.room.as_str(), self.transport).await);
         let open = self
@@ -639,12 +647,28 @@ impl RawPeer {
         let body = self.link().recv().await.expect("an answer");
         let answer = ToClient::decode(&body).unwrap();
         let ToClient::Link(LinkMsg::Resumed { received }) = answer else {
-            panic!("not resumed: {answer:?}");
+            return Err(answer);
         };
         let again: Vec<Vec<u8>> = self.cursor.resumed(received).unwrap().cloned().collect();
         for body in again {
             self.link().send(&body).await;
         }
-        received
+        Ok(received)
+    }
+
+    /// Whether the SFU closes the link (EOF or a transport error), reading
+    /// and keeping whatever comes first, within 10 s.
+    pub async fn closed(&mut self) -> bool {
+        let wait = async {
+            while let Some(body) = self.link().recv().await {
+                use satsuma_core::wire::{LinkMsg, Message as _, ToClient};
+                if let Ok(ToClient::Link(LinkMsg::Error { code, .. })) = ToClient::decode(&body) {
+                    self.errors.push(code);
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), wait)
+            .await
+            .is_ok()
     }
 }
