@@ -179,6 +179,89 @@ async fn a_control_message_lost_with_the_link_is_sent_again_on_resume() {
     assert_eq!(door.resume(&sfu).await, door.controls);
 }
 
+/// A member stops reading while the log goes on (a stalled app, a full
+/// network buffer): once its control queue is full the SFU closes the link
+/// with `Overloaded`, and keeps the seat. The member resumes and gets every
+/// entry it had not read, each exactly once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_whose_control_queue_overflows_is_closed_and_resumes_without_loss() {
+    use satsuma_core::wire::{CommitMessage, List, ToClient, Up};
+    const COMMITS: usize = 150;
+    let sfu = Sfu::start(&[
+        ("SATSUMA_SFU_LIMITS__CONTROL_QUEUE", "4"),
+        ("SATSUMA_SFU_LIMITS__CONTROL_BURST", "1000"),
+        ("SATSUMA_SFU_ROOMS__RESUME_HISTORY_BYTES", "33554432"),
+        ("SATSUMA_SFU_ROOMS__RESUME_ROOM_BYTES", "33554432"),
+        ("SATSUMA_SFU_ROOMS__RECONNECT_GRACE_MS", "60000"),
+    ]);
+    // The busy member commits; the door is added to its group.
+    let mut busy = RawPeer::connect(&sfu, "busy", "stuck", Transport::WebRtc).await;
+    busy.join().await;
+    busy.until("it created the group", |b| {
+        b.member.group().epoch() == Some(0)
+    })
+    .await;
+    let mut door = RawPeer::connect(&sfu, "door", "stuck", Transport::Wire).await;
+    door.join().await;
+    busy.until("it added the door", |b| b.member.group().epoch() == Some(1))
+        .await;
+    door.until("it is added", |d| {
+        d.member.group().epoch() == Some(1) && d.cursor.seat().is_some()
+    })
+    .await;
+    let before = door.seqs.len();
+    // The door stops reading. The busy member sends commits of 60 KB (the
+    // delivery service cannot tell them from real ones), reading each back:
+    // far more than the door's socket buffers and queue of 4 hold.
+    // Neither member can follow forged commits: they only count them.
+    busy.deaf = true;
+    door.deaf = true;
+    for epoch in 1..=COMMITS {
+        let seen = busy.seqs.len();
+        busy.send_control(Up::Commit(CommitMessage {
+            epoch: u64::try_from(epoch).unwrap(),
+            adds: List::default(),
+            removes: List::default(),
+            commit: Blob::copy_from(&vec![0x5a; 60_000]).unwrap(),
+            welcome: None,
+        }))
+        .await;
+        busy.until("its commit logged", |b| b.seqs.len() > seen)
+            .await;
+    }
+    let last = *busy.seqs.last().unwrap();
+    // The door reads again: what made it into the socket, then the close.
+    door.until("the overload", |d| !d.errors.is_empty()).await;
+    assert_eq!(door.errors, [ErrorCode::Overloaded]);
+    assert!(door.closed().await, "the overloaded link stays open");
+    let read = door.seqs.len() - before;
+    assert!(
+        read < COMMITS,
+        "the link was closed before it delivered everything ({read} read)"
+    );
+
+    assert_eq!(door.resume(&sfu).await, door.controls);
+    door.until("every entry", |d| d.seqs.last() >= Some(&last))
+        .await;
+    // Nothing more comes: a ping is answered with no entry before it.
+    door.send(&ToServer::Ping { nonce: 9 }).await;
+    loop {
+        match door.step().await {
+            Some(ToClient::Link(satsuma_core::wire::LinkMsg::Pong { nonce: 9 })) => break,
+            Some(_) => {}
+            None => panic!("the resumed link closed"),
+        }
+    }
+    let first = door.seqs[0];
+    assert_eq!(
+        door.seqs,
+        (first..=last).collect::<Vec<_>>(),
+        "each entry once, in order"
+    );
+    assert_eq!(door.seqs.len(), before + COMMITS, "one entry per commit");
+    assert_eq!(door.errors, [ErrorCode::Overloaded]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_link_gone_past_the_grace_period_loses_its_seat() {
     let sfu = Sfu::start(&[("SATSUMA_SFU_ROOMS__RECONNECT_GRACE_MS", "300")]);

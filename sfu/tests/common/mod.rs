@@ -464,6 +464,9 @@ pub struct RawPeer {
     /// How many of the next control messages to lose: kept for a resume
     /// but never sent, as if the link had broken under them.
     pub lose: usize,
+    /// Control messages are counted but no longer handed to the member
+    /// (which could not follow a log the test forges).
+    pub deaf: bool,
 }
 
 enum RawLink {
@@ -492,6 +495,10 @@ impl RawLink {
     }
 
     async fn send(&mut self, body: &[u8]) {
+        self.try_send(body).await.unwrap();
+    }
+
+    async fn try_send(&mut self, body: &[u8]) -> Result<(), String> {
         use futures_util::SinkExt as _;
         use tokio::io::AsyncWriteExt as _;
         match self {
@@ -500,10 +507,12 @@ impl RawLink {
                     body.to_vec().into(),
                 ))
                 .await
-                .unwrap(),
+                .map_err(|e| e.to_string()),
             Self::Tcp(tcp) => {
                 let len = u32::try_from(body.len()).unwrap().to_be_bytes();
-                tcp.write_all(&[&len[..], body].concat()).await.unwrap();
+                tcp.write_all(&[&len[..], body].concat())
+                    .await
+                    .map_err(|e| e.to_string())
             }
         }
     }
@@ -545,6 +554,7 @@ impl RawPeer {
             errors: Vec::new(),
             controls: 0,
             lose: 0,
+            deaf: false,
         }
     }
 
@@ -564,7 +574,7 @@ impl RawPeer {
     }
 
     /// Sends what the member wants sent; control messages go through the
-    /// cursor (and may be lost, see `lose`).
+    /// cursor (and may be lost, see `lose`, or with a broken link).
     pub async fn flush(&mut self) {
         use satsuma_core::wire::{Message as _, ToServer};
         while let Some(request) = self.member.poll_transmit() {
@@ -578,8 +588,21 @@ impl RawPeer {
                     continue;
                 }
             }
-            self.link().send(&body).await;
+            // A broken link loses it, as it would a client's; a control
+            // message is kept for the resume.
+            let _ = self.link().try_send(&body).await;
         }
+    }
+
+    /// Sends a control message the member did not make (the SFU cannot
+    /// tell), through the cursor like the member's own. If the link has
+    /// broken it is lost with it, and kept for the resume.
+    pub async fn send_control(&mut self, message: satsuma_core::wire::Up) {
+        use satsuma_core::wire::{Message as _, ToServer};
+        let body = ToServer::Control(message).encode().unwrap();
+        self.cursor.sent(body.clone());
+        self.controls += 1;
+        let _ = self.link().try_send(&body).await;
     }
 
     /// Joins: the member's `Join`.
@@ -602,8 +625,10 @@ impl RawPeer {
                 if let Down::Entry { seq, .. } = down {
                     self.seqs.push(*seq);
                 }
-                let _ = self.member.handle_message(Self::now(), down.clone());
-                self.flush().await;
+                if !self.deaf {
+                    let _ = self.member.handle_message(Self::now(), down.clone());
+                    self.flush().await;
+                }
             }
             ToClient::Link(LinkMsg::Resumable { token, .. }) => {
                 self.cursor.resumable(self.member.conn().unwrap(), *token);
