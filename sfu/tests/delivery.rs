@@ -369,6 +369,95 @@ async fn intercom_media_arrives_untouched_and_the_sfu_never_sees_plaintext() {
     }
 }
 
+/// An intercom that stops reading while another sends: the frames its
+/// media queue cannot take are dropped and counted, its link stays open,
+/// and once it reads again it gets the rest and the call goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_for_an_intercom_that_does_not_read_is_dropped_and_counted() {
+    use satsuma_core::wire::ToClient;
+    const FLOOD: u16 = 150;
+    const SLOW: &str = "satsuma_dropped_total{reason=\"slow_subscriber\"}";
+    let sfu = Sfu::start(&[
+        ("SATSUMA_SFU_LIMITS__MEDIA_QUEUE", "4"),
+        ("SATSUMA_SFU_LIMITS__MEDIA_PER_SECOND", "10000"),
+        ("SATSUMA_SFU_LIMITS__MEDIA_BURST", "10000"),
+    ]);
+    let mut alice = Peer::connect(&sfu, "alice", "slow", Transport::WebRtc).await;
+    let mut door = Peer::connect(&sfu, "door", "slow", Transport::Wire).await;
+    settled(&mut [&mut alice, &mut door], 2, 60).await;
+    let mut gate = RawPeer::connect(&sfu, "gate", "slow", Transport::Wire).await;
+    gate.join().await;
+    gate.until("it is added", |g| g.member.group().epoch().is_some())
+        .await;
+    settled(&mut [&mut alice, &mut door], 3, 60).await;
+    // Every frame the door sends is 60 KB, so a few hundred KB of socket
+    // buffers and four queued frames hold only some of the flood.
+    let before = sfu.metric(SLOW).await;
+    let frame = |sequence: u16, payload: &[u8]| Media {
+        sender: ConnId(0),
+        codec: Codec::Pcmu,
+        timestamp: u32::from(sequence) * 160,
+        sequence,
+        payload: Blob::copy_from(payload).unwrap(),
+    };
+    let sealed = door
+        .client
+        .seal(Codec::Pcmu, vec![0x33; 60_000])
+        .await
+        .unwrap();
+    for i in 0..FLOOD {
+        door.client.send_media(frame(i, &sealed)).await.unwrap();
+    }
+    // The gate reads again; the door sends small markers until one comes
+    // through, after the flood on the same link.
+    let marker = door.client.seal(Codec::Pcmu, vec![0x44; 20]).await.unwrap();
+    let mut flood = Vec::new();
+    let mut next_marker = 1000;
+    'reading: loop {
+        door.client
+            .send_media(frame(next_marker, &marker))
+            .await
+            .unwrap();
+        next_marker += 1;
+        let read = tokio::time::timeout(Duration::from_millis(100), async {
+            loop {
+                match gate.step().await {
+                    Some(ToClient::Media(m)) if m.sequence >= 1000 => return true,
+                    Some(ToClient::Media(m)) => flood.push(m.sequence),
+                    Some(_) => {}
+                    None => panic!("the slow intercom lost its link"),
+                }
+            }
+        });
+        if read.await == Ok(true) {
+            break 'reading;
+        }
+        assert!(next_marker < 1300, "no marker came through");
+    }
+    let dropped = sfu.metric(SLOW).await - before;
+    let got = u64::try_from(flood.len()).unwrap();
+    assert!(
+        got < u64::from(FLOOD),
+        "the gate got the whole flood ({got}): nothing filled its queue"
+    );
+    assert!(
+        dropped >= u64::from(FLOOD) - got,
+        "{} frames never reached the gate, {dropped} drops counted",
+        u64::from(FLOOD) - got
+    );
+    assert!(
+        flood.windows(2).all(|w| w[0] < w[1]),
+        "what arrived is in order, each once: {flood:?}"
+    );
+    assert!(gate.errors.is_empty(), "{:?}", gate.errors);
+    // The call goes on for everyone.
+    let mut carol = Peer::connect(&sfu, "carol", "slow", Transport::WebRtc).await;
+    settled(&mut [&mut alice, &mut door, &mut carol], 4, 60).await;
+    for p in [&alice, &door] {
+        assert!(p.reconnects.is_empty() && p.errors.is_empty(), "{}", p.name);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_tells_every_client() {
     let mut sfu = Sfu::start(&[]);
