@@ -351,8 +351,8 @@ async fn read_loop<R: LinkReader>(
                         ErrorKind::Unexpected,
                     );
                 }
+                // Counted by the media plane.
                 if let Err(e) = room.rtc.handle_signal(conn, signal).await {
-                    hub.metrics.error(ErrorKind::Rtc);
                     room.send_direct(conn, &error(ErrorCode::Unexpected, &e.to_string()));
                 }
             }

@@ -180,6 +180,8 @@ pub struct Peer {
     pub closed: bool,
     /// Offers from the SFU not answered yet.
     pub offers: Vec<String>,
+    /// Every offer from the SFU, answered or not.
+    pub offered: Vec<String>,
     /// The WebRTC side of a desktop peer, once it has one.
     pub rtc: Option<(
         std::sync::Arc<satsuma_client::rtc::RtcClient>,
@@ -211,6 +213,7 @@ impl Peer {
             reconnects: Vec::new(),
             closed: false,
             offers: Vec::new(),
+            offered: Vec::new(),
             rtc: None,
         }
     }
@@ -261,7 +264,9 @@ impl Peer {
                 self.epoch = Some(epoch);
             }
             ClientEvent::Rtc(satsuma_core::wire::Signal::Offer(sdp)) => {
-                self.offers.push(String::from_utf8_lossy(&sdp).into_owned());
+                let sdp = String::from_utf8_lossy(&sdp).into_owned();
+                self.offered.push(sdp.clone());
+                self.offers.push(sdp);
             }
             ClientEvent::Member(_) | ClientEvent::Rtc(_) => {}
             ClientEvent::Error(code, _) => self.errors.push(code),
