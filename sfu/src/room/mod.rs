@@ -262,9 +262,9 @@ impl Room {
         });
         // All or nothing: a client told `Resumed` must get the whole
         // replay, not part of it and then `ResumeFailed`. The new link's
-        // queue is empty and holds a whole history, unless the
-        // configuration shrank it.
-        let fits = link.control.capacity() > resumed.missed.len();
+        // queue is empty and holds a whole history (`LinkTx`).
+        let replayed = 1 + resumed.missed.len();
+        let fits = link.control.capacity() >= replayed;
         let mut ok = fits && link.control.try_send(encode(&answer)).is_ok();
         for bytes in resumed.missed {
             ok = ok && link.control.try_send(bytes.clone()).is_ok();
@@ -281,6 +281,10 @@ impl Room {
         if let Some(old) = seat.link.take() {
             old.close_with(ErrorCode::Closed, "replaced by a resumed connection");
         }
+        // The replay sits on top of the live limit: the next message must
+        // not find the queue over it before the client has read any.
+        let mut link = link;
+        link.control_limit = link.control_limit.saturating_add(replayed);
         seat.link = Some(link);
         let transport = seat.transport;
         drop(inner);
