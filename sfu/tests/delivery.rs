@@ -186,12 +186,12 @@ async fn a_control_message_lost_with_the_link_is_sent_again_on_resume() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_link_whose_control_queue_overflows_is_closed_and_resumes_without_loss() {
     use satsuma_core::wire::{CommitMessage, List, ToClient, Up};
-    const COMMITS: usize = 150;
+    const COMMITS: usize = 250;
     let sfu = Sfu::start(&[
         ("SATSUMA_SFU_LIMITS__CONTROL_QUEUE", "4"),
         ("SATSUMA_SFU_LIMITS__CONTROL_BURST", "1000"),
         ("SATSUMA_SFU_ROOMS__RESUME_HISTORY_BYTES", "33554432"),
-        ("SATSUMA_SFU_ROOMS__RESUME_ROOM_BYTES", "33554432"),
+        ("SATSUMA_SFU_ROOMS__RESUME_ROOM_BYTES", "67108864"),
         ("SATSUMA_SFU_ROOMS__RECONNECT_GRACE_MS", "60000"),
     ]);
     // The busy member commits; the door is added to its group.
@@ -212,7 +212,7 @@ async fn a_link_whose_control_queue_overflows_is_closed_and_resumes_without_loss
     let before = door.seqs.len();
     // The door stops reading. The busy member sends commits of 60 KB (the
     // delivery service cannot tell them from real ones), reading each back:
-    // far more than the door's socket buffers and queue of 4 hold.
+    // 15 MB, far more than the door's socket buffers and queue of 4 hold.
     // Neither member can follow forged commits: they only count them.
     busy.deaf = true;
     door.deaf = true;
@@ -392,7 +392,7 @@ async fn intercom_media_arrives_untouched_and_the_sfu_never_sees_plaintext() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn media_for_an_intercom_that_does_not_read_is_dropped_and_counted() {
     use satsuma_core::wire::ToClient;
-    const FLOOD: u16 = 150;
+    const FLOOD: u16 = 400;
     const SLOW: &str = "satsuma_dropped_total{reason=\"slow_subscriber\"}";
     let sfu = Sfu::start(&[
         ("SATSUMA_SFU_LIMITS__MEDIA_QUEUE", "4"),
@@ -407,8 +407,8 @@ async fn media_for_an_intercom_that_does_not_read_is_dropped_and_counted() {
     gate.until("it is added", |g| g.member.group().epoch().is_some())
         .await;
     settled(&mut [&mut alice, &mut door], 3, 60).await;
-    // Every frame the door sends is 60 KB, so a few hundred KB of socket
-    // buffers and four queued frames hold only some of the flood.
+    // Every frame the door sends is 60 KB: 24 MB in all, of which the
+    // socket buffers (a few MB) and four queued frames hold only some.
     let before = sfu.metric(SLOW).await;
     let frame = |sequence: u16, payload: &[u8]| Media {
         sender: ConnId(0),
