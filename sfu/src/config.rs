@@ -93,6 +93,8 @@ pub struct Limits {
     pub rooms_per_connection: usize,
     /// Control messages queued for a connection that does not read them
     /// before it is closed (its seat survives for the reconnect grace).
+    /// Keep it under `rooms.resume_history`: the closed link has missed
+    /// more than this many, and resumes only if its seat kept them all.
     pub control_queue: usize,
     /// Media frames queued per intercom connection before frames are
     /// dropped.
@@ -114,7 +116,7 @@ impl Default for Limits {
             max_rooms: 1_000,
             max_room_connections: 64,
             rooms_per_connection: 1,
-            control_queue: 1_024,
+            control_queue: 256,
             media_queue: 256,
         }
     }

@@ -93,11 +93,18 @@ pub(crate) async fn serve<R: LinkReader, W: LinkWriter>(
     _admission: Arc<Admission>,
 ) {
     let limits = hub.config.limits;
-    let (control_tx, control_rx) = mpsc::channel(limits.control_queue);
+    // A live link is closed once `control_queue` messages wait; the channel
+    // also holds a resume's replay of a whole seat history (`LinkTx`).
+    let capacity = limits
+        .control_queue
+        .saturating_add(hub.config.rooms.resume_history)
+        .saturating_add(1);
+    let (control_tx, control_rx) = mpsc::channel(capacity);
     let (media_tx, media_rx) = mpsc::channel(limits.media_queue);
     let (close_tx, close_rx) = watch::channel(None);
     let link = LinkTx {
         control: control_tx,
+        control_limit: limits.control_queue,
         media: media_tx,
         close: close_tx,
     };
@@ -344,8 +351,8 @@ async fn read_loop<R: LinkReader>(
                         ErrorKind::Unexpected,
                     );
                 }
+                // Counted by the media plane.
                 if let Err(e) = room.rtc.handle_signal(conn, signal).await {
-                    hub.metrics.error(ErrorKind::Rtc);
                     room.send_direct(conn, &error(ErrorCode::Unexpected, &e.to_string()));
                 }
             }

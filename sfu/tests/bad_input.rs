@@ -163,10 +163,12 @@ async fn forged_resumes_of_a_real_seat_change_nothing() {
     let mut wrong = token;
     wrong[0] ^= 1;
     let forgeries = [
-        ("a wrong token", wrong, received),
-        ("a position never reached", token, received + 1),
+        ("a wrong token", conn, wrong, received),
+        ("a position never reached", conn, token, received + 1),
+        // The seat's token, presented for a seat that does not exist.
+        ("an unknown seat", ConnId(conn.0 + 100), token, received),
     ];
-    for (case, token, received) in forgeries {
+    let forge = async |case: &str, conn: ConnId, token: [u8; 16], received: u64| {
         let mut raw = RawIntercom::connect(&calm.sfu, "forge").await;
         let forged = ToServer::Open(Open::Resume {
             room: room.clone(),
@@ -177,11 +179,71 @@ async fn forged_resumes_of_a_real_seat_change_nothing() {
         raw.send(&forged).await;
         assert_eq!(raw.error().await, Some(ErrorCode::ResumeFailed), "{case}");
         assert!(raw.closed().await, "{case}: the link stays open");
+    };
+    for (case, conn, token, received) in forgeries {
+        forge(case, conn, token, received).await;
     }
-    assert_eq!(calm.errors("resume").await, before + 2);
+    assert_eq!(calm.errors("resume").await, before + 3);
     // The seat is untouched: the honest resume takes it.
     assert_eq!(door.resume(&calm.sfu).await, door.controls);
+    // The SFU has let go of what the door acknowledged: a position before
+    // it is stale, and refused, even with the right token.
+    assert!(received > 0, "the door had received something");
+    forge("a stale position", conn, token, received - 1).await;
+    assert_eq!(calm.errors("resume").await, before + 4);
+    door.disconnect();
+    assert_eq!(door.resume(&calm.sfu).await, door.controls);
     calm.still_fine("forged resumes of a real seat").await;
+}
+
+/// A member whose link is down while more entries are logged than its
+/// seat keeps cannot resume: the position it presents fell out of the
+/// history, so it gets `ResumeFailed` (not a replay with a hole in it) and
+/// has to join afresh, which works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_position_that_fell_out_of_the_history_cannot_resume() {
+    const KEPT: u64 = 2;
+    let sfu = Sfu::start(&[
+        ("SATSUMA_SFU_ROOMS__RESUME_HISTORY", &KEPT.to_string()),
+        ("SATSUMA_SFU_ROOMS__RECONNECT_GRACE_MS", "60000"),
+    ]);
+    let mut alice = Peer::connect(&sfu, "alice", "forgot", Transport::WebRtc).await;
+    settled(&mut [&mut alice], 1, 60).await;
+    let mut raw = common::RawPeer::connect(&sfu, "raw", "forgot", Transport::WebRtc).await;
+    raw.join().await;
+    raw.until("the raw member is added", |r| {
+        r.member.group().epoch().is_some() && r.cursor.seat().is_some()
+    })
+    .await;
+    settled(&mut [&mut alice], 2, 60).await;
+    raw.disconnect();
+    let seen = *raw.seqs.last().unwrap();
+    // Two more members are added while the raw member's link is down.
+    let mut bob = Peer::connect(&sfu, "bob", "forgot", Transport::WebRtc).await;
+    let mut carol = Peer::connect(&sfu, "carol", "forgot", Transport::WebRtc).await;
+    settled(&mut [&mut alice, &mut bob, &mut carol], 4, 60).await;
+    let last = alice.log.last().unwrap().0;
+    assert!(
+        last - seen > KEPT,
+        "more entries were logged ({}) than the seat keeps ({KEPT})",
+        last - seen
+    );
+    let before = sfu.metric("satsuma_errors_total{kind=\"resume\"}").await;
+    match raw.try_resume(&sfu).await {
+        Err(ToClient::Link(LinkMsg::Error {
+            code: ErrorCode::ResumeFailed,
+            ..
+        })) => {}
+        other => panic!("a resume from a position out of the history: {other:?}"),
+    }
+    assert!(raw.closed().await, "the refused link stays open");
+    assert_eq!(
+        sfu.metric("satsuma_errors_total{kind=\"resume\"}").await,
+        before + 1
+    );
+    // Joining afresh gets the member back into the call.
+    let mut again = Peer::connect(&sfu, "raw2", "forgot", Transport::WebRtc).await;
+    settled(&mut [&mut alice, &mut bob, &mut carol, &mut again], 5, 60).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

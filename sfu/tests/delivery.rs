@@ -179,6 +179,106 @@ async fn a_control_message_lost_with_the_link_is_sent_again_on_resume() {
     assert_eq!(door.resume(&sfu).await, door.controls);
 }
 
+/// A member stops reading while the log goes on (a stalled app, a full
+/// network buffer): once its control queue is full the SFU closes the link
+/// with `Overloaded`, and keeps the seat. The member resumes and gets every
+/// entry it had not read, each exactly once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_whose_control_queue_overflows_is_closed_and_resumes_without_loss() {
+    use satsuma_core::wire::{CommitMessage, List, ToClient, Up};
+    const COMMITS: usize = 250;
+    let sfu = Sfu::start(&[
+        ("SATSUMA_SFU_LIMITS__CONTROL_QUEUE", "4"),
+        ("SATSUMA_SFU_LIMITS__CONTROL_BURST", "1000"),
+        ("SATSUMA_SFU_ROOMS__RESUME_HISTORY_BYTES", "33554432"),
+        ("SATSUMA_SFU_ROOMS__RESUME_ROOM_BYTES", "67108864"),
+        ("SATSUMA_SFU_ROOMS__RECONNECT_GRACE_MS", "60000"),
+    ]);
+    // The busy member commits; the door is added to its group.
+    let mut busy = RawPeer::connect(&sfu, "busy", "stuck", Transport::WebRtc).await;
+    busy.join().await;
+    busy.until("it created the group", |b| {
+        b.member.group().epoch() == Some(0)
+    })
+    .await;
+    let mut door = RawPeer::connect(&sfu, "door", "stuck", Transport::Wire).await;
+    door.join().await;
+    busy.until("it added the door", |b| b.member.group().epoch() == Some(1))
+        .await;
+    door.until("it is added", |d| {
+        d.member.group().epoch() == Some(1) && d.cursor.seat().is_some()
+    })
+    .await;
+    let before = door.seqs.len();
+    // The door stops reading. The busy member sends commits of 60 KB (the
+    // delivery service cannot tell them from real ones), reading each back:
+    // 15 MB, far more than the door's socket buffers and queue of 4 hold.
+    // Neither member can follow forged commits: they only count them.
+    busy.deaf = true;
+    door.deaf = true;
+    for epoch in 1..=COMMITS {
+        let seen = busy.seqs.len();
+        busy.send_control(Up::Commit(CommitMessage {
+            epoch: u64::try_from(epoch).unwrap(),
+            adds: List::default(),
+            removes: List::default(),
+            commit: Blob::copy_from(&vec![0x5a; 60_000]).unwrap(),
+            welcome: None,
+        }))
+        .await;
+        busy.until("its commit logged", |b| b.seqs.len() > seen)
+            .await;
+    }
+    // The door reads again: what made it into the socket, then the close.
+    door.until("the overload", |d| !d.errors.is_empty()).await;
+    assert_eq!(door.errors, [ErrorCode::Overloaded]);
+    assert!(door.closed().await, "the overloaded link stays open");
+    let read = door.seqs.len() - before;
+    assert!(
+        read < COMMITS,
+        "the link was closed before it delivered everything ({read} read)"
+    );
+
+    assert_eq!(door.resume(&sfu).await, door.controls);
+    // The log goes on before the door has read any of the replay: the
+    // replay does not count against its queue.
+    let seen = busy.seqs.len();
+    busy.send_control(Up::Commit(CommitMessage {
+        epoch: u64::try_from(COMMITS).unwrap() + 1,
+        adds: List::default(),
+        removes: List::default(),
+        commit: Blob::copy_from(&[0x5a; 100]).unwrap(),
+        welcome: None,
+    }))
+    .await;
+    busy.until("the last commit logged", |b| b.seqs.len() > seen)
+        .await;
+    let last = *busy.seqs.last().unwrap();
+    door.until("every entry", |d| d.seqs.last() >= Some(&last))
+        .await;
+    // Nothing more comes: a ping is answered with no entry before it.
+    door.send(&ToServer::Ping { nonce: 9 }).await;
+    loop {
+        match door.step().await {
+            Some(ToClient::Link(satsuma_core::wire::LinkMsg::Pong { nonce: 9 })) => break,
+            Some(_) => {}
+            None => panic!("the resumed link closed"),
+        }
+    }
+    let first = door.seqs[0];
+    assert_eq!(
+        door.seqs,
+        (first..=last).collect::<Vec<_>>(),
+        "each entry once, in order"
+    );
+    assert_eq!(
+        door.seqs.len(),
+        before + COMMITS + 1,
+        "one entry per commit"
+    );
+    assert_eq!(door.errors, [ErrorCode::Overloaded]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_link_gone_past_the_grace_period_loses_its_seat() {
     let sfu = Sfu::start(&[("SATSUMA_SFU_ROOMS__RECONNECT_GRACE_MS", "300")]);
@@ -283,6 +383,95 @@ async fn intercom_media_arrives_untouched_and_the_sfu_never_sees_plaintext() {
             !r.windows(needle.len()).any(|w| w == needle),
             "plaintext reached the SFU"
         );
+    }
+}
+
+/// An intercom that stops reading while another sends: the frames its
+/// media queue cannot take are dropped and counted, its link stays open,
+/// and once it reads again it gets the rest and the call goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_for_an_intercom_that_does_not_read_is_dropped_and_counted() {
+    use satsuma_core::wire::ToClient;
+    const FLOOD: u16 = 400;
+    const SLOW: &str = "satsuma_dropped_total{reason=\"slow_subscriber\"}";
+    let sfu = Sfu::start(&[
+        ("SATSUMA_SFU_LIMITS__MEDIA_QUEUE", "4"),
+        ("SATSUMA_SFU_LIMITS__MEDIA_PER_SECOND", "10000"),
+        ("SATSUMA_SFU_LIMITS__MEDIA_BURST", "10000"),
+    ]);
+    let mut alice = Peer::connect(&sfu, "alice", "slow", Transport::WebRtc).await;
+    let mut door = Peer::connect(&sfu, "door", "slow", Transport::Wire).await;
+    settled(&mut [&mut alice, &mut door], 2, 60).await;
+    let mut gate = RawPeer::connect(&sfu, "gate", "slow", Transport::Wire).await;
+    gate.join().await;
+    gate.until("it is added", |g| g.member.group().epoch().is_some())
+        .await;
+    settled(&mut [&mut alice, &mut door], 3, 60).await;
+    // Every frame the door sends is 60 KB: 24 MB in all, of which the
+    // socket buffers (a few MB) and four queued frames hold only some.
+    let before = sfu.metric(SLOW).await;
+    let frame = |sequence: u16, payload: &[u8]| Media {
+        sender: ConnId(0),
+        codec: Codec::Pcmu,
+        timestamp: u32::from(sequence) * 160,
+        sequence,
+        payload: Blob::copy_from(payload).unwrap(),
+    };
+    let sealed = door
+        .client
+        .seal(Codec::Pcmu, vec![0x33; 60_000])
+        .await
+        .unwrap();
+    for i in 0..FLOOD {
+        door.client.send_media(frame(i, &sealed)).await.unwrap();
+    }
+    // The gate reads again; the door sends small markers until one comes
+    // through, after the flood on the same link.
+    let marker = door.client.seal(Codec::Pcmu, vec![0x44; 20]).await.unwrap();
+    let mut flood = Vec::new();
+    let mut next_marker = 1000;
+    'reading: loop {
+        door.client
+            .send_media(frame(next_marker, &marker))
+            .await
+            .unwrap();
+        next_marker += 1;
+        let read = tokio::time::timeout(Duration::from_millis(100), async {
+            loop {
+                match gate.step().await {
+                    Some(ToClient::Media(m)) if m.sequence >= 1000 => return true,
+                    Some(ToClient::Media(m)) => flood.push(m.sequence),
+                    Some(_) => {}
+                    None => panic!("the slow intercom lost its link"),
+                }
+            }
+        });
+        if read.await == Ok(true) {
+            break 'reading;
+        }
+        assert!(next_marker < 1300, "no marker came through");
+    }
+    let dropped = sfu.metric(SLOW).await - before;
+    let got = u64::try_from(flood.len()).unwrap();
+    assert!(
+        got < u64::from(FLOOD),
+        "the gate got the whole flood ({got}): nothing filled its queue"
+    );
+    assert!(
+        dropped >= u64::from(FLOOD) - got,
+        "{} frames never reached the gate, {dropped} drops counted",
+        u64::from(FLOOD) - got
+    );
+    assert!(
+        flood.windows(2).all(|w| w[0] < w[1]),
+        "what arrived is in order, each once: {flood:?}"
+    );
+    assert!(gate.errors.is_empty(), "{:?}", gate.errors);
+    // The call goes on for everyone.
+    let mut carol = Peer::connect(&sfu, "carol", "slow", Transport::WebRtc).await;
+    settled(&mut [&mut alice, &mut door, &mut carol], 4, 60).await;
+    for p in [&alice, &door] {
+        assert!(p.reconnects.is_empty() && p.errors.is_empty(), "{}", p.name);
     }
 }
 

@@ -33,7 +33,7 @@ use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
-use webrtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use webrtc::rtcp::payload_feedbacks::full_intra_request::{FirEntry, FullIntraRequest};
 use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use webrtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use webrtc::rtcp::receiver_report::ReceiverReport;
@@ -341,6 +341,26 @@ impl RtcClient {
             .write_rtcp(&[Box::new(PictureLossIndication {
                 sender_ssrc: 0,
                 media_ssrc: ssrc,
+            })])
+            .await
+            .map(drop)
+            .map_err(RtcError::from)
+    }
+
+    /// Asks for a key frame of the received track `ssrc` with a full intra
+    /// request (a FIR), whose command sequence number is `sequence`.
+    ///
+    /// # Errors
+    /// When writing fails.
+    pub async fn request_full_intra(&self, ssrc: u32, sequence: u8) -> Result<(), RtcError> {
+        self.pc
+            .write_rtcp(&[Box::new(FullIntraRequest {
+                sender_ssrc: 0,
+                media_ssrc: ssrc,
+                fir: vec![FirEntry {
+                    ssrc,
+                    sequence_number: sequence,
+                }],
             })])
             .await
             .map(drop)

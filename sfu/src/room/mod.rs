@@ -46,9 +46,14 @@ pub(crate) type MediaItem = (Bytes, Instant, Kind);
 /// The sending side of a live link, as the room sees it.
 #[derive(Debug, Clone)]
 pub(crate) struct LinkTx {
-    /// Control messages, encoded; never dropped (a link that lets this fill
-    /// up is closed).
+    /// Control messages, encoded; never dropped (a link that lets
+    /// `control_limit` of them pile up is closed). The channel holds more
+    /// than that: room for a resume's replay of a whole seat history on a
+    /// new link, which a link closed for overload has missed more than
+    /// `control_limit` of.
     pub control: mpsc::Sender<Bytes>,
+    /// Control messages a live link may have queued (`limits.control_queue`).
+    pub control_limit: usize,
     /// Intercom media, encoded; dropped when full.
     pub media: mpsc::Sender<MediaItem>,
     /// Told to close, with the last message to send.
@@ -58,6 +63,13 @@ pub(crate) struct LinkTx {
 impl LinkTx {
     fn close_with(&self, code: ErrorCode, text: &str) {
         let _ = self.close.send(Some(error(code, text)));
+    }
+
+    /// Queues `bytes` unless `control_limit` messages are queued already;
+    /// whether it was queued.
+    fn queue(&self, bytes: Bytes) -> bool {
+        let queued = self.control.max_capacity() - self.control.capacity();
+        queued < self.control_limit && self.control.try_send(bytes).is_ok()
     }
 }
 
@@ -248,9 +260,14 @@ impl Room {
         let answer = ToClient::Link(LinkMsg::Resumed {
             received: resumed.received,
         });
-        let mut ok = link.control.try_send(encode(&answer)).is_ok();
+        // All or nothing: a client told `Resumed` must get the whole
+        // replay, not part of it and then `ResumeFailed`. The new link's
+        // queue is empty and holds a whole history (`LinkTx`).
+        let replayed = 1 + resumed.missed.len();
+        let fits = link.control.capacity() >= replayed;
+        let mut ok = fits && link.control.try_send(encode(&answer)).is_ok();
         for bytes in resumed.missed {
-            ok &= link.control.try_send(bytes.clone()).is_ok();
+            ok = ok && link.control.try_send(bytes.clone()).is_ok();
         }
         if !ok {
             // The new link could not take the replay: the seat stays
@@ -264,6 +281,10 @@ impl Room {
         if let Some(old) = seat.link.take() {
             old.close_with(ErrorCode::Closed, "replaced by a resumed connection");
         }
+        // The replay sits on top of the live limit: the next message must
+        // not find the queue over it before the client has read any.
+        let mut link = link;
+        link.control_limit = link.control_limit.saturating_add(replayed);
         seat.link = Some(link);
         let transport = seat.transport;
         drop(inner);
@@ -312,7 +333,7 @@ impl Room {
     pub(crate) fn send_direct(&self, conn: ConnId, message: &ToClient) {
         let inner = self.lock();
         if let Some(link) = inner.seats.get(conn).and_then(|s| s.link.as_ref())
-            && link.control.try_send(encode(message)).is_err()
+            && !link.queue(encode(message))
         {
             link.close_with(ErrorCode::Overloaded, "too many messages queued");
         }
@@ -419,7 +440,7 @@ impl Room {
 
     /// Queues encoded control bytes on a live link.
     fn send_link(link: &LinkTx, bytes: Bytes) {
-        if link.control.try_send(bytes).is_err() {
+        if !link.queue(bytes) {
             // It does not keep up; the seat stays for a resume.
             link.close_with(ErrorCode::Overloaded, "too many messages queued");
         }

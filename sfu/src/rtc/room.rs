@@ -547,11 +547,20 @@ impl RoomInner {
         }
     }
 
+    /// A signal from `conn`'s client; each refusal is counted once, as an
+    /// `Rtc` error.
     pub(super) async fn handle_signal(&self, conn: ConnId, signal: Signal) -> Result<(), RtcError> {
+        let result = self.apply_signal(conn, signal).await;
+        if result.is_err() {
+            self.rtc.metrics.error(ErrorKind::Rtc);
+        }
+        result
+    }
+
+    async fn apply_signal(&self, conn: ConnId, signal: Signal) -> Result<(), RtcError> {
         let answer = match signal {
             Signal::Answer(answer) => answer,
             Signal::Offer(_) => {
-                self.rtc.metrics.error(ErrorKind::Rtc);
                 return Err(RtcError::Unexpected("an offer (the SFU makes the offers)"));
             }
         };
@@ -562,7 +571,6 @@ impl RoomInner {
             .cloned()
             .ok_or(RtcError::NoPeer(conn))?;
         if !peer.neg().outstanding {
-            self.rtc.metrics.error(ErrorKind::Rtc);
             return Err(RtcError::Unexpected("an answer without an offer"));
         }
         let sdp = std::str::from_utf8(&answer)
@@ -581,10 +589,7 @@ impl RoomInner {
             neg.outstanding = false;
             std::mem::take(&mut neg.again)
         };
-        if let Err(e) = applied {
-            self.rtc.metrics.error(ErrorKind::Rtc);
-            return Err(e);
-        }
+        applied?;
         if again {
             self.renegotiate(&peer).await?;
         }

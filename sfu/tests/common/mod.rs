@@ -180,6 +180,8 @@ pub struct Peer {
     pub closed: bool,
     /// Offers from the SFU not answered yet.
     pub offers: Vec<String>,
+    /// Every offer from the SFU, answered or not.
+    pub offered: Vec<String>,
     /// The WebRTC side of a desktop peer, once it has one.
     pub rtc: Option<(
         std::sync::Arc<satsuma_client::rtc::RtcClient>,
@@ -211,6 +213,7 @@ impl Peer {
             reconnects: Vec::new(),
             closed: false,
             offers: Vec::new(),
+            offered: Vec::new(),
             rtc: None,
         }
     }
@@ -261,7 +264,9 @@ impl Peer {
                 self.epoch = Some(epoch);
             }
             ClientEvent::Rtc(satsuma_core::wire::Signal::Offer(sdp)) => {
-                self.offers.push(String::from_utf8_lossy(&sdp).into_owned());
+                let sdp = String::from_utf8_lossy(&sdp).into_owned();
+                self.offered.push(sdp.clone());
+                self.offers.push(sdp);
             }
             ClientEvent::Member(_) | ClientEvent::Rtc(_) => {}
             ClientEvent::Error(code, _) => self.errors.push(code),
@@ -464,6 +469,9 @@ pub struct RawPeer {
     /// How many of the next control messages to lose: kept for a resume
     /// but never sent, as if the link had broken under them.
     pub lose: usize,
+    /// Control messages are counted but no longer handed to the member
+    /// (which could not follow a log the test forges).
+    pub deaf: bool,
 }
 
 enum RawLink {
@@ -492,6 +500,10 @@ impl RawLink {
     }
 
     async fn send(&mut self, body: &[u8]) {
+        self.try_send(body).await.unwrap();
+    }
+
+    async fn try_send(&mut self, body: &[u8]) -> Result<(), String> {
         use futures_util::SinkExt as _;
         use tokio::io::AsyncWriteExt as _;
         match self {
@@ -500,10 +512,12 @@ impl RawLink {
                     body.to_vec().into(),
                 ))
                 .await
-                .unwrap(),
+                .map_err(|e| e.to_string()),
             Self::Tcp(tcp) => {
                 let len = u32::try_from(body.len()).unwrap().to_be_bytes();
-                tcp.write_all(&[&len[..], body].concat()).await.unwrap();
+                tcp.write_all(&[&len[..], body].concat())
+                    .await
+                    .map_err(|e| e.to_string())
             }
         }
     }
@@ -545,6 +559,7 @@ impl RawPeer {
             errors: Vec::new(),
             controls: 0,
             lose: 0,
+            deaf: false,
         }
     }
 
@@ -564,7 +579,7 @@ impl RawPeer {
     }
 
     /// Sends what the member wants sent; control messages go through the
-    /// cursor (and may be lost, see `lose`).
+    /// cursor (and may be lost, see `lose`, or with a broken link).
     pub async fn flush(&mut self) {
         use satsuma_core::wire::{Message as _, ToServer};
         while let Some(request) = self.member.poll_transmit() {
@@ -578,8 +593,21 @@ impl RawPeer {
                     continue;
                 }
             }
-            self.link().send(&body).await;
+            // A broken link loses it, as it would a client's; a control
+            // message is kept for the resume.
+            let _ = self.link().try_send(&body).await;
         }
+    }
+
+    /// Sends a control message the member did not make (the SFU cannot
+    /// tell), through the cursor like the member's own. If the link has
+    /// broken it is lost with it, and kept for the resume.
+    pub async fn send_control(&mut self, message: satsuma_core::wire::Up) {
+        use satsuma_core::wire::{Message as _, ToServer};
+        let body = ToServer::Control(message).encode().unwrap();
+        self.cursor.sent(body.clone());
+        self.controls += 1;
+        let _ = self.link().try_send(&body).await;
     }
 
     /// Joins: the member's `Join`.
@@ -602,8 +630,10 @@ impl RawPeer {
                 if let Down::Entry { seq, .. } = down {
                     self.seqs.push(*seq);
                 }
-                let _ = self.member.handle_message(Self::now(), down.clone());
-                self.flush().await;
+                if !self.deaf {
+                    let _ = self.member.handle_message(Self::now(), down.clone());
+                    self.flush().await;
+                }
             }
             ToClient::Link(LinkMsg::Resumable { token, .. }) => {
                 self.cursor.resumable(self.member.conn().unwrap(), *token);
@@ -629,6 +659,14 @@ impl RawPeer {
     /// A new link takes the seat over; returns the SFU's count of our
     /// control messages. The ones it missed are sent again.
     pub async fn resume(&mut self, sfu: &Sfu) -> u64 {
+        match self.try_resume(sfu).await {
+            Ok(received) => received,
+            Err(answer) => panic!("not resumed: {answer:?}"),
+        }
+    }
+
+    /// Like `resume`, but the SFU's answer when it is not `Resumed`.
+    pub async fn try_resume(&mut self, sfu: &Sfu) -> Result<u64, satsuma_core::wire::ToClient> {
         use satsuma_core::wire::{LinkMsg, Message as _, ToClient, ToServer};
         self.link = Some(RawLink::open(sfu, self.room.as_str(), self.transport).await);
         let open = self
@@ -639,12 +677,28 @@ impl RawPeer {
         let body = self.link().recv().await.expect("an answer");
         let answer = ToClient::decode(&body).unwrap();
         let ToClient::Link(LinkMsg::Resumed { received }) = answer else {
-            panic!("not resumed: {answer:?}");
+            return Err(answer);
         };
         let again: Vec<Vec<u8>> = self.cursor.resumed(received).unwrap().cloned().collect();
         for body in again {
             self.link().send(&body).await;
         }
-        received
+        Ok(received)
+    }
+
+    /// Whether the SFU closes the link (EOF or a transport error), reading
+    /// and keeping whatever comes first, within 10 s.
+    pub async fn closed(&mut self) -> bool {
+        let wait = async {
+            while let Some(body) = self.link().recv().await {
+                use satsuma_core::wire::{LinkMsg, Message as _, ToClient};
+                if let Ok(ToClient::Link(LinkMsg::Error { code, .. })) = ToClient::decode(&body) {
+                    self.errors.push(code);
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), wait)
+            .await
+            .is_ok()
     }
 }
