@@ -36,6 +36,21 @@ fn send(
     Ok(out)
 }
 
+/// Alice creates a group at time 0 and adds Bob, who joins; Bob's store.
+fn alice_adds_bob() -> (Session, Session, MemoryStore) {
+    let (mut alice, _) = member("Alice", 1);
+    let (mut bob, bob_store) = member("Bob", 2);
+    alice
+        .create_group(Instant::from_millis(0), b"room")
+        .unwrap();
+    let kp = bob.key_package().unwrap();
+    let c = alice.commit(&[&kp], &[]).unwrap();
+    alice.apply_pending_commit(Instant::from_millis(0)).unwrap();
+    bob.join(Instant::from_millis(0), c.welcome.as_deref().unwrap())
+        .unwrap();
+    (alice, bob, bob_store)
+}
+
 #[test]
 fn two_members_share_frames_roster_and_safety_number() {
     let (mut alice, _) = member("Alice", 1);
@@ -121,16 +136,7 @@ fn one_commit_adds_two_and_removes_one() {
 
 #[test]
 fn restart_within_an_epoch_resumes_and_never_reuses_a_nonce() {
-    let (mut alice, _) = member("Alice", 1);
-    let (mut bob, bob_store) = member("Bob", 2);
-    alice
-        .create_group(Instant::from_millis(0), b"room")
-        .unwrap();
-    let kp = bob.key_package().unwrap();
-    let c = alice.commit(&[&kp], &[]).unwrap();
-    alice.apply_pending_commit(Instant::from_millis(0)).unwrap();
-    bob.join(Instant::from_millis(0), c.welcome.as_deref().unwrap())
-        .unwrap();
+    let (mut alice, mut bob, bob_store) = alice_adds_bob();
     assert_eq!(send(&mut bob, &mut alice, b"before").unwrap(), b"before");
     let kid_before = bob.keyring().sending_kid().unwrap();
     let safety = bob.safety_number().unwrap();
@@ -173,16 +179,7 @@ fn restart_within_an_epoch_resumes_and_never_reuses_a_nonce() {
 fn restarts_use_a_fresh_kid_each_then_receive_only_until_a_new_epoch() {
     use satsuma_core::sframe::MAX_SEND_CONTEXTS;
 
-    let (mut alice, _) = member("Alice", 1);
-    let (mut bob, bob_store) = member("Bob", 2);
-    alice
-        .create_group(Instant::from_millis(0), b"room")
-        .unwrap();
-    let kp = bob.key_package().unwrap();
-    let c = alice.commit(&[&kp], &[]).unwrap();
-    alice.apply_pending_commit(Instant::from_millis(0)).unwrap();
-    bob.join(Instant::from_millis(0), c.welcome.as_deref().unwrap())
-        .unwrap();
+    let (mut alice, mut bob, bob_store) = alice_adds_bob();
     let mut kids = vec![bob.keyring().sending_kid().unwrap()];
     assert_eq!(send(&mut bob, &mut alice, b"first").unwrap(), b"first");
 

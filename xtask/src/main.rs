@@ -199,24 +199,28 @@ fn call(extra: &[String]) -> Result {
 /// The checker's scenarios too deep for every run (their state counts are
 /// in docs/committer.md).
 fn test_deep() -> Result {
-    run(
-        "cargo",
-        &[
-            "test",
-            "--release",
-            "-p",
-            "satsuma-model",
-            "--test",
-            "checker",
-            "--",
-            "--ignored",
-            "deep_",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ],
-    )
+    let mut args = CHECKER.to_vec();
+    args.extend([
+        "--",
+        "--ignored",
+        "deep_",
+        "--nocapture",
+        "--test-threads",
+        "1",
+    ]);
+    run("cargo", &args)
 }
+
+/// The committer's model checker, optimised (unoptimised it is 30-50
+/// times slower, and a debug `cargo test` skips it).
+const CHECKER: &[&str] = &[
+    "test",
+    "--release",
+    "-p",
+    "satsuma-model",
+    "--test",
+    "checker",
+];
 
 /// Workspace members, each linted on its own so that features one package
 /// turns on (std in the test crates) cannot hide a problem in another.
@@ -325,19 +329,7 @@ fn test() -> Result {
     })?;
     step(
         "the committer's model checker, exhaustive, optimised (tests/model)",
-        &|| {
-            run(
-                "cargo",
-                &[
-                    "test",
-                    "--release",
-                    "-p",
-                    "satsuma-model",
-                    "--test",
-                    "checker",
-                ],
-            )
-        },
+        &|| run("cargo", CHECKER),
     )?;
     step("the main job: a call through the embedded SFU", &|| {
         call(&[])
