@@ -25,7 +25,9 @@
 //!
 //! Invariants: no panic, in any task; every link ends, and one the server
 //! ended while the client still spoke ends with a typed `LinkMsg::Error` as
-//! its last message; once every client has closed and the grace has passed,
+//! its last message; a resume with a forged token or a position no seat
+//! reaches is never `Resumed`; once every client has closed and the grace
+//! has passed,
 //! every link's task is done and the hub's gauges (rooms in the map and in
 //! `/metrics`, counted sockets and their addresses, members, resume bytes)
 //! are all zero.
@@ -38,6 +40,8 @@
 //! another room, 6-7 honest), 4 control (0-1 commit, 2 create, 3 key
 //! package, 4 refuse, 5 leave), 5 ping, media or signal, 6 a transport
 //! oddity, 7 close (whole if even), 8 wait (`n` × 50 ms), 9 yield.
+//! `SFU_LINK_TRACE=1` prints every message the clients receive, to see how
+//! far an input gets.
 //!
 //! Seeds (fuzz/corpus/sfu_link/, tracked although the directory is ignored)
 //! do joins, a group creation and commit, resumes honest and forged. They
