@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Smoke-runs every cargo-fuzz target of satsuma-core for a short time.
+# Smoke-runs every cargo-fuzz target (satsuma-core's, and sfu_link for
+# satsuma-sfu's links and rooms) for a short time.
 #
 #   scripts/fuzz-smoke.sh [SECONDS_PER_TARGET]   (default 20)
 #

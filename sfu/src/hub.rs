@@ -121,6 +121,16 @@ impl Hub {
         rooms.values().cloned().collect()
     }
 
+    /// Counted sockets, and the addresses they come from.
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn sockets(&self) -> (usize, usize) {
+        let per_address = self
+            .per_address
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        (self.connections.load(Ordering::Acquire), per_address.len())
+    }
+
     /// Counts a new socket from `peer`; `None` when the server, or that
     /// address's share of it, is full.
     pub(crate) fn admit(self: &Arc<Self>, peer: IpAddr) -> Option<Admission> {

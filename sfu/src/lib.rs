@@ -12,7 +12,9 @@
 //! simulcast (see `docs/sfu.md`). Clients live in `satsuma-client`.
 //!
 //! Features: `testing` exposes [`testing`]'s internals to the crate's own
-//! integration tests; nothing else is optional.
+//! integration tests; `fuzzing` exposes a hidden `fuzzing` module (a hub
+//! and links over in-memory transports) to the `sfu_link` fuzz target;
+//! nothing else is optional.
 //!
 //! Panics: none on input from the network, a file or a client; every
 //! refusal is a typed error frame that closes only the offending
@@ -31,6 +33,9 @@
 #![warn(missing_docs)]
 
 pub mod config;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod hub;
 mod link;
 pub mod metrics;

@@ -65,7 +65,7 @@ impl Bucket {
             rate: f64::from(rate),
             burst: f64::from(burst.max(1)),
             tokens: f64::from(burst.max(1)),
-            at: Instant::now(),
+            at: now(),
         }
     }
 
@@ -80,6 +80,12 @@ impl Bucket {
             false
         }
     }
+}
+
+/// The time on the runtime's clock, which the link's timeouts use too (the
+/// system's, unless a test paused it).
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
 }
 
 /// Serves one connection until it closes. `url_room` is the room named by
@@ -299,7 +305,7 @@ async fn read_loop<R: LinkReader>(
             // A transport keep-alive (a WebSocket pong).
             continue;
         }
-        let arrived = Instant::now();
+        let arrived = now();
         hub.tap.record(&bytes);
         let message = match ToServer::decode(&bytes) {
             Ok(message) => message,
@@ -455,7 +461,7 @@ async fn write_loop<W: LinkWriter>(
                 let len = bytes.len();
                 let result = writer.write(bytes).await;
                 metrics.sent(kind, len);
-                metrics.forwarded_after(arrived.elapsed());
+                metrics.forwarded_after(now().saturating_duration_since(arrived));
                 result
             }
             _ = ping.tick() => writer.ping().await,

@@ -17,7 +17,9 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use satsuma_core::wire::{self, RoomName};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, BufReader, BufWriter};
+use tokio::io::{
+    AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, BufReader, BufWriter,
+};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt as _;
@@ -165,20 +167,29 @@ struct WsReader(SplitStream<WebSocket>);
 
 impl LinkReader for WsReader {
     async fn next(&mut self) -> Result<Option<Bytes>, ReadError> {
-        match self.0.next().await {
-            None | Some(Ok(WsMessage::Close(_))) => Ok(None),
-            Some(Ok(WsMessage::Binary(bytes))) => Ok(Some(bytes)),
-            Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => Ok(Some(Bytes::new())),
-            Some(Ok(WsMessage::Text(_))) => {
-                Err(ReadError::Malformed("text frames are not spoken here"))
-            }
-            Some(Err(e)) => {
-                let text = e.to_string();
-                if text.contains("too long") || text.contains("size") {
-                    Err(ReadError::TooLarge(0))
-                } else {
-                    Err(ReadError::Io(text))
-                }
+        ws_message(self.0.next().await)
+    }
+}
+
+/// What the link makes of the WebSocket's next item (`None`: the stream
+/// ended): a binary message is one `core::wire` message, a ping or pong a
+/// keep-alive, a close the end.
+pub(crate) fn ws_message(
+    item: Option<Result<WsMessage, axum::Error>>,
+) -> Result<Option<Bytes>, ReadError> {
+    match item {
+        None | Some(Ok(WsMessage::Close(_))) => Ok(None),
+        Some(Ok(WsMessage::Binary(bytes))) => Ok(Some(bytes)),
+        Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => Ok(Some(Bytes::new())),
+        Some(Ok(WsMessage::Text(_))) => {
+            Err(ReadError::Malformed("text frames are not spoken here"))
+        }
+        Some(Err(e)) => {
+            let text = e.to_string();
+            if text.contains("too long") || text.contains("size") {
+                Err(ReadError::TooLarge(0))
+            } else {
+                Err(ReadError::Io(text))
             }
         }
     }
@@ -220,23 +231,33 @@ pub(crate) async fn intercom(hub: Arc<Hub>, listener: TcpListener) {
         let max = hub.config.limits.max_message_bytes;
         let hub = Arc::clone(&hub);
         tokio::spawn(async move {
-            let reader = TcpReader {
-                read: BufReader::with_capacity(64 * 1024, read),
-                max,
-            };
-            let writer = TcpWriter(BufWriter::with_capacity(16 * 1024, write));
+            let reader = TcpReader::new(read, max);
+            let writer = TcpWriter::new(write);
             serve(hub, reader, writer, None, peer, admission).await;
         });
     }
 }
 
-struct TcpReader {
+/// The intercom link's reading half: length-prefixed frames (big-endian
+/// `u32`, `wire::frame_len`) over a byte stream, a TCP socket's in the
+/// server.
+pub(crate) struct TcpReader<R = OwnedReadHalf> {
     /// Buffered: a burst of small frames costs one read, not two a frame.
-    read: BufReader<OwnedReadHalf>,
+    read: BufReader<R>,
     max: usize,
 }
 
-impl LinkReader for TcpReader {
+impl<R: AsyncRead + Unpin> TcpReader<R> {
+    /// Frames of at most `max` bytes from `read`.
+    pub(crate) fn new(read: R, max: usize) -> Self {
+        Self {
+            read: BufReader::with_capacity(64 * 1024, read),
+            max,
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin + Send + 'static> LinkReader for TcpReader<R> {
     async fn next(&mut self) -> Result<Option<Bytes>, ReadError> {
         let mut header = [0; 4];
         match self.read.read_exact(&mut header).await {
@@ -260,9 +281,16 @@ impl LinkReader for TcpReader {
     }
 }
 
-struct TcpWriter(BufWriter<OwnedWriteHalf>);
+/// The intercom link's writing half: each message behind its length.
+pub(crate) struct TcpWriter<W = OwnedWriteHalf>(BufWriter<W>);
 
-impl LinkWriter for TcpWriter {
+impl<W: AsyncWrite + Unpin> TcpWriter<W> {
+    pub(crate) fn new(write: W) -> Self {
+        Self(BufWriter::with_capacity(16 * 1024, write))
+    }
+}
+
+impl<W: AsyncWrite + Unpin + Send + 'static> LinkWriter for TcpWriter<W> {
     async fn write(&mut self, message: Bytes) -> std::io::Result<()> {
         let len = u32::try_from(message.len()).map_err(std::io::Error::other)?;
         self.0.write_all(&len.to_be_bytes()).await?;

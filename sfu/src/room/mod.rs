@@ -193,8 +193,12 @@ impl Room {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The time on the runtime's clock, the one `run_timers` sleeps on (the
+    /// same as the system's, unless a test paused it).
     fn now(&self) -> satsuma_core::Instant {
-        self.context.clock.now()
+        self.context
+            .clock
+            .at(tokio::time::Instant::now().into_std())
     }
 
     /// A new connection joins: its seat, its id, and the log from here on.
