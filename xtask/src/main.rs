@@ -12,11 +12,21 @@ use std::time::Instant;
 mod bench;
 mod toolchain;
 
-/// Debian packages, each with the command that proves it is there.
+/// Debian packages, each with what proves it is there: a command, or an
+/// absolute path for a library's header.
 const APT_PACKAGES: &[(&str, &str)] = &[
     ("qemu-system-arm", "qemu-system-arm"),
     ("nodejs", "node"),
     ("binutils", "readelf"),
+    // The desktop engine: codecs (found through pkg-config), the ALSA
+    // headers cpal always compiles against on Linux, and a PulseAudio
+    // server whose null sink is the audio device of the engine's tests.
+    ("pkg-config", "pkg-config"),
+    ("libopus-dev", "/usr/include/opus/opus.h"),
+    ("libvpx-dev", "/usr/include/vpx/vpx_encoder.h"),
+    ("libasound2-dev", "/usr/include/alsa/asoundlib.h"),
+    ("pulseaudio", "pulseaudio"),
+    ("pulseaudio-utils", "pactl"),
 ];
 
 const USAGE: &str = "\
@@ -110,7 +120,8 @@ fn is_root() -> bool {
 /// What a command needs installed before it runs.
 #[derive(Debug, Clone, Copy)]
 struct Needs {
-    /// The Debian packages of `APT_PACKAGES` (QEMU, Node.js, binutils).
+    /// The Debian packages of `APT_PACKAGES` (QEMU, Node.js, binutils, the
+    /// engine's codecs and audio server).
     apt: bool,
     /// The cross targets `rust-toolchain.toml` lists (Cortex-M4, wasm).
     targets: bool,
@@ -164,7 +175,13 @@ fn setup(needs: Needs) -> Result {
 fn apt_packages() -> Result {
     let missing: Vec<&str> = APT_PACKAGES
         .iter()
-        .filter(|(_, command)| !have(command))
+        .filter(|(_, proof)| {
+            if proof.starts_with('/') {
+                !Path::new(proof).exists()
+            } else {
+                !have(proof)
+            }
+        })
         .map(|(package, _)| *package)
         .collect();
     if missing.is_empty() {
