@@ -11,11 +11,12 @@
 //! `cargo xtask call` runs this.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A demo's edge.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use satsuma_client::rtc::frames::FrameAssembler;
 use satsuma_client::rtc::{ClientSettings, ClientStreams, RtcClient};
 use satsuma_client::{Client, ClientError, ClientEvent, Endpoint};
 use satsuma_core::committer::{Event, Member, MemberConfig};
@@ -95,6 +96,8 @@ struct Person {
     introduced: Vec<Introduction>,
     /// Whether a reconnection kept the seat, once one happened.
     resumed: Option<bool>,
+    /// Video frames being put together, per received track.
+    assemblers: HashMap<u32, FrameAssembler>,
 }
 
 fn member(name: &str, transport: Transport) -> Member<Session> {
@@ -161,6 +164,7 @@ impl Person {
             last_sealed: Vec::new(),
             introduced: Vec::new(),
             resumed: None,
+            assemblers: HashMap::new(),
         })
     }
 
@@ -236,12 +240,23 @@ impl Person {
         }
         if let Some((_, streams)) = &mut self.rtc {
             while let Ok(r) = streams.media.try_recv() {
-                let codec = if r.video { Codec::Vp8 } else { Codec::Pcmu };
-                frames.push((
-                    r.stream_id.parse().unwrap_or(u64::MAX),
-                    codec,
-                    r.payload.to_vec(),
-                ));
+                let from = r.stream_id.parse().unwrap_or(u64::MAX);
+                if r.video {
+                    // Video frames travel in packets with a descriptor.
+                    let pushed = self.assemblers.entry(r.ssrc).or_default().push(
+                        r.sequence,
+                        r.timestamp,
+                        &r.payload,
+                    );
+                    if pushed.lost {
+                        self.unopened += 1;
+                    }
+                    if let Some((_, frame)) = pushed.frame {
+                        frames.push((from, Codec::Vp8, frame));
+                    }
+                } else {
+                    frames.push((from, Codec::Pcmu, r.payload.to_vec()));
+                }
             }
         }
         for (from, codec, sealed) in frames {
@@ -278,7 +293,7 @@ impl Person {
         };
         let sent = match &self.rtc {
             Some((rtc, _)) if codec == Codec::Vp8 => rtc
-                .send_video(&sealed, timestamp, true)
+                .send_video_frame(&sealed, timestamp)
                 .await
                 .map_err(|e| e.to_string()),
             Some((rtc, _)) => rtc

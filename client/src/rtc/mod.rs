@@ -1,6 +1,7 @@
 //! A WebRTC peer of the SFU, as the desktop engine, the integration tests
 //! and the load tool use it: it answers the SFU's offers (re-offers included),
-//! publishes one audio and one video track of opaque payloads, and hands
+//! publishes one audio and one video track of opaque payloads (video frames
+//! split over packets by [`frames`]), and hands
 //! every received packet over on a channel.
 //!
 //! It does not encode, encrypt or decode: payloads are whatever the caller
@@ -52,6 +53,7 @@ use webrtc::track::track_remote::TrackRemote;
 use crate::cancel::Cancel;
 
 mod api;
+pub mod frames;
 
 /// Why a WebRTC operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -330,6 +332,23 @@ impl RtcClient {
     ) -> Result<bool, RtcError> {
         let seq = self.video_seq.fetch_add(1, Relaxed);
         write(&self.video, payload, timestamp, seq, marker).await
+    }
+
+    /// Publishes one whole video frame (sealed), split over as many
+    /// packets as it needs with [`frames::packetize`]. `Ok(false)` when a
+    /// packet was not sent (the track is not negotiated yet): the frame is
+    /// then lost to its receivers, who will ask for a key frame.
+    ///
+    /// # Errors
+    /// When writing fails.
+    pub async fn send_video_frame(&self, sealed: &[u8], timestamp: u32) -> Result<bool, RtcError> {
+        let packets = frames::packetize(sealed, frames::MAX_PAYLOAD);
+        let last = packets.len().saturating_sub(1);
+        let mut all = true;
+        for (i, packet) in packets.iter().enumerate() {
+            all &= self.send_video(packet, timestamp, i == last).await?;
+        }
+        Ok(all)
     }
 
     /// Asks for a key frame of the received track `ssrc` (a PLI).
