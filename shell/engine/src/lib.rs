@@ -7,6 +7,8 @@
 //!   the same member.
 //! - [`os_seeded_crypto`]: the MLS crypto provider, seeded from the OS
 //!   entropy source.
+//! - [`media`]: the codecs (Opus, G.711, G.722 and VP8 through libvpx) and
+//!   test signals (a tone, a numbered moving picture) that survive them.
 //!
 //! It decides nothing about the protocol (that is `satsuma-core`'s job) and
 //! does not yet talk to the SFU or touch audio and video devices.
@@ -44,6 +46,7 @@
 
 mod crypto;
 mod error;
+pub mod media;
 mod store;
 
 pub use crypto::os_seeded_crypto;
