@@ -6,7 +6,7 @@
 //!
 //! The traffic is the wire mode's: audio (Opus track) 50 packets/s,
 //! video (VP8 track) 30 frames/s of `video_packets` packets, the last one
-//! with the marker bit, each payload marked like the wire mode's: an SFrame
+//! with the marker bit, each payload a frame descriptor byte and then marked like the wire mode's: an SFrame
 //! header naming the member's KID (its key ring's, kept current by the
 //! signalling task), then the 16-byte stamp.
 //! Until the room's `go`, every participant sends a slow probe (an audio
@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use satsuma_client::rtc::{ClientSettings, Received as RtcReceived, RtcClient};
 use satsuma_client::{Client, ClientEvent, Endpoint};
 use satsuma_core::committer::Event;
-use satsuma_core::media::Codec;
+use satsuma_core::media::{Codec, FRAME_END, FRAME_START};
 use satsuma_core::mls::Session;
 use satsuma_core::wire::{Blob, RoomName, Signal, Transport};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -248,10 +248,16 @@ async fn receive(
         let now = now_ns();
         let mut stats = received.lock().unwrap_or_else(PoisonError::into_inner);
         for packet in batch.drain(..) {
-            let Some(sent_at) = stamp_time(&packet.payload) else {
+            // Video packets carry a frame descriptor before the stamp.
+            let payload = if packet.video {
+                packet.payload.get(1..).unwrap_or_default()
+            } else {
+                &packet.payload[..]
+            };
+            let Some(sent_at) = stamp_time(payload) else {
                 continue;
             };
-            if let Some(from) = stamp_id(&packet.payload)
+            if let Some(from) = stamp_id(payload)
                 && heard.insert((from, packet.video))
             {
                 mesh.note(index, from, packet.video);
@@ -279,7 +285,12 @@ struct Outgoing {
 
 impl Outgoing {
     fn new(rtc: Arc<RtcClient>, plan: Plan, kid: Arc<Kid>, shared: Arc<Shared>) -> Self {
-        let (audio, video) = (shared.audio.payload.clone(), shared.video.payload.clone());
+        // A video packet starts with its frame descriptor
+        // (`satsuma_core::media::FRAME_START`), set per packet.
+        let (audio, video) = (
+            shared.audio.payload.clone(),
+            [&[0][..], &shared.video.payload].concat(),
+        );
         Self {
             rtc,
             plan,
@@ -324,7 +335,11 @@ impl Outgoing {
         for _ in 0..frames {
             let packets = self.shared.video_packets;
             for i in 0..packets {
-                mark(&mut self.video, Codec::Vp8, kid, id, self.seq, now);
+                if let Some((descriptor, marked)) = self.video.split_first_mut() {
+                    *descriptor = if i == 0 { FRAME_START } else { 0 }
+                        | if i + 1 == packets { FRAME_END } else { 0 };
+                    mark(marked, Codec::Vp8, kid, id, self.seq, now);
+                }
                 self.seq = self.seq.wrapping_add(1);
                 let outcome = self
                     .rtc

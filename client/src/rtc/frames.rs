@@ -21,10 +21,7 @@
 //! Audio frames are small and go one per packet with no descriptor, as the
 //! intercom's link sends them.
 
-/// The descriptor's start bit.
-pub const START: u8 = 0x80;
-/// The descriptor's end bit.
-pub const END: u8 = 0x40;
+pub use satsuma_core::media::{FRAME_END as END, FRAME_START as START};
 
 /// The largest RTP payload the client sends: under a 1,280-byte IPv6
 /// minimum MTU with the RTP, SRTP, UDP and IP headers.
@@ -143,7 +140,7 @@ impl FrameAssembler {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
     use super::*;
 

@@ -28,7 +28,7 @@ mod rtp;
 mod vp8;
 
 pub use keys::MediaKeys;
-pub use rtp::{Feedback, MediaKind, RtpCodec};
+pub use rtp::{FRAME_END, FRAME_START, Feedback, MediaKind, RtpCodec};
 pub use vp8::{FRAME_TAG_LEN, KEY_FRAME_HEADER_LEN, Vp8Header};
 
 use alloc::vec::Vec;

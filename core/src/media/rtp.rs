@@ -6,6 +6,17 @@
 
 use super::Codec;
 
+/// Video frames over RTP: a protected frame is split over as many packets
+/// as it needs, each payload starting with a descriptor byte (after the
+/// SFrame RTP payload format drafts). This bit marks a frame's first
+/// packet, the one that starts with the frame's clear prefix and SFrame
+/// header; every packet of a frame has its RTP timestamp. Audio frames go
+/// one per packet with no descriptor.
+pub const FRAME_START: u8 = 0x80;
+/// The descriptor bit of a video frame's last packet (the RTP marker is
+/// set on it too). The other six bits are zero when sent and ignored.
+pub const FRAME_END: u8 = 0x40;
+
 /// Audio or video.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

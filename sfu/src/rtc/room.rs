@@ -100,6 +100,9 @@ struct Publication {
     wire: bool,
     /// When it was published.
     since: Instant,
+    /// Video: the RTP timestamp of the frame whose first packet passed
+    /// the sender check; the rest of that frame's packets follow it.
+    frame: Option<u32>,
 }
 
 /// One published track on one subscriber's peer connection.

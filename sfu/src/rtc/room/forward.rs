@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use bytes::Bytes;
-use satsuma_core::media::Codec;
+use satsuma_core::media::{Codec, FRAME_START};
 use satsuma_core::wire::{Blob, Media, Transport};
 use tokio::sync::mpsc;
 use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -56,6 +56,7 @@ impl RoomInner {
                     generation,
                     wire: false,
                     since: Instant::now(),
+                    frame: None,
                 },
             );
             st.rebuild_routes();
@@ -103,19 +104,41 @@ impl RoomInner {
         }
     }
 
-    /// One RTP packet from a desktop publisher: its payload is one
-    /// protected frame, forwarded only if its SFrame KID names the
-    /// publisher's own leaf.
+    /// One RTP packet from a desktop publisher, forwarded only if its
+    /// SFrame KID names the publisher's own leaf. An audio packet is one
+    /// protected frame. A video packet is part of one, after a descriptor
+    /// byte (`satsuma_core::media::FRAME_START`): the first packet of a frame
+    /// carries the SFrame header and is checked; the rest of that frame
+    /// (same timestamp) follows it, and nothing else does.
     pub(super) fn forward(&self, key: TrackKey, codec: Codec, packet: Packet, arrival: Instant) {
         let metrics = &self.rtc.metrics;
         self.rtc.tap.record(&packet.payload);
         metrics.received(key.kind(), packet.payload.len());
         let (member, sender, routes, wire) = {
-            let st = self.state();
+            let mut st = self.state();
             let member = st.members.contains_key(&key.publisher);
-            let sender = st
-                .senders
-                .check_frame(key.publisher, codec, &packet.payload);
+            let sender = if key.video {
+                let timestamp = packet.header.timestamp;
+                match packet.payload.split_first() {
+                    Some((&descriptor, frame)) if descriptor & FRAME_START != 0 => {
+                        let checked = st.senders.check_frame(key.publisher, codec, frame);
+                        if let Some(p) = st.publications.get_mut(&key) {
+                            p.frame = checked.is_ok().then_some(timestamp);
+                        }
+                        checked.map(|()| true)
+                    }
+                    // The rest of a frame whose start passed.
+                    Some(_) => Ok(st
+                        .publications
+                        .get(&key)
+                        .is_some_and(|p| p.frame == Some(timestamp))),
+                    None => Ok(false),
+                }
+            } else {
+                st.senders
+                    .check_frame(key.publisher, codec, &packet.payload)
+                    .map(|()| true)
+            };
             (
                 member,
                 sender,
@@ -127,9 +150,16 @@ impl RoomInner {
             metrics.dropped(DropReason::NotMember);
             return;
         }
-        if let Err(e) = sender {
-            self.refusals.note(metrics, key.publisher, "webrtc", &e);
-            return;
+        match sender {
+            Ok(true) => {}
+            Ok(false) => {
+                metrics.dropped(DropReason::NotSframe);
+                return;
+            }
+            Err(e) => {
+                self.refusals.note(metrics, key.publisher, "webrtc", &e);
+                return;
+            }
         }
         if let Some(routes) = routes {
             for route in routes.iter() {
@@ -201,6 +231,7 @@ impl RoomInner {
                         generation,
                         wire: true,
                         since: Instant::now(),
+                        frame: None,
                     },
                 );
                 st.rebuild_routes();
