@@ -7,11 +7,20 @@
 //!   the same member.
 //! - [`os_seeded_crypto`]: the MLS crypto provider, seeded from the OS
 //!   entropy source.
+//! - [`Call`]: a member in a call on an SFU. Audio (Opus, or G.711/G.722
+//!   with an intercom) and VP8 video are encoded, SFrame-sealed with the
+//!   group's keys and sent over WebRTC; every other member's frames are
+//!   opened, decoded and played out through a [`jitter`] buffer, and
+//!   [`events`] tell the app about epochs and safety numbers, members and
+//!   trust, media statistics and pictures.
 //! - [`media`]: the codecs (Opus, G.711, G.722 and VP8 through libvpx) and
 //!   test signals (a tone, a numbered moving picture) that survive them.
+//! - `satsuma-headless`: the engine as a command-line member that prints
+//!   one JSON event per line, for tests and bots.
 //!
-//! It decides nothing about the protocol (that is `satsuma-core`'s job) and
-//! does not yet talk to the SFU or touch audio and video devices.
+//! It decides nothing about the protocol (that is `satsuma-core`'s job).
+//! Audio and video devices (cpal, V4L2) are not wired in yet: a call's
+//! microphone is a tone, a WAV file or silence, its camera a test pattern.
 //!
 //! # Example
 //!
@@ -44,11 +53,17 @@
 //! a failing disk [`StoreError::Io`](satsuma_core::mls::StoreError::Io).
 #![warn(missing_docs)]
 
+mod call;
 mod crypto;
 mod error;
+pub mod events;
+pub mod jitter;
 pub mod media;
+mod source;
 mod store;
 
+pub use call::{Call, CallConfig, CallError, Identity, VideoFormat};
 pub use crypto::os_seeded_crypto;
 pub use error::Error;
+pub use source::{AudioInput, VideoInput, WavError};
 pub use store::{FILE_NAME, FileStore, HEADER_LEN, MAX_RECORD_LEN, data_dir};

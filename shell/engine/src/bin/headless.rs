@@ -1,0 +1,197 @@
+//! `satsuma-headless`: a member of a call with no window and no devices.
+//!
+//! It joins a room on an SFU with a synthetic tone (or a WAV file) and the
+//! moving test pattern, and prints one JSON object per line on stdout:
+//! `joined`, `epoch` (with the safety number and the members),
+//! `introduced` (with the trust signal), `link`, `media` (per member:
+//! frames received, opened, failed, the tone heard, the test pattern's
+//! frame number seen), `error` and finally `left`.
+//!
+//! Lines on stdin steer it: `mute`, `unmute`, `camera off`, `camera on`,
+//! `drop` (lose the link, as a network failure would), `leave`.
+//!
+//! ```text
+//! satsuma-headless --server 127.0.0.1:8080 --room kitchen --name Bob --tone 660
+//! ```
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use satsuma_core::media::Codec;
+use satsuma_engine::events::CallEvent;
+use satsuma_engine::{AudioInput, Call, CallConfig, Identity, VideoFormat, VideoInput};
+use tokio::io::AsyncBufReadExt as _;
+
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "A headless member of a Satsuma call, printing JSON events"
+)]
+struct Args {
+    /// The SFU's HTTP address.
+    #[arg(long)]
+    server: SocketAddr,
+    /// The room.
+    #[arg(long, default_value = "satsuma")]
+    room: String,
+    /// The name others see.
+    #[arg(long, default_value = "headless")]
+    name: String,
+    /// This device's name.
+    #[arg(long, default_value = "headless")]
+    device: String,
+    /// Send a tone at this frequency (Hz).
+    #[arg(long, default_value_t = 440.0, conflicts_with_all = ["wav", "silent"])]
+    tone: f32,
+    /// Send this WAV file, looped.
+    #[arg(long)]
+    wav: Option<PathBuf>,
+    /// Send silence.
+    #[arg(long)]
+    silent: bool,
+    /// The audio codec: opus, pcmu, pcma or g722.
+    #[arg(long, default_value = "opus", value_parser = codec)]
+    codec: Codec,
+    /// Send no video.
+    #[arg(long)]
+    no_video: bool,
+    /// The test pattern's size, WIDTHxHEIGHT.
+    #[arg(long, default_value = "640x360", value_parser = size)]
+    size: (u32, u32),
+    /// Video frames per second.
+    #[arg(long, default_value_t = 30)]
+    fps: u32,
+    /// Video bitrate in kbit/s.
+    #[arg(long, default_value_t = 800)]
+    bitrate: u32,
+    /// Keep the identity and trust record in this file (else a new
+    /// identity for this run).
+    #[arg(long)]
+    identity: Option<PathBuf>,
+    /// Leave after this many seconds.
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Milliseconds between `media` reports.
+    #[arg(long, default_value_t = 1000)]
+    stats_ms: u64,
+}
+
+fn codec(s: &str) -> Result<Codec, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "opus" => Ok(Codec::Opus),
+        "pcmu" => Ok(Codec::Pcmu),
+        "pcma" => Ok(Codec::Pcma),
+        "g722" => Ok(Codec::G722),
+        _ => Err("one of opus, pcmu, pcma, g722".into()),
+    }
+}
+
+fn size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once('x')
+        .ok_or("WIDTHxHEIGHT, for example 640x360")?;
+    let parse = |v: &str| v.parse::<u32>().map_err(|e| format!("{v}: {e}"));
+    let (w, h) = (parse(w)?, parse(h)?);
+    if w < 64 || h < 64 || w > 1920 || h > 1080 || w % 2 == 1 || h % 2 == 1 {
+        return Err("even sizes from 64x64 to 1920x1080".into());
+    }
+    Ok((w, h))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let mut config = CallConfig::new(args.server, &args.room, &args.name);
+    config.device = args.device;
+    config.audio = match (args.wav, args.silent) {
+        (Some(path), _) => AudioInput::Wav(path),
+        (None, true) => AudioInput::Silence,
+        (None, false) => AudioInput::Tone(args.tone),
+    };
+    config.audio_codec = args.codec;
+    config.video = if args.no_video {
+        VideoInput::None
+    } else {
+        VideoInput::Pattern
+    };
+    config.video_format = VideoFormat {
+        width: args.size.0,
+        height: args.size.1,
+        fps: args.fps.clamp(1, 60),
+        bitrate_kbps: args.bitrate.clamp(50, 20_000),
+    };
+    config.identity = args.identity.map_or(Identity::Ephemeral, Identity::File);
+    config.stats_every = Duration::from_millis(args.stats_ms.max(50));
+    let (call, mut events) = match Call::join(config).await {
+        Ok(joined) => joined,
+        Err(e) => {
+            eprintln!("satsuma-headless: cannot join: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin_open = true;
+    let mut leaving = false;
+    let deadline = async {
+        match args.seconds {
+            Some(s) => tokio::time::sleep(Duration::from_secs_f64(s.max(0.0))).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
+    let mut out = std::io::stdout().lock();
+    loop {
+        tokio::select! {
+            event = events.recv() => {
+                let Some(event) = event else { break };
+                if matches!(event, CallEvent::Picture { .. }) {
+                    continue;
+                }
+                let left = matches!(event, CallEvent::Left);
+                if let Ok(line) = serde_json::to_string(&event) {
+                    // A closed stdout (the reader went away) ends nothing.
+                    let _ = writeln!(out, "{line}");
+                    let _ = out.flush();
+                }
+                if left {
+                    break;
+                }
+            }
+            line = stdin.next_line(), if stdin_open => {
+                let result = match line.ok().flatten().as_deref().map(str::trim) {
+                    None => { stdin_open = false; Ok(()) }
+                    Some("mute") => call.set_muted(true).await,
+                    Some("unmute") => call.set_muted(false).await,
+                    Some("camera off") => call.set_camera(false).await,
+                    Some("camera on") => call.set_camera(true).await,
+                    Some("drop") => call.drop_link().await,
+                    Some("leave") => call.leave().await,
+                    Some(other) => {
+                        eprintln!("satsuma-headless: unknown command {other:?} (mute, unmute, camera off, camera on, drop, leave)");
+                        Ok(())
+                    }
+                };
+                if result.is_err() {
+                    break;
+                }
+            }
+            () = &mut deadline, if !leaving => {
+                leaving = true;
+                if call.leave().await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}

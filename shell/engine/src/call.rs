@@ -1,0 +1,931 @@
+//! A call: one member in one room on an SFU, with audio and video
+//! encoded, sealed with the group's SFrame keys, sent over WebRTC, and the
+//! other members' frames received, opened, decoded and played.
+//!
+//! One task owns everything (the client, the WebRTC peer, the codecs, the
+//! playout buffers); the [`Call`] handle sends it commands and
+//! [`CallEvent`]s come back on a channel. Video encoding and decoding run
+//! on tokio's blocking pool so that they never hold up audio.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use satsuma_client::rtc::frames::FrameAssembler;
+use satsuma_client::rtc::{ClientSettings, ClientStreams, Received, RtcClient};
+use satsuma_client::{Client, ClientError, ClientEvent, Endpoint, ReceivedFrame};
+use satsuma_core::committer::{Event, Member, MemberConfig};
+use satsuma_core::media::{Codec, Vp8Header};
+use satsuma_core::mls::{MemberInfo, MemoryStore, Session, SessionConfig};
+use satsuma_core::wire::{Blob, Capabilities, RoomName, Signal, Transport};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior, interval};
+
+use crate::events::{
+    AudioStats, CallEvent, LinkState, MemberView, RemoteStats, SentStats, VideoStats,
+};
+use crate::jitter::{JitterBuffer, Playout};
+use crate::media::CodecError;
+use crate::media::audio::{AudioDecoder, AudioEncoder, FRAME_SAMPLES, SAMPLE_RATE};
+use crate::media::pattern::read_frame_number;
+use crate::media::tone::{detect_frequency, level_dbfs};
+use crate::media::video::{Vp8Config, Vp8Decoder, Vp8Encoder};
+use crate::source::{AudioInput, AudioSource, VideoInput, VideoSource, WavError};
+use crate::{FileStore, os_seeded_crypto};
+
+/// Where the member's identity and trust record live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// In this state file (created on first use, mode 0600): the same
+    /// identity key and trust record across runs.
+    File(PathBuf),
+    /// A new identity for this call only, forgotten when it ends.
+    Ephemeral,
+}
+
+/// The size, rate and bitrate of the video sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VideoFormat {
+    /// Width in pixels (even).
+    pub width: u32,
+    /// Height in pixels (even).
+    pub height: u32,
+    /// Frames per second.
+    pub fps: u32,
+    /// Target bitrate.
+    pub bitrate_kbps: u32,
+}
+
+impl Default for VideoFormat {
+    fn default() -> Self {
+        Self {
+            width: 640,
+            height: 360,
+            fps: 30,
+            bitrate_kbps: 800,
+        }
+    }
+}
+
+/// How to join a call.
+#[derive(Debug, Clone)]
+pub struct CallConfig {
+    /// The SFU's HTTP address (its WebSocket signalling).
+    pub server: SocketAddr,
+    /// The room.
+    pub room: String,
+    /// The name others see.
+    pub name: String,
+    /// This device's name.
+    pub device: String,
+    /// Where the identity lives.
+    pub identity: Identity,
+    /// The microphone.
+    pub audio: AudioInput,
+    /// The audio codec sent: Opus, or G.711/G.722 in a room with an
+    /// intercom.
+    pub audio_codec: Codec,
+    /// The camera.
+    pub video: VideoInput,
+    /// The video sent.
+    pub video_format: VideoFormat,
+    /// Whether to hand every decoded picture over as
+    /// [`CallEvent::Picture`] (the app does; the headless client reads
+    /// the frame numbers only).
+    pub pictures: bool,
+    /// How often [`CallEvent::Media`] reports.
+    pub stats_every: Duration,
+    /// Local addresses for ICE host candidates.
+    pub ips: Vec<std::net::IpAddr>,
+}
+
+impl CallConfig {
+    /// A call to `room` on `server` as `name`, with a tone and the test
+    /// pattern, a fresh identity, Opus.
+    #[must_use]
+    pub fn new(server: SocketAddr, room: &str, name: &str) -> Self {
+        Self {
+            server,
+            room: room.to_owned(),
+            name: name.to_owned(),
+            device: "desktop".to_owned(),
+            identity: Identity::Ephemeral,
+            audio: AudioInput::Tone(440.0),
+            audio_codec: Codec::Opus,
+            video: VideoInput::Pattern,
+            video_format: VideoFormat::default(),
+            pictures: false,
+            stats_every: Duration::from_secs(1),
+            ips: vec![std::net::IpAddr::from([127, 0, 0, 1])],
+        }
+    }
+}
+
+/// Why a call could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// The room or member name is not valid.
+    #[error("invalid {what}: {reason}")]
+    Invalid {
+        /// Which setting.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The identity file could not be opened.
+    #[error("identity: {0}")]
+    Identity(#[from] crate::Error),
+    /// The member's MLS state could not be created or loaded.
+    #[error("member state: {0}")]
+    Session(#[from] satsuma_core::mls::SessionError),
+    /// The SFU could not be reached, or refused.
+    #[error("server: {0}")]
+    Client(#[from] ClientError),
+    /// The WebRTC peer could not be set up.
+    #[error("webrtc: {0}")]
+    Rtc(#[from] satsuma_client::rtc::RtcError),
+    /// A codec could not be set up.
+    #[error("codec: {0}")]
+    Codec(#[from] CodecError),
+    /// The WAV file cannot be played.
+    #[error(transparent)]
+    Wav(#[from] WavError),
+    /// The call has ended.
+    #[error("the call has ended")]
+    Ended,
+}
+
+enum Command {
+    Mute(bool),
+    Camera(bool),
+    Leave,
+    DropLink,
+}
+
+/// A running call.
+#[derive(Debug, Clone)]
+pub struct Call {
+    commands: mpsc::Sender<Command>,
+    fingerprint: String,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Mute(_) => "Mute",
+            Self::Camera(_) => "Camera",
+            Self::Leave => "Leave",
+            Self::DropLink => "DropLink",
+        })
+    }
+}
+
+impl Call {
+    /// Joins the call. Events (joined, epochs, members, media statistics,
+    /// pictures) arrive on the returned channel until [`CallEvent::Left`].
+    ///
+    /// # Errors
+    /// When a setting is invalid, the identity cannot be opened, the SFU
+    /// cannot be reached or a codec cannot start.
+    pub async fn join(config: CallConfig) -> Result<(Self, mpsc::Receiver<CallEvent>), CallError> {
+        let room = RoomName::new(&config.room).map_err(|e| CallError::Invalid {
+            what: "room name",
+            reason: format!("{e:?}"),
+        })?;
+        let session = open_session(&config)?;
+        let fingerprint = session.fingerprint().to_string();
+        let member = Member::new(
+            session,
+            MemberConfig {
+                room: room.clone(),
+                capabilities: Capabilities {
+                    can_commit: true,
+                    transport: Transport::WebRtc,
+                },
+            },
+        );
+        let audio_in = AudioSource::open(&config.audio)?;
+        let encoder = AudioEncoder::new(config.audio_codec)?;
+        let video = match config.video {
+            VideoInput::None => None,
+            VideoInput::Pattern => {
+                let f = config.video_format;
+                let encoder = Vp8Encoder::new(&Vp8Config {
+                    width: f.width,
+                    height: f.height,
+                    fps: f.fps.max(1),
+                    bitrate_kbps: f.bitrate_kbps,
+                })?;
+                Some((VideoSource::pattern(f.width, f.height), encoder))
+            }
+        };
+        let (rtc, streams) = RtcClient::new(&ClientSettings {
+            audio_codec: config.audio_codec,
+            ips: config.ips.clone(),
+            ..Default::default()
+        })
+        .await?;
+        let (client, client_events) =
+            Client::start(Endpoint::WebSocket(config.server), room, member).await?;
+        let (commands, commands_rx) = mpsc::channel(16);
+        let (events, events_rx) = mpsc::channel(1024);
+        let task = Task {
+            config,
+            client,
+            rtc,
+            audio_in,
+            encoder,
+            video,
+            key_frame_wanted: true,
+            muted: false,
+            camera: true,
+            audio_ts: random_u32(),
+            video_frames: 0,
+            remotes: HashMap::new(),
+            roster: Vec::new(),
+            epoch_reported: None,
+            sent: SentStats::default(),
+            events,
+        };
+        tokio::spawn(task.run(client_events, streams, commands_rx));
+        Ok((
+            Self {
+                commands,
+                fingerprint,
+            },
+            events_rx,
+        ))
+    }
+
+    /// This member's identity fingerprint.
+    #[must_use]
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// Mutes (silence is sent) or unmutes the microphone.
+    ///
+    /// # Errors
+    /// [`CallError::Ended`].
+    pub async fn set_muted(&self, muted: bool) -> Result<(), CallError> {
+        self.send(Command::Mute(muted)).await
+    }
+
+    /// Turns the camera on or off (no video is sent while off).
+    ///
+    /// # Errors
+    /// [`CallError::Ended`].
+    pub async fn set_camera(&self, on: bool) -> Result<(), CallError> {
+        self.send(Command::Camera(on)).await
+    }
+
+    /// Leaves the call.
+    ///
+    /// # Errors
+    /// [`CallError::Ended`].
+    pub async fn leave(&self) -> Result<(), CallError> {
+        self.send(Command::Leave).await
+    }
+
+    /// Drops the link to the SFU without leaving, as a failing network
+    /// would; the call resumes on a new link.
+    ///
+    /// # Errors
+    /// [`CallError::Ended`].
+    pub async fn drop_link(&self) -> Result<(), CallError> {
+        self.send(Command::DropLink).await
+    }
+
+    async fn send(&self, c: Command) -> Result<(), CallError> {
+        self.commands.send(c).await.map_err(|_| CallError::Ended)
+    }
+}
+
+fn open_session(config: &CallConfig) -> Result<Session, CallError> {
+    let info = MemberInfo::new(&config.name, &config.device).map_err(|e| CallError::Invalid {
+        what: "name or device",
+        reason: format!("{e:?}"),
+    })?;
+    let crypto = os_seeded_crypto()?;
+    let now = satsuma_client::clock().now();
+    Ok(match &config.identity {
+        Identity::Ephemeral => {
+            Session::create(crypto, info, SessionConfig::default(), MemoryStore::new())?
+        }
+        Identity::File(path) => {
+            let store = FileStore::open(path)?;
+            if store.has_record() {
+                Session::resume(now, crypto, SessionConfig::default(), store)?
+            } else {
+                Session::create(crypto, info, SessionConfig::default(), store)?
+            }
+        }
+    })
+}
+
+fn random_u32() -> u32 {
+    let mut b = [0; 4];
+    let _ = getrandom::fill(&mut b);
+    u32::from_be_bytes(b)
+}
+
+/// Playout waits for this many frames (60 ms) and holds at most 25.
+const JITTER_TARGET: usize = 3;
+const JITTER_CAPACITY: usize = 25;
+/// Tone detection looks at the last 200 ms played.
+const ANALYSIS_FRAMES: usize = 10;
+/// At most one key-frame request per track in this long.
+const PLI_INTERVAL: Duration = Duration::from_millis(300);
+/// Held audio timestamps kept per sender (matches core's bounded hold).
+const HELD_TIMESTAMPS: usize = 64;
+
+/// What this member receives from one sender.
+struct Remote {
+    conn: u64,
+    leaf: Option<u32>,
+    audio_codec: Option<Codec>,
+    decoder: Option<AudioDecoder>,
+    jitter: Option<JitterBuffer>,
+    held: VecDeque<u32>,
+    analysis: VecDeque<Vec<i16>>,
+    audio: AudioStats,
+    video_ssrc: Option<u32>,
+    assembler: FrameAssembler,
+    video_decoder: Option<Vp8Decoder>,
+    waiting_for_key: bool,
+    last_pli: Option<Instant>,
+    video: VideoStats,
+}
+
+impl Remote {
+    fn new(conn: u64) -> Self {
+        Self {
+            conn,
+            leaf: None,
+            audio_codec: None,
+            decoder: None,
+            jitter: None,
+            held: VecDeque::new(),
+            analysis: VecDeque::new(),
+            audio: AudioStats::default(),
+            video_ssrc: None,
+            assembler: FrameAssembler::default(),
+            video_decoder: None,
+            waiting_for_key: true,
+            last_pli: None,
+            video: VideoStats::default(),
+        }
+    }
+}
+
+struct Task {
+    config: CallConfig,
+    client: Client<Session>,
+    rtc: Arc<RtcClient>,
+    audio_in: AudioSource,
+    encoder: AudioEncoder,
+    video: Option<(VideoSource, Vp8Encoder)>,
+    key_frame_wanted: bool,
+    muted: bool,
+    camera: bool,
+    audio_ts: u32,
+    video_frames: u64,
+    remotes: HashMap<u64, Remote>,
+    roster: Vec<MemberView>,
+    epoch_reported: Option<u64>,
+    sent: SentStats,
+    events: mpsc::Sender<CallEvent>,
+}
+
+impl Task {
+    async fn run(
+        mut self,
+        mut client_events: mpsc::Receiver<ClientEvent>,
+        mut streams: ClientStreams,
+        mut commands: mpsc::Receiver<Command>,
+    ) {
+        let mut audio_tick = interval(Duration::from_millis(20));
+        audio_tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        let fps = u64::from(self.config.video_format.fps.max(1));
+        let mut video_tick = interval(Duration::from_micros(1_000_000 / fps));
+        video_tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let mut stats_tick = interval(self.config.stats_every.max(Duration::from_millis(50)));
+        let video_timestamp_step = u32::try_from(90_000 / fps).unwrap_or(3_000);
+        let mut video_ts = random_u32();
+        loop {
+            tokio::select! {
+                event = client_events.recv() => {
+                    let Some(event) = event else { break };
+                    if !self.on_client_event(event).await {
+                        break;
+                    }
+                }
+                Some(packet) = streams.media.recv() => self.on_packet(packet).await,
+                Some(feedback) = streams.feedback.recv() => {
+                    if let satsuma_client::rtc::Feedback::KeyFrame { video: true } = feedback {
+                        self.key_frame_wanted = true;
+                    }
+                }
+                _ = audio_tick.tick() => {
+                    self.send_audio().await;
+                    self.play_out();
+                }
+                _ = video_tick.tick(), if self.video.is_some() && self.camera => {
+                    self.send_video(video_ts).await;
+                    video_ts = video_ts.wrapping_add(video_timestamp_step);
+                }
+                _ = stats_tick.tick() => self.report().await,
+                command = commands.recv() => match command {
+                    Some(Command::Mute(m)) => self.muted = m,
+                    Some(Command::Camera(on)) => {
+                        self.camera = on;
+                        self.key_frame_wanted |= on;
+                    }
+                    Some(Command::DropLink) => {
+                        if self.client.drop_link().await.is_err() {
+                            break;
+                        }
+                    }
+                    Some(Command::Leave) | None => {
+                        let _ = self.client.leave().await;
+                        break;
+                    }
+                },
+            }
+        }
+        self.report().await;
+        self.rtc.close().await;
+        let _ = self.events.send(CallEvent::Left).await;
+    }
+
+    async fn emit(&mut self, event: CallEvent) {
+        let _ = self.events.send(event).await;
+    }
+
+    async fn error(&mut self, message: String) {
+        tracing::warn!("{message}");
+        self.emit(CallEvent::Error { message }).await;
+    }
+
+    /// Handles one client event; false when the call is over.
+    async fn on_client_event(&mut self, event: ClientEvent) -> bool {
+        match event {
+            ClientEvent::Rtc(Signal::Offer(sdp)) => {
+                let answer = match self.rtc.handle_offer(&String::from_utf8_lossy(&sdp)).await {
+                    Ok(a) => a,
+                    Err(e) => {
+                        self.error(format!("answering the SFU's offer: {e}")).await;
+                        return true;
+                    }
+                };
+                let Some(blob) = Blob::copy_from(answer.as_bytes()) else {
+                    self.error("the WebRTC answer is too long to send".into())
+                        .await;
+                    return true;
+                };
+                if self.client.send_rtc(Signal::Answer(blob)).await.is_err() {
+                    return false;
+                }
+            }
+            ClientEvent::Member(Event::Joined { epoch }) => {
+                let fingerprint = self
+                    .client
+                    .with_member(|m| m.group().fingerprint().to_string())
+                    .await
+                    .unwrap_or_default();
+                self.emit(CallEvent::Joined { epoch, fingerprint }).await;
+                self.new_epoch().await;
+            }
+            ClientEvent::Member(Event::NewEpoch { .. }) => self.new_epoch().await,
+            ClientEvent::Member(Event::Introduced(i)) => {
+                self.emit(CallEvent::introduced(&i)).await;
+            }
+            ClientEvent::Member(Event::DeliveryServiceMisbehaved(m)) => {
+                self.error(format!("the SFU misbehaved ({m:?}); the call is unchanged"))
+                    .await;
+            }
+            ClientEvent::Member(Event::Stuck(e)) => {
+                self.error(format!("an MLS operation failed: {e}")).await;
+            }
+            ClientEvent::Member(_) | ClientEvent::Log { .. } | ClientEvent::Media(_) => {}
+            ClientEvent::Rtc(_) => {}
+            ClientEvent::Error(code, text) => {
+                self.error(format!("the SFU reported {code:?}: {text}"))
+                    .await;
+            }
+            ClientEvent::Reconnected { resumed } => {
+                let state = if resumed {
+                    LinkState::Resumed
+                } else {
+                    LinkState::Rejoined
+                };
+                self.emit(CallEvent::Link { state }).await;
+                self.request_key_frames().await;
+            }
+            ClientEvent::Closed => {
+                self.emit(CallEvent::Link {
+                    state: LinkState::Closed,
+                })
+                .await;
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Reports the group's epoch as it is now. The member task runs
+    /// ahead of this one, so an event's epoch may already be past: the
+    /// safety number and roster are read with the epoch they belong to,
+    /// and an epoch is reported once.
+    async fn new_epoch(&mut self) {
+        let view = self
+            .client
+            .with_member(|m| {
+                let g = m.group();
+                (
+                    g.epoch(),
+                    g.safety_number().map(|s| s.to_string()),
+                    g.roster().iter().map(MemberView::from).collect::<Vec<_>>(),
+                )
+            })
+            .await;
+        let Ok((Some(epoch), Ok(safety_number), members)) = view else {
+            return;
+        };
+        if self.epoch_reported.is_some_and(|e| e >= epoch) {
+            return;
+        }
+        self.epoch_reported = Some(epoch);
+        self.roster.clone_from(&members);
+        self.emit(CallEvent::Epoch {
+            epoch,
+            safety_number,
+            members,
+        })
+        .await;
+        // New keys: every picture from now on must start from a key frame
+        // sealed with them.
+        self.request_key_frames().await;
+    }
+
+    async fn request_key_frames(&mut self) {
+        let ssrcs: Vec<u32> = self.remotes.values().filter_map(|r| r.video_ssrc).collect();
+        for ssrc in ssrcs {
+            self.pli(ssrc, true).await;
+        }
+    }
+
+    /// Asks for a key frame of `ssrc`, at most once per interval unless
+    /// `force`.
+    async fn pli(&mut self, ssrc: u32, force: bool) {
+        let now = Instant::now();
+        let Some(remote) = self
+            .remotes
+            .values_mut()
+            .find(|r| r.video_ssrc == Some(ssrc))
+        else {
+            return;
+        };
+        if !force && remote.last_pli.is_some_and(|t| now - t < PLI_INTERVAL) {
+            return;
+        }
+        remote.last_pli = Some(now);
+        remote.video.key_frames_requested += 1;
+        let _ = self.rtc.request_key_frame(ssrc).await;
+    }
+
+    async fn send_audio(&mut self) {
+        let mut pcm = self.audio_in.next_frame();
+        if self.muted {
+            pcm.fill(0);
+        }
+        let ts = self.audio_ts;
+        self.audio_ts = ts.wrapping_add(self.encoder.rtp_ticks_per_frame());
+        let sent = match self.encoder.encode(&pcm) {
+            Ok(frame) => match self.client.seal(self.encoder.codec(), frame).await {
+                Ok(sealed) => self
+                    .rtc
+                    .send_audio(&sealed, ts)
+                    .await
+                    .map_err(|e| e.to_string()),
+                // Not in a group yet: nothing to seal with.
+                Err(ClientError::Media(_)) => return,
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        match sent {
+            Ok(true) => self.sent.audio += 1,
+            // The track is not negotiated yet.
+            Ok(false) => {}
+            Err(e) => {
+                self.sent.failed += 1;
+                tracing::debug!("audio frame not sent: {e}");
+            }
+        }
+    }
+
+    async fn send_video(&mut self, ts: u32) {
+        let Some((mut source, mut encoder)) = self.video.take() else {
+            return;
+        };
+        let force = std::mem::take(&mut self.key_frame_wanted);
+        let pts = self.video_frames;
+        self.video_frames += 1;
+        let encoded = tokio::task::spawn_blocking(move || {
+            let (_, picture) = source.next_picture();
+            let r = encoder.encode(&picture, pts, force);
+            (source, encoder, r)
+        })
+        .await;
+        let Ok((source, encoder, encoded)) = encoded else {
+            self.error("the video encoder crashed; video stopped".into())
+                .await;
+            return;
+        };
+        self.video = Some((source, encoder));
+        let frames = match encoded {
+            Ok(f) => f,
+            Err(e) => {
+                self.sent.failed += 1;
+                self.error(format!("encoding video: {e}")).await;
+                return;
+            }
+        };
+        for frame in frames {
+            let key = frame.key;
+            let sent = match self.client.seal(Codec::Vp8, frame.data).await {
+                Ok(sealed) => self
+                    .rtc
+                    .send_video_frame(&sealed, ts)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(ClientError::Media(_)) => Ok(false),
+                Err(e) => Err(e.to_string()),
+            };
+            match sent {
+                Ok(true) => {
+                    self.sent.video += 1;
+                    self.sent.key_frames += u64::from(key);
+                }
+                Ok(false) => {
+                    // Not delivered: whoever waits needs a key frame.
+                    self.key_frame_wanted |= key;
+                }
+                Err(e) => {
+                    self.sent.failed += 1;
+                    tracing::debug!("video frame not sent: {e}");
+                }
+            }
+        }
+    }
+
+    async fn on_packet(&mut self, packet: Received) {
+        let Ok(conn) = packet.stream_id.parse::<u64>() else {
+            return;
+        };
+        let tag = u32::try_from(conn).unwrap_or(u32::MAX);
+        let remote = self
+            .remotes
+            .entry(conn)
+            .or_insert_with(|| Remote::new(conn));
+        if packet.video {
+            remote.video.packets += 1;
+            if remote.video_ssrc != Some(packet.ssrc) {
+                // A new track (first sight, or after a renegotiation):
+                // start from a key frame.
+                remote.video_ssrc = Some(packet.ssrc);
+                remote.assembler = FrameAssembler::default();
+                remote.waiting_for_key = true;
+                self.pli(packet.ssrc, true).await;
+            }
+            let Some(remote) = self.remotes.get_mut(&conn) else {
+                return;
+            };
+            let pushed = remote
+                .assembler
+                .push(packet.sequence, packet.timestamp, &packet.payload);
+            if pushed.lost {
+                remote.video.lost += 1;
+                remote.waiting_for_key = true;
+                self.pli(packet.ssrc, false).await;
+            }
+            if let Some((_, sealed)) = pushed.frame {
+                if let Some(r) = self.remotes.get_mut(&conn) {
+                    r.video.frames += 1;
+                }
+                self.open(Codec::Vp8, sealed, tag, conn, None).await;
+            }
+        } else {
+            remote.audio.packets += 1;
+            let Some(codec) = packet.codec.filter(|c| c.is_audio()) else {
+                return;
+            };
+            self.open(
+                codec,
+                packet.payload.to_vec(),
+                tag,
+                conn,
+                Some(packet.timestamp),
+            )
+            .await;
+        }
+    }
+
+    /// Opens a sealed frame, and any held frames whose epoch has come.
+    async fn open(&mut self, codec: Codec, sealed: Vec<u8>, tag: u32, conn: u64, ts: Option<u32>) {
+        match self.client.receive(codec, sealed, tag).await {
+            Ok(frames) => {
+                let this_opened = frames
+                    .last()
+                    .is_some_and(|f| f.tag == tag && f.codec == codec);
+                if let (Some(ts), false) = (ts, this_opened) {
+                    // Held until its commit arrives: remember its time.
+                    let remote = self
+                        .remotes
+                        .entry(conn)
+                        .or_insert_with(|| Remote::new(conn));
+                    if remote.held.len() >= HELD_TIMESTAMPS {
+                        remote.held.pop_front();
+                    }
+                    remote.held.push_back(ts);
+                }
+                let n = frames.len();
+                for (i, frame) in frames.into_iter().enumerate() {
+                    let from = u64::from(frame.tag);
+                    let ts = if i + 1 == n && this_opened {
+                        ts
+                    } else {
+                        self.remotes.get_mut(&from).and_then(|r| r.held.pop_front())
+                    };
+                    self.opened(from, frame, ts).await;
+                }
+            }
+            Err(ClientError::Media(_)) => {
+                let ssrc = {
+                    let remote = self
+                        .remotes
+                        .entry(conn)
+                        .or_insert_with(|| Remote::new(conn));
+                    if codec.is_audio() {
+                        remote.audio.failed += 1;
+                        None
+                    } else {
+                        remote.video.failed += 1;
+                        remote.waiting_for_key = true;
+                        remote.video_ssrc
+                    }
+                };
+                if let Some(ssrc) = ssrc {
+                    self.pli(ssrc, false).await;
+                }
+            }
+            Err(_) => {}
+        }
+    }
+
+    async fn opened(&mut self, conn: u64, frame: ReceivedFrame, ts: Option<u32>) {
+        let pictures = self.config.pictures;
+        let remote = self
+            .remotes
+            .entry(conn)
+            .or_insert_with(|| Remote::new(conn));
+        remote.leaf = u32::try_from(frame.sender).ok();
+        if frame.codec.is_audio() {
+            remote.audio.opened += 1;
+            if remote.audio_codec != Some(frame.codec) {
+                remote.audio_codec = Some(frame.codec);
+                remote.decoder = AudioDecoder::new(frame.codec).ok();
+                let ticks = AudioEncoder::new(frame.codec)
+                    .map(|e| e.rtp_ticks_per_frame())
+                    .unwrap_or(960);
+                remote.jitter = Some(JitterBuffer::new(ticks, JITTER_TARGET, JITTER_CAPACITY));
+            }
+            if let (Some(jitter), Some(ts)) = (remote.jitter.as_mut(), ts) {
+                jitter.push(ts, frame.frame);
+            }
+            return;
+        }
+        remote.video.opened += 1;
+        let key = Vp8Header::parse(&frame.frame).is_ok_and(|h| h.key_frame);
+        if remote.waiting_for_key && !key {
+            remote.video.skipped += 1;
+            if let Some(ssrc) = remote.video_ssrc {
+                self.pli(ssrc, false).await;
+            }
+            return;
+        }
+        let mut decoder = match remote.video_decoder.take() {
+            Some(d) => d,
+            None => match Vp8Decoder::new() {
+                Ok(d) => d,
+                Err(_) => return,
+            },
+        };
+        let decoded = tokio::task::spawn_blocking(move || {
+            let r = decoder.decode(&frame.frame);
+            (decoder, r)
+        })
+        .await;
+        let Ok((decoder, decoded)) = decoded else {
+            return;
+        };
+        let Some(remote) = self.remotes.get_mut(&conn) else {
+            return;
+        };
+        remote.video_decoder = Some(decoder);
+        match decoded {
+            Ok(Some(picture)) => {
+                remote.waiting_for_key = false;
+                remote.video.decoded += 1;
+                let number = read_frame_number(&picture);
+                remote.video.last_frame_number = number;
+                remote.video.width = picture.width;
+                remote.video.height = picture.height;
+                if pictures {
+                    let leaf = remote.leaf;
+                    self.emit(CallEvent::Picture {
+                        conn,
+                        leaf,
+                        frame_number: number,
+                        picture: Arc::new(picture),
+                    })
+                    .await;
+                }
+            }
+            Ok(None) => {}
+            Err(_) => {
+                remote.waiting_for_key = true;
+                let ssrc = remote.video_ssrc;
+                if let Some(ssrc) = ssrc {
+                    self.pli(ssrc, false).await;
+                }
+            }
+        }
+    }
+
+    /// Plays one 20 ms slot of every member's audio.
+    fn play_out(&mut self) {
+        for remote in self.remotes.values_mut() {
+            let (Some(jitter), Some(decoder)) = (remote.jitter.as_mut(), remote.decoder.as_mut())
+            else {
+                continue;
+            };
+            let pcm = match jitter.pop() {
+                Playout::Frame(f) => match decoder.decode(&f) {
+                    Ok(pcm) => Some(pcm),
+                    Err(_) => {
+                        remote.audio.undecodable += 1;
+                        decoder.conceal().ok()
+                    }
+                },
+                Playout::Conceal => decoder.conceal().ok(),
+                Playout::Idle => None,
+            };
+            if let Some(pcm) = pcm {
+                if remote.analysis.len() >= ANALYSIS_FRAMES {
+                    remote.analysis.pop_front();
+                }
+                remote.analysis.push_back(pcm);
+            }
+        }
+    }
+
+    async fn report(&mut self) {
+        let mut received: Vec<RemoteStats> = self
+            .remotes
+            .values()
+            .map(|r| {
+                let mut audio = r.audio.clone();
+                if let Some(j) = &r.jitter {
+                    audio.playout = j.stats();
+                    audio.longest_gap_ms = audio.playout.longest_gap * 20;
+                }
+                let window: Vec<i16> = r.analysis.iter().flatten().copied().collect();
+                audio.tone_hz = (window.len() >= FRAME_SAMPLES * 5)
+                    .then(|| detect_frequency(&window, SAMPLE_RATE))
+                    .flatten();
+                audio.level_dbfs = level_dbfs(&window);
+                RemoteStats {
+                    conn: r.conn,
+                    leaf: r.leaf,
+                    name: r
+                        .leaf
+                        .and_then(|l| self.roster.iter().find(|m| m.leaf == l))
+                        .map(|m| m.name.clone()),
+                    audio,
+                    video: r.video.clone(),
+                }
+            })
+            .collect();
+        received.sort_by_key(|r| r.conn);
+        self.emit(CallEvent::Media {
+            sent: self.sent,
+            received,
+        })
+        .await;
+    }
+}

@@ -1,0 +1,181 @@
+//! Where a call's outgoing audio and video come from when it is not a
+//! device: a tone, a WAV file, silence, a moving test pattern.
+
+use std::path::{Path, PathBuf};
+
+use crate::media::audio::{FRAME_SAMPLES, SAMPLE_RATE};
+use crate::media::pattern::TestPattern;
+use crate::media::tone::ToneGenerator;
+use crate::media::video::I420;
+
+/// The microphone of a call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AudioInput {
+    /// A sine tone at this frequency (Hz), at a quarter of full scale.
+    Tone(f32),
+    /// A WAV file (PCM, any rate and channel count), looped.
+    Wav(PathBuf),
+    /// Nothing: silence is sent.
+    Silence,
+}
+
+/// The camera of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoInput {
+    /// No video is sent.
+    None,
+    /// A moving test pattern that carries its frame number.
+    Pattern,
+}
+
+/// Why a WAV file cannot be played.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct WavError {
+    path: String,
+    reason: String,
+}
+
+/// Produces 20 ms frames of 48 kHz mono audio.
+#[derive(Debug)]
+pub(crate) enum AudioSource {
+    Tone(ToneGenerator),
+    Clip { samples: Vec<i16>, at: usize },
+    Silence,
+}
+
+impl AudioSource {
+    pub(crate) fn open(input: &AudioInput) -> Result<Self, WavError> {
+        Ok(match input {
+            AudioInput::Tone(hz) => Self::Tone(ToneGenerator::new(*hz, 0.25, SAMPLE_RATE)),
+            AudioInput::Wav(path) => Self::Clip {
+                samples: read_wav(path)?,
+                at: 0,
+            },
+            AudioInput::Silence => Self::Silence,
+        })
+    }
+
+    /// The next 20 ms.
+    pub(crate) fn next_frame(&mut self) -> Vec<i16> {
+        let mut frame = vec![0; FRAME_SAMPLES];
+        match self {
+            Self::Tone(tone) => tone.fill(&mut frame),
+            Self::Clip { samples, at } => {
+                for s in &mut frame {
+                    *s = samples.get(*at).copied().unwrap_or(0);
+                    *at = (*at + 1) % samples.len().max(1);
+                }
+            }
+            Self::Silence => {}
+        }
+        frame
+    }
+}
+
+/// A WAV file as 48 kHz mono samples: channels averaged, other rates
+/// resampled linearly.
+#[allow(clippy::cast_possible_truncation)] // Sample arithmetic in f32, clamped to i16; lengths far below 2^24.
+fn read_wav(path: &Path) -> Result<Vec<i16>, WavError> {
+    let fail = |reason: String| WavError {
+        path: path.display().to_string(),
+        reason,
+    };
+    let reader = hound::WavReader::open(path).map_err(|e| fail(e.to_string()))?;
+    let spec = reader.spec();
+    if spec.sample_format != hound::SampleFormat::Int || spec.bits_per_sample > 32 {
+        return Err(fail("only integer PCM WAV files are supported".into()));
+    }
+    let shift = u32::from(spec.bits_per_sample.saturating_sub(16));
+    let up = 16u32.saturating_sub(u32::from(spec.bits_per_sample));
+    let channels = usize::from(spec.channels.max(1));
+    let raw: Vec<i32> = reader
+        .into_samples::<i32>()
+        .collect::<Result<_, _>>()
+        .map_err(|e| fail(e.to_string()))?;
+    let mono: Vec<f32> = raw
+        .chunks(channels)
+        .map(|c| {
+            let sum: i64 = c.iter().map(|&s| i64::from((s >> shift) << up)).sum();
+            sum as f32 / c.len() as f32
+        })
+        .collect();
+    if mono.is_empty() {
+        return Err(fail("no samples".into()));
+    }
+    let ratio = spec.sample_rate.max(1) as f32 / SAMPLE_RATE as f32;
+    let len = (mono.len() as f32 / ratio) as usize;
+    Ok((0..len)
+        .map(|i| {
+            let x = i as f32 * ratio;
+            let j = x as usize;
+            let a = mono.get(j).copied().unwrap_or(0.0);
+            let b = mono.get(j + 1).copied().unwrap_or(a);
+            (a + (b - a) * (x - j as f32)).clamp(-32_768.0, 32_767.0) as i16
+        })
+        .collect())
+}
+
+/// Produces pictures.
+#[derive(Debug)]
+pub(crate) struct VideoSource {
+    pattern: TestPattern,
+    next: u32,
+}
+
+impl VideoSource {
+    pub(crate) fn pattern(width: u32, height: u32) -> Self {
+        Self {
+            pattern: TestPattern::new(width, height),
+            next: 0,
+        }
+    }
+
+    /// The next picture and its number.
+    pub(crate) fn next_picture(&mut self) -> (u32, I420) {
+        let n = self.next;
+        self.next = self.next.wrapping_add(1);
+        (n, self.pattern.frame(n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
+
+    use super::*;
+    use crate::media::tone::detect_frequency;
+
+    #[test]
+    fn a_stereo_44k1_wav_plays_as_48k_mono_at_its_pitch() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clip.wav");
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 44_100,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(&path, spec).unwrap();
+        for i in 0..44_100 {
+            let s = (f32::sin(i as f32 * 2.0 * std::f32::consts::PI * 500.0 / 44_100.0) * 8000.0)
+                as i16;
+            w.write_sample(s).unwrap();
+            w.write_sample(s).unwrap();
+        }
+        w.finalize().unwrap();
+        let mut source = AudioSource::open(&AudioInput::Wav(path)).unwrap();
+        let audio: Vec<i16> = (0..10).flat_map(|_| source.next_frame()).collect();
+        let hz = detect_frequency(&audio, SAMPLE_RATE).unwrap();
+        assert!((hz - 500.0).abs() < 10.0, "{hz}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_wav_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notes.txt");
+        std::fs::write(&path, b"not a wav file").unwrap();
+        let e = AudioSource::open(&AudioInput::Wav(path)).unwrap_err();
+        assert!(e.to_string().contains("notes.txt"), "{e}");
+    }
+}

@@ -1,0 +1,553 @@
+//! The engine in real calls: the `satsuma-sfu` process on loopback and two
+//! to four `satsuma-headless` processes, each a full member with Opus and
+//! VP8 over WebRTC. Every assertion reads what a person in the call would
+//! notice, from the JSON events the clients print.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The real SFU, as its own process.
+struct Sfu {
+    child: Child,
+    http: SocketAddr,
+    capture: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Sfu {
+    fn start() -> Self {
+        // `cargo test --workspace` builds every binary of the workspace
+        // next to this test's directory.
+        let exe = std::env::current_exe().unwrap();
+        let bin = exe
+            .parent()
+            .and_then(Path::parent)
+            .map(|d| d.join("satsuma-sfu"))
+            .unwrap();
+        assert!(
+            bin.exists(),
+            "{} is missing: build it with `cargo build -p satsuma-sfu` (cargo xtask test does)",
+            bin.display()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let capture = dir.path().join("capture.bin");
+        let mut child = Command::new(bin)
+            .args([
+                "--http",
+                "127.0.0.1:0",
+                "--intercom",
+                "127.0.0.1:0",
+                "--capture",
+            ])
+            .arg(&capture)
+            // A crashed member's seat is given up quickly.
+            .env("SATSUMA_SFU_ROOMS__RECONNECT_GRACE_MS", "1500")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let http = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("http="))
+            .unwrap_or_else(|| panic!("no http= in {line:?}"))
+            .parse()
+            .unwrap();
+        Self {
+            child,
+            http,
+            capture,
+            _dir: dir,
+        }
+    }
+
+    /// Every payload the SFU handled so far: 4-byte length, bytes.
+    fn captured(&self) -> Vec<Vec<u8>> {
+        let bytes = std::fs::read(&self.capture).unwrap_or_default();
+        let mut records = Vec::new();
+        let mut rest = &bytes[..];
+        while let Some((len, tail)) = rest.split_first_chunk::<4>() {
+            let len = u32::from_be_bytes(*len) as usize;
+            let Some(record) = tail.get(..len) else { break };
+            records.push(record.to_vec());
+            rest = &tail[len..];
+        }
+        records
+    }
+}
+
+impl Drop for Sfu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `satsuma-headless` process and every event it printed.
+struct Member {
+    name: String,
+    tone: f32,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<Value>,
+    events: Vec<Value>,
+}
+
+/// How long anything in these calls may take before the test fails
+/// (generous: the suite runs on two loaded cores).
+const PATIENCE: Duration = Duration::from_secs(90);
+
+impl Member {
+    fn join(sfu: &Sfu, name: &str, tone: f32, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_satsuma-headless"))
+            .args(["--server", &sfu.http.to_string(), "--room", "engine-test"])
+            .args(["--name", name, "--tone", &tone.to_string()])
+            // Small pictures keep two cores free for everyone else.
+            .args(["--size", "160x96", "--fps", "10", "--bitrate", "200"])
+            .args(["--stats-ms", "500"])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        let who = name.to_owned();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                match serde_json::from_str::<Value>(&line) {
+                    Ok(v) => {
+                        if tx.send(v).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => panic!("{who} printed a line that is not JSON ({e}): {line}"),
+                }
+            }
+        });
+        Self {
+            name: name.to_owned(),
+            tone,
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            events: Vec::new(),
+        }
+    }
+
+    fn command(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Reads events until `done` holds for this member's history, or fails
+    /// the test with what it saw.
+    fn until(&mut self, what: &str, mut done: impl FnMut(&[Value]) -> bool) {
+        let deadline = Instant::now() + PATIENCE;
+        while !done(&self.events) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self
+                .lines
+                .recv_timeout(left.min(Duration::from_millis(200)))
+            {
+                Ok(v) => self.events.push(v),
+                Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
+                Err(e) => panic!(
+                    "{} never saw {what} ({e:?}); its last events:\n{}",
+                    self.name,
+                    self.tail()
+                ),
+            }
+        }
+    }
+
+    /// Takes whatever arrived without waiting.
+    fn drain(&mut self) {
+        while let Ok(v) = self.lines.try_recv() {
+            self.events.push(v);
+        }
+    }
+
+    fn tail(&self) -> String {
+        let start = self.events.len().saturating_sub(6);
+        self.events[start..]
+            .iter()
+            .map(Value::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn last(&self, kind: &str) -> Option<&Value> {
+        self.events.iter().rev().find(|e| e["event"] == kind)
+    }
+
+    /// The latest epoch and its safety number.
+    fn epoch(&self) -> (u64, String) {
+        let e = self.last("epoch").expect("an epoch event");
+        (
+            e["epoch"].as_u64().unwrap(),
+            e["safety_number"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// What the latest report says was received from `name`.
+    fn from<'a>(&'a self, name: &str) -> Option<&'a Value> {
+        received_from(self.last("media")?, name)
+    }
+
+    fn sent_video(&self) -> u64 {
+        self.last("media")
+            .map_or(0, |m| m["sent"]["video"].as_u64().unwrap())
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn received_from<'a>(media: &'a Value, name: &str) -> Option<&'a Value> {
+    media["received"]
+        .as_array()?
+        .iter()
+        .find(|r| r["name"] == name)
+}
+
+/// Whether `r` (what one member receives from another) shows the sender's
+/// tone and moving pictures, with nothing that failed to open.
+fn hears_and_sees(r: &Value, tone: f32) -> bool {
+    let heard = r["audio"]["tone_hz"]
+        .as_f64()
+        .is_some_and(|hz| (hz - f64::from(tone)).abs() < 15.0);
+    heard
+        && r["video"]["decoded"].as_u64().unwrap_or(0) >= 5
+        && r["video"]["last_frame_number"].is_u64()
+}
+
+fn failures(r: &Value) -> u64 {
+    r["audio"]["failed"].as_u64().unwrap() + r["video"]["failed"].as_u64().unwrap()
+}
+
+/// Everyone hears everyone's tone and sees their pattern move.
+fn all_hear_and_see(members: &mut [&mut Member]) {
+    let senders: Vec<(String, f32)> = members.iter().map(|m| (m.name.clone(), m.tone)).collect();
+    for m in members.iter_mut() {
+        let others: Vec<_> = senders
+            .iter()
+            .filter(|(n, _)| *n != m.name)
+            .cloned()
+            .collect();
+        m.until("everyone's tone and pictures", |events| {
+            let Some(media) = events.iter().rev().find(|e| e["event"] == "media") else {
+                return false;
+            };
+            others.iter().all(|(name, tone)| {
+                received_from(media, name).is_some_and(|r| hears_and_sees(r, *tone))
+            })
+        });
+    }
+}
+
+/// Every member reaches one epoch, at least `min`, and shows the same
+/// safety number for it; returns them.
+fn same_safety_number(members: &mut [&mut Member], min: u64) -> (u64, String) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        for m in members.iter_mut() {
+            m.until(&format!("an epoch of at least {min}"), |events| {
+                events
+                    .iter()
+                    .any(|e| e["event"] == "epoch" && e["epoch"].as_u64() >= Some(min))
+            });
+            m.drain();
+        }
+        let seen: BTreeMap<String, (u64, String)> = members
+            .iter()
+            .map(|m| (m.name.clone(), m.epoch()))
+            .collect();
+        let first = seen.values().next().unwrap().clone();
+        if seen.values().all(|s| s.0 == first.0) {
+            assert!(
+                seen.values().all(|s| *s == first),
+                "one epoch, different safety numbers: {seen:?}"
+            );
+            return first;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "members never settled on one epoch: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn three_members_hear_and_see_each_other_under_one_safety_number() {
+    let sfu = Sfu::start();
+    let mut a = Member::join(&sfu, "Ada", 440.0, &[]);
+    let mut b = Member::join(&sfu, "Bob", 660.0, &[]);
+    let mut c = Member::join(&sfu, "Cyd", 990.0, &[]);
+    all_hear_and_see(&mut [&mut a, &mut b, &mut c]);
+    let (_, safety) = same_safety_number(&mut [&mut a, &mut b, &mut c], 0);
+    // Eight groups of five digits (docs/mls.md).
+    let groups: Vec<&str> = safety.split_whitespace().collect();
+    assert!(
+        groups.len() == 8
+            && groups
+                .iter()
+                .all(|g| g.len() == 5 && g.bytes().all(|b| b.is_ascii_digit())),
+        "{safety}"
+    );
+
+    // The pictures move, and their numbers are the sender's: each number
+    // seen is one the sender has sent, and a later one is seen later.
+    let seen: Vec<u64> = [&a, &b]
+        .iter()
+        .map(|m| {
+            m.from("Cyd").unwrap()["video"]["last_frame_number"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    for m in [&mut a, &mut b] {
+        let before = m.from("Cyd").unwrap()["video"]["last_frame_number"]
+            .as_u64()
+            .unwrap();
+        m.until("Cyd's pictures moving on", |events| {
+            let media = events.iter().rev().find(|e| e["event"] == "media").unwrap();
+            received_from(media, "Cyd").unwrap()["video"]["last_frame_number"]
+                .as_u64()
+                .is_some_and(|n| n > before)
+        });
+    }
+    // What Cyd says she sent, in a report made after those were read.
+    c.drain();
+    let reports = c.events.len();
+    c.until("a new report", |e| {
+        e[reports..].iter().any(|e| e["event"] == "media")
+    });
+    let sent_by_cyd = c.sent_video();
+    for n in seen {
+        assert!(
+            n < sent_by_cyd,
+            "frame {n} seen, but Cyd sent only {sent_by_cyd}"
+        );
+    }
+
+    // Introductions: each saw the other two as identities never seen.
+    for m in [&a, &b, &c] {
+        let introduced: Vec<_> = m
+            .events
+            .iter()
+            .filter(|e| e["event"] == "introduced")
+            .filter(|e| e["member"]["name"] != m.name.as_str())
+            .collect();
+        assert_eq!(introduced.len(), 2, "{}: {introduced:?}", m.name);
+        assert!(introduced.iter().all(|e| e["trust"] == "first_seen"));
+    }
+    for m in [&mut a, &mut b, &mut c] {
+        m.drain();
+        let media = m.last("media").unwrap();
+        for r in media["received"].as_array().unwrap() {
+            assert_eq!(failures(r), 0, "{} failed to open frames: {r}", m.name);
+        }
+    }
+}
+
+#[test]
+fn joins_and_leaves_during_media_lose_no_frame_and_a_leaver_is_locked_out() {
+    let sfu = Sfu::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Member::join(&sfu, "Ada", 500.0, &[]);
+    let mut b = Member::join(&sfu, "Bob", 750.0, &[]);
+    all_hear_and_see(&mut [&mut a, &mut b]);
+
+    // Cyd joins with her identity in a file, and later crashes: a leaver
+    // who kept every key she had.
+    let cyd_state = dir.path().join("cyd.state");
+    let mut c = Member::join(
+        &sfu,
+        "Cyd",
+        1100.0,
+        &["--identity", cyd_state.to_str().unwrap()],
+    );
+    all_hear_and_see(&mut [&mut a, &mut b, &mut c]);
+    let (_, with_cyd) = same_safety_number(&mut [&mut a, &mut b, &mut c], 0);
+
+    // Dee joins and leaves cleanly while everyone talks.
+    let mut d = Member::join(&sfu, "Dee", 1400.0, &["--no-video"]);
+    d.until("joined", |e| e.iter().any(|e| e["event"] == "joined"));
+    let joined_at = d.last("joined").unwrap()["epoch"].as_u64().unwrap();
+    a.until("Dee's audio", |events| {
+        events
+            .iter()
+            .rev()
+            .find(|e| e["event"] == "media")
+            .is_some_and(|m| {
+                received_from(m, "Dee").is_some_and(|r| r["audio"]["tone_hz"].as_f64().is_some())
+            })
+    });
+    d.command("leave");
+    d.until("left", |e| e.iter().any(|e| e["event"] == "left"));
+    let (epoch, after_dee) = same_safety_number(&mut [&mut a, &mut b, &mut c], joined_at + 1);
+    assert_ne!(after_dee, with_cyd, "a leave must change the safety number");
+
+    // A second of media in this epoch, then Cyd crashes. Her seat is
+    // given up, the others move on without her.
+    let reports = |m: &mut Member, n: usize| {
+        let start = m.events.len();
+        m.until("more reports", |e| {
+            e[start..].iter().filter(|e| e["event"] == "media").count() >= n
+        });
+    };
+    reports(&mut a, 2);
+    let records_with_cyd = sfu.captured().len();
+    let _ = c.child.kill();
+    let _ = c.child.wait();
+    let (_, after_cyd) = same_safety_number(&mut [&mut a, &mut b], epoch + 1);
+    assert_ne!(after_cyd, after_dee);
+    // The capture file is written in 8 KiB blocks: after a second of media
+    // in the new epoch (well over 8 KiB), every record written before the
+    // epoch changed is in the file.
+    reports(&mut a, 2);
+    let split = sfu.captured().len();
+    reports(&mut a, 4);
+    reports(&mut b, 1);
+    let records = sfu.captured();
+    assert!(
+        records.len() > split + 100,
+        "too little media after the split"
+    );
+
+    // Nothing failed to open anywhere through two joins and two leaves,
+    // and the longest audio gap is printed for the README.
+    for (m, other) in [(&mut a, "Bob"), (&mut b, "Ada")] {
+        let r = m.from(other).unwrap().clone();
+        assert_eq!(failures(&r), 0, "{} failed to open frames: {r}", m.name);
+        assert!(hears_and_sees(
+            &r,
+            if other == "Bob" { 750.0 } else { 500.0 }
+        ));
+        println!(
+            "{} hearing {other} through 4 epoch changes: longest audio gap {} ms, {} slots concealed",
+            m.name, r["audio"]["longest_gap_ms"], r["audio"]["playout"]["concealed"]
+        );
+    }
+
+    // Cyd's state file still holds her keys. With them she opens the
+    // audio sealed while she was a member (the check can succeed), and
+    // none sealed after she was removed.
+    let opened = |records: &[Vec<u8>]| -> usize {
+        use satsuma_core::media::Codec;
+        use satsuma_core::mls::{Session, SessionConfig};
+        let store = satsuma_engine::FileStore::open(&cyd_state).unwrap();
+        let now = satsuma_core::Instant::from_millis(0);
+        let mut session = Session::resume(
+            now,
+            satsuma_engine::os_seeded_crypto().unwrap(),
+            SessionConfig::default(),
+            store,
+        )
+        .unwrap();
+        let mut out = vec![0; 4096];
+        records
+            .iter()
+            .filter(|r| r.len() < 1000)
+            .filter(|r| {
+                Codec::Opus
+                    .unprotect(session.keyring_mut(), r, &mut out)
+                    .is_ok()
+            })
+            .count()
+    };
+    let before = opened(&records[..records_with_cyd]);
+    let after = opened(&records[split..]);
+    assert!(
+        before > 50,
+        "Cyd's keys opened only {before} frames of her own epoch"
+    );
+    assert_eq!(
+        after, 0,
+        "a removed member opened {after} frames sealed after she left"
+    );
+}
+
+#[test]
+fn a_lost_link_resumes_with_the_seat_and_the_media() {
+    let sfu = Sfu::start();
+    let mut a = Member::join(&sfu, "Ada", 520.0, &[]);
+    let mut b = Member::join(&sfu, "Bob", 880.0, &[]);
+    all_hear_and_see(&mut [&mut a, &mut b]);
+    let (epoch, safety) = a.epoch();
+    b.command("drop");
+    b.until("resumed", |e| {
+        e.iter()
+            .any(|e| e["event"] == "link" && e["state"] == "resumed")
+    });
+    // Same seat, same group: no new epoch, same safety number.
+    assert_eq!(b.epoch(), (epoch, safety.clone()));
+    // Media flows again both ways, pictures included (after a key frame).
+    let (da, db) = (
+        a.from("Bob").unwrap()["video"]["decoded"].as_u64().unwrap(),
+        b.from("Ada").unwrap()["video"]["decoded"].as_u64().unwrap(),
+    );
+    a.until("Bob's pictures after the resume", |events| {
+        let media = events.iter().rev().find(|e| e["event"] == "media").unwrap();
+        received_from(media, "Bob").is_some_and(|r| {
+            r["video"]["decoded"].as_u64().unwrap() > da + 5 && hears_and_sees(r, 880.0)
+        })
+    });
+    b.until("Ada's pictures after the resume", |events| {
+        let media = events.iter().rev().find(|e| e["event"] == "media").unwrap();
+        received_from(media, "Ada").is_some_and(|r| {
+            r["video"]["decoded"].as_u64().unwrap() > db + 5 && hears_and_sees(r, 520.0)
+        })
+    });
+    assert_eq!(a.epoch(), (epoch, safety), "the resume changed the group");
+}
+
+#[test]
+fn mute_silences_the_tone_at_the_other_end() {
+    let sfu = Sfu::start();
+    let mut a = Member::join(&sfu, "Ada", 600.0, &["--no-video"]);
+    let mut b = Member::join(&sfu, "Bob", 900.0, &["--no-video"]);
+    let heard = |events: &[Value]| {
+        events
+            .iter()
+            .rev()
+            .find(|e| e["event"] == "media")
+            .and_then(|m| received_from(m, "Ada"))
+            .map(|r| r["audio"]["tone_hz"].as_f64())
+    };
+    b.until("Ada's tone", |e| {
+        heard(e)
+            .flatten()
+            .is_some_and(|hz| (hz - 600.0).abs() < 15.0)
+    });
+    a.command("mute");
+    b.until("silence from Ada", |e| heard(e) == Some(None));
+    a.command("unmute");
+    b.until("Ada's tone again", |e| {
+        heard(e)
+            .flatten()
+            .is_some_and(|hz| (hz - 600.0).abs() < 15.0)
+    });
+}
