@@ -80,6 +80,16 @@ pub struct Client<G> {
     commands: mpsc::Sender<Command<G>>,
 }
 
+// A handle is a channel to the client's task: copies drive the same client
+// (one task answers WebRTC offers while another seals media).
+impl<G> Clone for Client<G> {
+    fn clone(&self) -> Self {
+        Self {
+            commands: self.commands.clone(),
+        }
+    }
+}
+
 impl<G> std::fmt::Debug for Client<G> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client").finish_non_exhaustive()

@@ -232,6 +232,13 @@ impl Call {
             Client::start(Endpoint::WebSocket(config.server), room, member).await?;
         let (commands, commands_rx) = mpsc::channel(16);
         let (events, events_rx) = mpsc::channel(1024);
+        let (offers, offers_rx) = mpsc::channel(4);
+        tokio::spawn(answer_offers(
+            offers_rx,
+            Arc::clone(&rtc),
+            client.clone(),
+            events.clone(),
+        ));
         let task = Task {
             config,
             client,
@@ -248,6 +255,7 @@ impl Call {
             roster: Vec::new(),
             epoch_reported: None,
             sent: SentStats::default(),
+            offers,
             events,
         };
         tokio::spawn(task.run(client_events, streams, commands_rx));
@@ -326,6 +334,33 @@ fn open_session(config: &CallConfig) -> Result<Session, CallError> {
     })
 }
 
+/// Answers the SFU's offers one at a time, in order, off the media task.
+async fn answer_offers(
+    mut offers: mpsc::Receiver<Vec<u8>>,
+    rtc: Arc<RtcClient>,
+    client: Client<Session>,
+    events: mpsc::Sender<CallEvent>,
+) {
+    while let Some(sdp) = offers.recv().await {
+        let answered = match rtc.handle_offer(&String::from_utf8_lossy(&sdp)).await {
+            Ok(answer) => match Blob::copy_from(answer.as_bytes()) {
+                Some(blob) => {
+                    if client.send_rtc(Signal::Answer(blob)).await.is_err() {
+                        return;
+                    }
+                    Ok(())
+                }
+                None => Err("the WebRTC answer is too long to send".to_owned()),
+            },
+            Err(e) => Err(format!("answering the SFU's offer: {e}")),
+        };
+        if let Err(message) = answered {
+            tracing::warn!("{message}");
+            let _ = events.send(CallEvent::Error { message }).await;
+        }
+    }
+}
+
 fn random_u32() -> u32 {
     let mut b = [0; 4];
     let _ = getrandom::fill(&mut b);
@@ -397,6 +432,7 @@ struct Task {
     roster: Vec<MemberView>,
     epoch_reported: Option<u64>,
     sent: SentStats,
+    offers: mpsc::Sender<Vec<u8>>,
     events: mpsc::Sender<CallEvent>,
 }
 
@@ -474,19 +510,9 @@ impl Task {
     async fn on_client_event(&mut self, event: ClientEvent) -> bool {
         match event {
             ClientEvent::Rtc(Signal::Offer(sdp)) => {
-                let answer = match self.rtc.handle_offer(&String::from_utf8_lossy(&sdp)).await {
-                    Ok(a) => a,
-                    Err(e) => {
-                        self.error(format!("answering the SFU's offer: {e}")).await;
-                        return true;
-                    }
-                };
-                let Some(blob) = Blob::copy_from(answer.as_bytes()) else {
-                    self.error("the WebRTC answer is too long to send".into())
-                        .await;
-                    return true;
-                };
-                if self.client.send_rtc(Signal::Answer(blob)).await.is_err() {
+                // Answered on the signalling task: ICE gathering must not
+                // hold up a single audio frame.
+                if self.offers.send(sdp.to_vec()).await.is_err() {
                     return false;
                 }
             }
