@@ -374,6 +374,8 @@ const JITTER_CAPACITY: usize = 25;
 const ANALYSIS_FRAMES: usize = 10;
 /// At most one key-frame request per track in this long.
 const PLI_INTERVAL: Duration = Duration::from_millis(300);
+/// A sender silent this long has left the call.
+const GONE_AFTER: Duration = Duration::from_secs(5);
 /// Held audio timestamps kept per sender (matches core's bounded hold).
 const HELD_TIMESTAMPS: usize = 64;
 
@@ -393,6 +395,8 @@ struct Remote {
     waiting_for_key: bool,
     last_pli: Option<Instant>,
     video: VideoStats,
+    /// When its last packet came.
+    heard_at: Instant,
 }
 
 impl Remote {
@@ -412,6 +416,7 @@ impl Remote {
             waiting_for_key: true,
             last_pli: None,
             video: VideoStats::default(),
+            heard_at: Instant::now(),
         }
     }
 }
@@ -718,6 +723,7 @@ impl Task {
             .remotes
             .entry(conn)
             .or_insert_with(|| Remote::new(conn));
+        remote.heard_at = Instant::now();
         if packet.video {
             remote.video.packets += 1;
             if remote.video_ssrc != Some(packet.ssrc) {
@@ -921,6 +927,10 @@ impl Task {
     }
 
     async fn report(&mut self) {
+        // A member who left sends nothing more (a muted one sends
+        // silence): forget it.
+        self.remotes
+            .retain(|_, r| r.heard_at.elapsed() < GONE_AFTER);
         let mut received: Vec<RemoteStats> = self
             .remotes
             .values()
