@@ -45,7 +45,16 @@ const TABLES: &[Table] = &[
         name: "webrtc",
         about: "the SFU under load with desktop members on WebRTC",
     },
+    Table {
+        name: "engine",
+        about: "the desktop engine: CPU per participant of a 4-person call, against bare codecs",
+    },
 ];
+
+/// The engine table's call: participants, seconds, picture.
+const ENGINE_PEERS: usize = 4;
+const ENGINE_SECONDS: &str = "20";
+const ENGINE_VIDEO: &[&str] = &["--size", "640x360", "--fps", "30", "--bitrate", "800"];
 
 /// Rooms per step of the load tables.
 const LOAD_ROOMS: &str = "1,4,16,32,48,64,96,128";
@@ -85,6 +94,7 @@ pub fn bench(names: &[String]) -> Result {
                 &["--rooms", LOAD_ROOMS, "--members", "4", "--no-stop"],
             )?,
             "soak" => load(&scratch, "soak", &["--soak", "90"])?,
+            "engine" => engine()?,
             "webrtc" => load(
                 &scratch,
                 "webrtc",
@@ -208,6 +218,157 @@ fn load(scratch: &Path, name: &str, args: &[&str]) -> Result<(String, String)> {
     let body = std::fs::read_to_string(&summary).map_err(|e| format!("{path}: {e}"))?;
     Ok((
         format!("cargo run --release -p satsuma-load -- {}", args.join(" ")),
+        body,
+    ))
+}
+
+/// Where cargo puts release builds.
+fn release_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root().join("target"), PathBuf::from)
+        .join("release")
+}
+
+/// A number after `"key":` in a JSON line.
+fn json_number(line: &str, key: &str) -> Option<f64> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    v.get(key)?.as_f64()
+}
+
+/// A 4-person call of `satsuma-headless` processes (release) through a
+/// `satsuma-sfu` process, each sending a tone and the 640×360 30 fps
+/// pattern, against the same codec work done bare (examples/bare.rs).
+fn engine() -> Result<(String, String)> {
+    use std::io::{BufRead as _, BufReader};
+    use std::process::Stdio;
+    run(
+        "cargo",
+        &[
+            "build",
+            "--release",
+            "-p",
+            "satsuma-sfu",
+            "--bins",
+            "-p",
+            "satsuma-engine",
+            "--bins",
+            "--examples",
+        ],
+    )?;
+    let dir = release_dir();
+    let mut sfu = Command::new(dir.join("satsuma-sfu"))
+        .args(["--http", "127.0.0.1:0", "--intercom", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("satsuma-sfu: {e}"))?;
+    let mut line = String::new();
+    if let Some(out) = sfu.stdout.take() {
+        let _ = BufReader::new(out).read_line(&mut line);
+    }
+    let http = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("http="))
+        .map(str::to_owned)
+        .ok_or_else(|| format!("satsuma-sfu did not say its address: {line:?}"))?;
+    let mut peers = Vec::new();
+    for i in 0..ENGINE_PEERS {
+        let tone = (440 + 110 * i).to_string();
+        let name = format!("P{i}");
+        let mut args = vec![
+            "--server",
+            &http,
+            "--room",
+            "bench",
+            "--name",
+            &name,
+            "--tone",
+            &tone,
+            "--seconds",
+            ENGINE_SECONDS,
+        ];
+        args.extend(ENGINE_VIDEO);
+        let child = Command::new(dir.join("satsuma-headless"))
+            .args(&args)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("satsuma-headless: {e}"))?;
+        peers.push(child);
+    }
+    let mut cpu = Vec::new();
+    let (mut decoded, mut failed) = (Vec::new(), 0.0);
+    for peer in peers {
+        let out = peer
+            .wait_with_output()
+            .map_err(|e| format!("satsuma-headless: {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let seconds = text
+            .lines()
+            .find_map(|l| {
+                l.contains("\"cpu\"")
+                    .then(|| json_number(l, "seconds"))
+                    .flatten()
+            })
+            .ok_or("a headless client printed no CPU time")?;
+        cpu.push(seconds);
+        let media = text
+            .lines()
+            .rev()
+            .find(|l| l.contains("\"media\""))
+            .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .ok_or("a headless client printed no media report")?;
+        let received = media["received"].as_array().cloned().unwrap_or_default();
+        if received.len() + 1 != ENGINE_PEERS {
+            return Err(format!(
+                "a client heard {} of {} others",
+                received.len(),
+                ENGINE_PEERS - 1
+            ));
+        }
+        for r in &received {
+            decoded.push(r["video"]["decoded"].as_f64().unwrap_or(0.0));
+            failed += r["audio"]["failed"].as_f64().unwrap_or(0.0)
+                + r["video"]["failed"].as_f64().unwrap_or(0.0);
+        }
+    }
+    let _ = sfu.kill();
+    let _ = sfu.wait();
+    let peers_arg = ENGINE_PEERS.to_string();
+    let bare = Command::new(dir.join("examples").join("bare"))
+        .args(["--seconds", ENGINE_SECONDS, "--peers", &peers_arg])
+        .output()
+        .map_err(|e| format!("examples/bare: {e}"))?;
+    let bare_line = String::from_utf8_lossy(&bare.stdout);
+    let bare_cpu = json_number(bare_line.trim(), "cpu_seconds")
+        .ok_or_else(|| format!("examples/bare printed {bare_line:?}"))?;
+    let call: f64 = ENGINE_SECONDS.parse().unwrap_or(20.0);
+    let mean = cpu.iter().sum::<f64>() / cpu.len().max(1) as f64;
+    let (low, high) = cpu
+        .iter()
+        .fold((f64::MAX, 0.0f64), |(l, h), &c| (l.min(c), h.max(c)));
+    let frames = decoded.iter().copied().fold(f64::MAX, f64::min);
+    let body = format!(
+        "| {ENGINE_PEERS}-person call, 640×360 30 fps VP8 + Opus, {call:.0} s | CPU per participant (% of one core) |\n\
+         |---|---:|\n\
+         | satsuma-headless (engine: codecs, SFrame, MLS, WebRTC, jitter buffer), mean (min–max) | {:.1} ({:.1}–{:.1}) |\n\
+         | the same codec work bare (examples/bare: draw + encode 1, decode {} streams) | {:.1} |\n\
+         | engine / bare | {:.2} |\n\n\
+         Every participant decoded at least {frames:.0} pictures from each other; frames that failed to open: {failed:.0}. \
+         The engine's figure includes joining (MLS, ICE) and the time before media flows.\n",
+        mean / call * 100.0,
+        low / call * 100.0,
+        high / call * 100.0,
+        ENGINE_PEERS - 1,
+        bare_cpu / call * 100.0,
+        mean / bare_cpu.max(1e-9),
+    );
+    Ok((
+        format!(
+            "cargo xtask bench engine ({ENGINE_PEERS} satsuma-headless processes {} through satsuma-sfu, release)",
+            ENGINE_VIDEO.join(" ")
+        ),
         body,
     ))
 }

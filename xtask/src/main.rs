@@ -47,8 +47,8 @@ usage: cargo xtask <command>
            with a crash and a restart
   bench [TABLE...]
            every benchmark table of the README (sframe, mls, mls-ab, load,
-           soak, webrtc; all when none is named), measured as the README
-           says and written with date, commit and machine into
+           soak, webrtc, engine; all when none is named), measured as the
+           README says and written with date, commit and machine into
            bench/RESULTS.md and the README
   setup    only install what the other commands need
 ";

@@ -5,7 +5,8 @@
 //! `joined`, `epoch` (with the safety number and the members),
 //! `introduced` (with the trust signal), `link`, `media` (per member:
 //! frames received, opened, failed, the tone heard, the test pattern's
-//! frame number seen), `error` and finally `left`.
+//! frame number seen), `error`, `left`, and last `cpu` (the
+//! process's CPU seconds).
 //!
 //! Lines on stdin steer it: `mute`, `unmute`, `camera off`, `camera on`,
 //! `drop` (lose the link, as a network failure would), `leave`.
@@ -110,6 +111,7 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    let started = cpu_time::ProcessTime::now();
     let args = Args::parse();
     let mut config = CallConfig::new(args.server, &args.room, &args.name);
     config.device = args.device;
@@ -193,5 +195,10 @@ async fn main() -> ExitCode {
             }
         }
     }
+    // The process's CPU time over the whole call, for the engine's
+    // benchmark (`cargo xtask bench engine`).
+    let cpu = started.elapsed().as_secs_f64();
+    let _ = writeln!(out, "{{\"event\":\"cpu\",\"seconds\":{cpu:.3}}}");
+    let _ = out.flush();
     ExitCode::SUCCESS
 }
