@@ -248,11 +248,20 @@ fn engine() -> Result<(String, String)> {
             "--release",
             "-p",
             "satsuma-sfu",
-            "--bins",
             "-p",
             "satsuma-engine",
             "--bins",
-            "--examples",
+        ],
+    )?;
+    run(
+        "cargo",
+        &[
+            "build",
+            "--release",
+            "-p",
+            "satsuma-engine",
+            "--example",
+            "bare",
         ],
     )?;
     let dir = release_dir();
