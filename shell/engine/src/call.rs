@@ -191,9 +191,13 @@ impl Call {
     /// When a setting is invalid, the identity cannot be opened, the SFU
     /// cannot be reached or a codec cannot start.
     pub async fn join(config: CallConfig) -> Result<(Self, mpsc::Receiver<CallEvent>), CallError> {
-        let room = RoomName::new(&config.room).map_err(|e| CallError::Invalid {
+        let room = RoomName::new(&config.room).map_err(|_| CallError::Invalid {
             what: "room name",
-            reason: format!("{e:?}"),
+            reason: format!(
+                "{:?}: 1 to {} characters of A-Z a-z 0-9 - _ .",
+                config.room,
+                satsuma_core::wire::limits::ROOM_NAME
+            ),
         })?;
         let session = open_session(&config)?;
         let fingerprint = session.fingerprint().to_string();
@@ -313,9 +317,14 @@ impl Call {
 }
 
 fn open_session(config: &CallConfig) -> Result<Session, CallError> {
-    let info = MemberInfo::new(&config.name, &config.device).map_err(|e| CallError::Invalid {
+    let info = MemberInfo::new(&config.name, &config.device).map_err(|_| CallError::Invalid {
         what: "name or device",
-        reason: format!("{e:?}"),
+        reason: format!(
+            "{:?} on {:?}: each 1 to {} bytes",
+            config.name,
+            config.device,
+            satsuma_core::mls::MAX_DISPLAY_NAME_LEN
+        ),
     })?;
     let crypto = os_seeded_crypto()?;
     let now = satsuma_client::clock().now();

@@ -551,3 +551,33 @@ fn mute_silences_the_tone_at_the_other_end() {
             .is_some_and(|hz| (hz - 600.0).abs() < 15.0)
     });
 }
+
+#[test]
+fn bad_settings_and_an_unreachable_server_are_clear_errors() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_satsuma-headless"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // Port 9 (discard) on loopback: nothing listens.
+    let server = ["--server", "127.0.0.1:9"];
+    let (ok, err) = run(&[&server[..], &["--room", "no spaces"]].concat());
+    assert!(
+        !ok && err.contains("room name") && err.contains("A-Z a-z 0-9"),
+        "{err}"
+    );
+    let (ok, err) = run(&[&server[..], &["--name", ""]].concat());
+    assert!(!ok && err.contains("1 to 64 bytes"), "{err}");
+    let (ok, err) = run(&[&server[..], &["--wav", "/nonexistent/clip.wav"]].concat());
+    assert!(!ok && err.contains("/nonexistent/clip.wav"), "{err}");
+    let (ok, err) = run(&server);
+    assert!(
+        !ok && err.contains("cannot join") && err.contains("refused"),
+        "{err}"
+    );
+}
