@@ -291,7 +291,7 @@ fn engine() -> Result<(String, String)> {
             "bench",
             "--name",
             &name,
-            "--tone",
+            "--beeps",
             &tone,
             "--seconds",
             ENGINE_SECONDS,
@@ -308,7 +308,10 @@ fn engine() -> Result<(String, String)> {
     }
     let mut cpu = Vec::new();
     let (mut decoded, mut failed) = (Vec::new(), 0.0);
-    for peer in peers {
+    // Beeps sent, by name; beeps heard: (sender's name, when).
+    let mut sent: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut heard: Vec<(String, f64)> = Vec::new();
+    for (i, peer) in peers.into_iter().enumerate() {
         let out = peer
             .wait_with_output()
             .map_err(|e| format!("satsuma-headless: {e}"))?;
@@ -322,6 +325,21 @@ fn engine() -> Result<(String, String)> {
             })
             .ok_or("a headless client printed no CPU time")?;
         cpu.push(seconds);
+        for l in text.lines() {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(l) else {
+                continue;
+            };
+            let at = v["at_us"].as_f64().unwrap_or(0.0);
+            match v["event"].as_str() {
+                Some("beep_sent") => sent.entry(format!("P{i}")).or_default().push(at),
+                Some("beep_heard") => {
+                    if let Some(name) = v["name"].as_str() {
+                        heard.push((name.to_owned(), at));
+                    }
+                }
+                _ => {}
+            }
+        }
         let media = text
             .lines()
             .rev()
@@ -358,12 +376,39 @@ fn engine() -> Result<(String, String)> {
         .iter()
         .fold((f64::MAX, 0.0f64), |(l, h), &c| (l.min(c), h.max(c)));
     let frames = decoded.iter().copied().fold(f64::MAX, f64::min);
+    // Each beep heard against the last beep its sender started before it
+    // (beeps are a second apart, the latency far less).
+    let mut latency: Vec<f64> = heard
+        .iter()
+        .filter_map(|(name, at)| {
+            let start = sent
+                .get(name)?
+                .iter()
+                .copied()
+                .filter(|s| s <= at)
+                .fold(f64::MIN, f64::max);
+            (start > f64::MIN).then(|| (at - start) / 1000.0)
+        })
+        .collect();
+    latency.sort_by(f64::total_cmp);
+    let quantile = |q: f64| {
+        // The nearest rank: an index into a short vector.
+        let rank = (latency.len().saturating_sub(1) as f64 * q).round();
+        latency
+            .iter()
+            .enumerate()
+            .find(|&(i, _)| i as f64 >= rank)
+            .map_or(f64::NAN, |(_, &v)| v)
+    };
     let body = format!(
         "| {ENGINE_PEERS}-person call, 640×360 30 fps VP8 + Opus, {call:.0} s | CPU per participant (% of one core) |\n\
          |---|---:|\n\
          | satsuma-headless (engine: codecs, SFrame, MLS, WebRTC, jitter buffer), mean (min–max) | {:.1} ({:.1}–{:.1}) |\n\
          | the same codec work bare (examples/bare: draw + encode 1, decode {} streams) | {:.1} |\n\
          | engine / bare | {:.2} |\n\n\
+         | mouth to ear on loopback (capture to playout; no device buffers) | p50 | p95 | max | beeps |\n\
+         |---|---:|---:|---:|---:|\n\
+         | satsuma-headless, 4-person call | {:.1} ms | {:.1} ms | {:.1} ms | {} |\n\n\
          Every participant decoded at least {frames:.0} pictures from each other; frames that failed to open: {failed:.0}. \
          The engine's figure includes joining (MLS, ICE) and the time before media flows.\n",
         mean / call * 100.0,
@@ -372,6 +417,10 @@ fn engine() -> Result<(String, String)> {
         ENGINE_PEERS - 1,
         bare_cpu / call * 100.0,
         mean / bare_cpu.max(1e-9),
+        quantile(0.5),
+        quantile(0.95),
+        latency.last().copied().unwrap_or(f64::NAN),
+        latency.len(),
     );
     Ok((
         format!(

@@ -370,6 +370,19 @@ async fn answer_offers(
     }
 }
 
+/// Beep detection: a frame louder than this after frames quieter than
+/// that (the beeps are -12 and -42 dBFS).
+const BEEP_LOUD_DBFS: f32 = -25.0;
+const BEEP_QUIET_DBFS: f32 = -32.0;
+
+/// Wall-clock time in µs since the Unix epoch: comparable between
+/// processes on one machine, unlike `Instant`.
+fn wall_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
 fn random_u32() -> u32 {
     let mut b = [0; 4];
     let _ = getrandom::fill(&mut b);
@@ -406,6 +419,8 @@ struct Remote {
     video: VideoStats,
     /// When its last packet came.
     heard_at: Instant,
+    /// 20 ms slots played in a row below the beep's quiet level.
+    quiet_frames: u32,
 }
 
 impl Remote {
@@ -426,6 +441,7 @@ impl Remote {
             last_pli: None,
             video: VideoStats::default(),
             heard_at: Instant::now(),
+            quiet_frames: 0,
         }
     }
 }
@@ -481,7 +497,9 @@ impl Task {
                 }
                 _ = audio_tick.tick() => {
                     self.send_audio().await;
-                    self.play_out();
+                    for event in self.play_out() {
+                        self.emit(event).await;
+                    }
                 }
                 _ = video_tick.tick(), if self.video.is_some() && self.camera => {
                     self.send_video(video_ts).await;
@@ -638,9 +656,11 @@ impl Task {
     }
 
     async fn send_audio(&mut self) {
-        let mut pcm = self.audio_in.next_frame();
+        let (mut pcm, onset) = self.audio_in.next_frame();
         if self.muted {
             pcm.fill(0);
+        } else if onset {
+            self.emit(CallEvent::BeepSent { at_us: wall_us() }).await;
         }
         let ts = self.audio_ts;
         self.audio_ts = ts.wrapping_add(self.encoder.rtp_ticks_per_frame());
@@ -909,7 +929,9 @@ impl Task {
     }
 
     /// Plays one 20 ms slot of every member's audio.
-    fn play_out(&mut self) {
+    /// Returns a [`CallEvent::BeepHeard`] for each beep that starts.
+    fn play_out(&mut self) -> Vec<CallEvent> {
+        let mut beeps = Vec::new();
         for remote in self.remotes.values_mut() {
             let (Some(jitter), Some(decoder)) = (remote.jitter.as_mut(), remote.decoder.as_mut())
             else {
@@ -927,12 +949,30 @@ impl Task {
                 Playout::Idle => None,
             };
             if let Some(pcm) = pcm {
+                // A beep: loud after at least 100 ms of quiet.
+                let level = level_dbfs(&pcm);
+                if level > BEEP_LOUD_DBFS && remote.quiet_frames >= 5 {
+                    beeps.push(CallEvent::BeepHeard {
+                        conn: remote.conn,
+                        name: remote
+                            .leaf
+                            .and_then(|l| self.roster.iter().find(|m| m.leaf == l))
+                            .map(|m| m.name.clone()),
+                        at_us: wall_us(),
+                    });
+                }
+                remote.quiet_frames = if level < BEEP_QUIET_DBFS {
+                    remote.quiet_frames + 1
+                } else {
+                    0
+                };
                 if remote.analysis.len() >= ANALYSIS_FRAMES {
                     remote.analysis.pop_front();
                 }
                 remote.analysis.push_back(pcm);
             }
         }
+        beeps
     }
 
     async fn report(&mut self) {

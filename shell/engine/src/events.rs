@@ -214,6 +214,23 @@ pub enum CallEvent {
         #[serde(skip)]
         picture: Arc<I420>,
     },
+    /// A beep of this member's `AudioInput::Beeps` was captured, at this
+    /// wall-clock time (µs since the Unix epoch).
+    BeepSent {
+        /// When.
+        at_us: u64,
+    },
+    /// A beep from a member was played out here (decoded, after the
+    /// jitter buffer), at this wall-clock time (µs since the Unix epoch):
+    /// with the sender's `beep_sent`, mouth to ear.
+    BeepHeard {
+        /// The sender's connection.
+        conn: u64,
+        /// Its name, from the roster.
+        name: Option<String>,
+        /// When.
+        at_us: u64,
+    },
     /// Something went wrong; the call goes on.
     Error {
         /// For a person to read.

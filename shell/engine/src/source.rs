@@ -13,6 +13,10 @@ use crate::media::video::I420;
 pub enum AudioInput {
     /// A sine tone at this frequency (Hz), at a quarter of full scale.
     Tone(f32),
+    /// The same tone, loud for 200 ms at the start of every second and
+    /// 30 dB quieter in between: each beep's start is a moment a listener
+    /// can time (mouth-to-ear latency).
+    Beeps(f32),
     /// A WAV file (PCM, any rate and channel count), looped.
     Wav(PathBuf),
     /// Nothing: silence is sent.
@@ -28,6 +32,11 @@ pub enum VideoInput {
     Pattern,
 }
 
+/// A beep starts every this many 20 ms frames (1 s) and lasts this many
+/// (200 ms).
+const BEEP_EVERY: u64 = 50;
+const BEEP_FRAMES: u64 = 10;
+
 /// Why a WAV file cannot be played.
 #[derive(Debug, thiserror::Error)]
 #[error("{path}: {reason}")]
@@ -40,6 +49,7 @@ pub struct WavError {
 #[derive(Debug)]
 pub(crate) enum AudioSource {
     Tone(ToneGenerator),
+    Beeps { tone: ToneGenerator, frame: u64 },
     Clip { samples: Vec<i16>, at: usize },
     Silence,
 }
@@ -48,6 +58,10 @@ impl AudioSource {
     pub(crate) fn open(input: &AudioInput) -> Result<Self, WavError> {
         Ok(match input {
             AudioInput::Tone(hz) => Self::Tone(ToneGenerator::new(*hz, 0.25, SAMPLE_RATE)),
+            AudioInput::Beeps(hz) => Self::Beeps {
+                tone: ToneGenerator::new(*hz, 0.25, SAMPLE_RATE),
+                frame: 0,
+            },
             AudioInput::Wav(path) => Self::Clip {
                 samples: read_wav(path)?,
                 at: 0,
@@ -56,11 +70,24 @@ impl AudioSource {
         })
     }
 
-    /// The next 20 ms.
-    pub(crate) fn next_frame(&mut self) -> Vec<i16> {
+    /// The next 20 ms, and whether a beep starts with it.
+    pub(crate) fn next_frame(&mut self) -> (Vec<i16>, bool) {
         let mut frame = vec![0; FRAME_SAMPLES];
+        let mut onset = false;
         match self {
             Self::Tone(tone) => tone.fill(&mut frame),
+            Self::Beeps { tone, frame: n } => {
+                tone.fill(&mut frame);
+                let phase = *n % BEEP_EVERY;
+                *n += 1;
+                onset = phase == 0;
+                if phase >= BEEP_FRAMES {
+                    // About -42 dBFS: quiet, but a stream all the same.
+                    for s in &mut frame {
+                        *s /= 32;
+                    }
+                }
+            }
             Self::Clip { samples, at } => {
                 for s in &mut frame {
                     *s = samples.get(*at).copied().unwrap_or(0);
@@ -69,7 +96,7 @@ impl AudioSource {
             }
             Self::Silence => {}
         }
-        frame
+        (frame, onset)
     }
 }
 
@@ -165,9 +192,21 @@ mod tests {
         }
         w.finalize().unwrap();
         let mut source = AudioSource::open(&AudioInput::Wav(path)).unwrap();
-        let audio: Vec<i16> = (0..10).flat_map(|_| source.next_frame()).collect();
+        let audio: Vec<i16> = (0..10).flat_map(|_| source.next_frame().0).collect();
         let hz = detect_frequency(&audio, SAMPLE_RATE).unwrap();
         assert!((hz - 500.0).abs() < 10.0, "{hz}");
+    }
+
+    #[test]
+    fn beeps_start_once_a_second_and_stand_out() {
+        use crate::media::tone::level_dbfs;
+        let mut source = AudioSource::open(&AudioInput::Beeps(700.0)).unwrap();
+        let frames: Vec<(Vec<i16>, bool)> = (0..150).map(|_| source.next_frame()).collect();
+        let onsets: Vec<usize> = (0..150).filter(|&i| frames[i].1).collect();
+        assert_eq!(onsets, [0, 50, 100]);
+        let loud = level_dbfs(&frames[55].0);
+        let quiet = level_dbfs(&frames[75].0);
+        assert!(loud > -15.0 && quiet < loud - 25.0, "{loud} {quiet}");
     }
 
     #[test]

@@ -46,8 +46,13 @@ struct Args {
     #[arg(long, default_value = "headless")]
     device: String,
     /// Send a tone at this frequency (Hz).
-    #[arg(long, default_value_t = 440.0, conflicts_with_all = ["wav", "silent"])]
+    #[arg(long, default_value_t = 440.0, conflicts_with_all = ["wav", "silent", "beeps"])]
     tone: f32,
+    /// Send this tone as a 200 ms beep every second, quiet in between;
+    /// prints `beep_sent` as each starts and `beep_heard` as each
+    /// member's starts playing here (mouth-to-ear latency).
+    #[arg(long, conflicts_with_all = ["wav", "silent"])]
+    beeps: Option<f32>,
     /// Send this WAV file, looped.
     #[arg(long)]
     wav: Option<PathBuf>,
@@ -115,10 +120,11 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     let mut config = CallConfig::new(args.server, &args.room, &args.name);
     config.device = args.device;
-    config.audio = match (args.wav, args.silent) {
-        (Some(path), _) => AudioInput::Wav(path),
-        (None, true) => AudioInput::Silence,
-        (None, false) => AudioInput::Tone(args.tone),
+    config.audio = match (args.wav, args.silent, args.beeps) {
+        (Some(path), _, _) => AudioInput::Wav(path),
+        (None, true, _) => AudioInput::Silence,
+        (None, false, Some(hz)) => AudioInput::Beeps(hz),
+        (None, false, None) => AudioInput::Tone(args.tone),
     };
     config.audio_codec = args.codec;
     config.video = if args.no_video {
