@@ -186,22 +186,10 @@ impl Person {
         while let Ok(event) = self.events.try_recv() {
             match event {
                 ClientEvent::Rtc(Signal::Offer(sdp)) => {
-                    if let Some((rtc, _)) = &self.rtc {
-                        let answered = match rtc.handle_offer(&String::from_utf8_lossy(&sdp)).await
-                        {
-                            Ok(answer) => match Blob::copy_from(answer.as_bytes()) {
-                                Some(answer) => self
-                                    .client
-                                    .send_rtc(Signal::Answer(answer))
-                                    .await
-                                    .map_err(|e| e.to_string()),
-                                None => Err("the answer is too long to send".to_owned()),
-                            },
-                            Err(e) => Err(e.to_string()),
-                        };
-                        if let Err(e) = answered {
-                            self.send_failures.push(format!("answering an offer: {e}"));
-                        }
+                    if let Some((rtc, _)) = &self.rtc
+                        && let Err(e) = self.client.answer_offer(rtc, &sdp).await
+                    {
+                        self.send_failures.push(format!("answering an offer: {e}"));
                     }
                 }
                 ClientEvent::Media(m) => frames.push((m.sender.0, m.codec, m.payload.to_vec())),

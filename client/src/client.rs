@@ -12,7 +12,7 @@ use satsuma_core::media::{Codec, MediaKeys, Unprotected};
 use satsuma_core::mls::Session;
 use satsuma_core::resume::{Cursor, CursorLimits};
 use satsuma_core::wire::{
-    Down, Entry, ErrorCode, LinkMsg, Media, Message as _, Open, RoomName, Signal, ToClient,
+    Blob, Down, Entry, ErrorCode, LinkMsg, Media, Message as _, Open, RoomName, Signal, ToClient,
     ToServer,
 };
 use satsuma_core::{Clock, UnixTime};
@@ -138,6 +138,22 @@ impl<G: Group + Send + 'static> Client<G> {
     /// [`ClientError::Stopped`].
     pub async fn send_rtc(&self, signal: Signal) -> Result<(), ClientError> {
         self.send(Command::Rtc(signal)).await
+    }
+
+    /// Answers the SFU's WebRTC `offer` with `rtc` and sends the answer.
+    ///
+    /// # Errors
+    /// [`ClientError::Rtc`] when the offer does not apply or the answer
+    /// is too long to send; [`ClientError::Stopped`].
+    pub async fn answer_offer(
+        &self,
+        rtc: &crate::rtc::RtcClient,
+        offer: &[u8],
+    ) -> Result<(), ClientError> {
+        let answer = rtc.handle_offer(&String::from_utf8_lossy(offer)).await?;
+        let blob = Blob::copy_from(answer.as_bytes())
+            .ok_or(crate::rtc::RtcError::AnswerTooLong(answer.len()))?;
+        self.send_rtc(Signal::Answer(blob)).await
     }
 
     /// Leaves the room and stops.

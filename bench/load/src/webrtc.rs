@@ -29,11 +29,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use satsuma_client::rtc::{ClientSettings, Received as RtcReceived, RtcClient};
-use satsuma_client::{Client, ClientEvent, Endpoint};
+use satsuma_client::{Client, ClientError, ClientEvent, Endpoint};
 use satsuma_core::committer::Event;
 use satsuma_core::media::{Codec, FRAME_END, FRAME_START};
 use satsuma_core::mls::Session;
-use satsuma_core::wire::{Blob, RoomName, Signal, Transport};
+use satsuma_core::wire::{RoomName, Signal, Transport};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::mesh::Mesh;
@@ -181,29 +181,19 @@ async fn pump(
     let mut joined = Some(joined);
     while let Some(event) = events.recv().await {
         match event {
-            ClientEvent::Rtc(Signal::Offer(sdp)) => {
-                let offer = String::from_utf8_lossy(&sdp).into_owned();
-                let answer = match rtc.handle_offer(&offer).await {
-                    Ok(answer) => answer,
-                    Err(e) => {
-                        shared
-                            .trouble
-                            .note(format!("participant {id}: the offer does not apply: {e}"));
-                        continue;
-                    }
-                };
-                let Some(answer) = Blob::copy_from(answer.as_bytes()) else {
-                    shared
-                        .trouble
-                        .note(format!("participant {id}: the answer is too large"));
-                    continue;
-                };
-                if client.send_rtc(Signal::Answer(answer)).await.is_err() {
+            ClientEvent::Rtc(Signal::Offer(sdp)) => match client.answer_offer(&rtc, &sdp).await {
+                Ok(()) => {}
+                Err(ClientError::Stopped) => {
                     return shared
                         .trouble
                         .note(format!("participant {id}: the client stopped"));
                 }
-            }
+                Err(e) => {
+                    shared
+                        .trouble
+                        .note(format!("participant {id}: answering an offer: {e}"));
+                }
+            },
             ClientEvent::Member(event @ (Event::Joined { .. } | Event::NewEpoch { .. })) => {
                 let now = client
                     .with_member(|m| m.group().keyring().sending_kid())

@@ -32,26 +32,28 @@ pub const MAX_PAYLOAD: usize = 1_150;
 /// broken or hostile sender.
 pub const MAX_FRAME: usize = 1 << 20;
 
-/// The payloads of the packets that carry `frame`, in order, each with
-/// its descriptor and at most `max_payload` bytes long (at least 2).
-pub fn packetize(frame: &[u8], max_payload: usize) -> Vec<Vec<u8>> {
+/// The packets that carry `frame`, in order: each one's descriptor and
+/// the part of the frame after it, so that a payload (descriptor and
+/// part) is at most `max_payload` bytes long (at least 2). An empty frame
+/// is one packet.
+pub fn fragments(frame: &[u8], max_payload: usize) -> impl Iterator<Item = (u8, &[u8])> {
     let chunk = max_payload.max(2) - 1;
     let count = frame.len().div_ceil(chunk).max(1);
-    (0..count)
-        .map(|i| {
-            let body = frame.get(i * chunk..((i + 1) * chunk).min(frame.len()));
-            let mut flags = 0;
-            if i == 0 {
-                flags |= START;
-            }
-            if i + 1 == count {
-                flags |= END;
-            }
-            let mut packet = Vec::with_capacity(1 + chunk);
-            packet.push(flags);
-            packet.extend_from_slice(body.unwrap_or_default());
-            packet
-        })
+    (0..count).map(move |i| {
+        let body = frame
+            .get(i * chunk..((i + 1) * chunk).min(frame.len()))
+            .unwrap_or_default();
+        let start = if i == 0 { START } else { 0 };
+        let end = if i + 1 == count { END } else { 0 };
+        (start | end, body)
+    })
+}
+
+/// The payloads of the packets that carry `frame`: [`fragments`], each
+/// descriptor and part in one buffer.
+pub fn packetize(frame: &[u8], max_payload: usize) -> Vec<Vec<u8>> {
+    fragments(frame, max_payload)
+        .map(|(descriptor, body)| [&[descriptor][..], body].concat())
         .collect()
 }
 

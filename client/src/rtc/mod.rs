@@ -68,6 +68,9 @@ pub enum RtcError {
     /// The peer connection has no local description after answering.
     #[error("no local description after the answer")]
     NoLocalDescription,
+    /// The answer is longer than a signalling message may be.
+    #[error("the answer ({0} bytes) is too long to send")]
+    AnswerTooLong(usize),
     /// The WebRTC stack refused or failed.
     #[error("webrtc: {0}")]
     WebRtc(#[from] webrtc::Error),
@@ -317,7 +320,14 @@ impl RtcClient {
     /// When writing fails.
     pub async fn send_audio(&self, payload: &[u8], timestamp: u32) -> Result<bool, RtcError> {
         let seq = self.audio_seq.fetch_add(1, Relaxed);
-        write(&self.audio, payload, timestamp, seq, false).await
+        write(
+            &self.audio,
+            Bytes::copy_from_slice(payload),
+            timestamp,
+            seq,
+            false,
+        )
+        .await
     }
 
     /// Publishes one video packet; `marker` ends a frame.
@@ -331,22 +341,31 @@ impl RtcClient {
         marker: bool,
     ) -> Result<bool, RtcError> {
         let seq = self.video_seq.fetch_add(1, Relaxed);
-        write(&self.video, payload, timestamp, seq, marker).await
+        write(
+            &self.video,
+            Bytes::copy_from_slice(payload),
+            timestamp,
+            seq,
+            marker,
+        )
+        .await
     }
 
     /// Publishes one whole video frame (sealed), split over as many
-    /// packets as it needs with [`frames::packetize`]. `Ok(false)` when a
+    /// packets as it needs ([`frames::fragments`]). `Ok(false)` when a
     /// packet was not sent (the track is not negotiated yet): the frame is
     /// then lost to its receivers, who will ask for a key frame.
     ///
     /// # Errors
     /// When writing fails.
     pub async fn send_video_frame(&self, sealed: &[u8], timestamp: u32) -> Result<bool, RtcError> {
-        let packets = frames::packetize(sealed, frames::MAX_PAYLOAD);
-        let last = packets.len().saturating_sub(1);
         let mut all = true;
-        for (i, packet) in packets.iter().enumerate() {
-            all &= self.send_video(packet, timestamp, i == last).await?;
+        for (descriptor, body) in frames::fragments(sealed, frames::MAX_PAYLOAD) {
+            // One buffer per packet: descriptor and part, handed over.
+            let payload = Bytes::from([&[descriptor][..], body].concat());
+            let seq = self.video_seq.fetch_add(1, Relaxed);
+            let end = descriptor & frames::END != 0;
+            all &= write(&self.video, payload, timestamp, seq, end).await?;
         }
         Ok(all)
     }
@@ -508,7 +527,7 @@ impl Drop for RtcClient {
 
 async fn write(
     track: &TrackLocalStaticRTP,
-    payload: &[u8],
+    payload: Bytes,
     timestamp: u32,
     sequence_number: u16,
     marker: bool,
@@ -521,7 +540,7 @@ async fn write(
             timestamp,
             ..Default::default()
         },
-        payload: Bytes::copy_from_slice(payload),
+        payload,
     };
     Ok(track.write_rtp(&packet).await? > 0)
 }

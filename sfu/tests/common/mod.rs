@@ -240,10 +240,8 @@ impl Peer {
         let offers = std::mem::take(&mut self.offers);
         for offer in offers {
             let Some((rtc, _)) = &self.rtc else { continue };
-            let answer = rtc.handle_offer(&offer).await.unwrap();
-            let answer = satsuma_core::wire::Blob::copy_from(answer.as_bytes()).unwrap();
             self.client
-                .send_rtc(satsuma_core::wire::Signal::Answer(answer))
+                .answer_offer(rtc, offer.as_bytes())
                 .await
                 .unwrap();
         }

@@ -6,7 +6,6 @@
 //! decoded by N-1 decoders. Prints the process CPU time it took, as JSON.
 //!
 //! `cargo run --release -p satsuma-engine --example bare -- --seconds 20 --peers 4`
-#![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark's driver.
 
 use satsuma_core::media::Codec;
 use satsuma_engine::media::audio::{AudioDecoder, AudioEncoder, FRAME_SAMPLES, SAMPLE_RATE};
@@ -23,7 +22,19 @@ fn arg(name: &str, default: u32) -> u32 {
         .unwrap_or(default)
 }
 
-fn main() {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bare: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The codec work; bad sizes or rates from the command line are codec
+/// errors, not panics.
+fn run() -> Result<(), satsuma_engine::media::CodecError> {
     let seconds = arg("--seconds", 20);
     let peers = arg("--peers", 4).max(2);
     let (width, height, fps, kbps) = (
@@ -39,33 +50,35 @@ fn main() {
         height,
         fps,
         bitrate_kbps: kbps,
-    })
-    .unwrap();
-    let mut decoders: Vec<Vp8Decoder> = (1..peers).map(|_| Vp8Decoder::new().unwrap()).collect();
+    })?;
+    let mut decoders: Vec<Vp8Decoder> = (1..peers)
+        .map(|_| Vp8Decoder::new())
+        .collect::<Result<_, _>>()?;
     let mut decoded = 0u64;
     for n in 0..seconds * fps {
         let picture = pattern.frame(n);
-        for frame in encoder.encode(&picture, u64::from(n), n == 0).unwrap() {
+        for frame in encoder.encode(&picture, u64::from(n), n == 0)? {
             for d in &mut decoders {
-                decoded += u64::from(d.decode(&frame.data).unwrap().is_some());
+                decoded += u64::from(d.decode(&frame.data)?.is_some());
             }
         }
     }
     let mut tone = ToneGenerator::new(440.0, 0.25, SAMPLE_RATE);
-    let mut opus = AudioEncoder::new(Codec::Opus).unwrap();
+    let mut opus = AudioEncoder::new(Codec::Opus)?;
     let mut opus_decoders: Vec<AudioDecoder> = (1..peers)
-        .map(|_| AudioDecoder::new(Codec::Opus).unwrap())
-        .collect();
+        .map(|_| AudioDecoder::new(Codec::Opus))
+        .collect::<Result<_, _>>()?;
     let mut pcm = vec![0i16; FRAME_SAMPLES];
     for _ in 0..seconds * 50 {
         tone.fill(&mut pcm);
-        let frame = opus.encode(&pcm).unwrap();
+        let frame = opus.encode(&pcm)?;
         for d in &mut opus_decoders {
-            decoded += u64::from(!d.decode(&frame).unwrap().is_empty());
+            decoded += u64::from(!d.decode(&frame)?.is_empty());
         }
     }
     let cpu = started.elapsed().as_secs_f64();
     println!(
         "{{\"cpu_seconds\":{cpu:.3},\"call_seconds\":{seconds},\"peers\":{peers},\"decoded\":{decoded}}}"
     );
+    Ok(())
 }

@@ -19,7 +19,7 @@ use satsuma_client::{Client, ClientError, ClientEvent, Endpoint, ReceivedFrame};
 use satsuma_core::committer::{Event, Member, MemberConfig};
 use satsuma_core::media::{Codec, Vp8Header};
 use satsuma_core::mls::{MemberInfo, MemoryStore, Session, SessionConfig};
-use satsuma_core::wire::{Blob, Capabilities, RoomName, Signal, Transport};
+use satsuma_core::wire::{Capabilities, RoomName, Signal, Transport};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior, interval};
 
@@ -351,21 +351,14 @@ async fn answer_offers(
     events: mpsc::Sender<CallEvent>,
 ) {
     while let Some(sdp) = offers.recv().await {
-        let answered = match rtc.handle_offer(&String::from_utf8_lossy(&sdp)).await {
-            Ok(answer) => match Blob::copy_from(answer.as_bytes()) {
-                Some(blob) => {
-                    if client.send_rtc(Signal::Answer(blob)).await.is_err() {
-                        return;
-                    }
-                    Ok(())
-                }
-                None => Err("the WebRTC answer is too long to send".to_owned()),
-            },
-            Err(e) => Err(format!("answering the SFU's offer: {e}")),
-        };
-        if let Err(message) = answered {
-            tracing::warn!("{message}");
-            let _ = events.send(CallEvent::Error { message }).await;
+        match client.answer_offer(&rtc, &sdp).await {
+            Ok(()) => {}
+            Err(ClientError::Stopped) => return,
+            Err(e) => {
+                let message = format!("answering the SFU's offer: {e}");
+                tracing::warn!("{message}");
+                let _ = events.send(CallEvent::Error { message }).await;
+            }
         }
     }
 }
@@ -696,7 +689,7 @@ impl Task {
         let pts = self.video_frames;
         self.video_frames += 1;
         let encoded = tokio::task::spawn_blocking(move || {
-            let (_, picture) = source.next_picture();
+            let picture = source.next_picture();
             let r = encoder.encode(&picture, pts, force);
             (source, encoder, r)
         })

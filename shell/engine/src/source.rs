@@ -158,11 +158,11 @@ impl VideoSource {
         }
     }
 
-    /// The next picture and its number.
-    pub(crate) fn next_picture(&mut self) -> (u32, I420) {
+    /// The next picture.
+    pub(crate) fn next_picture(&mut self) -> I420 {
         let n = self.next;
         self.next = self.next.wrapping_add(1);
-        (n, self.pattern.frame(n))
+        self.pattern.frame(n)
     }
 }
 
