@@ -251,7 +251,7 @@ impl Person {
             // A frame that outran its commit is held, and comes back with
             // a later call, still tagged with its sender's connection.
             let tag = u32::try_from(from).unwrap_or(u32::MAX);
-            match self.client.receive(codec, sealed, tag).await {
+            match self.client.receive(codec, &sealed, tag) {
                 Ok(heard) => {
                     for f in heard {
                         if f.frame.windows(WORDS.len()).any(|w| w == WORDS) {
@@ -272,7 +272,7 @@ impl Person {
     /// WebRTC send may be dropped (`strict` false); after, any send that
     /// does not go out is a failure.
     async fn send(&mut self, codec: Codec, frame: Vec<u8>, timestamp: u32, strict: bool) {
-        let sealed = match self.client.seal(codec, frame).await {
+        let sealed = match self.client.seal(codec, &frame) {
             Ok(sealed) => sealed,
             Err(e) => {
                 self.send_failures.push(format!("sealing: {e}"));

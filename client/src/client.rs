@@ -4,13 +4,13 @@
 //! It owns the link and the member in one task; the handle sends commands
 //! and the receiver gets [`ClientEvent`]s.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use satsuma_core::committer::{Event, Group, Member, Status};
 use satsuma_core::media::{Codec, MediaKeys, Unprotected};
-use satsuma_core::mls::Session;
 use satsuma_core::resume::{Cursor, CursorLimits};
+use satsuma_core::sframe::KeyRing;
 use satsuma_core::wire::{
     Blob, Down, Entry, ErrorCode, LinkMsg, Media, Message as _, Open, RoomName, Signal, ToClient,
     ToServer,
@@ -75,17 +75,32 @@ enum Command<G> {
     Inspect(Inspect<G>),
 }
 
+/// The media path's SFrame keys: the member task hands each new epoch's
+/// keys over after every step, and frames are sealed and opened here
+/// without waiting for MLS work (a commit can take milliseconds, and
+/// audio is due every 20). `None` for a group without SFrame keys.
+type MediaRing = Arc<Mutex<Option<KeyRing>>>;
+
+fn lock(ring: &MediaRing) -> MutexGuard<'_, Option<KeyRing>> {
+    // A key ring never panics half-way through a change (the crate's
+    // rule), so a poisoned lock still holds a whole ring.
+    ring.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// The handle to a running client.
 pub struct Client<G> {
     commands: mpsc::Sender<Command<G>>,
+    media: MediaRing,
 }
 
-// A handle is a channel to the client's task: copies drive the same client
-// (one task answers WebRTC offers while another seals media).
+// A handle is a channel to the client's task and the media keys: copies
+// drive the same client (one task answers WebRTC offers while another
+// seals media).
 impl<G> Clone for Client<G> {
     fn clone(&self) -> Self {
         Self {
             commands: self.commands.clone(),
+            media: Arc::clone(&self.media),
         }
     }
 }
@@ -109,19 +124,30 @@ impl<G: Group + Send + 'static> Client<G> {
         let link = Link::open(&endpoint, &room).await?;
         member.set_time(UnixTime::now());
         member.join(now())?;
+        let media = Arc::new(Mutex::new(member.media_ring()));
         let (commands, commands_rx) = mpsc::channel(256);
         let (events_tx, events) = mpsc::channel(4096);
-        let task = Task {
+        let mut task = Task {
             endpoint,
             room,
             member,
+            media: Arc::clone(&media),
             link: Some(link),
             cursor: Cursor::new(CursorLimits::default()),
             ping_every: PING_EVERY,
             events: events_tx,
         };
-        tokio::spawn(task.run(commands_rx));
-        Ok((Self { commands }, events))
+        task.hand_over_keys();
+        let ring = Arc::clone(&media);
+        tokio::spawn(async move {
+            task.run(commands_rx).await;
+            // Stopped (left, or gave up reconnecting): no key outlives
+            // the call.
+            if let Some(ring) = lock(&ring).as_mut() {
+                ring.clear();
+            }
+        });
+        Ok((Self { commands, media }, events))
     }
 
     /// Sends a media frame (intercom link).
@@ -197,22 +223,38 @@ impl<G: Group + Send + 'static> Client<G> {
     }
 }
 
-impl Client<Session> {
+impl<G> Client<G> {
+    /// Runs `f` on the media path's keys, first erasing the epochs whose
+    /// grace period is over.
+    fn with_keys<T>(
+        &self,
+        f: impl FnOnce(&mut MediaKeys<'_>, satsuma_core::Instant) -> Result<T, satsuma_core::Error>,
+    ) -> Result<T, ClientError> {
+        let now = now();
+        let mut guard = lock(&self.media);
+        let ring = guard
+            .as_mut()
+            .ok_or(ClientError::Media(satsuma_core::Error::NoEpoch))?;
+        if ring.poll_timeout().is_some_and(|at| at <= now) {
+            ring.handle_timeout(now);
+        }
+        Ok(f(&mut MediaKeys::new(ring), now)?)
+    }
+
     /// Seals one encoded frame with the current epoch's SFrame key, leaving
-    /// the bytes `codec` keeps in clear (see `core::media`).
+    /// the bytes `codec` keeps in clear (see `core::media`). It never waits
+    /// for the member's MLS work.
     ///
     /// # Errors
-    /// [`ClientError::Media`] before the member has a group;
-    /// [`ClientError::Stopped`].
-    pub async fn seal(&self, codec: Codec, frame: Vec<u8>) -> Result<Vec<u8>, ClientError> {
-        self.with_member(move |m| {
-            let mut keys = m.media();
+    /// [`ClientError::Media`] before the member has a group (or after it
+    /// left), or when the frame does not fit.
+    pub fn seal(&self, codec: Codec, frame: &[u8]) -> Result<Vec<u8>, ClientError> {
+        self.with_keys(|keys, _| {
             let mut out = vec![0; keys.max_protected_len(codec, frame.len())];
-            let n = keys.protect(codec, &frame, &mut out)?;
+            let n = keys.protect(codec, frame, &mut out)?;
             out.truncate(n);
             Ok(out)
         })
-        .await?
     }
 
     /// Opens a sealed frame from another member, holding it if it was
@@ -220,48 +262,50 @@ impl Client<Session> {
     /// Returns, in order, the held frames that open now (their epoch has
     /// arrived since) and then this one if it opened: media that outruns a
     /// key change is delayed, never lost. `tag` comes back with the frame.
+    /// It never waits for the member's MLS work.
     ///
     /// # Errors
     /// [`ClientError::Media`] for a frame no key of this member opens (and
-    /// none held for it); [`ClientError::Stopped`].
-    pub async fn receive(
+    /// none held for it).
+    pub fn receive(
         &self,
         codec: Codec,
-        sealed: Vec<u8>,
+        sealed: &[u8],
         tag: u32,
     ) -> Result<Vec<ReceivedFrame>, ClientError> {
-        self.with_member(move |m| {
-            let now = now();
-            let mut keys = m.media();
+        self.with_keys(|keys, now| {
             let mut frames = Vec::new();
             while let Some(ready) = keys.take_ready() {
                 // A held frame that still fails (a forgery under a future
                 // KID) is dropped like any frame that does not open.
                 if let Ok(Some(frame)) =
-                    open_one(&mut keys, ready.codec, ready.tag, &ready.protected, now)
+                    open_one(keys, ready.codec, ready.tag, &ready.protected, now)
                 {
                     frames.push(frame);
                 }
             }
-            frames.extend(open_one(&mut keys, codec, tag, &sealed, now)?);
+            frames.extend(open_one(keys, codec, tag, sealed, now)?);
             Ok(frames)
         })
-        .await?
     }
 
     /// Opens a sealed frame from another member.
     ///
     /// # Errors
-    /// [`ClientError::Media`] for a frame no key of this member opens;
-    /// [`ClientError::Stopped`].
-    pub async fn open(&self, codec: Codec, sealed: Vec<u8>) -> Result<Vec<u8>, ClientError> {
-        self.with_member(move |m| {
+    /// [`ClientError::Media`] for a frame no key of this member opens.
+    pub fn open(&self, codec: Codec, sealed: &[u8]) -> Result<Vec<u8>, ClientError> {
+        self.with_keys(|keys, _| {
             let mut out = vec![0; sealed.len()];
-            let (_, n) = m.media().unprotect(codec, &sealed, &mut out)?;
+            let (_, n) = keys.unprotect(codec, sealed, &mut out)?;
             out.truncate(n);
             Ok(out)
         })
-        .await?
+    }
+
+    /// What happened to frames held for an epoch not reached yet.
+    #[must_use]
+    pub fn hold_stats(&self) -> Option<satsuma_core::sframe::HoldStats> {
+        lock(&self.media).as_ref().map(KeyRing::hold_stats)
     }
 }
 
@@ -305,6 +349,7 @@ struct Task<G> {
     endpoint: Endpoint,
     room: RoomName,
     member: Member<G>,
+    media: MediaRing,
     link: Option<Link>,
     /// The seat, both counts, and the control messages sent that may not
     /// have arrived: what a resume replays, each way.
@@ -362,6 +407,7 @@ impl<G: Group + Send + 'static> Task<G> {
                         }
                         Command::Leave => {
                             self.member.leave(now());
+                            self.hand_over_keys();
                             let _ = self.flush().await;
                             let _ = self.events.send(ClientEvent::Closed).await;
                             return;
@@ -380,7 +426,20 @@ impl<G: Group + Send + 'static> Task<G> {
                     self.member.handle_timeout(now());
                 }
             }
+            // Before the events: whoever hears of a new epoch can seal
+            // with it already.
+            self.hand_over_keys();
             self.drain_events().await;
+        }
+    }
+
+    /// Moves the keys of the epochs the member entered into the media
+    /// path's ring.
+    fn hand_over_keys(&mut self) {
+        if let Some(ring) = lock(&self.media).as_mut()
+            && let Err(e) = self.member.hand_over_keys(now(), ring)
+        {
+            tracing::warn!(error = %e, "new SFrame keys not handed to the media path");
         }
     }
 

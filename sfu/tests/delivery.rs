@@ -316,11 +316,7 @@ async fn intercom_media_arrives_untouched_and_the_sfu_never_sees_plaintext() {
         .collect();
     let mut sent = Vec::new();
     for i in 0..50u16 {
-        let sealed = door
-            .client
-            .seal(Codec::Pcmu, pattern.clone())
-            .await
-            .unwrap();
+        let sealed = door.client.seal(Codec::Pcmu, &pattern).unwrap();
         sent.push(sealed.clone());
         let media = Media {
             sender: ConnId(999),
@@ -356,7 +352,7 @@ async fn intercom_media_arrives_untouched_and_the_sfu_never_sees_plaintext() {
     // The receiver opens them with its own key.
     let mut opened = Vec::new();
     for m in &gate.media {
-        opened.push(gate.client.open(Codec::Pcmu, m.payload.to_vec()).await);
+        opened.push(gate.client.open(Codec::Pcmu, &m.payload));
     }
     assert!(
         opened
@@ -417,17 +413,13 @@ async fn media_for_an_intercom_that_does_not_read_is_dropped_and_counted() {
         sequence,
         payload: Blob::copy_from(payload).unwrap(),
     };
-    let sealed = door
-        .client
-        .seal(Codec::Pcmu, vec![0x33; 60_000])
-        .await
-        .unwrap();
+    let sealed = door.client.seal(Codec::Pcmu, &[0x33; 60_000]).unwrap();
     for i in 0..FLOOD {
         door.client.send_media(frame(i, &sealed)).await.unwrap();
     }
     // The gate reads again; the door sends small markers until one comes
     // through, after the flood on the same link.
-    let marker = door.client.seal(Codec::Pcmu, vec![0x44; 20]).await.unwrap();
+    let marker = door.client.seal(Codec::Pcmu, &[0x44; 20]).unwrap();
     let mut flood = Vec::new();
     let mut next_marker = 1000;
     'reading: loop {

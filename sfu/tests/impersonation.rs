@@ -46,16 +46,8 @@ async fn leaf(peer: &Peer) -> u64 {
 
 /// The sender a member's key ring names when it opens `sealed` itself.
 async fn opened_as(peer: &Peer, codec: Codec, sealed: Vec<u8>) -> u64 {
-    peer.client
-        .with_member(move |m| {
-            let mut out = vec![0; sealed.len()];
-            m.media()
-                .unprotect(codec, &sealed, &mut out)
-                .map(|(opened, _)| opened.sender)
-        })
-        .await
-        .unwrap()
-        .unwrap()
+    let opened = peer.client.receive(codec, &sealed, 0).unwrap();
+    opened.last().unwrap().sender
 }
 
 fn media(payload: &[u8], i: usize) -> Media {
@@ -84,11 +76,7 @@ async fn an_intercom_sending_under_another_members_kid_is_refused_and_counted() 
     let mut forged = Vec::new();
     let mut honest = Vec::new();
     for i in 0..N {
-        let as_door = door
-            .client
-            .seal(Codec::Pcmu, frame("door", i))
-            .await
-            .unwrap();
+        let as_door = door.client.seal(Codec::Pcmu, &frame("door", i)).unwrap();
         mallory
             .client
             .send_media(media(&as_door, 2 * i))
@@ -97,8 +85,7 @@ async fn an_intercom_sending_under_another_members_kid_is_refused_and_counted() 
         forged.push(as_door);
         let own = mallory
             .client
-            .seal(Codec::Pcmu, frame("mallory", i))
-            .await
+            .seal(Codec::Pcmu, &frame("mallory", i))
             .unwrap();
         mallory
             .client
@@ -171,8 +158,7 @@ async fn a_desktop_sending_under_another_members_kid_is_refused_and_counted() {
     loop {
         let probe = mallory
             .client
-            .seal(Codec::Opus, frame("probe", i))
-            .await
+            .seal(Codec::Opus, &frame("probe", i))
             .unwrap();
         let (rtc, _) = mallory.rtc.as_ref().unwrap();
         rtc.send_audio(&probe, u32::try_from(i).unwrap() * 960)
@@ -202,17 +188,12 @@ async fn a_desktop_sending_under_another_members_kid_is_refused_and_counted() {
     for k in 0..N {
         let ts = u32::try_from(i + 1 + 2 * k).unwrap() * 960;
         let (rtc, _) = mallory.rtc.as_ref().unwrap();
-        let as_alice = alice
-            .client
-            .seal(Codec::Opus, frame("alice", k))
-            .await
-            .unwrap();
+        let as_alice = alice.client.seal(Codec::Opus, &frame("alice", k)).unwrap();
         assert!(rtc.send_audio(&as_alice, ts).await.unwrap());
         forged.push(as_alice);
         let own = mallory
             .client
-            .seal(Codec::Opus, frame("mallory", k))
-            .await
+            .seal(Codec::Opus, &frame("mallory", k))
             .unwrap();
         assert!(rtc.send_audio(&own, ts + 960).await.unwrap());
         honest.push(own);

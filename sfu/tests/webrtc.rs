@@ -32,11 +32,11 @@ fn audio_frame(i: u32) -> Vec<u8> {
 }
 
 async fn seal(peer: &Peer, codec: Codec, frame: Vec<u8>) -> Vec<u8> {
-    peer.client.seal(codec, frame).await.unwrap()
+    peer.client.seal(codec, &frame).unwrap()
 }
 
 async fn open(peer: &Peer, codec: Codec, sealed: Vec<u8>) -> Vec<u8> {
-    peer.client.open(codec, sealed).await.unwrap()
+    peer.client.open(codec, &sealed).unwrap()
 }
 
 /// What one peer received, by publisher connection: audio and video payloads.

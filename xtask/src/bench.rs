@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::{Result, root, run};
 
@@ -306,7 +306,35 @@ fn engine() -> Result<(String, String)> {
             .map_err(|e| format!("satsuma-headless: {e}"))?;
         peers.push(child);
     }
+    // Someone joins for two seconds, leaves, and comes back, all call
+    // long: two epoch changes each time, with media flowing throughout.
+    let call: f64 = ENGINE_SECONDS.parse().unwrap_or(20.0);
+    let churner = {
+        let (dir, http) = (dir.clone(), http.clone());
+        std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            let mut visits = 0u32;
+            std::thread::sleep(Duration::from_secs(3));
+            while start.elapsed().as_secs_f64() < call - 5.0 {
+                let ok = Command::new(dir.join("satsuma-headless"))
+                    .args(["--server", &http, "--room", "bench", "--name", "Churn"])
+                    .args(["--tone", "1800", "--no-video", "--seconds", "2"])
+                    .env("RUST_LOG", "warn")
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+                visits += u32::from(ok);
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            visits
+        })
+    };
     let mut cpu = Vec::new();
+    // Over every participant's playout of every other: the longest gap,
+    // the frames that came too late for their slot, and the frames that
+    // arrived but never opened (lost to a key change).
+    let (mut longest_gap, mut late, mut unopened, mut arrived) = (0.0f64, 0.0, 0.0, 0.0);
     let (mut decoded, mut failed) = (Vec::new(), 0.0);
     // Beeps sent, by name; beeps heard: (sender's name, when).
     let mut sent: BTreeMap<String, Vec<f64>> = BTreeMap::new();
@@ -346,7 +374,13 @@ fn engine() -> Result<(String, String)> {
             .find(|l| l.contains("\"media\""))
             .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .ok_or("a headless client printed no media report")?;
-        let received = media["received"].as_array().cloned().unwrap_or_default();
+        let received: Vec<serde_json::Value> = media["received"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r["name"].as_str().is_some_and(|n| n.starts_with('P')))
+            .collect();
         if received.len() + 1 != ENGINE_PEERS {
             return Err(format!(
                 "a client heard {} of {} others",
@@ -358,8 +392,15 @@ fn engine() -> Result<(String, String)> {
             decoded.push(r["video"]["decoded"].as_f64().unwrap_or(0.0));
             failed += r["audio"]["failed"].as_f64().unwrap_or(0.0)
                 + r["video"]["failed"].as_f64().unwrap_or(0.0);
+            let audio = &r["audio"];
+            longest_gap = longest_gap.max(audio["longest_gap_ms"].as_f64().unwrap_or(0.0));
+            late += audio["playout"]["late"].as_f64().unwrap_or(0.0);
+            arrived += audio["packets"].as_f64().unwrap_or(0.0);
+            unopened +=
+                audio["packets"].as_f64().unwrap_or(0.0) - audio["opened"].as_f64().unwrap_or(0.0);
         }
     }
+    let visits = churner.join().map_err(|_| "the churning client panicked")?;
     let _ = sfu.kill();
     let _ = sfu.wait();
     let peers_arg = ENGINE_PEERS.to_string();
@@ -370,7 +411,6 @@ fn engine() -> Result<(String, String)> {
     let bare_line = String::from_utf8_lossy(&bare.stdout);
     let bare_cpu = json_number(bare_line.trim(), "cpu_seconds")
         .ok_or_else(|| format!("examples/bare printed {bare_line:?}"))?;
-    let call: f64 = ENGINE_SECONDS.parse().unwrap_or(20.0);
     let mean = cpu.iter().sum::<f64>() / cpu.len().max(1) as f64;
     let (low, high) = cpu
         .iter()
@@ -409,6 +449,11 @@ fn engine() -> Result<(String, String)> {
          | mouth to ear on loopback (capture to playout; no device buffers) | p50 | p95 | max | beeps |\n\
          |---|---:|---:|---:|---:|\n\
          | satsuma-headless, 4-person call | {:.1} ms | {:.1} ms | {:.1} ms | {} |\n\n\
+         | through {} epoch changes (a fifth member joins for 2 s and leaves, {visits} times) | |\n\
+         |---|---:|\n\
+         | longest audio gap any participant played, any sender | {longest_gap:.0} ms |\n\
+         | audio frames that arrived too late for their slot | {late:.0} of {arrived:.0} |\n\
+         | audio frames that arrived and never opened (lost to a key change) | {unopened:.0} |\n\n\
          Every participant decoded at least {frames:.0} pictures from each other; frames that failed to open: {failed:.0}. \
          The engine's figure includes joining (MLS, ICE) and the time before media flows.\n",
         mean / call * 100.0,
@@ -421,6 +466,7 @@ fn engine() -> Result<(String, String)> {
         quantile(0.95),
         latency.last().copied().unwrap_or(f64::NAN),
         latency.len(),
+        2 * visits,
     );
     Ok((
         format!(

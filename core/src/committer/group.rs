@@ -5,7 +5,8 @@
 use alloc::vec::Vec;
 
 use crate::mls::{Commit, Event, Introduction, Session, SessionError};
-use crate::{Instant, UnixTime};
+use crate::sframe::KeyRing;
+use crate::{Error, Instant, UnixTime};
 
 /// The MLS operations the committer drives. [`Session`] is the
 /// implementation every client uses; the names and contracts are its own.
@@ -84,6 +85,20 @@ pub trait Group {
     fn poll_introduction(&mut self) -> Option<Introduction> {
         None
     }
+    /// An empty SFrame key ring configured like this member's, for a
+    /// media path that keeps its keys apart from the MLS work (see
+    /// [`Group::hand_over_keys`]); `None` for a group without SFrame keys.
+    fn media_ring(&self) -> Option<KeyRing> {
+        None
+    }
+    /// Moves the SFrame keys installed since the last call into `to`, the
+    /// media path's ring, and erases them here; see [`KeyRing::hand_over`].
+    ///
+    /// # Errors
+    /// As [`KeyRing::hand_over`].
+    fn hand_over_keys(&mut self, _now: Instant, _to: &mut KeyRing) -> Result<(), Error> {
+        Ok(())
+    }
 }
 
 impl Group for Session {
@@ -137,6 +152,12 @@ impl Group for Session {
     }
     fn handle_timeout(&mut self, now: Instant) {
         Session::handle_timeout(self, now);
+    }
+    fn media_ring(&self) -> Option<KeyRing> {
+        self.keyring().empty_like().ok()
+    }
+    fn hand_over_keys(&mut self, now: Instant, to: &mut KeyRing) -> Result<(), Error> {
+        self.keyring_mut().hand_over(now, to)
     }
     fn keys_timeout(&self) -> Option<Instant> {
         self.keyring().poll_timeout()

@@ -758,9 +758,34 @@ impl<G: Group> Member<G> {
     }
 }
 
+impl<G: Group> Member<G> {
+    /// An empty SFrame key ring for a media path of its own; see
+    /// [`Group::media_ring`].
+    pub fn media_ring(&self) -> Option<crate::sframe::KeyRing> {
+        self.group.media_ring()
+    }
+
+    /// Moves the SFrame keys installed since the last call into the media
+    /// path's ring `to`, so that sealing and opening never wait for MLS
+    /// work; call it after every step of the member (a leave empties
+    /// `to`). See [`KeyRing::hand_over`](crate::sframe::KeyRing::hand_over).
+    ///
+    /// # Errors
+    /// As [`KeyRing::hand_over`](crate::sframe::KeyRing::hand_over).
+    pub fn hand_over_keys(
+        &mut self,
+        now: Instant,
+        to: &mut crate::sframe::KeyRing,
+    ) -> Result<(), crate::Error> {
+        self.group.hand_over_keys(now, to)
+    }
+}
+
 impl Member<mls::Session> {
     /// The member's SFrame keys for the media path: seal and open frames,
-    /// nothing that would change the group.
+    /// nothing that would change the group. A driver that hands the keys
+    /// over ([`Member::hand_over_keys`]) seals and opens with its own ring
+    /// instead: this one then holds none.
     pub fn media(&mut self) -> crate::media::MediaKeys<'_> {
         crate::media::MediaKeys::new(self.group.keyring_mut())
     }

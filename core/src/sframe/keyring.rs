@@ -140,6 +140,8 @@ pub struct KeyRing {
     used_contexts: u16,
     /// Frames held for an epoch not reached yet.
     pending: Pending,
+    /// [`KeyRing::clear`] ran since the last [`KeyRing::hand_over`].
+    cleared: bool,
 }
 
 struct EpochKeys {
@@ -260,6 +262,7 @@ impl KeyRing {
             receive_only: false,
             used_contexts: 0,
             pending: Pending::default(),
+            cleared: false,
         })
     }
 
@@ -419,6 +422,67 @@ impl KeyRing {
         wiped::wipe(&mut self.epochs);
         self.send = None;
         self.pending.clear();
+        self.cleared = true;
+    }
+
+    /// An empty ring configured like this one (suite, KID layout, grace,
+    /// hold limits, the context sent on): the ring a media path keeps and
+    /// [`KeyRing::hand_over`] fills.
+    ///
+    /// # Errors
+    /// None in practice: this ring's configuration was accepted already.
+    pub fn empty_like(&self) -> Result<Self, Error> {
+        Self::new(self.config)
+    }
+
+    /// Moves the epochs installed here since the last call into `to`, in
+    /// order, with the context this ring sends on (or none), and erases
+    /// them here; a [`KeyRing::clear`] since the last call empties `to`
+    /// first. A driver that keeps its media path's keys apart from the MLS
+    /// work (which can take milliseconds) installs epochs into this ring
+    /// and hands them over after each step: sealing and opening then never
+    /// wait for a commit to be processed, and the keys live in one place,
+    /// so no (key, counter) pair can be used by both rings. Held frames
+    /// stay where they are.
+    ///
+    /// # Errors
+    /// [`Error::StaleEpoch`] when an epoch here is not newer than `to`'s
+    /// current one without a clear between (the same group and epoch
+    /// installed twice: `to` keeps its keys and counters rather than
+    /// start the epoch's counters again). The epochs here are erased
+    /// whatever the outcome.
+    pub fn hand_over(&mut self, now: Instant, to: &mut KeyRing) -> Result<(), Error> {
+        if core::mem::take(&mut self.cleared) {
+            to.clear();
+            to.cleared = false;
+        }
+        let result = self.install_into(now, to);
+        wiped::wipe(&mut self.epochs);
+        self.send = None;
+        result
+    }
+
+    fn install_into(&self, now: Instant, to: &mut KeyRing) -> Result<(), Error> {
+        if self.epochs.is_empty() {
+            return Ok(());
+        }
+        let sending = (!self.receive_only).then_some(self.config.send_context);
+        if sending.is_none() {
+            to.set_send_context(None)?;
+        }
+        let suite = self.config.suite;
+        for e in &self.epochs {
+            to.install_epoch(
+                now,
+                EpochSecret {
+                    epoch: e.epoch,
+                    base_key: &e.base_key[..suite.key_len()],
+                    group_size: e.group_size,
+                    own_index: e.own_index,
+                },
+            )?;
+        }
+        to.set_send_context(sending)
     }
 
     /// When [`KeyRing::handle_timeout`] next has work: the earliest end of a

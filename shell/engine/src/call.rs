@@ -243,7 +243,10 @@ impl Call {
             client.clone(),
             events.clone(),
         ));
+        let (views, views_rx) = mpsc::channel(16);
         let task = Task {
+            fingerprint: fingerprint.clone(),
+            views,
             config,
             client,
             rtc,
@@ -256,13 +259,16 @@ impl Call {
             audio_ts: random_u32(),
             video_frames: 0,
             remotes: HashMap::new(),
+            held: HashMap::new(),
+            held_order: VecDeque::new(),
+            next_frame_id: 0,
             roster: Vec::new(),
             epoch_reported: None,
             sent: SentStats::default(),
             offers,
             events,
         };
-        tokio::spawn(task.run(client_events, streams, commands_rx));
+        tokio::spawn(task.run(client_events, streams, commands_rx, views_rx));
         Ok((
             Self {
                 commands,
@@ -391,8 +397,8 @@ const ANALYSIS_FRAMES: usize = 10;
 const PLI_INTERVAL: Duration = Duration::from_millis(300);
 /// A sender silent this long has left the call.
 const GONE_AFTER: Duration = Duration::from_secs(5);
-/// Held audio timestamps kept per sender (matches core's bounded hold).
-const HELD_TIMESTAMPS: usize = 64;
+/// Frames remembered while held for their commit (core holds at most 64).
+const HELD_FRAMES: usize = 64;
 
 /// What this member receives from one sender.
 struct Remote {
@@ -401,7 +407,6 @@ struct Remote {
     audio_codec: Option<Codec>,
     decoder: Option<AudioDecoder>,
     jitter: Option<JitterBuffer>,
-    held: VecDeque<u32>,
     analysis: VecDeque<Vec<i16>>,
     audio: AudioStats,
     video_ssrc: Option<u32>,
@@ -424,7 +429,6 @@ impl Remote {
             audio_codec: None,
             decoder: None,
             jitter: None,
-            held: VecDeque::new(),
             analysis: VecDeque::new(),
             audio: AudioStats::default(),
             video_ssrc: None,
@@ -439,8 +443,18 @@ impl Remote {
     }
 }
 
+/// The group as one epoch left it.
+struct View {
+    epoch: u64,
+    safety_number: String,
+    members: Vec<MemberView>,
+}
+
 struct Task {
     config: CallConfig,
+    /// This member's identity fingerprint.
+    fingerprint: String,
+    views: mpsc::Sender<View>,
     client: Client<Session>,
     rtc: Arc<RtcClient>,
     audio_in: AudioSource,
@@ -452,6 +466,11 @@ struct Task {
     audio_ts: u32,
     video_frames: u64,
     remotes: HashMap<u64, Remote>,
+    /// Frames held for their commit, by the id they were opened under:
+    /// their sender and RTP time.
+    held: HashMap<u32, (u64, Option<u32>)>,
+    held_order: VecDeque<u32>,
+    next_frame_id: u32,
     roster: Vec<MemberView>,
     epoch_reported: Option<u64>,
     sent: SentStats,
@@ -465,6 +484,7 @@ impl Task {
         mut client_events: mpsc::Receiver<ClientEvent>,
         mut streams: ClientStreams,
         mut commands: mpsc::Receiver<Command>,
+        mut views: mpsc::Receiver<View>,
     ) {
         let mut audio_tick = interval(Duration::from_millis(20));
         audio_tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
@@ -483,6 +503,7 @@ impl Task {
                     }
                 }
                 Some(packet) = streams.media.recv() => self.on_packet(packet).await,
+                Some(view) = views.recv() => self.new_epoch(view).await,
                 Some(feedback) = streams.feedback.recv() => {
                     if let satsuma_client::rtc::Feedback::KeyFrame { video: true } = feedback {
                         self.key_frame_wanted = true;
@@ -542,15 +563,11 @@ impl Task {
                 }
             }
             ClientEvent::Member(Event::Joined { epoch }) => {
-                let fingerprint = self
-                    .client
-                    .with_member(|m| m.group().fingerprint().to_string())
-                    .await
-                    .unwrap_or_default();
+                let fingerprint = self.fingerprint.clone();
                 self.emit(CallEvent::Joined { epoch, fingerprint }).await;
-                self.new_epoch().await;
+                self.fetch_view();
             }
-            ClientEvent::Member(Event::NewEpoch { .. }) => self.new_epoch().await,
+            ClientEvent::Member(Event::NewEpoch { .. }) => self.fetch_view(),
             ClientEvent::Member(Event::Introduced(i)) => {
                 self.emit(CallEvent::introduced(&i)).await;
             }
@@ -587,34 +604,42 @@ impl Task {
         true
     }
 
-    /// Reports the group's epoch as it is now. The member task runs
-    /// ahead of this one, so an event's epoch may already be past: the
-    /// safety number and roster are read with the epoch they belong to,
-    /// and an epoch is reported once.
-    async fn new_epoch(&mut self) {
-        let view = self
-            .client
-            .with_member(|m| {
-                let g = m.group();
-                (
-                    g.epoch(),
-                    g.safety_number().map(|s| s.to_string()),
-                    g.roster().iter().map(MemberView::from).collect::<Vec<_>>(),
-                )
-            })
-            .await;
-        let Ok((Some(epoch), Ok(safety_number), members)) = view else {
-            return;
-        };
-        if self.epoch_reported.is_some_and(|e| e >= epoch) {
+    /// Reads the group's epoch, safety number and roster as they are now,
+    /// on a task of its own: the member may be busy with the next commit,
+    /// and media must not wait for it. The answer comes back as a
+    /// [`View`].
+    fn fetch_view(&self) {
+        let client = self.client.clone();
+        let views = self.views.clone();
+        tokio::spawn(async move {
+            let view = client
+                .with_member(|m| {
+                    let g = m.group();
+                    Some(View {
+                        epoch: g.epoch()?,
+                        safety_number: g.safety_number().ok()?.to_string(),
+                        members: g.roster().iter().map(MemberView::from).collect(),
+                    })
+                })
+                .await;
+            if let Ok(Some(view)) = view {
+                let _ = views.send(view).await;
+            }
+        });
+    }
+
+    /// Reports an epoch once. The member runs ahead of this task, so a
+    /// view may come for an epoch already reported, or after a later one.
+    async fn new_epoch(&mut self, view: View) {
+        if self.epoch_reported.is_some_and(|e| e >= view.epoch) {
             return;
         }
-        self.epoch_reported = Some(epoch);
-        self.roster.clone_from(&members);
+        self.epoch_reported = Some(view.epoch);
+        self.roster.clone_from(&view.members);
         self.emit(CallEvent::Epoch {
-            epoch,
-            safety_number,
-            members,
+            epoch: view.epoch,
+            safety_number: view.safety_number,
+            members: view.members,
         })
         .await;
         // New keys: every picture from now on must start from a key frame
@@ -658,7 +683,7 @@ impl Task {
         let ts = self.audio_ts;
         self.audio_ts = ts.wrapping_add(self.encoder.rtp_ticks_per_frame());
         let sent = match self.encoder.encode(&pcm) {
-            Ok(frame) => match self.client.seal(self.encoder.codec(), frame).await {
+            Ok(frame) => match self.client.seal(self.encoder.codec(), &frame) {
                 Ok(sealed) => self
                     .rtc
                     .send_audio(&sealed, ts)
@@ -710,7 +735,7 @@ impl Task {
         };
         for frame in frames {
             let key = frame.key;
-            let sent = match self.client.seal(Codec::Vp8, frame.data).await {
+            let sent = match self.client.seal(Codec::Vp8, &frame.data) {
                 Ok(sealed) => self
                     .rtc
                     .send_video_frame(&sealed, ts)
@@ -740,7 +765,6 @@ impl Task {
         let Ok(conn) = packet.stream_id.parse::<u64>() else {
             return;
         };
-        let tag = u32::try_from(conn).unwrap_or(u32::MAX);
         let remote = self
             .remotes
             .entry(conn)
@@ -771,51 +795,47 @@ impl Task {
                 if let Some(r) = self.remotes.get_mut(&conn) {
                     r.video.frames += 1;
                 }
-                self.open(Codec::Vp8, sealed, tag, conn, None).await;
+                self.open(Codec::Vp8, &sealed, conn, None).await;
             }
         } else {
             remote.audio.packets += 1;
             let Some(codec) = packet.codec.filter(|c| c.is_audio()) else {
                 return;
             };
-            self.open(
-                codec,
-                packet.payload.to_vec(),
-                tag,
-                conn,
-                Some(packet.timestamp),
-            )
-            .await;
+            self.open(codec, &packet.payload, conn, Some(packet.timestamp))
+                .await;
         }
     }
 
     /// Opens a sealed frame, and any held frames whose epoch has come.
-    async fn open(&mut self, codec: Codec, sealed: Vec<u8>, tag: u32, conn: u64, ts: Option<u32>) {
-        match self.client.receive(codec, sealed, tag).await {
+    /// Each frame goes to the key ring under an id of its own, so a held
+    /// frame comes back with its sender and RTP time.
+    async fn open(&mut self, codec: Codec, sealed: &[u8], conn: u64, ts: Option<u32>) {
+        let id = self.next_frame_id;
+        self.next_frame_id = id.wrapping_add(1);
+        match self.client.receive(codec, sealed, id) {
             Ok(frames) => {
-                let this_opened = frames
-                    .last()
-                    .is_some_and(|f| f.tag == tag && f.codec == codec);
-                if let (Some(ts), false) = (ts, this_opened) {
-                    // Held until its commit arrives: remember its time.
-                    let remote = self
-                        .remotes
-                        .entry(conn)
-                        .or_insert_with(|| Remote::new(conn));
-                    if remote.held.len() >= HELD_TIMESTAMPS {
-                        remote.held.pop_front();
-                    }
-                    remote.held.push_back(ts);
-                }
-                let n = frames.len();
-                for (i, frame) in frames.into_iter().enumerate() {
-                    let from = u64::from(frame.tag);
-                    let ts = if i + 1 == n && this_opened {
-                        ts
+                let mut this_opened = false;
+                for frame in frames {
+                    let (from, ts) = if frame.tag == id {
+                        this_opened = true;
+                        (conn, ts)
+                    } else if let Some(held) = self.held.remove(&frame.tag) {
+                        held
                     } else {
-                        self.remotes.get_mut(&from).and_then(|r| r.held.pop_front())
+                        continue;
                     };
                     self.opened(from, frame, ts).await;
+                }
+                if !this_opened {
+                    // Held until its commit arrives.
+                    if self.held_order.len() >= HELD_FRAMES
+                        && let Some(oldest) = self.held_order.pop_front()
+                    {
+                        self.held.remove(&oldest);
+                    }
+                    self.held.insert(id, (conn, ts));
+                    self.held_order.push_back(id);
                 }
             }
             Err(ClientError::Media(_)) => {

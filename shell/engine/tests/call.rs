@@ -447,8 +447,8 @@ fn joins_and_leaves_during_media_lose_no_frame_and_a_leaver_is_locked_out() {
             if other == "Bob" { 750.0 } else { 500.0 }
         ));
         println!(
-            "{} hearing {other} through 4 epoch changes: longest audio gap {} ms, {} slots concealed",
-            m.name, r["audio"]["longest_gap_ms"], r["audio"]["playout"]["concealed"]
+            "{} hearing {other} through 4 epoch changes: longest audio gap {} ms, {} slots concealed; audio {}",
+            m.name, r["audio"]["longest_gap_ms"], r["audio"]["playout"]["concealed"], r["audio"]
         );
     }
 

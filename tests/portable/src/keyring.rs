@@ -184,6 +184,63 @@ portable_tests! { TESTS:
         Ok(())
     }
 
+    fn keys_handed_over_to_a_media_ring_live_there_only() {
+        // The MLS side installs epochs; the media side seals and opens
+        // with what it was handed, and the MLS side keeps nothing.
+        let mut mls = member(KeyRingConfig::default())?;
+        let mut media = mls.empty_like().context("empty ring")?;
+        let mut bob = member(KeyRingConfig::default())?;
+        enter(&mut mls, Instant::ZERO, 1, 0)?;
+        enter(&mut bob, Instant::ZERO, 1, 1)?;
+        let kid = mls.sending_kid();
+        mls.hand_over(Instant::ZERO, &mut media).context("hand over")?;
+        ensure_eq!(media.sending_kid(), kid, "the media ring sends as the MLS side would have");
+        ensure_eq!(mls.epochs().count(), 0, "keys left behind on the MLS side");
+        ensure!(mls.encrypt(&[], b"x", &mut [0u8; 64]).is_err(), "the MLS side still seals");
+        let early = seal(&mut media, b"epoch 1")?;
+        ensure_eq!(open(&mut bob, &early), Ok((1, b"epoch 1".to_vec())), "sealed by the media ring");
+
+        // Two commits in one step: both arrive, in order, and frames of the
+        // first epoch still open within the grace period.
+        let t = Instant::from_micros(5_000);
+        enter(&mut mls, t, 2, 0)?;
+        enter(&mut mls, t, 3, 0)?;
+        mls.hand_over(t, &mut media).context("hand over two")?;
+        ensure_eq!(media.epochs().collect::<Vec<_>>(), vec![1, 2, 3], "epochs kept");
+        enter(&mut bob, t, 3, 1)?;
+        let (ahead, _) = Header::parse(&seal(&mut media, b"three")?).context("header")?;
+        ensure_eq!(ahead.ctr, 0, "a new epoch's counter");
+        let mut bob_media = member(KeyRingConfig::default())?;
+        enter(&mut bob_media, t, 1, 1)?;
+        ensure_eq!(open(&mut bob_media, &early), Ok((1, b"epoch 1".to_vec())), "epoch 1 frame");
+
+        // The same epoch again (no leave between) is refused, and the media
+        // ring's counters are not started again.
+        let before = seal(&mut media, b"a")?;
+        let mut again = member(KeyRingConfig::default())?;
+        enter(&mut again, t, 3, 0)?;
+        ensure!(matches!(again.hand_over(t, &mut media), Err(Error::StaleEpoch { .. })), "stale epoch accepted");
+        let after = seal(&mut media, b"b")?;
+        let (h0, _) = Header::parse(&before).context("header")?;
+        let (h1, _) = Header::parse(&after).context("header")?;
+        ensure_eq!(h1.ctr, h0.ctr + 1, "counter restarted by a stale hand-over");
+        ensure_eq!(again.epochs().count(), 0, "the refused keys were not erased");
+
+        // Receive-only on the MLS side makes the media side receive-only.
+        mls.set_send_context(None).context("receive only")?;
+        enter(&mut mls, t, 4, 0)?;
+        mls.hand_over(t, &mut media).context("hand over receive-only")?;
+        ensure_eq!(media.current_epoch(), Some(4), "epoch 4");
+        ensure_eq!(media.sending_kid(), None, "receive-only media ring sends");
+
+        // A leave empties the media ring on the next hand-over.
+        mls.clear();
+        mls.hand_over(t, &mut media).context("hand over a leave")?;
+        ensure_eq!(media.epochs().count(), 0, "keys kept after a leave");
+        ensure!(open(&mut media, &early).is_err(), "opened after a leave");
+        Ok(())
+    }
+
     fn counters_advance_and_kids_name_the_sender() {
         let (mut alice, mut bob) = pair()?;
         let a0 = seal(&mut alice, b"x")?;
