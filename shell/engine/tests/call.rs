@@ -442,6 +442,12 @@ fn joins_and_leaves_during_media_lose_no_frame_and_a_leaver_is_locked_out() {
     for (m, other) in [(&mut a, "Bob"), (&mut b, "Ada")] {
         let r = m.from(other).unwrap().clone();
         assert_eq!(failures(&r), 0, "{} failed to open frames: {r}", m.name);
+        // Frames that outran a commit were held and opened, none lost.
+        assert_eq!(
+            r["audio"]["opened"], r["audio"]["packets"],
+            "{} did not open every audio frame that arrived: {r}",
+            m.name
+        );
         assert!(hears_and_sees(
             &r,
             if other == "Bob" { 750.0 } else { 500.0 }
