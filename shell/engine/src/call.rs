@@ -32,6 +32,7 @@ use crate::media::audio::{AudioDecoder, AudioEncoder, FRAME_SAMPLES, SAMPLE_RATE
 use crate::media::pattern::read_frame_number;
 use crate::media::tone::{detect_frequency, level_dbfs};
 use crate::media::video::{Vp8Config, Vp8Decoder, Vp8Encoder};
+use crate::devices::{DeviceAudio, DeviceError};
 use crate::source::{AudioInput, AudioSource, VideoInput, VideoSource, WavError};
 use crate::{FileStore, os_seeded_crypto};
 
@@ -43,6 +44,17 @@ pub enum Identity {
     File(PathBuf),
     /// A new identity for this call only, forgotten when it ends.
     Ephemeral,
+}
+
+/// Where a call's audio is played.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AudioOutput {
+    /// Nowhere (a headless member decodes and analyses it only).
+    #[default]
+    None,
+    /// The speaker of this name ([`crate::devices::list`]), or the
+    /// default one.
+    Device(Option<String>),
 }
 
 /// The size, rate and bitrate of the video sent.
@@ -84,6 +96,8 @@ pub struct CallConfig {
     pub identity: Identity,
     /// The microphone.
     pub audio: AudioInput,
+    /// The speaker.
+    pub speaker: AudioOutput,
     /// The audio codec sent: Opus, or G.711/G.722 in a room with an
     /// intercom.
     pub audio_codec: Codec,
@@ -113,6 +127,7 @@ impl CallConfig {
             device: "desktop".to_owned(),
             identity: Identity::Ephemeral,
             audio: AudioInput::Tone(440.0),
+            speaker: AudioOutput::None,
             audio_codec: Codec::Opus,
             video: VideoInput::Pattern,
             video_format: VideoFormat::default(),
@@ -153,12 +168,17 @@ pub enum CallError {
     /// The WAV file cannot be played.
     #[error(transparent)]
     Wav(#[from] WavError),
+    /// A microphone or speaker cannot be used.
+    #[error(transparent)]
+    Device(#[from] DeviceError),
     /// The call has ended.
     #[error("the call has ended")]
     Ended,
 }
 
 enum Command {
+    Microphone(AudioInput),
+    Speaker(AudioOutput),
     Mute(bool),
     Camera(bool),
     Leave,
@@ -175,6 +195,8 @@ pub struct Call {
 impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            Self::Microphone(_) => "Microphone",
+            Self::Speaker(_) => "Speaker",
             Self::Mute(_) => "Mute",
             Self::Camera(_) => "Camera",
             Self::Leave => "Leave",
@@ -212,6 +234,7 @@ impl Call {
             },
         );
         let audio_in = AudioSource::open(&config.audio)?;
+        let devices = open_devices(&config.audio, &config.speaker).await?;
         let encoder = AudioEncoder::new(config.audio_codec)?;
         let video = match config.video {
             VideoInput::None => None,
@@ -251,6 +274,7 @@ impl Call {
             client,
             rtc,
             audio_in,
+            devices,
             encoder,
             video,
             key_frame_wanted: true,
@@ -282,6 +306,25 @@ impl Call {
     #[must_use]
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
+    }
+
+    /// Switches the microphone: another device, or a tone, a file, silence.
+    /// A device that cannot be opened is reported as
+    /// [`CallEvent::Error`], and silence is sent until the next switch.
+    ///
+    /// # Errors
+    /// [`CallError::Ended`].
+    pub async fn set_microphone(&self, input: AudioInput) -> Result<(), CallError> {
+        self.send(Command::Microphone(input)).await
+    }
+
+    /// Switches the speaker (or plays nowhere), as
+    /// [`Call::set_microphone`].
+    ///
+    /// # Errors
+    /// [`CallError::Ended`].
+    pub async fn set_speaker(&self, output: AudioOutput) -> Result<(), CallError> {
+        self.send(Command::Speaker(output)).await
     }
 
     /// Mutes (silence is sent) or unmutes the microphone.
@@ -347,6 +390,38 @@ fn open_session(config: &CallConfig) -> Result<Session, CallError> {
             }
         }
     })
+}
+
+/// The device thread with the microphone and speaker of `audio` and
+/// `speaker` open, if either is a device.
+async fn open_devices(
+    audio: &AudioInput,
+    speaker: &AudioOutput,
+) -> Result<Option<DeviceAudio>, DeviceError> {
+    let mic = match audio {
+        AudioInput::Device(name) => Some(name.clone()),
+        _ => None,
+    };
+    let out = match speaker {
+        AudioOutput::Device(name) => Some(name.clone()),
+        AudioOutput::None => None,
+    };
+    if mic.is_none() && out.is_none() {
+        return Ok(None);
+    }
+    // Opening a device blocks on the sound server.
+    tokio::task::spawn_blocking(move || {
+        let mut devices = DeviceAudio::start()?;
+        if let Some(name) = mic {
+            devices.open_microphone(name.as_deref())?;
+        }
+        if let Some(name) = out {
+            devices.open_speaker(name.as_deref())?;
+        }
+        Ok(Some(devices))
+    })
+    .await
+    .map_err(|_| DeviceError::Stopped)?
 }
 
 /// Answers the SFU's offers one at a time, in order, off the media task.
@@ -458,6 +533,8 @@ struct Task {
     client: Client<Session>,
     rtc: Arc<RtcClient>,
     audio_in: AudioSource,
+    /// The device thread, once a microphone or speaker was asked for.
+    devices: Option<DeviceAudio>,
     encoder: AudioEncoder,
     video: Option<(VideoSource, Vp8Encoder)>,
     key_frame_wanted: bool,
@@ -493,6 +570,9 @@ impl Task {
         video_tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let mut stats_tick = interval(self.config.stats_every.max(Duration::from_millis(50)));
         let video_timestamp_step = u32::try_from(90_000 / fps).unwrap_or(3_000);
+        if self.devices.is_some() {
+            self.report_devices().await;
+        }
         let mut video_ts = random_u32();
         loop {
             tokio::select! {
@@ -521,6 +601,8 @@ impl Task {
                 }
                 _ = stats_tick.tick() => self.report().await,
                 command = commands.recv() => match command {
+                    Some(Command::Microphone(input)) => self.switch_microphone(input).await,
+                    Some(Command::Speaker(output)) => self.switch_speaker(output).await,
                     Some(Command::Mute(m)) => self.muted = m,
                     Some(Command::Camera(on)) => {
                         self.camera = on;
@@ -673,8 +755,108 @@ impl Task {
         let _ = self.rtc.request_key_frame(ssrc).await;
     }
 
+    /// Opens the device thread if it is not running yet, and runs `f` on
+    /// it off the media task (opening a device blocks).
+    async fn with_devices(
+        &mut self,
+        f: impl FnOnce(&mut DeviceAudio) -> Result<Option<String>, DeviceError> + Send + 'static,
+    ) -> Result<Option<String>, DeviceError> {
+        let devices = self.devices.take();
+        let (devices, result) = tokio::task::spawn_blocking(move || {
+            let mut devices = match devices {
+                Some(d) => d,
+                None => match DeviceAudio::start() {
+                    Ok(d) => d,
+                    Err(e) => return (None, Err(e)),
+                },
+            };
+            let r = f(&mut devices);
+            (Some(devices), r)
+        })
+        .await
+        .unwrap_or((None, Err(DeviceError::Stopped)));
+        self.devices = devices;
+        result
+    }
+
+    async fn switch_microphone(&mut self, input: AudioInput) {
+        let opened = match &input {
+            AudioInput::Device(name) => {
+                let name = name.clone();
+                self.with_devices(move |d| d.open_microphone(name.as_deref()).map(Some))
+                    .await
+            }
+            _ => {
+                if let Some(d) = &self.devices {
+                    d.close_microphone();
+                }
+                Ok(None)
+            }
+        };
+        match (opened, AudioSource::open(&input)) {
+            (Ok(_), Ok(source)) => {
+                self.audio_in = source;
+                self.config.audio = input;
+                self.report_devices().await;
+            }
+            (Err(e), _) => {
+                // The old microphone is closed: silence until a switch.
+                self.audio_in = AudioSource::Silence;
+                self.config.audio = AudioInput::Silence;
+                self.error(format!("microphone: {e}")).await;
+            }
+            (_, Err(e)) => self.error(format!("microphone: {e}")).await,
+        }
+    }
+
+    async fn switch_speaker(&mut self, output: AudioOutput) {
+        let opened = match &output {
+            AudioOutput::Device(name) => {
+                let name = name.clone();
+                self.with_devices(move |d| d.open_speaker(name.as_deref()).map(Some))
+                    .await
+            }
+            AudioOutput::None => {
+                if let Some(d) = &self.devices {
+                    d.close_speaker();
+                }
+                Ok(None)
+            }
+        };
+        match opened {
+            Ok(_) => {
+                self.config.speaker = output;
+                self.report_devices().await;
+            }
+            Err(e) => {
+                self.config.speaker = AudioOutput::None;
+                self.error(format!("speaker: {e}")).await;
+            }
+        }
+    }
+
+    async fn report_devices(&mut self) {
+        let name = |n: &Option<String>| n.clone().unwrap_or_else(|| "default".to_owned());
+        let microphone = match &self.config.audio {
+            AudioInput::Device(n) => Some(name(n)),
+            _ => None,
+        };
+        let speaker = match &self.config.speaker {
+            AudioOutput::Device(n) => Some(name(n)),
+            AudioOutput::None => None,
+        };
+        self.emit(CallEvent::Devices {
+            microphone,
+            speaker,
+        })
+        .await;
+    }
+
     async fn send_audio(&mut self) {
         let (mut pcm, onset) = self.audio_in.next_frame();
+        if let (AudioInput::Device(_), Some(devices)) = (&self.config.audio, self.devices.as_mut()) {
+            devices.next_frame(&mut pcm);
+        }
         if self.muted {
             pcm.fill(0);
         } else if onset {
@@ -945,6 +1127,11 @@ impl Task {
     /// Returns a [`CallEvent::BeepHeard`] for each beep that starts.
     fn play_out(&mut self) -> Vec<CallEvent> {
         let mut beeps = Vec::new();
+        let speaker = match (&self.config.speaker, &self.devices) {
+            (AudioOutput::Device(_), Some(d)) => Some(d),
+            _ => None,
+        };
+        let mut mix = speaker.map(|_| [0i32; FRAME_SAMPLES]);
         for remote in self.remotes.values_mut() {
             let (Some(jitter), Some(decoder)) = (remote.jitter.as_mut(), remote.decoder.as_mut())
             else {
@@ -962,6 +1149,11 @@ impl Task {
                 Playout::Idle => None,
             };
             if let Some(pcm) = pcm {
+                if let Some(mix) = mix.as_mut() {
+                    for (m, s) in mix.iter_mut().zip(&pcm) {
+                        *m += i32::from(*s);
+                    }
+                }
                 // A beep: loud after at least 100 ms of quiet.
                 let level = level_dbfs(&pcm);
                 if level > BEEP_LOUD_DBFS && remote.quiet_frames >= 5 {
@@ -984,6 +1176,14 @@ impl Task {
                 }
                 remote.analysis.push_back(pcm);
             }
+        }
+        if let (Some(speaker), Some(mix)) = (speaker, mix) {
+            let mut frame = [0i16; FRAME_SAMPLES];
+            for (out, m) in frame.iter_mut().zip(mix) {
+                *out = i16::try_from(m.clamp(i32::from(i16::MIN), i32::from(i16::MAX)))
+                    .unwrap_or_default();
+            }
+            speaker.play(&frame);
         }
         beeps
     }
@@ -1020,9 +1220,11 @@ impl Task {
             })
             .collect();
         received.sort_by_key(|r| r.conn);
+        let devices = self.devices.as_ref().map(DeviceAudio::stats);
         self.emit(CallEvent::Media {
             sent: self.sent,
             received,
+            devices,
         })
         .await;
     }

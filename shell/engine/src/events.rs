@@ -200,6 +200,18 @@ pub enum CallEvent {
         sent: SentStats,
         /// Received, per sender.
         received: Vec<RemoteStats>,
+        /// The microphone's and speaker's underruns, when either is a
+        /// device.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        devices: Option<crate::devices::DeviceStats>,
+    },
+    /// The audio devices in use changed (at the start of a call that uses
+    /// one, or after a switch).
+    Devices {
+        /// The microphone, when it is a device.
+        microphone: Option<String>,
+        /// The speaker, when there is one.
+        speaker: Option<String>,
     },
     /// A decoded picture from a member (not printed by the headless
     /// client).

@@ -18,9 +18,12 @@
 //! - `satsuma-headless`: the engine as a command-line member that prints
 //!   one JSON event per line, for tests and bots.
 //!
+//! - [`devices`]: microphones and speakers through `cpal` (PulseAudio, or
+//!   ALSA), listed by name and switched during a call.
+//!
 //! It decides nothing about the protocol (that is `satsuma-core`'s job).
-//! Audio and video devices (cpal, V4L2) are not wired in yet: a call's
-//! microphone is a tone, a WAV file or silence, its camera a test pattern.
+//! Cameras (V4L2) are not wired in yet: a call's camera is a test
+//! pattern.
 //!
 //! # Example
 //!
@@ -55,6 +58,7 @@
 
 mod call;
 mod crypto;
+pub mod devices;
 mod error;
 pub mod events;
 pub mod jitter;
@@ -62,7 +66,7 @@ pub mod media;
 mod source;
 mod store;
 
-pub use call::{Call, CallConfig, CallError, Identity, VideoFormat};
+pub use call::{AudioOutput, Call, CallConfig, CallError, Identity, VideoFormat};
 pub use crypto::os_seeded_crypto;
 pub use error::Error;
 pub use source::{AudioInput, VideoInput, WavError};

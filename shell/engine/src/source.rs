@@ -21,6 +21,9 @@ pub enum AudioInput {
     Wav(PathBuf),
     /// Nothing: silence is sent.
     Silence,
+    /// A microphone: the one of this name ([`crate::devices::list`]), or
+    /// the default one.
+    Device(Option<String>),
 }
 
 /// The camera of a call.
@@ -66,7 +69,8 @@ impl AudioSource {
                 samples: read_wav(path)?,
                 at: 0,
             },
-            AudioInput::Silence => Self::Silence,
+            // The call reads the device itself (crate::devices).
+            AudioInput::Silence | AudioInput::Device(_) => Self::Silence,
         })
     }
 

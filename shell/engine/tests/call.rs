@@ -111,9 +111,29 @@ const PATIENCE: Duration = Duration::from_secs(90);
 
 impl Member {
     fn join(sfu: &Sfu, name: &str, tone: f32, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_satsuma-headless"))
+        Self::join_with(sfu, name, tone, extra, None)
+    }
+
+    /// Joins with its audio devices on `pulse`'s sound server.
+    fn join_with(
+        sfu: &Sfu,
+        name: &str,
+        tone: f32,
+        extra: &[&str],
+        pulse: Option<&Pulse>,
+    ) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_satsuma-headless"));
+        if let Some(pulse) = pulse {
+            command.env("PULSE_SERVER", pulse.server());
+        }
+        let mut child = command
             .args(["--server", &sfu.http.to_string(), "--room", "engine-test"])
-            .args(["--name", name, "--tone", &tone.to_string()])
+            .args(["--name", name])
+            .args(if extra.contains(&"--mic") {
+                vec![]
+            } else {
+                vec!["--tone".to_owned(), tone.to_string()]
+            })
             // Small pictures keep two cores free for everyone else.
             .args(["--size", "160x96", "--fps", "10", "--bitrate", "200"])
             .args(["--stats-ms", "500"])
@@ -556,6 +576,140 @@ fn mute_silences_the_tone_at_the_other_end() {
             .flatten()
             .is_some_and(|hz| (hz - 600.0).abs() < 15.0)
     });
+}
+
+/// A PulseAudio server of this test's own, with one null sink (a speaker
+/// that plays nowhere) whose monitor is a microphone hearing exactly what
+/// the sink plays: the audio devices of a machine without a sound card.
+struct Pulse {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Pulse {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("native");
+        let child = Command::new("pulseaudio")
+            .args(["--daemonize=no", "-n", "--exit-idle-time=-1", "--use-pid-file=no"])
+            .arg(format!(
+                "--load=module-native-protocol-unix socket={} auth-anonymous=1",
+                socket.display()
+            ))
+            .arg("--load=module-null-sink sink_name=null")
+            .env("XDG_RUNTIME_DIR", dir.path())
+            .env("HOME", dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pulseaudio is not installed: `cargo xtask setup` installs it");
+        let mut pulse = Self { child, dir };
+        // Ready once it lists its null sink (pactl: pulseaudio-utils).
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let sinks = Command::new("pactl")
+                .args(["-s", &pulse.server(), "list", "short", "sinks"])
+                .output()
+                .expect("pactl is not installed: `cargo xtask setup` installs it");
+            if String::from_utf8_lossy(&sinks.stdout).contains("null") {
+                break pulse;
+            }
+            assert!(
+                pulse.child.try_wait().unwrap().is_none(),
+                "pulseaudio exited at start"
+            );
+            assert!(Instant::now() < deadline, "pulseaudio never listened");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn server(&self) -> String {
+        format!("unix:{}", self.dir.path().join("native").display())
+    }
+}
+
+impl Drop for Pulse {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_member_speaks_and_listens_through_real_audio_devices() {
+    let pulse = Pulse::start();
+    let listed = Command::new(env!("CARGO_BIN_EXE_satsuma-headless"))
+        .arg("--list-devices")
+        .env("PULSE_SERVER", pulse.server())
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{listed:?}");
+    let devices: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(devices["host"], "PulseAudio", "{devices}");
+    assert!(devices["outputs"].as_array().unwrap().contains(&"null".into()), "{devices}");
+    assert!(
+        devices["inputs"].as_array().unwrap().contains(&"null.monitor".into()),
+        "{devices}"
+    );
+
+    // Ada's speaker is the null sink and her microphone its monitor: what
+    // she hears from Bob she plays, captures and sends back. Bob hears his
+    // own tone from Ada only if her audio went through both devices.
+    let sfu = Sfu::start();
+    let mut a = Member::join_with(
+        &sfu,
+        "Ada",
+        0.0,
+        &["--no-video", "--mic", "null.monitor", "--speaker", "null"],
+        Some(&pulse),
+    );
+    a.until("her devices", |e| {
+        e.iter().any(|e| {
+            e["event"] == "devices" && e["microphone"] == "null.monitor" && e["speaker"] == "null"
+        })
+    });
+    let mut b = Member::join(&sfu, "Bob", 820.0, &["--no-video"]);
+    let bob_via_ada = |events: &[Value]| {
+        events
+            .iter()
+            .rev()
+            .find(|e| e["event"] == "media")
+            .and_then(|m| received_from(m, "Ada"))
+            .and_then(|r| r["audio"]["tone_hz"].as_f64())
+            .is_some_and(|hz| (hz - 820.0).abs() < 15.0)
+    };
+    b.until("his tone back through Ada's speaker and microphone", bob_via_ada);
+
+    // Her speaker goes off: nothing reaches her microphone any more.
+    a.command("speaker off");
+    b.until("silence from Ada", |e| {
+        e.iter()
+            .rev()
+            .find(|e| e["event"] == "media")
+            .and_then(|m| received_from(m, "Ada"))
+            .is_some_and(|r| r["audio"]["tone_hz"].is_null())
+    });
+    // Back on, by name, during the call.
+    a.command("speaker null");
+    b.until("his tone again", bob_via_ada);
+
+    // A device that is not there: a clear error naming those that are.
+    a.command("mic no-such-mic");
+    a.until("an error", |e| {
+        e.iter().any(|e| {
+            e["event"] == "error"
+                && e["message"].as_str().is_some_and(|m| {
+                    m.contains("no-such-mic") && m.contains("null.monitor")
+                })
+        })
+    });
+    let out = Command::new(env!("CARGO_BIN_EXE_satsuma-headless"))
+        .args(["--server", &sfu.http.to_string(), "--speaker", "no-such-speaker"])
+        .env("PULSE_SERVER", pulse.server())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("no-such-speaker") && err.contains("null"), "{err}");
 }
 
 #[test]

@@ -24,7 +24,9 @@ use std::time::Duration;
 use clap::Parser;
 use satsuma_core::media::Codec;
 use satsuma_engine::events::CallEvent;
-use satsuma_engine::{AudioInput, Call, CallConfig, Identity, VideoFormat, VideoInput};
+use satsuma_engine::{
+    AudioInput, AudioOutput, Call, CallConfig, Identity, VideoFormat, VideoInput,
+};
 use tokio::io::AsyncBufReadExt as _;
 
 #[derive(Debug, Parser)]
@@ -34,8 +36,19 @@ use tokio::io::AsyncBufReadExt as _;
 )]
 struct Args {
     /// The SFU's HTTP address.
+    #[arg(long, required_unless_present = "list_devices")]
+    server: Option<SocketAddr>,
+    /// Print the microphones and speakers (JSON) and exit.
     #[arg(long)]
-    server: SocketAddr,
+    list_devices: bool,
+    /// Capture from this microphone (`default`, or a name from
+    /// --list-devices) instead of a tone.
+    #[arg(long, conflicts_with_all = ["wav", "silent", "beeps"])]
+    mic: Option<String>,
+    /// Play what is heard on this speaker (`default`, or a name from
+    /// --list-devices).
+    #[arg(long)]
+    speaker: Option<String>,
     /// The room.
     #[arg(long, default_value = "satsuma")]
     room: String,
@@ -86,6 +99,11 @@ struct Args {
     stats_ms: u64,
 }
 
+/// `default` is the system's default device.
+fn device_name(name: &str) -> Option<String> {
+    (name != "default").then(|| name.to_owned())
+}
+
 fn codec(s: &str) -> Result<Codec, String> {
     match s.to_ascii_lowercase().as_str() {
         "opus" => Ok(Codec::Opus),
@@ -118,14 +136,34 @@ async fn main() -> ExitCode {
         .init();
     let started = cpu_time::ProcessTime::now();
     let args = Args::parse();
-    let mut config = CallConfig::new(args.server, &args.room, &args.name);
-    config.device = args.device;
-    config.audio = match (args.wav, args.silent, args.beeps) {
-        (Some(path), _, _) => AudioInput::Wav(path),
-        (None, true, _) => AudioInput::Silence,
-        (None, false, Some(hz)) => AudioInput::Beeps(hz),
-        (None, false, None) => AudioInput::Tone(args.tone),
+    if args.list_devices {
+        return match satsuma_engine::devices::list() {
+            Ok(devices) => {
+                println!("{}", serde_json::json!(devices));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("satsuma-headless: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let Some(server) = args.server else {
+        eprintln!("satsuma-headless: --server is required");
+        return ExitCode::FAILURE;
     };
+    let mut config = CallConfig::new(server, &args.room, &args.name);
+    config.device = args.device;
+    config.audio = match (args.mic, args.wav, args.silent, args.beeps) {
+        (Some(name), _, _, _) => AudioInput::Device(device_name(&name)),
+        (None, Some(path), _, _) => AudioInput::Wav(path),
+        (None, None, true, _) => AudioInput::Silence,
+        (None, None, false, Some(hz)) => AudioInput::Beeps(hz),
+        (None, None, false, None) => AudioInput::Tone(args.tone),
+    };
+    config.speaker = args
+        .speaker
+        .map_or(AudioOutput::None, |name| AudioOutput::Device(device_name(&name)));
     config.audio_codec = args.codec;
     config.video = if args.no_video {
         VideoInput::None
@@ -184,8 +222,17 @@ async fn main() -> ExitCode {
                     Some("camera on") => call.set_camera(true).await,
                     Some("drop") => call.drop_link().await,
                     Some("leave") => call.leave().await,
+                    Some("speaker off") => call.set_speaker(AudioOutput::None).await,
+                    Some(line) if line.starts_with("mic ") => {
+                        let name = line["mic ".len()..].trim();
+                        call.set_microphone(AudioInput::Device(device_name(name))).await
+                    }
+                    Some(line) if line.starts_with("speaker ") => {
+                        let name = line["speaker ".len()..].trim();
+                        call.set_speaker(AudioOutput::Device(device_name(name))).await
+                    }
                     Some(other) => {
-                        eprintln!("satsuma-headless: unknown command {other:?} (mute, unmute, camera off, camera on, drop, leave)");
+                        eprintln!("satsuma-headless: unknown command {other:?} (mute, unmute, camera off, camera on, mic NAME, speaker NAME, speaker off, drop, leave)");
                         Ok(())
                     }
                 };
