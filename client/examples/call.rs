@@ -8,6 +8,11 @@
 //! Everything the call prints as a result is also checked: a claim that does
 //! not hold is marked FAILED and the command exits with status 1.
 //!
+//! `--stay SECONDS` keeps the call open afterwards for others to join (it
+//! prints the command); `--guest PATH` starts that program
+//! (`satsuma-headless`) as a guest who joins, talks and leaves meanwhile,
+//! and checks what the guest saw against what the members saw.
+//!
 //! `cargo xtask call` runs this.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A demo's edge.
 
@@ -98,6 +103,8 @@ struct Person {
     resumed: Option<bool>,
     /// Video frames being put together, per received track.
     assemblers: HashMap<u32, FrameAssembler>,
+    /// Frames opened that are not this demo's (a guest's), by sender.
+    foreign: BTreeMap<u64, usize>,
 }
 
 fn member(name: &str, transport: Transport) -> Member<Session> {
@@ -165,6 +172,7 @@ impl Person {
             introduced: Vec::new(),
             resumed: None,
             assemblers: HashMap::new(),
+            foreign: BTreeMap::new(),
         })
     }
 
@@ -260,6 +268,7 @@ impl Person {
                             *self.heard_total.entry(kind).or_default() += 1;
                         } else {
                             self.unopened += 1;
+                            *self.foreign.entry(u64::from(f.tag)).or_default() += 1;
                         }
                     }
                 }
@@ -543,6 +552,159 @@ fn check_introductions(people: &[&mut Person], checks: &mut Checks) {
     }
 }
 
+/// Keeps the call open for `seconds` (talking on), printing every change
+/// of epoch. With `guest`, that program (`satsuma-headless`) joins as
+/// "guest" for part of the time, in a process of its own, and the call
+/// checks that the guest and the members saw the same group and each
+/// other's media.
+async fn stay_open(
+    people: &mut [&mut Person],
+    http: SocketAddr,
+    seconds: u64,
+    guest: Option<&str>,
+    checks: &mut Checks,
+) -> Result<(), String> {
+    use std::io::BufRead as _;
+    println!(
+        "\nThe call stays open for {seconds} s. Join it from another terminal with\n  cargo run -p satsuma-engine --bin satsuma-headless -- --server {http} --room {ROOM} --name you --codec pcmu"
+    );
+    let guest_seconds = seconds.saturating_sub(10).max(5);
+    let mut child = match guest {
+        Some(program) => {
+            println!("A guest joins: {program}, for {guest_seconds} s.");
+            Some(
+                std::process::Command::new(program)
+                    .args(["--server", &http.to_string(), "--room", ROOM])
+                    .args(["--name", "guest", "--codec", "pcmu", "--tone", "660"])
+                    .args(["--size", "160x96", "--fps", "10", "--bitrate", "200"])
+                    .args(["--seconds", &guest_seconds.to_string()])
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::piped())
+                    .spawn()
+                    .map_err(|e| format!("the guest {program} cannot start: {e}"))?,
+            )
+        }
+        None => None,
+    };
+    // The guest's JSON lines, read as they come.
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    if let Some(out) = child.as_mut().and_then(|c| c.stdout.take()) {
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = lines_tx.send(line);
+            }
+        });
+    }
+    let members = people.len();
+    let mut view = people[0].view().await;
+    let mut numbers: BTreeMap<u64, String> = view.iter().map(|v| (v.0, v.1.clone())).collect();
+    let mut most = members;
+    let end = std::time::Instant::now() + Duration::from_secs(seconds);
+    let mut rounds = 0u32;
+    let mut guest_done = false;
+    while std::time::Instant::now() < end {
+        for p in people.iter_mut() {
+            p.talk(false).await;
+        }
+        pump_all(people).await;
+        rounds += 1;
+        if !rounds.is_multiple_of(10) {
+            continue;
+        }
+        let now = people[0].view().await;
+        if now.is_some() && now != view {
+            if let Some((epoch, number, n)) = &now {
+                println!("  epoch {epoch}: {n} members, safety number\n  {number}");
+                numbers.insert(*epoch, number.clone());
+                most = most.max(*n);
+            }
+            view = now;
+        }
+        if let Some(c) = child.as_mut() {
+            guest_done |= c.try_wait().ok().flatten().is_some();
+        }
+        // Once the guest has come and gone, there is nothing more to see.
+        if guest_done && most > members && view.as_ref().is_some_and(|v| v.2 == members) {
+            break;
+        }
+    }
+    for p in people.iter() {
+        let from: Vec<String> = p
+            .foreign
+            .iter()
+            .map(|(c, n)| format!("{n} from #{c}"))
+            .collect();
+        println!(
+            "  {} opened frames not sent by this demo: {}",
+            p.name,
+            if from.is_empty() {
+                "none".to_owned()
+            } else {
+                from.join(", ")
+            }
+        );
+    }
+    let Some(mut child) = child else {
+        return Ok(());
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let events: Vec<serde_json::Value> = lines
+        .try_iter()
+        .filter_map(|l| serde_json::from_str(&l).ok())
+        .collect();
+    checks.claim(
+        most == members + 1 && view.as_ref().is_some_and(|v| v.2 == members),
+        format!(
+            "the guest joined ({most} members at most) and left ({} now)",
+            view.map_or(0, |v| v.2)
+        ),
+    );
+    let epochs: Vec<(u64, String)> = events
+        .iter()
+        .filter(|e| e["event"] == "epoch")
+        .filter_map(|e| {
+            Some((
+                e["epoch"].as_u64()?,
+                e["safety_number"].as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    checks.claim(
+        !epochs.is_empty() && epochs.iter().all(|(e, n)| numbers.get(e) == Some(n)),
+        format!(
+            "the guest's screen showed the members' safety number in each of its {} epochs",
+            epochs.len()
+        ),
+    );
+    let report = events.iter().rev().find(|e| e["event"] == "media");
+    let mut heard = Vec::new();
+    let mut all = true;
+    for p in people.iter() {
+        let r = report
+            .and_then(|m| m["received"].as_array())
+            .and_then(|rs| rs.iter().find(|r| r["name"] == p.name));
+        let opened = r.and_then(|r| r["audio"]["opened"].as_u64()).unwrap_or(0);
+        let failed = r.map_or(0, |r| {
+            r["audio"]["failed"].as_u64().unwrap_or(0) + r["video"]["failed"].as_u64().unwrap_or(0)
+        });
+        all &= opened > 0 && failed == 0;
+        heard.push(format!("{} {opened} opened, {failed} failed", p.name));
+    }
+    checks.claim(
+        all,
+        format!(
+            "the guest opened audio from each member: {}",
+            heard.join("; ")
+        ),
+    );
+    checks.claim(
+        people.iter().all(|p| !p.foreign.is_empty()),
+        "each member opened the guest's frames",
+    );
+    Ok(())
+}
+
 fn address(args: &[String], flag: &str) -> Result<Option<SocketAddr>, String> {
     args.windows(2)
         .find(|w| w[0] == flag)
@@ -702,6 +864,21 @@ async fn call() -> Result<Checks, String> {
         "every track negotiated, everyone hears everyone",
     );
     talk_for(trio, 50, &mut checks).await;
+
+    let stay = match args.windows(2).find(|w| w[0] == "--stay") {
+        Some(w) => w[1]
+            .parse::<u64>()
+            .map_err(|e| format!("--stay {}: {e} (give seconds)", w[1]))?,
+        None => 0,
+    };
+    let guest = args
+        .windows(2)
+        .find(|w| w[0] == "--guest")
+        .map(|w| w[1].clone());
+    if stay > 0 || guest.is_some() {
+        let trio = &mut [&mut alice, &mut door, &mut carol];
+        stay_open(trio, http, stay.max(20), guest.as_deref(), &mut checks).await?;
+    }
 
     let people = [&alice, &bob, &door, &carol];
     let Some(server) = server else {

@@ -224,9 +224,7 @@ fn load(scratch: &Path, name: &str, args: &[&str]) -> Result<(String, String)> {
 
 /// Where cargo puts release builds.
 fn release_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| root().join("target"), PathBuf::from)
-        .join("release")
+    crate::target_dir().join("release")
 }
 
 /// A number after `"key":` in a JSON line.

@@ -199,6 +199,11 @@ fn apt_packages() -> Result {
     run("apt-get", &args)
 }
 
+/// Where cargo builds.
+fn target_dir() -> PathBuf {
+    env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
+}
+
 fn call(extra: &[String]) -> Result {
     let mut args = vec![
         "run",
@@ -348,9 +353,24 @@ fn test() -> Result {
         "the committer's model checker, exhaustive, optimised (tests/model)",
         &|| run("cargo", CHECKER),
     )?;
-    step("the main job: a call through the embedded SFU", &|| {
-        call(&[])
-    })?;
+    step(
+        "the main job: a call through the embedded SFU, joined by a satsuma-headless guest",
+        &|| {
+            run(
+                "cargo",
+                &[
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "satsuma-engine",
+                    "--bin",
+                    "satsuma-headless",
+                ],
+            )?;
+            let guest = target_dir().join("debug").join("satsuma-headless");
+            call(&["--guest".to_owned(), guest.display().to_string()])
+        },
+    )?;
     step(
         "the SFU load tool, a short smoke run (not a measurement)",
         &|| {

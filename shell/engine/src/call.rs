@@ -23,6 +23,7 @@ use satsuma_core::wire::{Capabilities, RoomName, Signal, Transport};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior, interval};
 
+use crate::devices::{DeviceAudio, DeviceError};
 use crate::events::{
     AudioStats, CallEvent, LinkState, MemberView, RemoteStats, SentStats, VideoStats,
 };
@@ -32,7 +33,6 @@ use crate::media::audio::{AudioDecoder, AudioEncoder, FRAME_SAMPLES, SAMPLE_RATE
 use crate::media::pattern::read_frame_number;
 use crate::media::tone::{detect_frequency, level_dbfs};
 use crate::media::video::{Vp8Config, Vp8Decoder, Vp8Encoder};
-use crate::devices::{DeviceAudio, DeviceError};
 use crate::source::{AudioInput, AudioSource, VideoInput, VideoSource, WavError};
 use crate::{FileStore, os_seeded_crypto};
 
@@ -854,7 +854,8 @@ impl Task {
 
     async fn send_audio(&mut self) {
         let (mut pcm, onset) = self.audio_in.next_frame();
-        if let (AudioInput::Device(_), Some(devices)) = (&self.config.audio, self.devices.as_mut()) {
+        if let (AudioInput::Device(_), Some(devices)) = (&self.config.audio, self.devices.as_mut())
+        {
             devices.next_frame(&mut pcm);
         }
         if self.muted {

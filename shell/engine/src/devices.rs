@@ -99,7 +99,11 @@ pub fn list() -> Result<AudioDevices, DeviceError> {
     };
     Ok(AudioDevices {
         host: host.id().name().to_owned(),
-        inputs: host.input_devices().map_err(fail)?.map(|d| name_of(&d)).collect(),
+        inputs: host
+            .input_devices()
+            .map_err(fail)?
+            .map(|d| name_of(&d))
+            .collect(),
         outputs: host
             .output_devices()
             .map_err(fail)?

@@ -115,13 +115,7 @@ impl Member {
     }
 
     /// Joins with its audio devices on `pulse`'s sound server.
-    fn join_with(
-        sfu: &Sfu,
-        name: &str,
-        tone: f32,
-        extra: &[&str],
-        pulse: Option<&Pulse>,
-    ) -> Self {
+    fn join_with(sfu: &Sfu, name: &str, tone: f32, extra: &[&str], pulse: Option<&Pulse>) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_satsuma-headless"));
         if let Some(pulse) = pulse {
             command.env("PULSE_SERVER", pulse.server());
@@ -591,7 +585,12 @@ impl Pulse {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("native");
         let child = Command::new("pulseaudio")
-            .args(["--daemonize=no", "-n", "--exit-idle-time=-1", "--use-pid-file=no"])
+            .args([
+                "--daemonize=no",
+                "-n",
+                "--exit-idle-time=-1",
+                "--use-pid-file=no",
+            ])
             .arg(format!(
                 "--load=module-native-protocol-unix socket={} auth-anonymous=1",
                 socket.display()
@@ -646,9 +645,18 @@ fn a_member_speaks_and_listens_through_real_audio_devices() {
     assert!(listed.status.success(), "{listed:?}");
     let devices: Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(devices["host"], "PulseAudio", "{devices}");
-    assert!(devices["outputs"].as_array().unwrap().contains(&"null".into()), "{devices}");
     assert!(
-        devices["inputs"].as_array().unwrap().contains(&"null.monitor".into()),
+        devices["outputs"]
+            .as_array()
+            .unwrap()
+            .contains(&"null".into()),
+        "{devices}"
+    );
+    assert!(
+        devices["inputs"]
+            .as_array()
+            .unwrap()
+            .contains(&"null.monitor".into()),
         "{devices}"
     );
 
@@ -678,7 +686,10 @@ fn a_member_speaks_and_listens_through_real_audio_devices() {
             .and_then(|r| r["audio"]["tone_hz"].as_f64())
             .is_some_and(|hz| (hz - 820.0).abs() < 15.0)
     };
-    b.until("his tone back through Ada's speaker and microphone", bob_via_ada);
+    b.until(
+        "his tone back through Ada's speaker and microphone",
+        bob_via_ada,
+    );
 
     // Her speaker goes off: nothing reaches her microphone any more.
     a.command("speaker off");
@@ -698,18 +709,26 @@ fn a_member_speaks_and_listens_through_real_audio_devices() {
     a.until("an error", |e| {
         e.iter().any(|e| {
             e["event"] == "error"
-                && e["message"].as_str().is_some_and(|m| {
-                    m.contains("no-such-mic") && m.contains("null.monitor")
-                })
+                && e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("no-such-mic") && m.contains("null.monitor"))
         })
     });
     let out = Command::new(env!("CARGO_BIN_EXE_satsuma-headless"))
-        .args(["--server", &sfu.http.to_string(), "--speaker", "no-such-speaker"])
+        .args([
+            "--server",
+            &sfu.http.to_string(),
+            "--speaker",
+            "no-such-speaker",
+        ])
         .env("PULSE_SERVER", pulse.server())
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("no-such-speaker") && err.contains("null"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("no-such-speaker") && err.contains("null"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -161,9 +161,9 @@ async fn main() -> ExitCode {
         (None, None, false, Some(hz)) => AudioInput::Beeps(hz),
         (None, None, false, None) => AudioInput::Tone(args.tone),
     };
-    config.speaker = args
-        .speaker
-        .map_or(AudioOutput::None, |name| AudioOutput::Device(device_name(&name)));
+    config.speaker = args.speaker.map_or(AudioOutput::None, |name| {
+        AudioOutput::Device(device_name(&name))
+    });
     config.audio_codec = args.codec;
     config.video = if args.no_video {
         VideoInput::None
