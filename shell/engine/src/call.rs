@@ -42,6 +42,10 @@ pub enum Identity {
     /// In this state file (created on first use, mode 0600): the same
     /// identity key and trust record across runs.
     File(PathBuf),
+    /// In the OS data directory, under this profile name
+    /// ([`FileStore::for_profile`]: `<data dir>/satsuma/<profile>/`,
+    /// private to the user): what an app uses.
+    Profile(String),
     /// A new identity for this call only, forgotten when it ends.
     Ephemeral,
 }
@@ -377,18 +381,22 @@ fn open_session(config: &CallConfig) -> Result<Session, CallError> {
     })?;
     let crypto = os_seeded_crypto()?;
     let now = satsuma_client::clock().now();
-    Ok(match &config.identity {
+    let store = match &config.identity {
         Identity::Ephemeral => {
-            Session::create(crypto, info, SessionConfig::default(), MemoryStore::new())?
+            return Ok(Session::create(
+                crypto,
+                info,
+                SessionConfig::default(),
+                MemoryStore::new(),
+            )?);
         }
-        Identity::File(path) => {
-            let store = FileStore::open(path)?;
-            if store.has_record() {
-                Session::resume(now, crypto, SessionConfig::default(), store)?
-            } else {
-                Session::create(crypto, info, SessionConfig::default(), store)?
-            }
-        }
+        Identity::Profile(name) => FileStore::for_profile(name)?,
+        Identity::File(path) => FileStore::open(path)?,
+    };
+    Ok(if store.has_record() {
+        Session::resume(now, crypto, SessionConfig::default(), store)?
+    } else {
+        Session::create(crypto, info, SessionConfig::default(), store)?
     })
 }
 

@@ -732,6 +732,50 @@ fn a_member_speaks_and_listens_through_real_audio_devices() {
 }
 
 #[test]
+fn an_identity_in_the_os_data_directory_survives_a_restart() {
+    let sfu = Sfu::start();
+    let data = tempfile::tempdir().unwrap();
+    let run = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_satsuma-headless"))
+            .args(["--server", &sfu.http.to_string(), "--room", "profiles"])
+            .args([
+                "--name",
+                "Ada",
+                "--profile",
+                "work",
+                "--no-video",
+                "--seconds",
+                "2",
+            ])
+            .env("XDG_DATA_HOME", data.path())
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|e| e["event"] == "joined")
+            .and_then(|e| e["fingerprint"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| panic!("no joined event: {text}"))
+    };
+    let first = run();
+    let state = data
+        .path()
+        .join("satsuma")
+        .join("work")
+        .join("member.state");
+    assert!(state.exists(), "no state file at {}", state.display());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&state).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the identity file is readable by others");
+    }
+    assert_eq!(run(), first, "a restart changed the identity");
+}
+
+#[test]
 fn bad_settings_and_an_unreachable_server_are_clear_errors() {
     let run = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_satsuma-headless"))

@@ -89,8 +89,12 @@ struct Args {
     bitrate: u32,
     /// Keep the identity and trust record in this file (else a new
     /// identity for this run).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "profile")]
     identity: Option<PathBuf>,
+    /// Keep the identity and trust record in the OS data directory under
+    /// this profile name (`~/.local/share/satsuma/NAME/` on Linux).
+    #[arg(long)]
+    profile: Option<String>,
     /// Leave after this many seconds.
     #[arg(long)]
     seconds: Option<f64>,
@@ -176,7 +180,11 @@ async fn main() -> ExitCode {
         fps: args.fps.clamp(1, 60),
         bitrate_kbps: args.bitrate.clamp(50, 20_000),
     };
-    config.identity = args.identity.map_or(Identity::Ephemeral, Identity::File);
+    config.identity = match (args.identity, args.profile) {
+        (Some(path), _) => Identity::File(path),
+        (None, Some(name)) => Identity::Profile(name),
+        (None, None) => Identity::Ephemeral,
+    };
     config.stats_every = Duration::from_millis(args.stats_ms.max(50));
     let (call, mut events) = match Call::join(config).await {
         Ok(joined) => joined,
