@@ -23,6 +23,7 @@ use satsuma_core::wire::{Capabilities, RoomName, Signal, Transport};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior, interval};
 
+use crate::camera::{Camera, CameraError};
 use crate::devices::{DeviceAudio, DeviceError};
 use crate::events::{
     AudioStats, CallEvent, LinkState, MemberView, RemoteStats, SentStats, VideoStats,
@@ -240,18 +241,38 @@ impl Call {
         let audio_in = AudioSource::open(&config.audio)?;
         let devices = open_devices(&config.audio, &config.speaker).await?;
         let encoder = AudioEncoder::new(config.audio_codec)?;
-        let video = match config.video {
+        let f = config.video_format;
+        let mut camera_error = None;
+        let source = match &config.video {
             VideoInput::None => None,
-            VideoInput::Pattern => {
-                let f = config.video_format;
-                let encoder = Vp8Encoder::new(&Vp8Config {
+            VideoInput::Pattern => Some(VideoSource::pattern(f.width, f.height)),
+            VideoInput::Camera(path) => {
+                let path = path.clone();
+                let opened = tokio::task::spawn_blocking(move || {
+                    Camera::open(path.as_deref(), f.width, f.height, f.fps)
+                })
+                .await
+                .unwrap_or(Err(CameraError::NoCamera));
+                Some(match opened {
+                    Ok(camera) => VideoSource::camera(camera, f.width, f.height),
+                    Err(e) => {
+                        camera_error = Some(format!("{e}; sending the test pattern instead"));
+                        VideoSource::pattern(f.width, f.height)
+                    }
+                })
+            }
+        };
+        let video = match source {
+            Some(source) => Some((
+                source,
+                Vp8Encoder::new(&Vp8Config {
                     width: f.width,
                     height: f.height,
                     fps: f.fps.max(1),
                     bitrate_kbps: f.bitrate_kbps,
-                })?;
-                Some((VideoSource::pattern(f.width, f.height), encoder))
-            }
+                })?,
+            )),
+            None => None,
         };
         let (rtc, streams) = RtcClient::new(&ClientSettings {
             audio_codec: config.audio_codec,
@@ -279,6 +300,7 @@ impl Call {
             rtc,
             audio_in,
             devices,
+            camera_error,
             encoder,
             video,
             key_frame_wanted: true,
@@ -543,6 +565,8 @@ struct Task {
     audio_in: AudioSource,
     /// The device thread, once a microphone or speaker was asked for.
     devices: Option<DeviceAudio>,
+    /// Why the camera asked for could not be used (reported at the start).
+    camera_error: Option<String>,
     encoder: AudioEncoder,
     video: Option<(VideoSource, Vp8Encoder)>,
     key_frame_wanted: bool,
@@ -580,6 +604,9 @@ impl Task {
         let video_timestamp_step = u32::try_from(90_000 / fps).unwrap_or(3_000);
         if self.devices.is_some() {
             self.report_devices().await;
+        }
+        if let Some(message) = self.camera_error.take() {
+            self.error(format!("camera: {message}")).await;
         }
         let mut video_ts = random_u32();
         loop {

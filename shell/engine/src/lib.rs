@@ -57,6 +57,7 @@
 #![warn(missing_docs)]
 
 mod call;
+pub mod camera;
 mod crypto;
 pub mod devices;
 mod error;

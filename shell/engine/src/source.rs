@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::camera::Camera;
 use crate::media::audio::{FRAME_SAMPLES, SAMPLE_RATE};
 use crate::media::pattern::TestPattern;
 use crate::media::tone::ToneGenerator;
@@ -27,12 +28,15 @@ pub enum AudioInput {
 }
 
 /// The camera of a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VideoInput {
     /// No video is sent.
     None,
     /// A moving test pattern that carries its frame number.
     Pattern,
+    /// A camera: the V4L2 device at this path ([`crate::camera::list`]),
+    /// or the first one. Without one, the test pattern is sent.
+    Camera(Option<String>),
 }
 
 /// A beep starts every this many 20 ms frames (1 s) and lasts this many
@@ -152,6 +156,7 @@ fn read_wav(path: &Path) -> Result<Vec<i16>, WavError> {
 pub(crate) struct VideoSource {
     pattern: TestPattern,
     next: u32,
+    camera: Option<(Camera, Option<I420>)>,
 }
 
 impl VideoSource {
@@ -159,11 +164,28 @@ impl VideoSource {
         Self {
             pattern: TestPattern::new(width, height),
             next: 0,
+            camera: None,
         }
     }
 
-    /// The next picture.
+    /// The camera's pictures; the test pattern until the first one comes.
+    pub(crate) fn camera(camera: Camera, width: u32, height: u32) -> Self {
+        Self {
+            camera: Some((camera, None)),
+            ..Self::pattern(width, height)
+        }
+    }
+
+    /// The next picture: the camera's latest, or the pattern's next.
     pub(crate) fn next_picture(&mut self) -> I420 {
+        if let Some((camera, last)) = &mut self.camera {
+            if let Some(picture) = camera.take_latest() {
+                *last = Some(picture);
+            }
+            if let Some(picture) = last {
+                return picture.clone();
+            }
+        }
         let n = self.next;
         self.next = self.next.wrapping_add(1);
         self.pattern.frame(n)

@@ -645,6 +645,7 @@ fn a_member_speaks_and_listens_through_real_audio_devices() {
     assert!(listed.status.success(), "{listed:?}");
     let devices: Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(devices["host"], "PulseAudio", "{devices}");
+    assert!(devices["cameras"].is_array(), "{devices}");
     assert!(
         devices["outputs"]
             .as_array()
@@ -729,6 +730,28 @@ fn a_member_speaks_and_listens_through_real_audio_devices() {
         !out.status.success() && err.contains("no-such-speaker") && err.contains("null"),
         "{err}"
     );
+}
+
+#[test]
+fn a_missing_camera_sends_the_test_pattern_and_says_why() {
+    let sfu = Sfu::start();
+    let mut a = Member::join(&sfu, "Ada", 560.0, &["--camera", "/dev/satsuma-no-camera"]);
+    let mut b = Member::join(&sfu, "Bob", 840.0, &[]);
+    a.until("the camera's error", |e| {
+        e.iter().any(|e| {
+            e["event"] == "error"
+                && e["message"].as_str().is_some_and(|m| {
+                    m.contains("/dev/satsuma-no-camera") && m.contains("test pattern")
+                })
+        })
+    });
+    b.until("Ada's test pattern", |e| {
+        e.iter()
+            .rev()
+            .find(|e| e["event"] == "media")
+            .and_then(|m| received_from(m, "Ada"))
+            .is_some_and(|r| hears_and_sees(r, 560.0))
+    });
 }
 
 #[test]

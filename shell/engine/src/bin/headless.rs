@@ -76,8 +76,13 @@ struct Args {
     #[arg(long, default_value = "opus", value_parser = codec)]
     codec: Codec,
     /// Send no video.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "camera")]
     no_video: bool,
+    /// Send this camera's pictures (`default`, or a device from
+    /// --list-devices) instead of the test pattern; without a camera, the
+    /// pattern is sent and an error says why.
+    #[arg(long)]
+    camera: Option<String>,
     /// The test pattern's size, WIDTHxHEIGHT.
     #[arg(long, default_value = "640x360", value_parser = size)]
     size: (u32, u32),
@@ -143,7 +148,9 @@ async fn main() -> ExitCode {
     if args.list_devices {
         return match satsuma_engine::devices::list() {
             Ok(devices) => {
-                println!("{}", serde_json::json!(devices));
+                let mut listed = serde_json::json!(devices);
+                listed["cameras"] = serde_json::json!(satsuma_engine::camera::list());
+                println!("{listed}");
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -169,10 +176,10 @@ async fn main() -> ExitCode {
         AudioOutput::Device(device_name(&name))
     });
     config.audio_codec = args.codec;
-    config.video = if args.no_video {
-        VideoInput::None
-    } else {
-        VideoInput::Pattern
+    config.video = match (args.no_video, args.camera) {
+        (true, _) => VideoInput::None,
+        (false, Some(name)) => VideoInput::Camera(device_name(&name)),
+        (false, None) => VideoInput::Pattern,
     };
     config.video_format = VideoFormat {
         width: args.size.0,
