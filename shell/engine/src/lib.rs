@@ -21,9 +21,10 @@
 //! - [`devices`]: microphones and speakers through `cpal` (PulseAudio, or
 //!   ALSA), listed by name and switched during a call.
 //!
+//! - [`camera`]: V4L2 cameras, their pictures converted to I420; the
+//!   test pattern when there is none.
+//!
 //! It decides nothing about the protocol (that is `satsuma-core`'s job).
-//! Cameras (V4L2) are not wired in yet: a call's camera is a test
-//! pattern.
 //!
 //! # Example
 //!
