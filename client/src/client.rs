@@ -434,12 +434,19 @@ impl<G: Group + Send + 'static> Task<G> {
     }
 
     /// Moves the keys of the epochs the member entered into the media
-    /// path's ring.
+    /// path's ring, and erases those whose grace period is over (also
+    /// when no media flows).
     fn hand_over_keys(&mut self) {
-        if let Some(ring) = lock(&self.media).as_mut()
-            && let Err(e) = self.member.hand_over_keys(now(), ring)
-        {
+        let now = now();
+        let mut guard = lock(&self.media);
+        let Some(ring) = guard.as_mut() else {
+            return;
+        };
+        if let Err(e) = self.member.hand_over_keys(now, ring) {
             tracing::warn!(error = %e, "new SFrame keys not handed to the media path");
+        }
+        if ring.poll_timeout().is_some_and(|at| at <= now) {
+            ring.handle_timeout(now);
         }
     }
 
