@@ -782,6 +782,19 @@ impl<G: Group> Member<G> {
 }
 
 impl Member<mls::Session> {
+    /// Records that this member compared `fingerprint` out of band and it
+    /// matched (see [`Session::mark_verified`](mls::Session::mark_verified)):
+    /// the trust record only, nothing about the group.
+    ///
+    /// # Errors
+    /// As [`Session::mark_verified`](mls::Session::mark_verified).
+    pub fn mark_verified(
+        &mut self,
+        fingerprint: mls::IdentityFingerprint,
+    ) -> Result<bool, SessionError> {
+        self.group.mark_verified(fingerprint)
+    }
+
     /// The member's SFrame keys for the media path: seal and open frames,
     /// nothing that would change the group. A driver that hands the keys
     /// over ([`Member::hand_over_keys`]) seals and opens with its own ring

@@ -182,6 +182,7 @@ pub enum CallError {
 }
 
 enum Command {
+    Verify(u32),
     Microphone(AudioInput),
     Speaker(AudioOutput),
     Mute(bool),
@@ -200,6 +201,7 @@ pub struct Call {
 impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            Self::Verify(_) => "Verify",
             Self::Microphone(_) => "Microphone",
             Self::Speaker(_) => "Speaker",
             Self::Mute(_) => "Mute",
@@ -351,6 +353,18 @@ impl Call {
     /// [`CallError::Ended`].
     pub async fn set_speaker(&self, output: AudioOutput) -> Result<(), CallError> {
         self.send(Command::Speaker(output)).await
+    }
+
+    /// Marks the identity of the member at `leaf` as verified: its
+    /// fingerprint was compared out of band and matched. Saved in this
+    /// member's trust record (with a profile or state file, for later
+    /// calls too); [`CallEvent::Verified`] follows, or
+    /// [`CallEvent::Error`] when no member sits at `leaf`.
+    ///
+    /// # Errors
+    /// [`CallError::Ended`].
+    pub async fn mark_verified(&self, leaf: u32) -> Result<(), CallError> {
+        self.send(Command::Verify(leaf)).await
     }
 
     /// Mutes (silence is sent) or unmutes the microphone.
@@ -636,6 +650,7 @@ impl Task {
                 }
                 _ = stats_tick.tick() => self.report().await,
                 command = commands.recv() => match command {
+                    Some(Command::Verify(leaf)) => self.verify(leaf),
                     Some(Command::Microphone(input)) => self.switch_microphone(input).await,
                     Some(Command::Speaker(output)) => self.switch_speaker(output).await,
                     Some(Command::Mute(m)) => self.muted = m,
@@ -735,13 +750,52 @@ impl Task {
                     Some(View {
                         epoch: g.epoch()?,
                         safety_number: g.safety_number().ok()?.to_string(),
-                        members: g.roster().iter().map(MemberView::from).collect(),
+                        members: g
+                            .roster()
+                            .iter()
+                            .map(|e| {
+                                MemberView::of(e, g.trust_of(&e.info, e.fingerprint) == Some(true))
+                            })
+                            .collect(),
                     })
                 })
                 .await;
             if let Ok(Some(view)) = view {
                 let _ = views.send(view).await;
             }
+        });
+    }
+
+    /// Marks `leaf`'s identity as verified, off the media task (the
+    /// record is saved to disk).
+    fn verify(&self, leaf: u32) {
+        let client = self.client.clone();
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            let marked = client
+                .with_member(move |m| {
+                    let entry = m
+                        .group()
+                        .roster()
+                        .into_iter()
+                        .find(|e| e.leaf_index == leaf)?;
+                    Some(
+                        m.mark_verified(entry.fingerprint)
+                            .map(|_| MemberView::of(&entry, true)),
+                    )
+                })
+                .await;
+            let event = match marked {
+                Ok(Some(Ok(member))) => CallEvent::Verified { member },
+                Ok(Some(Err(e))) => CallEvent::Error {
+                    message: format!("the trust record could not be saved: {e}"),
+                },
+                Ok(None) => CallEvent::Error {
+                    message: format!("no member sits at leaf {leaf}"),
+                },
+                Err(_) => return,
+            };
+            let _ = events.send(event).await;
         });
     }
 

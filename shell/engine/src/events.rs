@@ -19,15 +19,21 @@ pub struct MemberView {
     pub device: String,
     /// Its identity key's fingerprint, to compare out of band.
     pub fingerprint: String,
+    /// Whether this member marked that fingerprint as compared and
+    /// matching ([`crate::Call::mark_verified`]), now or in an earlier
+    /// call.
+    pub verified: bool,
 }
 
-impl From<&RosterEntry> for MemberView {
-    fn from(e: &RosterEntry) -> Self {
+impl MemberView {
+    /// A roster entry, with what this member's trust record says of it.
+    pub(crate) fn of(e: &RosterEntry, verified: bool) -> Self {
         Self {
             leaf: e.leaf_index,
             name: e.info.display_name.clone(),
             device: e.info.device_id.clone(),
             fingerprint: e.fingerprint.to_string(),
+            verified,
         }
     }
 }
@@ -205,6 +211,12 @@ pub enum CallEvent {
         #[serde(skip_serializing_if = "Option::is_none")]
         devices: Option<crate::devices::DeviceStats>,
     },
+    /// This member marked another's fingerprint as verified (saved in its
+    /// trust record).
+    Verified {
+        /// The member, as the roster shows it now.
+        member: MemberView,
+    },
     /// The audio devices in use changed (at the start of a call that uses
     /// one, or after a switch).
     Devices {
@@ -260,6 +272,7 @@ impl CallEvent {
                 name: i.info.display_name.clone(),
                 device: i.info.device_id.clone(),
                 fingerprint: i.fingerprint.to_string(),
+                verified: matches!(i.trust, Trust::Known { verified: true }),
             },
             trust: TrustView::from(&i.trust),
         }

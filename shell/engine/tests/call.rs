@@ -754,6 +754,65 @@ fn a_missing_camera_sends_the_test_pattern_and_says_why() {
     });
 }
 
+/// The latest introduction of a member named `name`, with its trust.
+fn introduced<'a>(events: &'a [Value], name: &str) -> Option<&'a Value> {
+    events
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "introduced" && e["member"]["name"] == name)
+}
+
+#[test]
+fn a_verified_identity_is_remembered_and_a_new_key_under_its_name_is_flagged() {
+    let sfu = Sfu::start();
+    let dir = tempfile::tempdir().unwrap();
+    let ada = dir.path().join("ada.state");
+    let bob = dir.path().join("bob.state");
+    let (ada, bob) = (ada.display().to_string(), bob.display().to_string());
+    let ada_args = ["--no-video", "--identity", ada.as_str()];
+    let bob_args = ["--no-video", "--identity", bob.as_str()];
+
+    // First call: Ada compares Bob's fingerprint and marks it verified.
+    let mut a = Member::join(&sfu, "Ada", 500.0, &ada_args);
+    let mut b = Member::join(&sfu, "Bob", 700.0, &bob_args);
+    a.until("Bob, new", |e| {
+        introduced(e, "Bob").is_some_and(|i| i["trust"] == "first_seen")
+    });
+    let leaf = introduced(&a.events, "Bob").unwrap()["member"]["leaf"]
+        .as_u64()
+        .unwrap();
+    a.command(&format!("verify {leaf}"));
+    a.until("Bob verified", |e| {
+        e.iter().any(|e| {
+            e["event"] == "verified"
+                && e["member"]["name"] == "Bob"
+                && e["member"]["verified"] == true
+        })
+    });
+    for m in [&mut a, &mut b] {
+        m.command("leave");
+        m.until("left", |e| e.iter().any(|e| e["event"] == "left"));
+    }
+    drop((a, b));
+
+    // Next call, same identities: Bob is known and verified.
+    let mut a = Member::join(&sfu, "Ada", 500.0, &ada_args);
+    let _b = Member::join(&sfu, "Bob", 700.0, &bob_args);
+    a.until("Bob, known and verified", |e| {
+        introduced(e, "Bob").is_some_and(|i| i["trust"] == "known" && i["verified"] == true)
+    });
+    // Someone else calls herself Bob, with a key of her own: the warning.
+    let _impostor = Member::join(&sfu, "Bob", 900.0, &["--no-video"]);
+    a.until("the warning", |e| {
+        e.iter().any(|e| {
+            e["event"] == "introduced"
+                && e["member"]["name"] == "Bob"
+                && e["trust"] == "new_key"
+                && e["was_verified"] == true
+        })
+    });
+}
+
 #[test]
 fn an_identity_in_the_os_data_directory_survives_a_restart() {
     let sfu = Sfu::start();

@@ -238,6 +238,15 @@ async fn main() -> ExitCode {
                     Some("drop") => call.drop_link().await,
                     Some("leave") => call.leave().await,
                     Some("speaker off") => call.set_speaker(AudioOutput::None).await,
+                    Some(line) if line.starts_with("verify ") => {
+                        match line["verify ".len()..].trim().parse::<u32>() {
+                            Ok(leaf) => call.mark_verified(leaf).await,
+                            Err(_) => {
+                                eprintln!("satsuma-headless: verify LEAF (a member's leaf number)");
+                                Ok(())
+                            }
+                        }
+                    }
                     Some(line) if line.starts_with("mic ") => {
                         let name = line["mic ".len()..].trim();
                         call.set_microphone(AudioInput::Device(device_name(name))).await
@@ -247,7 +256,7 @@ async fn main() -> ExitCode {
                         call.set_speaker(AudioOutput::Device(device_name(name))).await
                     }
                     Some(other) => {
-                        eprintln!("satsuma-headless: unknown command {other:?} (mute, unmute, camera off, camera on, mic NAME, speaker NAME, speaker off, drop, leave)");
+                        eprintln!("satsuma-headless: unknown command {other:?} (mute, unmute, camera off, camera on, mic NAME, speaker NAME, speaker off, verify LEAF, drop, leave)");
                         Ok(())
                     }
                 };
