@@ -21,6 +21,8 @@
 //! - [`devices`]: microphones and speakers through `cpal` (PulseAudio, or
 //!   ALSA), listed by name and switched during a call.
 //!
+//! - [`host`]: a call hosted on this machine with no server set up
+//!   (`satsuma-sfu` in this process), with the addresses to share.
 //! - [`camera`]: V4L2 cameras, their pictures converted to I420; the
 //!   test pattern when there is none.
 //!
@@ -63,6 +65,7 @@ mod crypto;
 pub mod devices;
 mod error;
 pub mod events;
+pub mod host;
 pub mod jitter;
 pub mod media;
 mod source;

@@ -116,12 +116,19 @@ impl Member {
 
     /// Joins with its audio devices on `pulse`'s sound server.
     fn join_with(sfu: &Sfu, name: &str, tone: f32, extra: &[&str], pulse: Option<&Pulse>) -> Self {
+        let server = sfu.http.to_string();
+        let mut args = vec!["--server", server.as_str(), "--room", "engine-test"];
+        args.extend(extra);
+        Self::spawn(name, tone, &args, pulse)
+    }
+
+    /// Starts a member with these arguments (the server's among them).
+    fn spawn(name: &str, tone: f32, extra: &[&str], pulse: Option<&Pulse>) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_satsuma-headless"));
         if let Some(pulse) = pulse {
             command.env("PULSE_SERVER", pulse.server());
         }
         let mut child = command
-            .args(["--server", &sfu.http.to_string(), "--room", "engine-test"])
             .args(["--name", name])
             .args(if extra.contains(&"--mic") {
                 vec![]
@@ -810,6 +817,38 @@ fn a_verified_identity_is_remembered_and_a_new_key_under_its_name_is_flagged() {
                 && e["trust"] == "new_key"
                 && e["was_verified"] == true
         })
+    });
+}
+
+#[test]
+fn a_member_hosts_the_call_itself_and_another_joins_it() {
+    // No SFU process: Ada's engine runs one in hers.
+    let mut a = Member::spawn(
+        "Ada",
+        530.0,
+        &["--host", "127.0.0.1:0", "--room", "at-home"],
+        None,
+    );
+    a.until("hosting", |e| e.iter().any(|e| e["event"] == "hosting"));
+    let local = a.last("hosting").unwrap()["local"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut b = Member::spawn(
+        "Bob",
+        770.0,
+        &["--server", &local, "--room", "at-home"],
+        None,
+    );
+    all_hear_and_see(&mut [&mut a, &mut b]);
+    same_safety_number(&mut [&mut a, &mut b], 0);
+    // The host leaves: the call ends for everyone, and Bob says so.
+    a.command("leave");
+    a.until("left", |e| e.iter().any(|e| e["event"] == "left"));
+    let _ = a.child.wait();
+    b.until("the link lost", |e| {
+        e.iter()
+            .any(|e| e["event"] == "link" || e["event"] == "left")
     });
 }
 

@@ -36,8 +36,13 @@ use tokio::io::AsyncBufReadExt as _;
 )]
 struct Args {
     /// The SFU's HTTP address.
-    #[arg(long, required_unless_present = "list_devices")]
+    #[arg(long, required_unless_present_any = ["list_devices", "host"])]
     server: Option<SocketAddr>,
+    /// Host the call here, with no server set up: start the SFU in this
+    /// process on ADDR (`0.0.0.0:8480` to be reachable on the network)
+    /// and join it; prints `hosting` with the addresses to share.
+    #[arg(long, value_name = "ADDR", conflicts_with = "server")]
+    host: Option<SocketAddr>,
     /// Print the microphones and speakers (JSON) and exit.
     #[arg(long)]
     list_devices: bool,
@@ -135,8 +140,22 @@ fn size(s: &str) -> Result<(u32, u32), String> {
     Ok((w, h))
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("satsuma-headless: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(run());
+    // The stdin reader blocks in a read that only ends with the input:
+    // do not wait for it once the call is over.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    code
+}
+
+async fn run() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
@@ -159,11 +178,37 @@ async fn main() -> ExitCode {
             }
         };
     }
-    let Some(server) = args.server else {
-        eprintln!("satsuma-headless: --server is required");
-        return ExitCode::FAILURE;
+    let mut out = std::io::stdout().lock();
+    let mut ips = None;
+    let (server, hosted) = match (args.server, args.host) {
+        (Some(server), _) => (server, None),
+        (None, Some(bind)) => match satsuma_engine::host::Hosted::start(bind).await {
+            Ok(hosted) => {
+                let line = serde_json::json!({
+                    "event": "hosting",
+                    "local": hosted.local.to_string(),
+                    "shared": hosted.shared.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "intercom": hosted.intercom().map(|a| a.to_string()),
+                });
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+                ips = Some(hosted.ice_ips());
+                (hosted.local, Some(hosted))
+            }
+            Err(e) => {
+                eprintln!("satsuma-headless: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        (None, None) => {
+            eprintln!("satsuma-headless: --server or --host is required");
+            return ExitCode::FAILURE;
+        }
     };
     let mut config = CallConfig::new(server, &args.room, &args.name);
+    if let Some(ips) = ips {
+        config.ips = ips;
+    }
     config.device = args.device;
     config.audio = match (args.mic, args.wav, args.silent, args.beeps) {
         (Some(name), _, _, _) => AudioInput::Device(device_name(&name)),
@@ -210,7 +255,6 @@ async fn main() -> ExitCode {
         }
     };
     tokio::pin!(deadline);
-    let mut out = std::io::stdout().lock();
     loop {
         tokio::select! {
             event = events.recv() => {
@@ -271,6 +315,9 @@ async fn main() -> ExitCode {
                 }
             }
         }
+    }
+    if let Some(hosted) = hosted {
+        hosted.stop().await;
     }
     // The process's CPU time over the whole call, for the engine's
     // benchmark (`cargo xtask bench engine`).
