@@ -26,13 +26,14 @@ use tokio::time::{Instant, MissedTickBehavior, interval};
 use crate::camera::{Camera, CameraError};
 use crate::devices::{DeviceAudio, DeviceError};
 use crate::events::{
-    AudioStats, CallEvent, LinkState, MemberView, RemoteStats, SentStats, VideoStats,
+    AudioStats, CallEvent, LinkState, MemberLevel, MemberView, RemoteStats, SPEAKING_DBFS,
+    SentStats, VideoStats,
 };
 use crate::jitter::{JitterBuffer, Playout};
 use crate::media::CodecError;
 use crate::media::audio::{AudioDecoder, AudioEncoder, FRAME_SAMPLES, SAMPLE_RATE};
 use crate::media::pattern::read_frame_number;
-use crate::media::tone::{detect_frequency, level_dbfs};
+use crate::media::tone::{SILENCE_DBFS, detect_frequency, level_dbfs};
 use crate::media::video::{Vp8Config, Vp8Decoder, Vp8Encoder};
 use crate::source::{AudioInput, AudioSource, VideoInput, VideoSource, WavError};
 use crate::{FileStore, os_seeded_crypto};
@@ -116,6 +117,8 @@ pub struct CallConfig {
     pub pictures: bool,
     /// How often [`CallEvent::Media`] reports.
     pub stats_every: Duration,
+    /// Whether to report [`CallEvent::Levels`] every 100 ms.
+    pub levels: bool,
     /// Local addresses for ICE host candidates.
     pub ips: Vec<std::net::IpAddr>,
 }
@@ -138,6 +141,7 @@ impl CallConfig {
             video_format: VideoFormat::default(),
             pictures: false,
             stats_every: Duration::from_secs(1),
+            levels: false,
             ips: vec![std::net::IpAddr::from([127, 0, 0, 1])],
         }
     }
@@ -317,6 +321,8 @@ impl Call {
             roster: Vec::new(),
             epoch_reported: None,
             sent: SentStats::default(),
+            own_loudest: SILENCE_DBFS,
+            level_slots: 0,
             offers,
             events,
         };
@@ -514,6 +520,8 @@ const JITTER_CAPACITY: usize = 25;
 const ANALYSIS_FRAMES: usize = 10;
 /// At most one key-frame request per track in this long.
 const PLI_INTERVAL: Duration = Duration::from_millis(300);
+/// Levels are reported every this many 20 ms slots (100 ms).
+const LEVEL_SLOTS: u32 = 5;
 /// A sender silent this long has left the call.
 const GONE_AFTER: Duration = Duration::from_secs(5);
 /// Frames remembered while held for their commit (core holds at most 64).
@@ -538,6 +546,8 @@ struct Remote {
     heard_at: Instant,
     /// 20 ms slots played in a row below the beep's quiet level.
     quiet_frames: u32,
+    /// The loudest slot played since the last levels report.
+    loudest: f32,
 }
 
 impl Remote {
@@ -558,6 +568,7 @@ impl Remote {
             video: VideoStats::default(),
             heard_at: Instant::now(),
             quiet_frames: 0,
+            loudest: SILENCE_DBFS,
         }
     }
 }
@@ -597,6 +608,10 @@ struct Task {
     roster: Vec<MemberView>,
     epoch_reported: Option<u64>,
     sent: SentStats,
+    /// The loudest frame sent since the last levels report, and the slots
+    /// since it.
+    own_loudest: f32,
+    level_slots: u32,
     offers: mpsc::Sender<Vec<u8>>,
     events: mpsc::Sender<CallEvent>,
 }
@@ -642,6 +657,9 @@ impl Task {
                     self.send_audio().await;
                     for event in self.play_out() {
                         self.emit(event).await;
+                    }
+                    if self.config.levels {
+                        self.report_levels().await;
                     }
                 }
                 _ = video_tick.tick(), if self.video.is_some() && self.camera => {
@@ -952,6 +970,7 @@ impl Task {
         } else if onset {
             self.emit(CallEvent::BeepSent { at_us: wall_us() }).await;
         }
+        self.own_loudest = self.own_loudest.max(level_dbfs(&pcm));
         let ts = self.audio_ts;
         self.audio_ts = ts.wrapping_add(self.encoder.rtp_ticks_per_frame());
         let sent = match self.encoder.encode(&pcm) {
@@ -1246,6 +1265,7 @@ impl Task {
                 }
                 // A beep: loud after at least 100 ms of quiet.
                 let level = level_dbfs(&pcm);
+                remote.loudest = remote.loudest.max(level);
                 if level > BEEP_LOUD_DBFS && remote.quiet_frames >= 5 {
                     beeps.push(CallEvent::BeepHeard {
                         conn: remote.conn,
@@ -1276,6 +1296,35 @@ impl Task {
             speaker.play(&frame);
         }
         beeps
+    }
+
+    /// Every [`LEVEL_SLOTS`] slots: how loud everyone was.
+    async fn report_levels(&mut self) {
+        self.level_slots += 1;
+        if self.level_slots < LEVEL_SLOTS {
+            return;
+        }
+        self.level_slots = 0;
+        let mut members: Vec<MemberLevel> = self
+            .remotes
+            .values_mut()
+            .map(|r| {
+                let dbfs = std::mem::replace(&mut r.loudest, SILENCE_DBFS);
+                MemberLevel {
+                    conn: r.conn,
+                    leaf: r.leaf,
+                    name: r
+                        .leaf
+                        .and_then(|l| self.roster.iter().find(|m| m.leaf == l))
+                        .map(|m| m.name.clone()),
+                    dbfs,
+                    speaking: dbfs > SPEAKING_DBFS,
+                }
+            })
+            .collect();
+        members.sort_by_key(|m| m.conn);
+        let own_dbfs = std::mem::replace(&mut self.own_loudest, SILENCE_DBFS);
+        self.emit(CallEvent::Levels { own_dbfs, members }).await;
     }
 
     async fn report(&mut self) {

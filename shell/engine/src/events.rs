@@ -141,6 +141,24 @@ pub struct RemoteStats {
     pub video: VideoStats,
 }
 
+/// How loud one member was over the last [`CallEvent::Levels`] period.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct MemberLevel {
+    /// The SFU's connection id of the sender.
+    pub conn: u64,
+    /// Its leaf index, once a frame of it opened.
+    pub leaf: Option<u32>,
+    /// Its name, from the roster.
+    pub name: Option<String>,
+    /// The loudest 20 ms played in the period, in dBFS.
+    pub dbfs: f32,
+    /// Whether that is speech-loud (above [`SPEAKING_DBFS`]).
+    pub speaking: bool,
+}
+
+/// Louder than this, a member counts as speaking.
+pub const SPEAKING_DBFS: f32 = -40.0;
+
 /// What this member sends.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SentStats {
@@ -216,6 +234,15 @@ pub enum CallEvent {
     Verified {
         /// The member, as the roster shows it now.
         member: MemberView,
+    },
+    /// Every 100 ms, when asked for ([`crate::CallConfig::levels`]): how
+    /// loud this member's microphone and each other member was (speaking
+    /// indicators).
+    Levels {
+        /// This member's own microphone, as sent (silence when muted).
+        own_dbfs: f32,
+        /// Each member heard.
+        members: Vec<MemberLevel>,
     },
     /// The audio devices in use changed (at the start of a call that uses
     /// one, or after a switch).

@@ -555,7 +555,22 @@ fn a_lost_link_resumes_with_the_seat_and_the_media() {
 fn mute_silences_the_tone_at_the_other_end() {
     let sfu = Sfu::start();
     let mut a = Member::join(&sfu, "Ada", 600.0, &["--no-video"]);
-    let mut b = Member::join(&sfu, "Bob", 900.0, &["--no-video"]);
+    let mut b = Member::join(&sfu, "Bob", 900.0, &["--no-video", "--levels"]);
+    // Bob's speaking indicator for Ada, from the latest levels.
+    let speaking = |events: &[Value]| {
+        events
+            .iter()
+            .rev()
+            .find(|e| e["event"] == "levels")
+            .and_then(|l| {
+                l["members"]
+                    .as_array()?
+                    .iter()
+                    .find(|m| m["name"] == "Ada")
+                    .cloned()
+            })
+            .map(|m| m["speaking"] == true)
+    };
     let heard = |events: &[Value]| {
         events
             .iter()
@@ -569,8 +584,10 @@ fn mute_silences_the_tone_at_the_other_end() {
             .flatten()
             .is_some_and(|hz| (hz - 600.0).abs() < 15.0)
     });
+    b.until("Ada speaking", |e| speaking(e) == Some(true));
     a.command("mute");
     b.until("silence from Ada", |e| heard(e) == Some(None));
+    b.until("Ada not speaking", |e| speaking(e) == Some(false));
     a.command("unmute");
     b.until("Ada's tone again", |e| {
         heard(e)

@@ -108,6 +108,10 @@ struct Args {
     /// Leave after this many seconds.
     #[arg(long)]
     seconds: Option<f64>,
+    /// Print `levels` (each member's loudness, speaking or not) every
+    /// 100 ms.
+    #[arg(long)]
+    levels: bool,
     /// Milliseconds between `media` reports.
     #[arg(long, default_value_t = 1000)]
     stats_ms: u64,
@@ -238,6 +242,7 @@ async fn run() -> ExitCode {
         (None, None) => Identity::Ephemeral,
     };
     config.stats_every = Duration::from_millis(args.stats_ms.max(50));
+    config.levels = args.levels;
     let (call, mut events) = match Call::join(config).await {
         Ok(joined) => joined,
         Err(e) => {
