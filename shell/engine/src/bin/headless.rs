@@ -1,15 +1,17 @@
-//! `satsuma-headless`: a member of a call with no window and no devices.
+//! `satsuma-headless`: a member of a call with no window.
 //!
-//! It joins a room on an SFU with a synthetic tone (or a WAV file) and the
-//! moving test pattern, and prints one JSON object per line on stdout:
-//! `joined`, `epoch` (with the safety number and the members),
-//! `introduced` (with the trust signal), `link`, `media` (per member:
-//! frames received, opened, failed, the tone heard, the test pattern's
-//! frame number seen), `error`, `left`, and last `cpu` (the
-//! process's CPU seconds).
+//! It joins a room on an SFU (or hosts one in its own process, `--host`)
+//! with a synthetic tone, a WAV file or a microphone, and the moving test
+//! pattern or a camera, and prints one JSON object per line on stdout:
+//! `hosting`, `joined`, `epoch` (with the safety number and the members),
+//! `introduced` (with the trust signal), `verified`, `devices`, `link`,
+//! `media` (per member: frames received, opened, failed, the tone heard,
+//! the test pattern's frame number seen), `levels` (with `--levels`),
+//! `error`, `left`, and last `cpu` (the process's CPU seconds).
 //!
 //! Lines on stdin steer it: `mute`, `unmute`, `camera off`, `camera on`,
-//! `drop` (lose the link, as a network failure would), `leave`.
+//! `mic NAME`, `speaker NAME`, `speaker off`, `verify LEAF`, `drop` (lose
+//! the link, as a network failure would), `leave`.
 //!
 //! ```text
 //! satsuma-headless --server 127.0.0.1:8080 --room kitchen --name Bob --tone 660
