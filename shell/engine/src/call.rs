@@ -499,6 +499,15 @@ async fn answer_offers(
 const BEEP_LOUD_DBFS: f32 = -25.0;
 const BEEP_QUIET_DBFS: f32 = -32.0;
 
+/// The name the roster gives the member at `leaf`.
+fn name_at(roster: &[MemberView], leaf: Option<u32>) -> Option<String> {
+    let leaf = leaf?;
+    roster
+        .iter()
+        .find(|m| m.leaf == leaf)
+        .map(|m| m.name.clone())
+}
+
 /// Wall-clock time in µs since the Unix epoch: comparable between
 /// processes on one machine, unlike `Instant`.
 fn wall_us() -> u64 {
@@ -1269,10 +1278,7 @@ impl Task {
                 if level > BEEP_LOUD_DBFS && remote.quiet_frames >= 5 {
                     beeps.push(CallEvent::BeepHeard {
                         conn: remote.conn,
-                        name: remote
-                            .leaf
-                            .and_then(|l| self.roster.iter().find(|m| m.leaf == l))
-                            .map(|m| m.name.clone()),
+                        name: name_at(&self.roster, remote.leaf),
                         at_us: wall_us(),
                     });
                 }
@@ -1313,10 +1319,7 @@ impl Task {
                 MemberLevel {
                     conn: r.conn,
                     leaf: r.leaf,
-                    name: r
-                        .leaf
-                        .and_then(|l| self.roster.iter().find(|m| m.leaf == l))
-                        .map(|m| m.name.clone()),
+                    name: name_at(&self.roster, r.leaf),
                     dbfs,
                     speaking: dbfs > SPEAKING_DBFS,
                 }
@@ -1349,10 +1352,7 @@ impl Task {
                 RemoteStats {
                     conn: r.conn,
                     leaf: r.leaf,
-                    name: r
-                        .leaf
-                        .and_then(|l| self.roster.iter().find(|m| m.leaf == l))
-                        .map(|m| m.name.clone()),
+                    name: name_at(&self.roster, r.leaf),
                     audio,
                     video: r.video.clone(),
                 }
