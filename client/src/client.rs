@@ -302,6 +302,13 @@ impl<G> Client<G> {
         })
     }
 
+    /// The KID this member seals with now, from the media path's keys
+    /// (the member's own session hands its keys over and keeps none).
+    #[must_use]
+    pub fn sending_kid(&self) -> Option<u64> {
+        lock(&self.media).as_ref()?.sending_kid()
+    }
+
     /// What happened to frames held for an epoch not reached yet.
     #[must_use]
     pub fn hold_stats(&self) -> Option<satsuma_core::sframe::HoldStats> {

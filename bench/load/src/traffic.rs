@@ -712,11 +712,7 @@ pub(crate) async fn client_sender(
         if due == 0 {
             continue;
         }
-        let kid = client
-            .with_member(|m| m.group().keyring().sending_kid())
-            .await
-            .ok()
-            .flatten();
+        let kid = client.sending_kid();
         let Some(kid) = kid else {
             sent.skipped.fetch_add(due, Relaxed);
             continue;

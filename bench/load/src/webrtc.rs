@@ -195,11 +195,7 @@ async fn pump(
                 }
             },
             ClientEvent::Member(event @ (Event::Joined { .. } | Event::NewEpoch { .. })) => {
-                let now = client
-                    .with_member(|m| m.group().keyring().sending_kid())
-                    .await
-                    .ok()
-                    .flatten();
+                let now = client.sending_kid();
                 kid.set(now);
                 if matches!(event, Event::Joined { .. })
                     && let Some(joined) = joined.take()
