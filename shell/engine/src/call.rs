@@ -1014,8 +1014,7 @@ impl Task {
         let pts = self.video_frames;
         self.video_frames += 1;
         let encoded = tokio::task::spawn_blocking(move || {
-            let picture = source.next_picture();
-            let r = encoder.encode(&picture, pts, force);
+            let r = encoder.encode(&source.next_picture(), pts, force);
             (source, encoder, r)
         })
         .await;

@@ -1,6 +1,7 @@
 //! Where a call's outgoing audio and video come from when it is not a
 //! device: a tone, a WAV file, silence, a moving test pattern.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use crate::camera::Camera;
@@ -176,19 +177,20 @@ impl VideoSource {
         }
     }
 
-    /// The next picture: the camera's latest, or the pattern's next.
-    pub(crate) fn next_picture(&mut self) -> I420 {
+    /// The next picture: the camera's latest (kept, not copied, for a
+    /// camera slower than the call), or the pattern's next.
+    pub(crate) fn next_picture(&mut self) -> Cow<'_, I420> {
         if let Some((camera, last)) = &mut self.camera {
             if let Some(picture) = camera.take_latest() {
                 *last = Some(picture);
             }
             if let Some(picture) = last {
-                return picture.clone();
+                return Cow::Borrowed(picture);
             }
         }
         let n = self.next;
         self.next = self.next.wrapping_add(1);
-        self.pattern.frame(n)
+        Cow::Owned(self.pattern.frame(n))
     }
 }
 
