@@ -308,12 +308,6 @@ impl<G> Client<G> {
     pub fn sending_kid(&self) -> Option<u64> {
         lock(&self.media).as_ref()?.sending_kid()
     }
-
-    /// What happened to frames held for an epoch not reached yet.
-    #[must_use]
-    pub fn hold_stats(&self) -> Option<satsuma_core::sframe::HoldStats> {
-        lock(&self.media).as_ref().map(KeyRing::hold_stats)
-    }
 }
 
 /// The client's clock: one origin for the whole process, so members,

@@ -1023,6 +1023,9 @@ impl Task {
                 .await;
             return;
         };
+        if let Some(reason) = source.camera_failure() {
+            self.error(format!("camera {reason}")).await;
+        }
         self.video = Some((source, encoder));
         let frames = match encoded {
             Ok(f) => f,

@@ -5,7 +5,7 @@
 //! whatever is latest when a frame is due, so a camera slower or faster
 //! than the call never holds it up.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -82,6 +82,7 @@ pub struct Camera {
     latest: Arc<Mutex<Option<I420>>>,
     stop: Arc<AtomicBool>,
     failed: Arc<Mutex<Option<String>>>,
+    reported: AtomicBool,
     path: String,
 }
 
@@ -163,14 +164,9 @@ impl Camera {
             latest,
             stop,
             failed,
+            reported: AtomicBool::new(false),
             path: shown,
         })
-    }
-
-    /// The device.
-    #[must_use]
-    pub fn path(&self) -> &Path {
-        Path::new(&self.path)
     }
 
     /// The latest picture, if one came since the last call.
@@ -181,13 +177,19 @@ impl Camera {
             .take()
     }
 
-    /// Why capture stopped, if it did.
-    #[must_use]
-    pub fn failure(&self) -> Option<String> {
-        self.failed
+    /// Why capture stopped or a picture was refused, the first time it
+    /// happens (a camera failing every frame is reported once).
+    pub fn take_failure(&self) -> Option<String> {
+        if self.reported.load(Ordering::Relaxed) {
+            return None;
+        }
+        let reason = self
+            .failed
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .take()?;
+        self.reported.store(true, Ordering::Relaxed);
+        Some(format!("{}: {reason}", self.path))
     }
 }
 

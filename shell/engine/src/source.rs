@@ -177,6 +177,11 @@ impl VideoSource {
         }
     }
 
+    /// Why the camera stopped or refused a picture since the last call.
+    pub(crate) fn camera_failure(&self) -> Option<String> {
+        self.camera.as_ref()?.0.take_failure()
+    }
+
     /// The next picture: the camera's latest (kept, not copied, for a
     /// camera slower than the call), or the pattern's next.
     pub(crate) fn next_picture(&mut self) -> Cow<'_, I420> {
