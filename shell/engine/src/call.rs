@@ -187,6 +187,7 @@ pub enum CallError {
 
 enum Command {
     Verify(u32),
+    Video(VideoInput),
     Microphone(AudioInput),
     Speaker(AudioOutput),
     Mute(bool),
@@ -206,6 +207,7 @@ impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::Verify(_) => "Verify",
+            Self::Video(_) => "Video",
             Self::Microphone(_) => "Microphone",
             Self::Speaker(_) => "Speaker",
             Self::Mute(_) => "Mute",
@@ -248,36 +250,9 @@ impl Call {
         let devices = open_devices(&config.audio, &config.speaker).await?;
         let encoder = AudioEncoder::new(config.audio_codec)?;
         let f = config.video_format;
-        let mut camera_error = None;
-        let source = match &config.video {
-            VideoInput::None => None,
-            VideoInput::Pattern => Some(VideoSource::pattern(f.width, f.height)),
-            VideoInput::Camera(path) => {
-                let path = path.clone();
-                let opened = tokio::task::spawn_blocking(move || {
-                    Camera::open(path.as_deref(), f.width, f.height, f.fps)
-                })
-                .await
-                .unwrap_or(Err(CameraError::NoCamera));
-                Some(match opened {
-                    Ok(camera) => VideoSource::camera(camera, f.width, f.height),
-                    Err(e) => {
-                        camera_error = Some(format!("{e}; sending the test pattern instead"));
-                        VideoSource::pattern(f.width, f.height)
-                    }
-                })
-            }
-        };
+        let (source, camera_error) = open_video(&config.video, f).await;
         let video = match source {
-            Some(source) => Some((
-                source,
-                Vp8Encoder::new(&Vp8Config {
-                    width: f.width,
-                    height: f.height,
-                    fps: f.fps.max(1),
-                    bitrate_kbps: f.bitrate_kbps,
-                })?,
-            )),
+            Some(source) => Some((source, Vp8Encoder::new(&vp8_config(f))?)),
             None => None,
         };
         let (rtc, streams) = RtcClient::new(&ClientSettings {
@@ -389,6 +364,17 @@ impl Call {
         self.send(Command::Camera(on)).await
     }
 
+    /// Switches the camera: another device, the test pattern, or none.
+    /// A camera that cannot be opened is reported as [`CallEvent::Error`]
+    /// and the test pattern is sent instead. The next frame sent is a key
+    /// frame.
+    ///
+    /// # Errors
+    /// [`CallError::Ended`].
+    pub async fn set_video_input(&self, input: VideoInput) -> Result<(), CallError> {
+        self.send(Command::Video(input)).await
+    }
+
     /// Leaves the call.
     ///
     /// # Errors
@@ -408,6 +394,39 @@ impl Call {
 
     async fn send(&self, c: Command) -> Result<(), CallError> {
         self.commands.send(c).await.map_err(|_| CallError::Ended)
+    }
+}
+
+/// The video source `input` asks for; with a camera that cannot be
+/// opened, the test pattern and why.
+async fn open_video(input: &VideoInput, f: VideoFormat) -> (Option<VideoSource>, Option<String>) {
+    match input {
+        VideoInput::None => (None, None),
+        VideoInput::Pattern => (Some(VideoSource::pattern(f.width, f.height)), None),
+        VideoInput::Camera(path) => {
+            let path = path.clone();
+            let opened = tokio::task::spawn_blocking(move || {
+                Camera::open(path.as_deref(), f.width, f.height, f.fps)
+            })
+            .await
+            .unwrap_or(Err(CameraError::NoCamera));
+            match opened {
+                Ok(camera) => (Some(VideoSource::camera(camera, f.width, f.height)), None),
+                Err(e) => (
+                    Some(VideoSource::pattern(f.width, f.height)),
+                    Some(format!("{e}; sending the test pattern instead")),
+                ),
+            }
+        }
+    }
+}
+
+fn vp8_config(f: VideoFormat) -> Vp8Config {
+    Vp8Config {
+        width: f.width,
+        height: f.height,
+        fps: f.fps.max(1),
+        bitrate_kbps: f.bitrate_kbps,
     }
 }
 
@@ -488,7 +507,12 @@ async fn answer_offers(
             Err(e) => {
                 let message = format!("answering the SFU's offer: {e}");
                 tracing::warn!("{message}");
-                let _ = events.send(CallEvent::Error { message }).await;
+                let _ = events
+                    .send(CallEvent::Error {
+                        message,
+                        code: None,
+                    })
+                    .await;
             }
         }
     }
@@ -678,6 +702,7 @@ impl Task {
                 _ = stats_tick.tick() => self.report().await,
                 command = commands.recv() => match command {
                     Some(Command::Verify(leaf)) => self.verify(leaf),
+                    Some(Command::Video(input)) => self.switch_video(input).await,
                     Some(Command::Microphone(input)) => self.switch_microphone(input).await,
                     Some(Command::Speaker(output)) => self.switch_speaker(output).await,
                     Some(Command::Mute(m)) => self.muted = m,
@@ -708,7 +733,11 @@ impl Task {
 
     async fn error(&mut self, message: String) {
         tracing::warn!("{message}");
-        self.emit(CallEvent::Error { message }).await;
+        self.emit(CallEvent::Error {
+            message,
+            code: None,
+        })
+        .await;
     }
 
     /// Handles one client event; false when the call is over.
@@ -740,8 +769,13 @@ impl Task {
             ClientEvent::Member(_) | ClientEvent::Log { .. } | ClientEvent::Media(_) => {}
             ClientEvent::Rtc(_) => {}
             ClientEvent::Error(code, text) => {
-                self.error(format!("the SFU reported {code:?}: {text}"))
-                    .await;
+                let message = format!("the SFU reported {code:?}: {text}");
+                tracing::warn!("{message}");
+                self.emit(CallEvent::Error {
+                    message,
+                    code: Some(snake_case(&format!("{code:?}"))),
+                })
+                .await;
             }
             ClientEvent::Reconnected { resumed } => {
                 let state = if resumed {
@@ -816,9 +850,11 @@ impl Task {
                 Ok(Some(Ok(member))) => CallEvent::Verified { member },
                 Ok(Some(Err(e))) => CallEvent::Error {
                     message: format!("the trust record could not be saved: {e}"),
+                    code: None,
                 },
                 Ok(None) => CallEvent::Error {
                     message: format!("no member sits at leaf {leaf}"),
+                    code: None,
                 },
                 Err(_) => return,
             };
@@ -923,6 +959,27 @@ impl Task {
             }
             (_, Err(e)) => self.error(format!("microphone: {e}")).await,
         }
+    }
+
+    async fn switch_video(&mut self, input: VideoInput) {
+        let f = self.config.video_format;
+        let (source, failure) = open_video(&input, f).await;
+        self.video = match (source, self.video.take()) {
+            (None, _) => None,
+            (Some(source), Some((_, encoder))) => Some((source, encoder)),
+            (Some(source), None) => match Vp8Encoder::new(&vp8_config(f)) {
+                Ok(encoder) => Some((source, encoder)),
+                Err(e) => {
+                    self.error(format!("camera: {e}")).await;
+                    None
+                }
+            },
+        };
+        if let Some(message) = failure {
+            self.error(format!("camera: {message}")).await;
+        }
+        self.key_frame_wanted = true;
+        self.config.video = input;
     }
 
     async fn switch_speaker(&mut self, output: AudioOutput) {
@@ -1369,4 +1426,20 @@ impl Task {
         })
         .await;
     }
+}
+
+/// `RoomFull` as `room_full`: the SFU's error codes as the events name them.
+fn snake_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

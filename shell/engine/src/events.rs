@@ -282,10 +282,16 @@ pub enum CallEvent {
         /// When.
         at_us: u64,
     },
-    /// Something went wrong; the call goes on.
+    /// Something went wrong; the call goes on (unless a
+    /// [`LinkState::Closed`] follows).
     Error {
         /// For a person to read.
         message: String,
+        /// When the SFU refused something, its reason in snake case
+        /// (`room_full`, `key_package_refused`, `overloaded`, ...), for an
+        /// app to say what to do.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
     },
     /// This member left the call, or the link closed for good.
     Left,
