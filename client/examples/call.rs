@@ -13,7 +13,7 @@
 //! (`satsuma-headless`) as a guest who joins, talks and leaves meanwhile,
 //! and checks what the guest saw against what the members saw.
 //!
-//! `cargo xtask call` runs this.
+//! `cargo xtask demo` runs this (and `cargo xtask call` where no window can open).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A demo's edge.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -883,7 +883,7 @@ async fn call() -> Result<Checks, String> {
     let people = [&alice, &bob, &door, &carol];
     let Some(server) = server else {
         println!(
-            "\nThe SFU runs in another process: its counters and its record of payloads cannot be read\nfrom here, so there is no plaintext scan. Run `cargo xtask call` without --sfu for it."
+            "\nThe SFU runs in another process: its counters and its record of payloads cannot be read\nfrom here, so there is no plaintext scan. Run `cargo xtask demo` without --sfu for it."
         );
         return Ok(checks);
     };

@@ -14,30 +14,52 @@ mod toolchain;
 
 /// Debian packages, each with what proves it is there: a command, or an
 /// absolute path for a library's header.
-const APT_PACKAGES: &[(&str, &str)] = &[
-    ("qemu-system-arm", "qemu-system-arm"),
-    ("nodejs", "node"),
-    ("binutils", "readelf"),
+/// Debian packages: (package, a command or file that proves it is there,
+/// whether the desktop app needs it to build and run).
+const APT_PACKAGES: &[(&str, &str, bool)] = &[
+    ("qemu-system-arm", "qemu-system-arm", false),
+    ("nodejs", "node", true),
+    ("binutils", "readelf", false),
     // The desktop engine: codecs (found through pkg-config), the ALSA
     // headers cpal always compiles against on Linux, and a PulseAudio
     // server whose null sink is the audio device of the engine's tests.
-    ("pkg-config", "pkg-config"),
-    ("libopus-dev", "/usr/include/opus/opus.h"),
-    ("libvpx-dev", "/usr/include/vpx/vpx_encoder.h"),
-    ("libasound2-dev", "/usr/include/alsa/asoundlib.h"),
-    ("pulseaudio", "pulseaudio"),
-    ("pulseaudio-utils", "pactl"),
+    ("pkg-config", "pkg-config", true),
+    ("libopus-dev", "/usr/include/opus/opus.h", true),
+    ("libvpx-dev", "/usr/include/vpx/vpx_encoder.h", true),
+    ("libasound2-dev", "/usr/include/alsa/asoundlib.h", true),
+    ("pulseaudio", "pulseaudio", false),
+    ("pulseaudio-utils", "pactl", false),
+    // The desktop app (Tauri 2): WebKitGTK 4.1 and GTK 3 with their
+    // headers, libxdo for the menu's shortcuts, npm for the UI's
+    // TypeScript compiler; for its end-to-end test, a virtual display and
+    // WebKit's WebDriver server.
+    ("libwebkit2gtk-4.1-dev", "/usr/include/webkit2gtk-4.1", true),
+    ("libxdo-dev", "/usr/include/xdo.h", true),
+    ("npm", "npm", true),
+    ("xvfb", "Xvfb", false),
+    ("webkit2gtk-driver", "WebKitWebDriver", false),
 ];
+
+/// The WebDriver server for Tauri apps, pinned (2.x speaks to Tauri 2).
+const TAURI_DRIVER: &str = "2.1.0";
+
+/// The UI's TypeScript compiler, from `shell/ui/package-lock.json`: there
+/// when `npm ci` ran.
+const TSC: &str = "shell/ui/node_modules/typescript/bin/tsc";
 
 const USAGE: &str = "\
 usage: cargo xtask <command>
 
-  call     run the main job: a call through an SFU embedded in the process
+  call     run the main job: the desktop app opens and hosts a call (its SFU
+           in the app's process), for a second window or a headless member
+           to join; with no display, the terminal demo below instead
+  demo     the terminal demo: a call through an SFU embedded in the process
            (or `-- --sfu HTTP_ADDR --intercom ADDR` for a running one): two
            desktop members on WebRTC and a door intercom on its TCP link join,
            talk with SFrame-sealed audio and video, reconnect, change members,
            and the SFU's record of every payload is scanned for plaintext;
            every result it prints is checked, and a failed one fails it
+  bundle   the desktop app as a Debian package (.deb), release build
   test     everything CI runs: fmt, clippy per package, the tests on x86_64,
            the same core tests on a Cortex-M4 in QEMU and on WebAssembly,
            no_std builds, and a fuzz smoke run
@@ -56,9 +78,11 @@ usage: cargo xtask <command>
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("call" | "demo") => setup(Needs::CALL).and_then(|()| call(&args[1..])),
+        Some("call") => setup(Needs::APP).and_then(|()| app(&args[1..])),
+        Some("demo") => setup(Needs::DEMO).and_then(|()| call(&args[1..])),
+        Some("bundle") => setup(Needs::APP).and_then(|()| bundle()),
         Some("test") => setup(Needs::ALL).and_then(|()| test()),
-        Some("test-deep") => setup(Needs::CALL).and_then(|()| test_deep()),
+        Some("test-deep") => setup(Needs::DEMO).and_then(|()| test_deep()),
         Some("bench") => setup(Needs::BENCH).and_then(|()| bench::bench(&args[1..])),
         Some("setup") => setup(Needs::ALL),
         _ => {
@@ -117,38 +141,67 @@ fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
+/// Which Debian packages a command needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Apt {
+    /// None: host code only, in pure Rust.
+    None,
+    /// What the desktop app needs to build and run.
+    App,
+    /// All of `APT_PACKAGES` (QEMU, Node.js, binutils, the engine's codecs
+    /// and audio server, the app's WebKitGTK, Xvfb and WebDriver).
+    All,
+}
+
 /// What a command needs installed before it runs.
 #[derive(Debug, Clone, Copy)]
 struct Needs {
-    /// The Debian packages of `APT_PACKAGES` (QEMU, Node.js, binutils, the
-    /// engine's codecs and audio server).
-    apt: bool,
+    apt: Apt,
     /// The cross targets `rust-toolchain.toml` lists (Cortex-M4, wasm).
     targets: bool,
-    /// cargo-fuzz, cargo-deny and a nightly toolchain for the fuzzers.
+    /// cargo-fuzz, cargo-deny, tauri-driver and a nightly toolchain for
+    /// the fuzzers.
     tools: bool,
+    /// The UI's npm packages (`shell/ui/package-lock.json`).
+    ui: bool,
 }
 
 impl Needs {
-    /// The main job: a call on this machine, host code only.
-    const CALL: Self = Self {
-        apt: false,
+    /// The terminal demo: host code only.
+    const DEMO: Self = Self {
+        apt: Apt::None,
         targets: false,
         tools: false,
+        ui: false,
+    };
+    /// The main job and the package: the desktop app.
+    const APP: Self = Self {
+        apt: Apt::App,
+        targets: false,
+        tools: false,
+        ui: true,
     };
     /// The benchmarks: host code only.
-    const BENCH: Self = Self::CALL;
+    const BENCH: Self = Self::DEMO;
     /// The whole test suite, and `cargo xtask setup`.
     const ALL: Self = Self {
-        apt: true,
+        apt: Apt::All,
         targets: true,
         tools: true,
+        ui: true,
     };
 }
 
 fn setup(needs: Needs) -> Result {
-    if needs.apt {
-        apt_packages()?;
+    if needs.apt != Apt::None {
+        apt_packages(needs.apt == Apt::All)?;
+    }
+    if needs.ui && !root().join(TSC).exists() {
+        run_in(
+            &root().join("shell/ui"),
+            "npm",
+            &["ci", "--no-audit", "--no-fund"],
+        )?;
     }
     let toolchain = toolchain::Toolchain::read(&root().join("rust-toolchain.toml"))?;
     toolchain.install(needs.targets)?;
@@ -157,6 +210,19 @@ fn setup(needs: Needs) -> Result {
             if !have(tool) {
                 run("cargo", &["install", tool, "--locked"])?;
             }
+        }
+        // The app's WebDriver test drives WebKitWebDriver through it.
+        if !have("tauri-driver") {
+            run(
+                "cargo",
+                &[
+                    "install",
+                    "tauri-driver",
+                    "--version",
+                    TAURI_DRIVER,
+                    "--locked",
+                ],
+            )?;
         }
         let nightly = toolchain::rustup()
             .args(["run", "nightly", "rustc", "--version"])
@@ -172,17 +238,20 @@ fn setup(needs: Needs) -> Result {
     Ok(())
 }
 
-fn apt_packages() -> Result {
+/// Installs the missing Debian packages: all of them, or those the app
+/// needs.
+fn apt_packages(all: bool) -> Result {
     let missing: Vec<&str> = APT_PACKAGES
         .iter()
-        .filter(|(_, proof)| {
+        .filter(|(_, _, for_app)| all || *for_app)
+        .filter(|(_, proof, _)| {
             if proof.starts_with('/') {
                 !Path::new(proof).exists()
             } else {
                 !have(proof)
             }
         })
-        .map(|(package, _)| *package)
+        .map(|(package, _, _)| *package)
         .collect();
     if missing.is_empty() {
         return Ok(());
@@ -202,6 +271,78 @@ fn apt_packages() -> Result {
 /// Where cargo builds.
 fn target_dir() -> PathBuf {
     env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
+}
+
+/// The main job: the app, hosting its call; the terminal demo where no
+/// window can open.
+fn app(extra: &[String]) -> Result {
+    let display = ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|v| env::var_os(v).is_some_and(|d| !d.is_empty()));
+    if !display {
+        println!(
+            "No display ($DISPLAY and $WAYLAND_DISPLAY are unset), so the app cannot open a \
+             window: the same call runs headless in this terminal instead (`cargo xtask demo`)."
+        );
+        return call(extra);
+    }
+    println!(
+        "Opening Satsuma: it hosts the room `satsuma` on this computer (port 8480, or the \
+         free port its window shows). Others join it from a second window:\n  \
+         cargo run -p satsuma-shell -- --profile second --server 127.0.0.1:8480 --room satsuma --join\n\
+         or from a terminal:\n  \
+         cargo run -p satsuma-engine --bin satsuma-headless -- --server 127.0.0.1:8480 --room satsuma --name Bob\n\
+         (from another machine, the address the window shows)."
+    );
+    let mut args = vec![
+        "run",
+        "--quiet",
+        "-p",
+        "satsuma-shell",
+        "--bin",
+        "satsuma",
+        "--",
+        "--server",
+        "",
+        "--room",
+        "satsuma",
+        "--join",
+    ];
+    args.extend(extra.iter().map(String::as_str));
+    run("cargo", &args)
+}
+
+/// The app as a .deb, through the Tauri CLI from the UI's npm packages.
+fn bundle() -> Result {
+    run_in(
+        &root().join("shell"),
+        "node",
+        &[
+            "ui/node_modules/@tauri-apps/cli/tauri.js",
+            "build",
+            "--bundles",
+            "deb",
+        ],
+    )?;
+    let dir = target_dir().join("release/bundle/deb");
+    let debs: Vec<_> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "deb"))
+        .collect();
+    for deb in &debs {
+        let size = std::fs::metadata(deb).map_or(0, |m| m.len());
+        println!(
+            "{}: {:.1} MiB",
+            deb.display(),
+            f64::from(u32::try_from(size / 1024).unwrap_or(u32::MAX)) / 1024.0
+        );
+    }
+    if debs.is_empty() {
+        return Err(format!("no .deb in {}", dir.display()));
+    }
+    Ok(())
 }
 
 fn call(extra: &[String]) -> Result {
@@ -354,7 +495,7 @@ fn test() -> Result {
         &|| run("cargo", CHECKER),
     )?;
     step(
-        "the main job: a call through the embedded SFU, joined by a satsuma-headless guest",
+        "the terminal demo: a call through the embedded SFU, joined by a satsuma-headless guest",
         &|| {
             run(
                 "cargo",

@@ -1,0 +1,3 @@
+//! Helpers of the app's end-to-end test.
+
+pub mod webdriver;
