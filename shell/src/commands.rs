@@ -102,16 +102,18 @@ impl UiError {
 
     fn of_call(e: CallError, server: &str) -> Self {
         match e {
-            CallError::Client(ClientError::Link(LinkError::Connect { addr, source })) => Self::new(
-                "unreachable",
-                format!("Cannot reach the server at {addr}: {source}."),
-                "Check the address and that satsuma-sfu runs there, or leave the server empty to host the call on this computer.",
-            ),
-            CallError::Client(ClientError::Link(e)) => Self::new(
-                "unreachable",
-                format!("The server at {server} did not answer as a Satsuma server: {e}."),
-                "Check the address: it is the SFU's HTTP port (8480 by default).",
-            ),
+            CallError::Client(ClientError::Link(e)) => match io_cause(&e) {
+                Some(io) => Self::new(
+                    "unreachable",
+                    format!("Cannot reach the server at {server}: {io}."),
+                    "Check the address and that satsuma-sfu runs there, or leave the server empty to host the call on this computer.",
+                ),
+                None => Self::new(
+                    "unreachable",
+                    format!("The server at {server} did not answer as a Satsuma server: {e}."),
+                    "Check the address: it is the SFU's HTTP port (8480 by default).",
+                ),
+            },
             CallError::Identity(satsuma_engine::Error::Locked { path }) => Self::new(
                 "profile_in_use",
                 format!(
@@ -128,6 +130,19 @@ impl UiError {
             other => Self::new("failed", format!("The call could not start: {other}."), ""),
         }
     }
+}
+
+/// The OS error under a link error (refused, unreachable, timed out), if
+/// that is what it is.
+fn io_cause(e: &LinkError) -> Option<&std::io::Error> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return Some(io);
+        }
+        cause = c.source();
+    }
+    None
 }
 
 /// What the UI needs to draw the join screen.
@@ -357,7 +372,7 @@ pub async fn join(
             if let Some(h) = hosted {
                 h.stop().await;
             }
-            return Err(UiError::of_call(e, &server_text));
+            return Err(UiError::of_call(e, &server.to_string()));
         }
     };
     if let Some(warning) = state.update(|s| {

@@ -264,6 +264,13 @@ fn run() -> Result {
     .collect();
     let session = Session::start(driver, app, &args)?;
     let outcome = drive(&session, &shots, home.path());
+    if let Err(e) = &outcome {
+        // What the window showed when it failed.
+        let _ = session.screenshot(&shots.join("failure.png"));
+        let text = session.eval("return document.body.innerText;", &[]);
+        let _ = session.end();
+        return Err(format!("{e}\nthe window said: {text:?}"));
+    }
     let _ = session.end();
     outcome
 }
@@ -293,6 +300,47 @@ fn drive(app: &Session, shots: &Path, home: &Path) -> Result {
         "{hint}"
     );
     app.screenshot(&shots.join("join-error.png"))?;
+
+    // Nothing listens on the port: unreachable, and what to do.
+    app.type_into("#server", "127.0.0.1:1")?;
+    app.click("#join-button")?;
+    app.wait_for(
+        "the unreachable-server error",
+        LONG,
+        "const e = document.getElementById('join-error'); return !e.hidden && document.getElementById('join-error-message').textContent.startsWith('Cannot reach the server at 127.0.0.1:1');",
+        &[],
+    )?;
+
+    // A full room (a server whose rooms take one member, who is there).
+    let full = runtime.block_on(satsuma_sfu::start(satsuma_sfu::Config {
+        http: ([127, 0, 0, 1], 0).into(),
+        intercom: None,
+        limits: satsuma_sfu::config::Limits {
+            max_room_connections: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    }));
+    let full = full.map_err(|e| format!("the one-member server: {e}"))?;
+    let zed = runtime.block_on(Headless::join(
+        full.http_addr(),
+        "Zed",
+        Identity::Ephemeral,
+        220.0,
+    ));
+    wait("Zed in the one-member room", || zed.safety().1.len() > 10)?;
+    app.type_into("#server", &full.http_addr().to_string())?;
+    app.click("#join-button")?;
+    app.wait_for(
+        "the room-full error",
+        LONG,
+        "const e = document.getElementById('join-error'); return !e.hidden && document.getElementById('join-screen').hidden === false && document.getElementById('join-error-message').textContent === 'The room is full.';",
+        &[],
+    )?;
+    runtime.block_on(async {
+        let _ = zed.call.leave().await;
+        full.shutdown().await;
+    });
 
     // Hosting: the server left empty.
     app.type_into("#server", "")?;

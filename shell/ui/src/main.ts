@@ -65,6 +65,10 @@ interface Tile {
 
 const call = {
   active: false,
+  // The join command has not returned yet.
+  pending: false,
+  // Why the server refused the call while it was being set up.
+  refused: null as UiError | null,
   joined: false,
   leaving: false,
   muted: false,
@@ -124,13 +128,26 @@ async function join() {
   setProgress(server ? `Connecting to ${server}…` : "Starting the call on this computer…");
   const events = new Channel<CallEvent>();
   const frames = new Channel<ArrayBuffer>();
-  events.onmessage = onEvent;
-  frames.onmessage = onFrame;
+  // A call that ended (or was refused) may still say something on its
+  // own channels: only this call's are listened to.
+  events.onmessage = (e) => { if (call.events === events) onEvent(e); };
+  frames.onmessage = (f) => { if (call.events === events) onFrame(f); else void invoke("drawn"); };
   call.events = events;
   Object.assign(call, { active: true, joined: false, leaving: false, muted: false, cameraOn: true, room, epoch: -1, safety: "", members: [] });
   call.trust.clear();
+  call.pending = true;
+  call.refused = null;
   try {
     const joined = await invoke<Joined>("join", { request: { name, room, server }, events, frames });
+    call.pending = false;
+    if (call.refused) {
+      // Refused (a full room, say) before the call was even set up.
+      const refused: UiError = call.refused;
+      call.refused = null;
+      await invoke("leave").catch(() => undefined);
+      backToJoin(refused);
+      return;
+    }
     call.fingerprint = joined.fingerprint;
     $("own-fingerprint").textContent = joined.fingerprint;
     $("hosting").hidden = joined.hosting === null;
@@ -141,7 +158,9 @@ async function join() {
     }
     if (!call.joined) setProgress("Connected. Waiting to be added to the group (its committer adds you)…");
   } catch (e) {
+    call.pending = false;
     call.active = false;
+    call.events = null;
     setProgress(null);
     showJoinError(asUiError(e));
   }
@@ -307,8 +326,12 @@ function onError(message: string, code?: string) {
   const known = code ? refused[code] : undefined;
   if (known && !call.joined) {
     call.leaving = true;
-    void invoke("leave").catch(() => undefined);
-    backToJoin(known);
+    if (call.pending) {
+      call.refused = known; // handled when the join command returns
+    } else {
+      void invoke("leave").catch(() => undefined);
+      backToJoin(known);
+    }
     return;
   }
   toast(known ? `${known.message} ${known.hint}` : message, true);
