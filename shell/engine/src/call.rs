@@ -34,7 +34,7 @@ use crate::media::CodecError;
 use crate::media::audio::{AudioDecoder, AudioEncoder, FRAME_SAMPLES, SAMPLE_RATE};
 use crate::media::pattern::read_frame_number;
 use crate::media::tone::{SILENCE_DBFS, detect_frequency, level_dbfs};
-use crate::media::video::{Vp8Config, Vp8Decoder, Vp8Encoder};
+use crate::media::video::{I420, Vp8Config, Vp8Decoder, Vp8Encoder};
 use crate::source::{AudioInput, AudioSource, VideoInput, VideoSource, WavError};
 use crate::{FileStore, os_seeded_crypto};
 
@@ -273,6 +273,7 @@ impl Call {
             events.clone(),
         ));
         let (views, views_rx) = mpsc::channel(16);
+        let (decoded_tx, decoded_rx) = mpsc::channel(VIDEO_QUEUE * 4);
         let task = Task {
             fingerprint: fingerprint.clone(),
             views,
@@ -299,9 +300,10 @@ impl Call {
             own_loudest: SILENCE_DBFS,
             level_slots: 0,
             offers,
+            decoded_tx,
             events,
         };
-        tokio::spawn(task.run(client_events, streams, commands_rx, views_rx));
+        tokio::spawn(task.run(client_events, streams, commands_rx, views_rx, decoded_rx));
         Ok((
             Self {
                 commands,
@@ -571,7 +573,8 @@ struct Remote {
     audio: AudioStats,
     video_ssrc: Option<u32>,
     assembler: FrameAssembler,
-    video_decoder: Option<Vp8Decoder>,
+    /// Its video decoder, on a thread of its own.
+    video_worker: Option<VideoWorker>,
     waiting_for_key: bool,
     last_pli: Option<Instant>,
     video: VideoStats,
@@ -595,7 +598,7 @@ impl Remote {
             audio: AudioStats::default(),
             video_ssrc: None,
             assembler: FrameAssembler::default(),
-            video_decoder: None,
+            video_worker: None,
             waiting_for_key: true,
             last_pli: None,
             video: VideoStats::default(),
@@ -646,6 +649,8 @@ struct Task {
     own_loudest: f32,
     level_slots: u32,
     offers: mpsc::Sender<Vec<u8>>,
+    /// Where the members' video decoders send their pictures.
+    decoded_tx: mpsc::Sender<Decoded>,
     events: mpsc::Sender<CallEvent>,
 }
 
@@ -656,6 +661,7 @@ impl Task {
         mut streams: ClientStreams,
         mut commands: mpsc::Receiver<Command>,
         mut views: mpsc::Receiver<View>,
+        mut decoded: mpsc::Receiver<Decoded>,
     ) {
         let mut audio_tick = interval(Duration::from_millis(20));
         audio_tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
@@ -681,6 +687,7 @@ impl Task {
                 }
                 Some(packet) = streams.media.recv() => self.on_packet(packet).await,
                 Some(view) = views.recv() => self.new_epoch(view).await,
+                Some((conn, decoded)) = decoded.recv() => self.decoded(conn, decoded).await,
                 Some(feedback) = streams.feedback.recv() => {
                     if let satsuma_client::rtc::Feedback::KeyFrame { video: true } = feedback {
                         self.key_frame_wanted = true;
@@ -1221,7 +1228,6 @@ impl Task {
     }
 
     async fn opened(&mut self, conn: u64, frame: ReceivedFrame, ts: Option<u32>) {
-        let pictures = self.config.pictures;
         let remote = self
             .remotes
             .entry(conn)
@@ -1251,28 +1257,39 @@ impl Task {
             }
             return;
         }
-        let mut decoder = match remote.video_decoder.take() {
-            Some(d) => d,
-            None => match Vp8Decoder::new() {
-                Ok(d) => d,
-                Err(_) => return,
-            },
-        };
-        let decoded = tokio::task::spawn_blocking(move || {
-            let r = decoder.decode(&frame.frame);
-            (decoder, r)
-        })
-        .await;
-        let Ok((decoder, decoded)) = decoded else {
+        if remote.video_worker.is_none() {
+            remote.video_worker = VideoWorker::start(conn, self.decoded_tx.clone());
+        }
+        let Some(worker) = &remote.video_worker else {
             return;
         };
+        match worker.frames.try_send(frame.frame) {
+            // The decoder can start from here: the frames before it need
+            // not have been decoded.
+            Ok(()) if key => remote.waiting_for_key = false,
+            Ok(()) => {}
+            Err(std::sync::mpsc::TrySendError::Full(_)) => {
+                // The decoder is behind (a slow machine): drop this frame
+                // rather than fall further behind, and start again from a
+                // key frame.
+                remote.video.dropped += 1;
+                remote.waiting_for_key = true;
+                if let Some(ssrc) = remote.video_ssrc {
+                    self.pli(ssrc, false).await;
+                }
+            }
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => remote.video_worker = None,
+        }
+    }
+
+    /// A picture (or a failure) from a member's video decoder.
+    async fn decoded(&mut self, conn: u64, decoded: Result<Option<I420>, CodecError>) {
+        let pictures = self.config.pictures;
         let Some(remote) = self.remotes.get_mut(&conn) else {
             return;
         };
-        remote.video_decoder = Some(decoder);
         match decoded {
             Ok(Some(picture)) => {
-                remote.waiting_for_key = false;
                 remote.video.decoded += 1;
                 let number = read_frame_number(&picture);
                 remote.video.last_frame_number = number;
@@ -1442,4 +1459,45 @@ fn snake_case(name: &str) -> String {
         }
     }
     out
+}
+
+/// A member's decoded picture (or why there is none), by its connection.
+type Decoded = (u64, Result<Option<I420>, CodecError>);
+
+/// Frames waiting for a member's video decoder, at most: past this the
+/// decoder is behind, and frames are dropped until the next key frame
+/// instead of piling up (a slow machine would otherwise show video ever
+/// further behind, and hold up the call's task while it waits).
+const VIDEO_QUEUE: usize = 2;
+
+/// One member's VP8 decoder on a thread of its own, fed through a queue of
+/// [`VIDEO_QUEUE`] frames. The thread ends when the member's entry (and so
+/// the queue's sender) goes, or the call does.
+struct VideoWorker {
+    frames: std::sync::mpsc::SyncSender<Vec<u8>>,
+}
+
+impl std::fmt::Debug for VideoWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VideoWorker").finish_non_exhaustive()
+    }
+}
+
+impl VideoWorker {
+    fn start(conn: u64, out: mpsc::Sender<Decoded>) -> Option<Self> {
+        let mut decoder = Vp8Decoder::new().ok()?;
+        let (frames, queue) = std::sync::mpsc::sync_channel::<Vec<u8>>(VIDEO_QUEUE);
+        std::thread::Builder::new()
+            .name(format!("vp8-decode-{conn}"))
+            .spawn(move || {
+                while let Ok(frame) = queue.recv() {
+                    let decoded = decoder.decode(&frame);
+                    if out.blocking_send((conn, decoded)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .ok()?;
+        Some(Self { frames })
+    }
 }

@@ -116,6 +116,8 @@ pub struct VideoStats {
     pub decoded: u64,
     /// Frames not shown while waiting for a key frame.
     pub skipped: u64,
+    /// Frames dropped because the decoder was behind (a slow machine).
+    pub dropped: u64,
     /// Key frames asked for (PLI).
     pub key_frames_requested: u64,
     /// The test pattern's frame number in the last picture, if it is one.
