@@ -172,6 +172,15 @@ impl Headless {
         (s.epoch, s.safety_number.clone())
     }
 
+    /// The pictures decoded from `name`.
+    fn pictures_from(&self, name: &str) -> Option<u64> {
+        let s = self.seen.lock().unwrap();
+        s.received
+            .iter()
+            .find(|r| r.name.as_deref() == Some(name))
+            .map(|r| r.video.decoded)
+    }
+
     /// The tone and level heard from `name`.
     fn hears(&self, name: &str) -> Option<(Option<f32>, f32)> {
         let s = self.seen.lock().unwrap();
@@ -277,6 +286,7 @@ fn run() -> Result {
 
 fn drive(app: &Session, shots: &Path, home: &Path) -> Result {
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let started = Instant::now();
     app.wait_for(
         "the join screen",
         LONG,
@@ -285,6 +295,10 @@ fn drive(app: &Session, shots: &Path, home: &Path) -> Result {
     )?;
 
     // A bad server is refused with what to do, and the window stays.
+    println!(
+        "{:>5.1} s  A bad server is refused with what to do, and the window stays",
+        started.elapsed().as_secs_f64()
+    );
     app.type_into("#name", "Ada")?;
     app.type_into("#room", "kitchen")?;
     app.type_into("#server", "no such host!")?;
@@ -302,6 +316,10 @@ fn drive(app: &Session, shots: &Path, home: &Path) -> Result {
     app.screenshot(&shots.join("join-error.png"))?;
 
     // Nothing listens on the port: unreachable, and what to do.
+    println!(
+        "{:>5.1} s  Nothing listens on the port: unreachable, and what to do",
+        started.elapsed().as_secs_f64()
+    );
     app.type_into("#server", "127.0.0.1:1")?;
     app.click("#join-button")?;
     app.wait_for(
@@ -312,6 +330,10 @@ fn drive(app: &Session, shots: &Path, home: &Path) -> Result {
     )?;
 
     // A full room (a server whose rooms take one member, who is there).
+    println!(
+        "{:>5.1} s  A full room (a server whose rooms take one member, who is there)",
+        started.elapsed().as_secs_f64()
+    );
     let full = runtime.block_on(satsuma_sfu::start(satsuma_sfu::Config {
         http: ([127, 0, 0, 1], 0).into(),
         intercom: None,
@@ -343,6 +365,10 @@ fn drive(app: &Session, shots: &Path, home: &Path) -> Result {
     });
 
     // Hosting: the server left empty.
+    println!(
+        "{:>5.1} s  Hosting: the server left empty",
+        started.elapsed().as_secs_f64()
+    );
     app.type_into("#server", "")?;
     app.screenshot(&shots.join("join.png"))?;
     app.click("#join-button")?;
@@ -371,6 +397,10 @@ fn drive(app: &Session, shots: &Path, home: &Path) -> Result {
     ));
 
     // The others' tiles show moving, non-blank pictures.
+    println!(
+        "{:>5.1} s  The others' tiles show moving, non-blank pictures",
+        started.elapsed().as_secs_f64()
+    );
     let first = app.wait_for(
         "Bob's and Carol's pictures",
         LONG,
@@ -393,6 +423,10 @@ fn drive(app: &Session, shots: &Path, home: &Path) -> Result {
     }
 
     // The safety number on screen is the headless members'.
+    println!(
+        "{:>5.1} s  The safety number on screen is the headless members'",
+        started.elapsed().as_secs_f64()
+    );
     wait("the same safety number on all three screens", || {
         let shown = app
             .eval("return [...document.querySelectorAll('#safety-number span')].map(s => s.textContent).join(' ') + '|' + document.getElementById('epoch').textContent;", &[])
@@ -413,6 +447,10 @@ fn drive(app: &Session, shots: &Path, home: &Path) -> Result {
     app.screenshot(&shots.join("encryption.png"))?;
 
     // Mute silences the app's audio at a peer.
+    println!(
+        "{:>5.1} s  Mute silences the app's audio at a peer",
+        started.elapsed().as_secs_f64()
+    );
     wait("Ada's 440 Hz tone at Bob", || {
         bob.hears("Ada")
             .is_some_and(|(hz, db)| db > -40.0 && hz.is_some_and(|hz| (hz - 440.0).abs() < 30.0))
@@ -426,7 +464,42 @@ fn drive(app: &Session, shots: &Path, home: &Path) -> Result {
         return Err("the call screen went away".to_owned());
     }
 
+    // Camera off: Bob's pictures from Ada stop.
+    println!(
+        "{:>5.1} s  Camera off: Bob's pictures from Ada stop",
+        started.elapsed().as_secs_f64()
+    );
+    wait("Ada's pictures at Bob", || {
+        bob.pictures_from("Ada").is_some_and(|n| n > 0)
+    })?;
+    app.press("v")?;
+    let mut last = None;
+    wait("Ada's pictures to stop at Bob after camera off", || {
+        std::thread::sleep(Duration::from_millis(1_000));
+        let now = bob.pictures_from("Ada");
+        std::mem::replace(&mut last, now) == now
+    })?;
+
+    // The device pickers open (this machine has no sound server: the
+    println!(
+        "{:>5.1} s  The device pickers open",
+        started.elapsed().as_secs_f64()
+    );
+    // panel says so instead of listing nothing).
+    app.press("d")?;
+    app.wait_for(
+        "the devices panel with its pickers and a note",
+        LONG,
+        "return !document.getElementById('devices-panel').hidden && document.querySelectorAll('#pick-microphone option, #pick-speaker option, #pick-camera option').length >= 3 && document.getElementById('devices-note').textContent.length > 0;",
+        &[],
+    )?;
+    app.press("d")?;
+
     // A third identity shows in the member list, as new.
+    println!(
+        "{:>5.1} s  A third identity shows in the member list, as new",
+        started.elapsed().as_secs_f64()
+    );
     let dave = runtime.block_on(Headless::join(server, "Dave", Identity::Ephemeral, 330.0));
     app.wait_for(
         "Dave in the member list",
@@ -436,6 +509,10 @@ fn drive(app: &Session, shots: &Path, home: &Path) -> Result {
     )?;
 
     // Bob comes back with a new key: the warning cannot be missed.
+    println!(
+        "{:>5.1} s  Bob comes back with a new key: the warning cannot be missed",
+        started.elapsed().as_secs_f64()
+    );
     runtime
         .block_on(bob.call.leave())
         .map_err(|e| e.to_string())?;
@@ -465,6 +542,10 @@ fn drive(app: &Session, shots: &Path, home: &Path) -> Result {
     app.screenshot(&shots.join("warning.png"))?;
 
     // Leaving returns to the join screen, with the room in the recents.
+    println!(
+        "{:>5.1} s  Leaving returns to the join screen, with the room in the recents",
+        started.elapsed().as_secs_f64()
+    );
     app.press("\u{E00C}")?; // Escape: the panel closes
     app.click("#leave")?;
     app.wait_for(

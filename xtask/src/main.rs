@@ -33,7 +33,7 @@ const APT_PACKAGES: &[(&str, &str, bool)] = &[
     // headers, libxdo for the menu's shortcuts, npm for the UI's
     // TypeScript compiler; for its end-to-end test, a virtual display and
     // WebKit's WebDriver server.
-    ("libwebkit2gtk-4.1-dev", "/usr/include/webkit2gtk-4.1", true),
+    ("libwebkit2gtk-4.1-dev", "/usr/include/webkitgtk-4.1", true),
     ("libxdo-dev", "/usr/include/xdo.h", true),
     ("npm", "npm", true),
     ("xvfb", "Xvfb", false),
@@ -308,6 +308,8 @@ fn app(extra: &[String]) -> Result {
         "satsuma",
         "--join",
     ];
+    // `cargo xtask call -- --tone 440`: the app's options after a `--`.
+    let extra = extra.strip_prefix(&["--".to_owned()]).unwrap_or(extra);
     args.extend(extra.iter().map(String::as_str));
     run("cargo", &args)
 }
@@ -322,9 +324,12 @@ fn bundle() -> Result {
             "build",
             "--bundles",
             "deb",
+            "--",
+            "--profile",
+            "dist",
         ],
     )?;
-    let dir = target_dir().join("release/bundle/deb");
+    let dir = target_dir().join("dist/bundle/deb");
     let debs: Vec<_> = std::fs::read_dir(&dir)
         .map_err(|e| format!("{}: {e}", dir.display()))?
         .flatten()
