@@ -4,8 +4,10 @@
 //!
 //! One task owns everything (the client, the WebRTC peer, the codecs, the
 //! playout buffers); the [`Call`] handle sends it commands and
-//! [`CallEvent`]s come back on a channel. Video encoding and decoding run
-//! on tokio's blocking pool so that they never hold up audio.
+//! [`CallEvent`]s come back on a channel. Video is encoded on tokio's
+//! blocking pool; each member's video is decoded on a thread of its own
+//! behind a two-frame queue, so a decoder that falls behind drops video
+//! (until the next key frame) instead of delaying the call.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
