@@ -348,6 +348,7 @@ pub async fn join(
     config.video = VideoInput::Camera(settings.camera.clone());
     config.pictures = true;
     config.levels = true;
+    config.preview = true;
     config.ips = match &hosted {
         Some(h) => h.ice_ips(),
         None => vec![local_ip_towards(server)],
@@ -486,13 +487,10 @@ async fn forward(
     while let Some(event) = rx.recv().await {
         match event {
             CallEvent::Picture { conn, picture, .. } => {
-                if credit.take()
-                    && frames
-                        .send(InvokeResponseBody::Raw(frames::encode(conn, &picture)))
-                        .is_err()
-                {
-                    credit.drawn();
-                }
+                send_picture(&frames, &credit, conn, &picture)
+            }
+            CallEvent::Preview { picture } => {
+                send_picture(&frames, &credit, frames::SELF_VIEW, &picture)
             }
             other => {
                 let left = matches!(other, CallEvent::Left);
@@ -501,6 +499,22 @@ async fn forward(
                 }
             }
         }
+    }
+}
+
+/// Sends one picture to the window, if it is keeping up.
+fn send_picture(
+    frames: &Channel<InvokeResponseBody>,
+    credit: &Credit,
+    conn: u64,
+    picture: &satsuma_engine::media::video::I420,
+) {
+    if credit.take()
+        && frames
+            .send(InvokeResponseBody::Raw(frames::encode(conn, picture)))
+            .is_err()
+    {
+        credit.drawn();
     }
 }
 

@@ -1,8 +1,8 @@
 //! Decoded pictures on their way to the window.
 //!
 //! Each picture travels as one binary message on a Tauri channel: a
-//! 16-byte header (the sender's connection id, u64; width and height, u32;
-//! all little-endian), then the I420 planes. The UI uploads the planes as
+//! 16-byte header (the sender's connection id, u64, or [`SELF_VIEW`];
+//! width and height, u32; all little-endian), then the I420 planes. The UI uploads the planes as
 //! three textures and converts them to RGB in a WebGL2 shader: a third of
 //! RGBA's bytes, and the conversion runs on the GPU.
 //!
@@ -14,6 +14,10 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use satsuma_engine::media::video::I420;
+
+/// The connection id that marks this member's own picture (the
+/// self-view): no SFU gives out this one.
+pub const SELF_VIEW: u64 = u64::MAX;
 
 /// The length of a picture message's header.
 pub const HEADER: usize = 16;

@@ -227,6 +227,21 @@ for (const tile of document.querySelectorAll('#grid .tile:not(.self)')) {
 return out;
 ";
 
+/// The spread of the green channel of your own tile's self-view, when it
+/// shows a picture.
+const SELF_VIEW: &str = r"
+const tile = document.getElementById('self-tile');
+const canvas = tile && tile.querySelector('canvas');
+if (!canvas || canvas.hidden || !(Number(tile.dataset.pictures) > 0)) return false;
+const gl = canvas.getContext('webgl2');
+const px = new Uint8Array(canvas.width * canvas.height * 4);
+gl.readPixels(0, 0, canvas.width, canvas.height, gl.RGBA, gl.UNSIGNED_BYTE, px);
+let sum = 0, sq = 0, n = 0;
+for (let i = 1; i < px.length; i += 4 * 7) { sum += px[i]; sq += px[i] * px[i]; n += 1; }
+const mean = sum / n;
+return Math.sqrt(Math.max(0, sq / n - mean * mean));
+";
+
 fn tile<'a>(tiles: &'a Value, name: &str) -> Option<&'a Value> {
     tiles
         .as_array()?
@@ -464,6 +479,17 @@ fn drive(app: &Session, shots: &Path, home: &Path) -> Result {
         return Err("the call screen went away".to_owned());
     }
 
+    // Your own tile shows what you send (the test pattern: no camera).
+    println!(
+        "{:>5.1} s  Your own tile shows what you send",
+        started.elapsed().as_secs_f64()
+    );
+    let spread = app.wait_for("the self-view", LONG, SELF_VIEW, &[])?;
+    assert!(
+        spread.as_f64().unwrap_or(0.0) > 20.0,
+        "the self-view is blank: {spread}"
+    );
+
     // Camera off: Bob's pictures from Ada stop.
     println!(
         "{:>5.1} s  Camera off: Bob's pictures from Ada stop",
@@ -479,6 +505,13 @@ fn drive(app: &Session, shots: &Path, home: &Path) -> Result {
         let now = bob.pictures_from("Ada");
         std::mem::replace(&mut last, now) == now
     })?;
+
+    app.wait_for(
+        "the self-view replaced by the initial",
+        LONG,
+        "const t = document.getElementById('self-tile'); return t.querySelector('canvas').hidden && !t.querySelector('.initial').hidden;",
+        &[],
+    )?;
 
     // The device pickers open (this machine has no sound server: the
     println!(

@@ -121,6 +121,9 @@ pub struct CallConfig {
     pub stats_every: Duration,
     /// Whether to report [`CallEvent::Levels`] every 100 ms.
     pub levels: bool,
+    /// Whether to hand every other picture sent back as
+    /// [`CallEvent::Preview`] (the app's self-view).
+    pub preview: bool,
     /// Local addresses for ICE host candidates.
     pub ips: Vec<std::net::IpAddr>,
 }
@@ -144,6 +147,7 @@ impl CallConfig {
             pictures: false,
             stats_every: Duration::from_secs(1),
             levels: false,
+            preview: false,
             ips: vec![std::net::IpAddr::from([127, 0, 0, 1])],
         }
     }
@@ -1079,12 +1083,16 @@ impl Task {
         let force = std::mem::take(&mut self.key_frame_wanted);
         let pts = self.video_frames;
         self.video_frames += 1;
+        // The self-view: every other picture sent.
+        let preview = self.config.preview && pts.is_multiple_of(2);
         let encoded = tokio::task::spawn_blocking(move || {
-            let r = encoder.encode(&source.next_picture(), pts, force);
-            (source, encoder, r)
+            let picture = source.next_picture();
+            let r = encoder.encode(&picture, pts, force);
+            let shown = preview.then(|| picture.into_owned());
+            (source, encoder, r, shown)
         })
         .await;
-        let Ok((source, encoder, encoded)) = encoded else {
+        let Ok((source, encoder, encoded, shown)) = encoded else {
             self.error("the video encoder crashed; video stopped".into())
                 .await;
             return;
@@ -1093,6 +1101,12 @@ impl Task {
             self.error(format!("camera {reason}")).await;
         }
         self.video = Some((source, encoder));
+        if let Some(picture) = shown {
+            self.emit(CallEvent::Preview {
+                picture: Arc::new(picture),
+            })
+            .await;
+        }
         let frames = match encoded {
             Ok(f) => f,
             Err(e) => {

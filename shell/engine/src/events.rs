@@ -267,6 +267,14 @@ pub enum CallEvent {
         #[serde(skip)]
         picture: Arc<I420>,
     },
+    /// This member's own picture as it is sent, every other frame, when
+    /// asked for ([`crate::CallConfig::preview`]): the self-view (not
+    /// printed by the headless client).
+    Preview {
+        /// The picture.
+        #[serde(skip)]
+        picture: Arc<I420>,
+    },
     /// A beep of this member's `AudioInput::Beeps` was captured, at this
     /// wall-clock time (µs since the Unix epoch).
     BeepSent {

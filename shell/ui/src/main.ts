@@ -233,14 +233,31 @@ function nameTile(tile: Tile, leaf: number | null, name: string | null) {
   }
 }
 
+// The connection id of your own picture (frames.rs: SELF_VIEW).
+const SELF_VIEW = 0xffffffffffffffffn;
+
+function drawSelf(width: number, height: number, planes: Uint8Array) {
+  const root = document.getElementById("self-tile");
+  if (!root || !selfView || !call.cameraOn) return;
+  selfView.canvas.hidden = false;
+  root.querySelector<HTMLElement>(".initial")?.setAttribute("hidden", "");
+  selfView.draw(width, height, planes);
+  root.dataset.pictures = String(Number(root.dataset.pictures ?? "0") + 1);
+}
+
 function onFrame(message: ArrayBuffer) {
   const bytes = message instanceof ArrayBuffer ? new Uint8Array(message) : new Uint8Array(message as unknown as number[]);
   try {
     if (bytes.length < 16 || !call.joined) return;
     const view = new DataView(bytes.buffer, bytes.byteOffset, 16);
-    const conn = Number(view.getBigUint64(0, true));
+    const id = view.getBigUint64(0, true);
     const width = view.getUint32(8, true);
     const height = view.getUint32(12, true);
+    if (id === SELF_VIEW) {
+      drawSelf(width, height, bytes.subarray(16));
+      return;
+    }
+    const conn = Number(id);
     const tile = tileFor(conn);
     tile.initial.hidden = true;
     tile.renderer?.draw(width, height, bytes.subarray(16));
@@ -394,8 +411,21 @@ function newToYou(member: MemberView) {
   }
 }
 
+// Your own tile: the self-view while the camera is on, your initial when
+// it is off.
+let selfView: I420Renderer | null = null;
+
 function selfTile() {
+  const canvas = el("canvas");
+  canvas.hidden = true;
+  selfView = null;
+  try {
+    selfView = new I420Renderer(canvas);
+  } catch {
+    // No WebGL2: the initial stays.
+  }
   const root = el("div", { className: "tile self" },
+    canvas,
     el("div", { className: "initial", textContent: ($<HTMLInputElement>("name").value.trim().slice(0, 1) || "?").toUpperCase() }),
     el("span", { className: "label", textContent: `${$<HTMLInputElement>("name").value.trim()} (you)` }),
     el("span", { className: "state", id: "self-state" }));
@@ -438,6 +468,10 @@ function updateButtons() {
   $("camera").textContent = call.cameraOn ? "Camera off " : "Camera on ";
   $("camera").append(el("kbd", { textContent: "V" }));
   $("camera").classList.toggle("on", !call.cameraOn);
+  if (!call.cameraOn && selfView) {
+    selfView.canvas.hidden = true;
+    document.querySelector("#self-tile .initial")?.removeAttribute("hidden");
+  }
   const state = document.getElementById("self-state");
   if (state) state.textContent = [call.muted ? "muted" : "", call.cameraOn ? "" : "camera off"].filter(Boolean).join(" · ");
 }
