@@ -123,6 +123,7 @@ async function join() {
   const room = $<HTMLInputElement>("room").value.trim();
   const server = $<HTMLInputElement>("server").value.trim();
   $("join-error").hidden = true;
+  $("toasts").replaceChildren(); // an earlier attempt's news is stale
   if (!name) return showJoinError({ kind: "invalid", message: "Your name is empty.", hint: "Type the name others will see." });
   if (!room) return showJoinError({ kind: "invalid", message: "The room is empty.", hint: "Type a room name; everyone in the call uses the same one." });
   setProgress(server ? `Connecting to ${server}…` : "Starting the call on this computer…");
