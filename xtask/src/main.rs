@@ -59,7 +59,8 @@ usage: cargo xtask <command>
            talk with SFrame-sealed audio and video, reconnect, change members,
            and the SFU's record of every payload is scanned for plaintext;
            every result it prints is checked, and a failed one fails it
-  bundle   the desktop app as a Debian package (.deb), release build
+  bundle   the desktop app as a Debian package (.deb), built in the dist
+           profile (release, stripped)
   test     everything CI runs: fmt, clippy per package, the tests on x86_64,
            the same core tests on a Cortex-M4 in QEMU and on WebAssembly,
            no_std builds, and a fuzz smoke run
