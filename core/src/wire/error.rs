@@ -40,6 +40,29 @@ pub enum ErrorCode {
     Internal,
 }
 
+impl ErrorCode {
+    /// A stable name for logs and apps (`room_full`), which does not
+    /// change with the variant's Rust spelling.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::Unexpected => "unexpected",
+            Self::RoomFull => "room_full",
+            Self::Overloaded => "overloaded",
+            Self::KeyPackageRefused => "key_package_refused",
+            Self::RateLimited => "rate_limited",
+            Self::Closed => "closed",
+            Self::TooLarge => "too_large",
+            Self::Idle => "idle",
+            Self::ShuttingDown => "shutting_down",
+            Self::ResumeFailed => "resume_failed",
+            Self::TooManyRooms => "too_many_rooms",
+            Self::Internal => "internal",
+        }
+    }
+}
+
 /// Why bytes are not a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -90,6 +113,13 @@ mod tests {
     use super::super::samples::blob;
     use super::*;
     use crate::wire::{LinkMsg, Message, ToClient};
+
+    #[test]
+    fn error_code_names_are_the_ones_apps_match() {
+        assert_eq!(ErrorCode::RoomFull.name(), "room_full");
+        assert_eq!(ErrorCode::KeyPackageRefused.name(), "key_package_refused");
+        assert_eq!(ErrorCode::ShuttingDown.name(), "shutting_down");
+    }
 
     #[test]
     fn an_error_code_is_its_position() {

@@ -786,7 +786,7 @@ impl Task {
                 tracing::warn!("{message}");
                 self.emit(CallEvent::Error {
                     message,
-                    code: Some(snake_case(&format!("{code:?}"))),
+                    code: Some(code.name().to_owned()),
                 })
                 .await;
             }
@@ -1459,22 +1459,6 @@ impl Task {
         })
         .await;
     }
-}
-
-/// `RoomFull` as `room_full`: the SFU's error codes as the events name them.
-fn snake_case(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 4);
-    for (i, c) in name.chars().enumerate() {
-        if c.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// A member's decoded picture (or why there is none), by its connection.
