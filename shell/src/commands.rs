@@ -1,7 +1,7 @@
 //! What the UI can ask of the app, as Tauri commands, and the call it
 //! runs.
 
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -90,6 +90,10 @@ impl UiError {
             message: message.into(),
             hint: hint.into(),
         }
+    }
+
+    fn ended() -> Self {
+        Self::new("ended", "The call has ended.", "Join again.")
     }
 
     fn not_in_call() -> Self {
@@ -351,7 +355,11 @@ pub async fn join(
     config.preview = true;
     config.ips = match &hosted {
         Some(h) => h.ice_ips(),
-        None => vec![local_ip_towards(server)],
+        // The address on the route to the server (loopback for one on
+        // this machine).
+        None => vec![
+            satsuma_engine::host::local_ip_towards(server).unwrap_or(IpAddr::from([127, 0, 0, 1])),
+        ],
     };
     let mut notes = Vec::new();
     let joined = match Call::join(config.clone()).await {
@@ -457,25 +465,6 @@ async fn resolve(text: &str) -> Result<SocketAddr, UiError> {
         .ok_or_else(|| bad("no address".to_owned()))
 }
 
-/// This machine's address on the route to `server` (no packet is sent),
-/// for ICE's host candidate.
-fn local_ip_towards(server: SocketAddr) -> IpAddr {
-    if server.ip().is_loopback() {
-        return server.ip();
-    }
-    let unspecified = if server.is_ipv4() {
-        "0.0.0.0:0"
-    } else {
-        "[::]:0"
-    };
-    UdpSocket::bind(unspecified)
-        .and_then(|s| {
-            s.connect(server)?;
-            s.local_addr()
-        })
-        .map_or(IpAddr::from([127, 0, 0, 1]), |a| a.ip())
-}
-
 /// Moves the call's events to the UI: pictures as binary messages (while
 /// the window keeps up), everything else as JSON.
 async fn forward(
@@ -544,21 +533,18 @@ pub async fn leave(state: State<'_, AppState>) -> Result<(), UiError> {
     Ok(())
 }
 
+/// The call running now, if any.
+async fn current_call(state: &AppState) -> Option<Call> {
+    state.call.lock().await.as_ref().map(|r| r.call.clone())
+}
+
 async fn with_call<F, Fut>(state: &AppState, f: F) -> Result<(), UiError>
 where
     F: FnOnce(Call) -> Fut,
     Fut: Future<Output = Result<(), CallError>>,
 {
-    let call = state
-        .call
-        .lock()
-        .await
-        .as_ref()
-        .map(|r| r.call.clone())
-        .ok_or_else(UiError::not_in_call)?;
-    f(call)
-        .await
-        .map_err(|_| UiError::new("ended", "The call has ended.", "Join again."))
+    let call = current_call(state).await.ok_or_else(UiError::not_in_call)?;
+    f(call).await.map_err(|_| UiError::ended())
 }
 
 /// Mutes or unmutes the microphone (silence is sent while muted).
@@ -603,16 +589,13 @@ pub async fn pick_device(
             ));
         }
     };
-    let in_call = state.call.lock().await.is_some();
-    if in_call {
-        with_call(&state, |c| async move {
-            match kind.as_str() {
-                "microphone" => c.set_microphone(AudioInput::Device(name)).await,
-                "speaker" => c.set_speaker(AudioOutput::Device(name)).await,
-                _ => c.set_video_input(VideoInput::Camera(name)).await,
-            }
-        })
-        .await?;
+    if let Some(c) = current_call(&state).await {
+        match kind.as_str() {
+            "microphone" => c.set_microphone(AudioInput::Device(name)).await,
+            "speaker" => c.set_speaker(AudioOutput::Device(name)).await,
+            _ => c.set_video_input(VideoInput::Camera(name)).await,
+        }
+        .map_err(|_| UiError::ended())?;
     }
     match warning {
         Some(w) => Err(UiError::new(

@@ -103,12 +103,25 @@ impl Hosted {
     }
 }
 
-/// The address this machine reaches other networks from: the source
-/// address of a route to a documentation address (no packet is sent), or
-/// none without a route.
+/// The address this machine reaches other networks from: its source
+/// address on a route to a documentation address, or none without a route
+/// (or with loopback only).
 fn outward_ip() -> Option<IpAddr> {
-    let socket = UdpSocket::bind("0.0.0.0:0").ok()?;
-    socket.connect("192.0.2.1:9").ok()?;
-    let ip = socket.local_addr().ok()?.ip();
-    (!ip.is_unspecified() && !ip.is_loopback()).then_some(ip)
+    local_ip_towards(SocketAddr::from(([192, 0, 2, 1], 9)))
+        .filter(|ip| !ip.is_unspecified() && !ip.is_loopback())
+}
+
+/// This machine's source address on the route to `peer` (no packet is
+/// sent): the address to offer ICE when joining a server there. None
+/// without a route.
+#[must_use]
+pub fn local_ip_towards(peer: SocketAddr) -> Option<IpAddr> {
+    let unspecified = if peer.is_ipv4() {
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    } else {
+        SocketAddr::from(([0_u16; 8], 0))
+    };
+    let socket = UdpSocket::bind(unspecified).ok()?;
+    socket.connect(peer).ok()?;
+    Some(socket.local_addr().ok()?.ip())
 }
