@@ -493,6 +493,14 @@ fn test() -> Result {
         },
     )?;
     step("tests on x86_64", &|| {
+        // Every target, binaries and examples included, in one build with
+        // the features the tests unify; the demo and the load tool below
+        // run what it built instead of asking cargo for another feature
+        // set (which rebuilt PulseAudio's bindings, among others).
+        run(
+            "cargo",
+            &["build", "--quiet", "--workspace", "--all-targets"],
+        )?;
         run("cargo", &["test", "--workspace", "--all-targets"])?;
         run("cargo", &["test", "--workspace", "--doc"])
     })?;
@@ -500,35 +508,29 @@ fn test() -> Result {
         "the committer's model checker, exhaustive, optimised (tests/model)",
         &|| run("cargo", CHECKER),
     )?;
+    let built = |path: &[&str]| -> Result<String> {
+        let file = path
+            .iter()
+            .fold(target_dir().join("debug"), |dir, part| dir.join(part));
+        if file.is_file() {
+            Ok(file.display().to_string())
+        } else {
+            Err(format!("{} was not built by the test step", file.display()))
+        }
+    };
     step(
         "the terminal demo: a call through the embedded SFU, joined by a satsuma-headless guest",
         &|| {
-            run(
-                "cargo",
-                &[
-                    "build",
-                    "--quiet",
-                    "-p",
-                    "satsuma-engine",
-                    "--bin",
-                    "satsuma-headless",
-                ],
-            )?;
-            let guest = target_dir().join("debug").join("satsuma-headless");
-            call(&["--guest".to_owned(), guest.display().to_string()])
+            let guest = built(&["satsuma-headless"])?;
+            run(&built(&["examples", "call"])?, &["--guest", &guest])
         },
     )?;
     step(
         "the SFU load tool, a short smoke run (not a measurement)",
         &|| {
-            run(
-                "cargo",
-                &["build", "--quiet", "-p", "satsuma-sfu", "--bins"],
-            )?;
-            run(
-                "cargo",
-                &["run", "--quiet", "-p", "satsuma-load", "--", "--quick"],
-            )
+            // The tool starts the `satsuma-sfu` beside it.
+            built(&["satsuma-sfu"])?;
+            run(&built(&["satsuma-load"])?, &["--quick"])
         },
     )?;
     step("core tests on a Cortex-M4 in QEMU (mps2-an386)", &|| {
