@@ -162,7 +162,9 @@ async fn handshake<R: LinkReader>(
     url_room: Option<&RoomName>,
 ) -> Result<(Arc<Room>, ConnId, Transport), Refused> {
     let wait = Duration::from_millis(hub.config.limits.handshake_timeout_ms);
-    let bytes = match tokio::time::timeout(wait, reader.next()).await {
+    // One deadline for the whole handshake, however many clock questions
+    // come before the `Open`.
+    let open = match tokio::time::timeout(wait, read_open(hub, reader, link)).await {
         Err(_) => {
             return Err((
                 ErrorCode::Idle,
@@ -170,20 +172,7 @@ async fn handshake<R: LinkReader>(
                 ErrorKind::Idle,
             ));
         }
-        Ok(Ok(Some(bytes))) => bytes,
-        Ok(Ok(None)) => return Err((ErrorCode::Closed, "closed".into(), ErrorKind::Io)),
-        Ok(Err(e)) => return Err(read_refusal(e)),
-    };
-    hub.metrics.received(Kind::Control, bytes.len());
-    hub.tap.record(&bytes);
-    let message = ToServer::decode(&bytes)
-        .map_err(|e| (ErrorCode::Malformed, e.to_string(), ErrorKind::Malformed))?;
-    let ToServer::Open(open) = message else {
-        return Err((
-            ErrorCode::Unexpected,
-            "the first message must be Join or Resume".into(),
-            ErrorKind::Unexpected,
-        ));
+        Ok(open) => open?,
     };
     let name = match &open {
         Open::Join(join) => &join.room,
@@ -260,6 +249,51 @@ async fn handshake<R: LinkReader>(
         ErrorCode::Overloaded,
         "the room keeps closing".into(),
         ErrorKind::Full,
+    ))
+}
+
+/// A client without a wall clock may ask for the SFU's before it joins
+/// (its key package carries a lifetime): this many times at most.
+const CLOCK_QUESTIONS: usize = 4;
+
+/// Reads up to the connection's `Open`, answering each `Ping` before it
+/// with the SFU's clock ([`LinkMsg::Clock`]).
+async fn read_open<R: LinkReader>(
+    hub: &Arc<Hub>,
+    reader: &mut R,
+    link: &LinkTx,
+) -> Result<Open, Refused> {
+    for _ in 0..=CLOCK_QUESTIONS {
+        let bytes = match reader.next().await {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Err((ErrorCode::Closed, "closed".into(), ErrorKind::Io)),
+            Err(e) => return Err(read_refusal(e)),
+        };
+        hub.metrics.received(Kind::Control, bytes.len());
+        hub.tap.record(&bytes);
+        let message = ToServer::decode(&bytes)
+            .map_err(|e| (ErrorCode::Malformed, e.to_string(), ErrorKind::Malformed))?;
+        match message {
+            ToServer::Open(open) => return Ok(open),
+            ToServer::Ping { nonce } => {
+                let unix_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+                let clock = ToClient::Link(LinkMsg::Clock { nonce, unix_ms });
+                // A fresh link's queue is empty: the answer always fits.
+                if let Ok(bytes) = clock.encode() {
+                    let _ = link.control.try_send(bytes.into());
+                }
+            }
+            _ => break,
+        }
+    }
+    Err((
+        ErrorCode::Unexpected,
+        format!(
+            "the first message must be Join or Resume (after at most {CLOCK_QUESTIONS} clock questions)"
+        ),
+        ErrorKind::Unexpected,
     ))
 }
 

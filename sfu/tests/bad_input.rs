@@ -607,3 +607,43 @@ async fn resume_history_is_bounded_over_the_whole_server() {
         "{kept} bytes kept for resumes, over the server's bound of {SERVER}"
     );
 }
+
+/// An intercom has no wall clock: before its `Join` it asks the SFU's with
+/// a `Ping`, and gets [`LinkMsg::Clock`] back with its nonce. A client
+/// that only asks, more than four times, is refused like any other first
+/// message that is not an `Open`; the call goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clock_before_a_join_and_no_more_than_four_questions() {
+    let calm = Calm::start().await;
+    let mut door = RawIntercom::connect(&calm.sfu, "clock").await;
+    let asked = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    door.send(&ToServer::Ping { nonce: 41 }).await;
+    let Some(ToClient::Link(LinkMsg::Clock { nonce, unix_ms })) = door.recv().await else {
+        panic!("no clock for a ping before the join");
+    };
+    assert_eq!(nonce, 41);
+    let told = u128::from(unix_ms);
+    assert!(
+        told + 1_000 >= asked && told <= asked + 60_000,
+        "the SFU's clock {told} is this machine's ({asked})"
+    );
+    // Asked, the door joins (a room of its own, which it opens).
+    door.join().await;
+    door.wait_for_hello().await;
+
+    let mut chatty = RawIntercom::connect(&calm.sfu, "clock").await;
+    for nonce in 0..4 {
+        chatty.send(&ToServer::Ping { nonce }).await;
+        assert!(matches!(
+            chatty.recv().await,
+            Some(ToClient::Link(LinkMsg::Clock { .. }))
+        ));
+    }
+    chatty.send(&ToServer::Ping { nonce: 4 }).await;
+    assert_eq!(chatty.error().await, Some(ErrorCode::Unexpected));
+    assert!(chatty.closed().await, "a fifth question closes the link");
+    calm.still_fine("clock questions").await;
+}

@@ -103,6 +103,17 @@ pub enum LinkMsg {
         /// Details for a log.
         text: Blob<{ limits::TEXT }>,
     },
+    /// The answer to a [`ToServer::Ping`](super::ToServer::Ping) sent
+    /// before the connection's `Open`: the SFU's wall clock, for a client
+    /// without one (an intercom has no battery-backed clock) to date its
+    /// key package before it joins. A client with its own clock never asks
+    /// and never gets one.
+    Clock {
+        /// The ping's nonce.
+        nonce: u32,
+        /// Milliseconds since 1970-01-01 00:00 UTC, by the SFU's clock.
+        unix_ms: u64,
+    },
 }
 
 #[cfg(test)]
@@ -145,6 +156,15 @@ mod tests {
                 .unwrap(),
             [2, 3, 2, 0xac, 0x02]
         );
+        assert_eq!(
+            ToClient::Link(LinkMsg::Clock {
+                nonce: 7,
+                unix_ms: 1_796_000_000_000
+            })
+            .encode()
+            .unwrap(),
+            [2, 3, 4, 7, 0x80, 0xd0, 0xc4, 0xcf, 0xa2, 0x34]
+        );
     }
 
     #[test]
@@ -173,7 +193,8 @@ mod tests {
                 (3, 0),
                 (3, 1),
                 (3, 2),
-                (3, 3)
+                (3, 3),
+                (3, 4)
             ],
             "one sample per variant"
         );

@@ -169,6 +169,10 @@ pub(super) fn to_client_samples() -> Vec<ToClient> {
         }),
         ToClient::Link(LinkMsg::Resumed { received: 3 }),
         ToClient::Link(LinkMsg::Pong { nonce: 1 }),
+        ToClient::Link(LinkMsg::Clock {
+            nonce: 2,
+            unix_ms: 1_796_000_000_000,
+        }),
         ToClient::Link(LinkMsg::Error {
             code: ErrorCode::Closed,
             text: blob(b"bye"),
