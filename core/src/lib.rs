@@ -62,6 +62,7 @@ extern crate std;
 
 pub mod committer;
 mod error;
+pub mod link;
 pub mod media;
 pub mod mls;
 pub mod resume;

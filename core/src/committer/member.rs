@@ -303,6 +303,12 @@ impl<G: Group> Member<G> {
         self.room.as_ref()
     }
 
+    /// How this member joins: its room and capabilities.
+    #[must_use]
+    pub fn config(&self) -> &MemberConfig {
+        &self.config
+    }
+
     /// The MLS member: its roster, safety number and SFrame keys.
     #[must_use]
     pub fn group(&self) -> &G {

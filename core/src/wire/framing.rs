@@ -35,11 +35,57 @@ pub fn encode_framed<M: Message>(message: &M) -> Result<Vec<u8>, WireError> {
     Ok(out)
 }
 
+/// A [`ToServer::Media`](super::ToServer::Media) message for `media`,
+/// framed as [`encode_framed`] would, written into `out` without
+/// allocating (the intercom's audio path): its length.
+///
+/// # Errors
+/// [`WireError::TooLong`] when `out` is too small.
+pub fn encode_media_framed_into(media: &super::Media, out: &mut [u8]) -> Result<usize, WireError> {
+    // The version, then `ToServer::Media`'s tag (variant 2, one varint
+    // byte), then the frame: what `ToServer::Media(media).encode()` makes.
+    const HEAD: usize = 4 + 2;
+    let too_small = || WireError::TooLong(out_len_hint(media));
+    let (head, body) = out.split_at_mut_checked(HEAD).ok_or_else(too_small)?;
+    let n = postcard::to_slice(media, body)
+        .map_err(|_| too_small())?
+        .len();
+    let len = u32::try_from(n + 2).map_err(|_| too_small())?;
+    head[..4].copy_from_slice(&len.to_be_bytes());
+    head[4] = super::VERSION;
+    head[5] = 2;
+    Ok(HEAD + n)
+}
+
+/// What a media message takes, for an error message.
+fn out_len_hint(media: &super::Media) -> usize {
+    postcard::experimental::serialized_size(media).map_or(usize::MAX, |n| n + 6)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::samples::{DESKTOP, blob};
     use super::*;
     use crate::wire::{Join, Open, RoomName, ToServer, Up};
+
+    #[test]
+    fn media_framed_into_a_buffer_is_what_encode_framed_makes() {
+        let media = super::super::samples::media();
+        let expected = encode_framed(&ToServer::Media(media.clone())).unwrap();
+        let mut out = [0u8; 64];
+        let n = encode_media_framed_into(&media, &mut out).unwrap();
+        assert_eq!(out[..n], expected[..]);
+        // One byte short: a typed error, not a panic or a cut frame.
+        let mut short = alloc::vec![0u8; expected.len() - 1];
+        assert!(matches!(
+            encode_media_framed_into(&media, &mut short),
+            Err(WireError::TooLong(_))
+        ));
+        assert!(matches!(
+            encode_media_framed_into(&media, &mut [0u8; 3]),
+            Err(WireError::TooLong(_))
+        ));
+    }
 
     #[test]
     fn frame_len_takes_one_to_the_limit() {

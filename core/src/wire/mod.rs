@@ -47,7 +47,7 @@ use serde::{Deserialize, Serialize};
 pub use bounded::{Blob, List};
 pub use down::{Down, LinkMsg, ToClient};
 pub use error::{ErrorCode, WireError};
-pub use framing::{encode_framed, frame_len};
+pub use framing::{encode_framed, encode_media_framed_into, frame_len};
 pub use ids::{ConnId, RoomName, TOKEN_LEN};
 pub use log::{
     CommitMessage, Entry, GroupSnapshot, Presence, RoomSnapshot, SeatSnapshot, WaitingSnapshot,
