@@ -7,14 +7,11 @@
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use satsuma_core::committer::{Event, Group, Member, Status};
+use satsuma_core::committer::{Event, Group, Member};
+use satsuma_core::link::{Connection, LinkConfig, LinkEvent};
 use satsuma_core::media::{Codec, MediaKeys, Unprotected};
-use satsuma_core::resume::{Cursor, CursorLimits};
 use satsuma_core::sframe::KeyRing;
-use satsuma_core::wire::{
-    Blob, Down, Entry, ErrorCode, LinkMsg, Media, Message as _, Open, RoomName, Signal, ToClient,
-    ToServer,
-};
+use satsuma_core::wire::{Blob, Entry, ErrorCode, Media, RoomName, Signal, ToServer};
 use satsuma_core::{Clock, UnixTime};
 use tokio::sync::{mpsc, oneshot};
 
@@ -123,19 +120,19 @@ impl<G: Group + Send + 'static> Client<G> {
     ) -> Result<(Self, mpsc::Receiver<ClientEvent>), ClientError> {
         let link = Link::open(&endpoint, &room).await?;
         member.set_time(UnixTime::now());
-        member.join(now())?;
         let media = Arc::new(Mutex::new(member.media_ring()));
+        let mut conn = Connection::new(member, LinkConfig::default());
+        conn.link_up(now())?;
         let (commands, commands_rx) = mpsc::channel(256);
         let (events_tx, events) = mpsc::channel(4096);
         let mut task = Task {
             endpoint,
             room,
-            member,
+            conn,
             media: Arc::clone(&media),
             link: Some(link),
-            cursor: Cursor::new(CursorLimits::default()),
-            ping_every: PING_EVERY,
             events: events_tx,
+            first: true,
         };
         task.hand_over_keys();
         let ring = Arc::clone(&media);
@@ -349,83 +346,76 @@ fn now() -> satsuma_core::Instant {
 struct Task<G> {
     endpoint: Endpoint,
     room: RoomName,
-    member: Member<G>,
+    /// The member, its resume cursor and the link's upkeep, without IO.
+    conn: Connection<G>,
     media: MediaRing,
     link: Option<Link>,
-    /// The seat, both counts, and the control messages sent that may not
-    /// have arrived: what a resume replays, each way.
-    cursor: Cursor<Vec<u8>>,
-    /// How often to say something on an otherwise quiet link.
-    ping_every: Duration,
     events: mpsc::Sender<ClientEvent>,
+    /// Whether the first link is still the one in use (its `Connected`
+    /// is no reconnection).
+    first: bool,
 }
-
-/// How often a link says it is alive, at most (the SFU may ask for more).
-const PING_EVERY: Duration = Duration::from_secs(10);
 
 impl<G: Group + Send + 'static> Task<G> {
     async fn run(mut self, mut commands: mpsc::Receiver<Command<G>>) {
-        let mut last_sent = Instant::now();
         loop {
             // Key packages and the adds this member commits are dated and
             // checked with this device's own clock, never the SFU's.
-            self.member.set_time(UnixTime::now());
-            if self.flush().await.is_err() {
-                self.link = None;
-            }
+            self.conn.member_mut().set_time(UnixTime::now());
             if self.link.is_none() && !self.reconnect().await {
                 let _ = self.events.send(ClientEvent::Closed).await;
                 return;
             }
-            let deadline = self.member.poll_timeout().map(|at| clock().deadline(at));
-            let ping_at = last_sent + self.ping_every;
-            let wake = deadline.map_or(ping_at, |d| d.min(ping_at));
+            if self.flush().await.is_err() {
+                self.lost();
+                continue;
+            }
+            let wake = self.conn.poll_timeout().map(|at| clock().deadline(at));
             let Some(link) = self.link.as_mut() else {
                 continue;
             };
             tokio::select! {
                 received = link.recv() => match received {
-                    Some(bytes) => self.receive(&bytes).await,
-                    None => self.link = None,
+                    Some(bytes) => {
+                        if let Err(e) = self.conn.handle_message(now(), &bytes) {
+                            tracing::warn!(error = %e, "undecodable message from the SFU");
+                        }
+                    }
+                    None => self.lost(),
                 },
                 command = commands.recv() => {
                     let Some(command) = command else {
-                        self.member.leave(now());
+                        self.conn.leave(now());
                         let _ = self.flush().await;
                         return;
                     };
                     match command {
                         Command::Media(media) => {
-                            last_sent = Instant::now();
-                            if link.send(&ToServer::Media(media)).await.is_err() {
-                                self.link = None;
+                            // Media waits for no resume: a frame that
+                            // finds no seat is late audio, dropped.
+                            if self.conn.is_up()
+                                && link.send(&ToServer::Media(media)).await.is_err()
+                            {
+                                self.lost();
                             }
                         }
                         Command::Rtc(signal) => {
-                            if link.send(&ToServer::Rtc(signal)).await.is_err() {
-                                self.link = None;
-                            }
+                            // Before a resume completes the SFU offers
+                            // again; this answer is then no use.
+                            let _ = self.conn.send_rtc(now(), signal);
                         }
                         Command::Leave => {
-                            self.member.leave(now());
+                            self.conn.leave(now());
                             self.hand_over_keys();
                             let _ = self.flush().await;
                             let _ = self.events.send(ClientEvent::Closed).await;
                             return;
                         }
-                        Command::Drop => self.link = None,
-                        Command::Inspect(f) => f(&mut self.member),
+                        Command::Drop => self.lost(),
+                        Command::Inspect(f) => f(self.conn.member_mut()),
                     }
                 }
-                () = tokio::time::sleep_until(wake.into()) => {
-                    if Instant::now() >= ping_at {
-                        last_sent = Instant::now();
-                        if link.send(&ToServer::Ping { nonce: 0 }).await.is_err() {
-                            self.link = None;
-                        }
-                    }
-                    self.member.handle_timeout(now());
-                }
+                () = sleep_until(wake) => self.conn.handle_timeout(now()),
             }
             // Before the events: whoever hears of a new epoch can seal
             // with it already.
@@ -443,7 +433,7 @@ impl<G: Group + Send + 'static> Task<G> {
         let Some(ring) = guard.as_mut() else {
             return;
         };
-        if let Err(e) = self.member.hand_over_keys(now, ring) {
+        if let Err(e) = self.conn.member_mut().hand_over_keys(now, ring) {
             tracing::warn!(error = %e, "new SFrame keys not handed to the media path");
         }
         if ring.poll_timeout().is_some_and(|at| at <= now) {
@@ -451,167 +441,77 @@ impl<G: Group + Send + 'static> Task<G> {
         }
     }
 
-    async fn receive(&mut self, bytes: &[u8]) {
-        let message = match ToClient::decode(bytes) {
-            Ok(message) => message,
-            Err(e) => {
-                tracing::warn!(error = %e, "undecodable message from the SFU");
-                return;
-            }
-        };
-        match message {
-            ToClient::Media(media) => {
-                // Media that the application does not take in time is
-                // dropped, as a late frame would be; control never is.
-                let _ = self.events.try_send(ClientEvent::Media(media));
-            }
-            ToClient::Rtc(signal) => {
-                let _ = self.events.send(ClientEvent::Rtc(signal)).await;
-            }
-            ToClient::Link(LinkMsg::Resumable { token, ping_ms, .. }) => {
-                if let Some(conn) = self.member.conn() {
-                    self.cursor.resumable(conn, token);
-                }
-                self.ping_every = Duration::from_millis(u64::from(ping_ms))
-                    .clamp(Duration::from_millis(100), PING_EVERY);
-            }
-            ToClient::Link(LinkMsg::Resumed { .. } | LinkMsg::Pong { .. }) => {}
-            ToClient::Link(LinkMsg::Error { code, text }) => {
-                let text = String::from_utf8_lossy(&text).into_owned();
-                let _ = self.events.send(ClientEvent::Error(code, text)).await;
-            }
-            ToClient::Control(message) => {
-                // Counted, like the SFU's history of this seat: exactly
-                // the `Control` messages.
-                self.cursor.received();
-                if message == Down::KeyPackageRefused {
-                    let text = "the committer could not add our key package".to_owned();
-                    let _ = self
-                        .events
-                        .send(ClientEvent::Error(ErrorCode::KeyPackageRefused, text))
-                        .await;
-                }
-                if let Down::Entry { seq, entry } = &message {
-                    let _ = self
-                        .events
-                        .send(ClientEvent::Log {
-                            seq: *seq,
-                            entry: entry.clone(),
-                        })
-                        .await;
-                }
-                if let Err(e) = self.member.handle_message(now(), message) {
-                    tracing::debug!(error = %e, "the member set a message aside");
-                }
-            }
-        }
+    /// The link broke: the seat waits for a resume on the next one.
+    fn lost(&mut self) {
+        self.link = None;
+        self.conn.link_down(now());
     }
 
     async fn flush(&mut self) -> Result<(), ClientError> {
         let Some(link) = self.link.as_mut() else {
             return Ok(());
         };
-        while let Some(request) = self.member.poll_transmit() {
-            let message = ToServer::from(request);
-            if matches!(message, ToServer::Control(_)) {
-                // Kept before it is sent: a message lost with the link is
-                // sent again on a resume.
-                let body = match message.encode() {
-                    Ok(body) => body,
-                    Err(e) => {
-                        // Too large for the wire (a commit and its Welcome
-                        // near their bounds): the link is fine, the log's
-                        // deadline hands the work on.
-                        tracing::warn!(error = %e, "a control message cannot be sent");
-                        continue;
-                    }
-                };
-                self.cursor.sent(body.clone());
-                link.send_encoded(&body).await?;
-            } else {
-                link.send(&message).await?;
-            }
+        while let Some(body) = self.conn.poll_transmit() {
+            link.send_encoded(&body).await?;
         }
         Ok(())
     }
 
     async fn drain_events(&mut self) {
-        while let Some(event) = self.member.poll_event() {
-            let _ = self.events.send(ClientEvent::Member(event)).await;
-        }
-        if self.member.status() == Status::Idle {
-            // Evicted, or behind a lost log entry: the seat is no use (a
-            // resume would replay what this member cannot fold), so a new
-            // link joins afresh and brings a fresh snapshot of the room.
-            tracing::info!("the member needs a new connection: joining again");
-            self.cursor.reset();
-            self.link = None;
+        while let Some(event) = self.conn.poll_event() {
+            let event = match event {
+                LinkEvent::Member(event) => ClientEvent::Member(event),
+                LinkEvent::Log { seq, entry } => ClientEvent::Log { seq, entry },
+                LinkEvent::Media(media) => {
+                    // Media that the application does not take in time is
+                    // dropped, as a late frame would be; control never is.
+                    let _ = self.events.try_send(ClientEvent::Media(media));
+                    continue;
+                }
+                LinkEvent::Rtc(signal) => ClientEvent::Rtc(signal),
+                LinkEvent::Error(code, text) => {
+                    ClientEvent::Error(code, String::from_utf8_lossy(&text).into_owned())
+                }
+                LinkEvent::Clock(_) => continue,
+                LinkEvent::Connected { resumed } => {
+                    if std::mem::take(&mut self.first) {
+                        continue;
+                    }
+                    ClientEvent::Reconnected { resumed }
+                }
+                LinkEvent::Reconnect => {
+                    // Evicted, refused a resume, or behind a lost log
+                    // entry: a new link joins afresh.
+                    tracing::info!("the member needs a new connection: joining again");
+                    self.link = None;
+                    continue;
+                }
+            };
+            let _ = self.events.send(event).await;
         }
     }
 
-    /// A new link: resume the seat, or join afresh if that is refused.
+    /// A new link: the connection resumes the seat on it, or joins afresh.
     async fn reconnect(&mut self) -> bool {
+        self.first = false;
         for attempt in 0..20u32 {
             tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt.min(10)))).await;
-            let Ok(mut link) = Link::open(&self.endpoint, &self.room).await else {
+            let Ok(link) = Link::open(&self.endpoint, &self.room).await else {
                 continue;
             };
-            if let Some(resume) = self.cursor.resume(self.room.clone()) {
-                if self.resume(&mut link, resume).await {
-                    self.link = Some(link);
-                    let _ = self
-                        .events
-                        .send(ClientEvent::Reconnected { resumed: true })
-                        .await;
-                    return true;
-                }
-                // Refused: a new link and a fresh join.
-                self.cursor.reset();
-                let Ok(fresh) = Link::open(&self.endpoint, &self.room).await else {
-                    continue;
-                };
-                link = fresh;
-            }
-            self.member.handle_disconnect(now());
-            self.cursor.reset();
-            if self.member.join(now()).is_err() {
+            if self.conn.link_up(now()).is_err() {
                 return false;
             }
             self.link = Some(link);
-            let _ = self
-                .events
-                .send(ClientEvent::Reconnected { resumed: false })
-                .await;
             return true;
         }
         false
     }
+}
 
-    /// Takes the seat over on `link`: the SFU answers how many of our
-    /// control messages it handled, and we send the rest again. `false` if
-    /// it refused, or the link broke meanwhile.
-    async fn resume(&mut self, link: &mut Link, resume: Open) -> bool {
-        if link.send(&ToServer::Open(resume)).await.is_err() {
-            return false;
-        }
-        let Some(first) = link.recv().await else {
-            return false;
-        };
-        let Ok(ToClient::Link(LinkMsg::Resumed { received })) = ToClient::decode(&first) else {
-            return false;
-        };
-        let again: Vec<Vec<u8>> = match self.cursor.resumed(received) {
-            Ok(again) => again.cloned().collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot send again what the SFU missed");
-                return false;
-            }
-        };
-        for body in &again {
-            if link.send_encoded(body).await.is_err() {
-                return false;
-            }
-        }
-        true
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }
