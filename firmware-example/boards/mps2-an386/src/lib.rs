@@ -2,9 +2,11 @@
 //! SSRAM in the place of flash and 4 MiB of RAM: the board's runtime,
 //! written once for every binary that runs there.
 //!
-//! It does not drive a peripheral (this board has no flash controller or
-//! network the firmware uses; `satsuma_intercom::EmulatedChip` stands in
-//! for the flash) and decides nothing about the intercom or the protocol.
+//! It drives the board's two CMSDK APB timers (the `embassy-time` driver,
+//! [`time`]) and the interrupts they raise. It does not drive the flash
+//! (this board has no flash controller; `satsuma_intercom::EmulatedChip`
+//! stands in for it) and decides nothing about the intercom or the
+//! protocol.
 //!
 //! Linking it gives a program:
 //! - the global allocator, [`HEAP`]: `embedded-alloc`'s `LlffHeap` keeping
@@ -15,7 +17,10 @@
 //! - the panic, HardFault and default exception handlers: they print why
 //!   the program stopped over semihosting, then what the binary set with
 //!   [`on_stop`], and exit QEMU with failure. [`exit`] ends a run that
-//!   finished.
+//!   finished. The default handler first hands the board's interrupts
+//!   (the timers') to their drivers.
+//! - time: [`time::start`] starts the `embassy-time` driver (1 tick = 1 µs)
+//!   on the CMSDK timers.
 //!
 //! The memory layout (`memory.x`, put on the linker's path by `build.rs`)
 //! is the package's, shared by its binaries:
@@ -51,9 +56,11 @@
 
 mod blocks;
 mod heap;
+mod interrupts;
 mod measure;
 mod stack;
 mod stop;
+pub mod time;
 
 pub use blocks::{Blocks, Snapshot, TOP};
 pub use heap::{HEAP, PeakHeap, init_heap};
