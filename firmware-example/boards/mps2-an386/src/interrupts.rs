@@ -23,6 +23,8 @@ pub(crate) enum Irq {
     Timer0 = 8,
     /// CMSDK APB TIMER1: the time driver's alarm.
     Timer1 = 9,
+    /// The LAN9118 Ethernet controller.
+    Ethernet = 13,
 }
 
 // SAFETY: each number is an external interrupt line the board has (AN386
@@ -42,12 +44,18 @@ pub(crate) fn enable(irq: Irq) {
     unsafe { NVIC::unmask(irq) }
 }
 
+/// Masks `irq`.
+pub(crate) fn disable(irq: Irq) {
+    NVIC::mask(irq);
+}
+
 /// Runs the handler of external interrupt `irqn`; `false` when it has
 /// none.
 pub(crate) fn dispatch(irqn: i16) -> bool {
     match irqn {
         n if n == Irq::Timer0 as i16 => crate::time::on_wrap(),
         n if n == Irq::Timer1 as i16 => crate::time::on_alarm(),
+        n if n == Irq::Ethernet as i16 => crate::lan9118::on_interrupt(),
         _ => return false,
     }
     true
