@@ -1,13 +1,14 @@
 //! Satsuma's firmware on QEMU's `mps2-an386`, a Cortex-M4 with 4 MiB of
-//! SSRAM in the place of flash and 4 MiB of RAM: the board's runtime,
-//! written once for every binary that runs there.
+//! SSRAM in the place of flash and 4 MiB of RAM: the board's runtime and
+//! its drivers, written once for every binary that runs there.
 //!
 //! It drives the board's LAN9118 Ethernet controller ([`Lan9118`], an
 //! `embassy-net` driver), its two CMSDK APB timers (the `embassy-time`
-//! driver, [`time`]) and the interrupts they raise. It does not drive the
-//! flash (this board has no flash controller;
-//! `satsuma_intercom::EmulatedChip` stands in for it) and decides nothing
-//! about the intercom or the protocol.
+//! driver, [`time`]) and the interrupts they raise, so a binary can run
+//! embassy's executor and IP stack on it. It does not drive the flash
+//! (this board has no flash controller; `satsuma_intercom::EmulatedChip`
+//! stands in for it) and decides nothing about the intercom or the
+//! protocol.
 //!
 //! Linking it gives a program:
 //! - the global allocator, [`HEAP`]: `embedded-alloc`'s `LlffHeap` keeping
@@ -24,7 +25,8 @@
 //!   waking its task from the chip's interrupt, and counts what it moved
 //!   and dropped ([`lan9118::stats`]).
 //! - time: [`time::start`] starts the `embassy-time` driver (1 tick = 1 µs)
-//!   on the CMSDK timers.
+//!   on the CMSDK timers. With it, a binary runs `embassy-executor`'s
+//!   thread-mode executor (`#[embassy_executor::main]`).
 //! - the host: [`host::seed`] reads 32 random bytes from the host's
 //!   `/dev/urandom` and [`host::command_line`] the run's arguments, over
 //!   semihosting.
@@ -38,6 +40,8 @@
 //!   printing would count in the size it measures.
 //! - `portable-tests`: the portable test suite (`tests/portable`) in
 //!   libtest's format (`scripts/run-cortex-m-tests.sh`).
+//! - `net-check`: the network in QEMU: a DHCP lease, a 256 KiB TCP echo
+//!   and a UDP round trip with the host (`scripts/run-net-qemu.sh`).
 //!
 //! # Example
 //!
