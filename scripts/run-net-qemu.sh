@@ -44,6 +44,7 @@ trap cleanup EXIT
 # writes to $work/port once both are bound. It echoes until killed, and
 # says on stderr what it echoed.
 python3 -u - "$work/port" <<'EOF' &
+import os
 import socket
 import sys
 import threading
@@ -92,9 +93,9 @@ def serve_udp(udp):
 
 tcp, udp, port = bind_pair()
 threading.Thread(target=serve_udp, args=(udp,), daemon=True).start()
+# Written whole, then renamed, so the script never reads half a number.
 with open(sys.argv[1] + ".tmp", "w") as f:
     f.write(str(port))
-import os
 os.rename(sys.argv[1] + ".tmp", sys.argv[1])
 serve_tcp(tcp)
 EOF
