@@ -126,7 +126,12 @@ unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
     })
 }
 
+/// Every interrupt without a vector of its own comes here (see
+/// `interrupts.rs`): the board's handlers first, and any other stops the
+/// program.
 #[exception]
 unsafe fn DefaultHandler(irqn: i16) {
-    stop(&Stop::Unexpected(irqn))
+    if !crate::interrupts::dispatch(irqn) {
+        stop(&Stop::Unexpected(irqn))
+    }
 }
