@@ -540,6 +540,10 @@ fn test() -> Result {
         "intercom firmware: MLS round trip on a Cortex-M4 in QEMU",
         &|| run("bash", &["scripts/run-firmware-qemu.sh"]),
     )?;
+    step(
+        "the firmware's network: LAN9118 + embassy-net on the Cortex-M4 in QEMU, DHCP, TCP and UDP echo",
+        &|| run("bash", &["scripts/run-net-qemu.sh"]),
+    )?;
     step("core tests on WebAssembly", &|| {
         run("bash", &["scripts/run-wasm-tests.sh"])
     })?;
