@@ -376,7 +376,7 @@ impl<G: Group> Connection<G> {
     pub fn encode_media(
         &mut self,
         now: Instant,
-        media: &Media,
+        media: &wire::MediaRef<'_>,
         out: &mut [u8],
     ) -> Result<usize, LinkError> {
         if self.phase != Phase::Up {

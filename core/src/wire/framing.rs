@@ -40,26 +40,30 @@ pub fn encode_framed<M: Message>(message: &M) -> Result<Vec<u8>, WireError> {
 /// allocating (the intercom's audio path): its length.
 ///
 /// # Errors
-/// [`WireError::TooLong`] when `out` is too small.
-pub fn encode_media_framed_into(media: &super::Media, out: &mut [u8]) -> Result<usize, WireError> {
+/// [`WireError::TooLong`] when `out` is too small, or the payload is over
+/// [`limits::MEDIA`].
+pub fn encode_media_framed_into(
+    media: &super::MediaRef<'_>,
+    out: &mut [u8],
+) -> Result<usize, WireError> {
     // The version, then `ToServer::Media`'s tag (variant 2, one varint
     // byte), then the frame: what `ToServer::Media(media).encode()` makes.
     const HEAD: usize = 4 + 2;
-    let too_small = || WireError::TooLong(out_len_hint(media));
-    let (head, body) = out.split_at_mut_checked(HEAD).ok_or_else(too_small)?;
+    if media.payload.len() > limits::MEDIA {
+        return Err(WireError::TooLong(media.payload.len()));
+    }
+    let need = || postcard::experimental::serialized_size(media).map_or(usize::MAX, |n| n + HEAD);
+    let (head, body) = out
+        .split_at_mut_checked(HEAD)
+        .ok_or_else(|| WireError::TooLong(need()))?;
     let n = postcard::to_slice(media, body)
-        .map_err(|_| too_small())?
+        .map_err(|_| WireError::TooLong(need()))?
         .len();
-    let len = u32::try_from(n + 2).map_err(|_| too_small())?;
+    let len = u32::try_from(n + 2).map_err(|_| WireError::TooLong(need()))?;
     head[..4].copy_from_slice(&len.to_be_bytes());
     head[4] = super::VERSION;
     head[5] = 2;
     Ok(HEAD + n)
-}
-
-/// What a media message takes, for an error message.
-fn out_len_hint(media: &super::Media) -> usize {
-    postcard::experimental::serialized_size(media).map_or(usize::MAX, |n| n + 6)
 }
 
 #[cfg(test)]
@@ -71,18 +75,25 @@ mod tests {
     #[test]
     fn media_framed_into_a_buffer_is_what_encode_framed_makes() {
         let media = super::super::samples::media();
+        let borrowed = crate::wire::MediaRef {
+            sender: media.sender,
+            codec: media.codec,
+            timestamp: media.timestamp,
+            sequence: media.sequence,
+            payload: &media.payload,
+        };
         let expected = encode_framed(&ToServer::Media(media.clone())).unwrap();
         let mut out = [0u8; 64];
-        let n = encode_media_framed_into(&media, &mut out).unwrap();
+        let n = encode_media_framed_into(&borrowed, &mut out).unwrap();
         assert_eq!(out[..n], expected[..]);
         // One byte short: a typed error, not a panic or a cut frame.
         let mut short = alloc::vec![0u8; expected.len() - 1];
+        assert_eq!(
+            encode_media_framed_into(&borrowed, &mut short),
+            Err(WireError::TooLong(expected.len()))
+        );
         assert!(matches!(
-            encode_media_framed_into(&media, &mut short),
-            Err(WireError::TooLong(_))
-        ));
-        assert!(matches!(
-            encode_media_framed_into(&media, &mut [0u8; 3]),
+            encode_media_framed_into(&borrowed, &mut [0u8; 3]),
             Err(WireError::TooLong(_))
         ));
     }

@@ -52,7 +52,7 @@ pub use ids::{ConnId, RoomName, TOKEN_LEN};
 pub use log::{
     CommitMessage, Entry, GroupSnapshot, Presence, RoomSnapshot, SeatSnapshot, WaitingSnapshot,
 };
-pub use media::{Media, Signal, Transport};
+pub use media::{Media, MediaRef, Signal, Transport};
 pub use up::{Capabilities, Join, Open, ToServer, Up};
 
 /// The protocol version: the first byte of every message. 2 since the
