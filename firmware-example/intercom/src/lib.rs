@@ -38,11 +38,14 @@
 
 extern crate alloc;
 
+pub mod audio;
+mod call;
 mod crc32;
 mod emulated_flash;
 mod error;
 mod flash_store;
 
+pub use call::{Intercom, IntercomConfig, IntercomEvent, MAX_PEERS};
 pub use emulated_flash::{
     EMULATED_ERASE_SIZE, EMULATED_WRITE_SIZE, EmulatedChip, EmulatedFlashError, EmulatedNorFlash,
 };

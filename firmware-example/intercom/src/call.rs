@@ -1,0 +1,622 @@
+//! The intercom in a call, without IO: a full MLS member on the SFU's
+//! intercom link, sending G.711 µ-law and measuring what it hears.
+//!
+//! [`Intercom`] wraps the core's sans-IO link ([`Connection`]): the board
+//! drives it like any client (open a TCP stream, [`Intercom::link_up`],
+//! feed it each length-prefixed message, write what
+//! [`Intercom::poll_transmit`] gives, wake it at
+//! [`Intercom::poll_timeout`]), and every 20 ms asks it for an audio frame
+//! ([`Intercom::audio_frame`]). The audio path allocates nothing: frames
+//! are sealed into and opened from the intercom's own buffers, and media
+//! messages are read and written in place ([`MediaRef`]).
+//!
+//! Where a board has no microphone (QEMU), the intercom sends a tone; what
+//! it hears, it counts, checksums and measures per member
+//! ([`IntercomEvent::Heard`]) rather than playing it.
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use satsuma_core::Instant;
+use satsuma_core::committer::{Member, MemberConfig, Status};
+use satsuma_core::link::{Connection, LinkConfig, LinkError, LinkEvent};
+use satsuma_core::media::{Codec, MediaKeys, Unprotected};
+use satsuma_core::mls::Session;
+use satsuma_core::sframe::KeyRing;
+use satsuma_core::wire::{Capabilities, ConnId, MediaRef, RoomName, Transport};
+
+use crate::audio::{FRAME, FRAME_TICKS, Heard, Tone, ToneMeter};
+use crate::crc32::Crc32;
+
+/// Members whose audio the intercom measures at once (a room's other
+/// members, up to the 16-member room of the RAM budget).
+pub const MAX_PEERS: usize = 16;
+
+/// Bytes of a sealed 20 ms frame, at most: the frame, an SFrame header
+/// (up to 17 bytes) and the AES-GCM tag.
+const SEALED: usize = FRAME + 64;
+
+/// How the intercom takes part.
+#[derive(Debug, Clone)]
+pub struct IntercomConfig {
+    /// The room it joins.
+    pub room: RoomName,
+    /// The tone it sends, in Hz.
+    pub tone_hz: u32,
+    /// How often it reports what it heard from each member.
+    pub report_every: Duration,
+}
+
+/// What the intercom reports, for its log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IntercomEvent {
+    /// The link's and the member's events (media excepted).
+    Link(LinkEvent),
+    /// What one member's frames carried over the last report period.
+    Heard {
+        /// The member's leaf index.
+        leaf: u64,
+        /// Frames opened.
+        frames: u32,
+        /// Frames that did not open (a forgery, a key this member never
+        /// had).
+        failed: u32,
+        /// CRC-32 of the opened frames, in order.
+        crc: u32,
+        /// The tone measured.
+        heard: Heard,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Peer {
+    leaf: u64,
+    frames: u32,
+    crc: Crc32,
+    meter: ToneMeter,
+}
+
+/// The intercom as a member of a call; see the [module](self).
+#[derive(Debug)]
+pub struct Intercom {
+    conn: Connection<Session>,
+    ring: Option<KeyRing>,
+    tone: Tone,
+    talking: bool,
+    sequence: u16,
+    timestamp: u32,
+    peers: Vec<Peer>,
+    failed: u32,
+    sent: u32,
+    report_every: Duration,
+    next_report: Option<Instant>,
+    first_heard: Option<Instant>,
+    events: VecDeque<IntercomEvent>,
+    plain: [u8; FRAME],
+    sealed: [u8; SEALED],
+}
+
+impl Intercom {
+    /// An intercom around `session`, not connected yet. It asks the SFU
+    /// for the time before it joins (it has no clock of its own).
+    #[must_use]
+    pub fn new(session: Session, config: IntercomConfig) -> Self {
+        let member = Member::new(
+            session,
+            MemberConfig {
+                room: config.room,
+                capabilities: Capabilities {
+                    can_commit: true,
+                    transport: Transport::Wire,
+                },
+            },
+        );
+        let ring = member.media_ring();
+        let conn = Connection::new(
+            member,
+            LinkConfig {
+                clock_from_sfu: true,
+                // Control events only pile up between two polls; media
+                // never goes through this queue.
+                events: 32,
+                ..LinkConfig::default()
+            },
+        );
+        Self {
+            conn,
+            ring,
+            tone: Tone::new(config.tone_hz, 8_000),
+            talking: true,
+            sequence: 0,
+            timestamp: 0,
+            peers: Vec::with_capacity(MAX_PEERS),
+            failed: 0,
+            sent: 0,
+            report_every: config.report_every,
+            next_report: None,
+            first_heard: None,
+            events: VecDeque::new(),
+            plain: [0; FRAME],
+            sealed: [0; SEALED],
+        }
+    }
+
+    /// A TCP stream to the SFU is open.
+    ///
+    /// # Errors
+    /// When no key package can be made.
+    pub fn link_up(&mut self, now: Instant) -> Result<(), satsuma_core::committer::CommitterError> {
+        let up = self.conn.link_up(now);
+        self.after(now);
+        up
+    }
+
+    /// Leaves the room: `Leave` is queued for the SFU, and the group and
+    /// its keys are forgotten.
+    pub fn leave(&mut self, now: Instant) {
+        self.conn.leave(now);
+        if let Some(ring) = self.ring.as_mut() {
+            ring.clear();
+        }
+    }
+
+    /// The stream is gone; the seat waits for the next one.
+    pub fn link_down(&mut self, now: Instant) {
+        self.conn.link_down(now);
+    }
+
+    /// One message from the SFU (a frame's body, without its length).
+    ///
+    /// # Errors
+    /// [`LinkError::Wire`] for bytes that are no message; nothing changed.
+    pub fn handle_message(&mut self, now: Instant, bytes: &[u8]) -> Result<(), LinkError> {
+        // Media is opened in place; everything else is the link's.
+        if let Some(media) = MediaRef::from_to_client(bytes) {
+            self.hear(now, &media?);
+            return Ok(());
+        }
+        let handled = self.conn.handle_message(now, bytes);
+        self.after(now);
+        handled
+    }
+
+    /// Time passes.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.conn.handle_timeout(now);
+        if self.next_report.is_some_and(|at| now >= at) {
+            self.report(now);
+        }
+        self.after(now);
+    }
+
+    /// When [`Intercom::handle_timeout`] next has work.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let ring = self.ring.as_ref().and_then(KeyRing::poll_timeout);
+        [self.conn.poll_timeout(), self.next_report, ring]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The next message for the SFU, without its length prefix.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.conn.poll_transmit()
+    }
+
+    /// The next thing to log.
+    pub fn poll_event(&mut self) -> Option<IntercomEvent> {
+        self.events.pop_front()
+    }
+
+    /// Push-to-talk: whether [`Intercom::audio_frame`] sends.
+    pub fn set_talking(&mut self, talking: bool) {
+        self.talking = talking;
+    }
+
+    /// The next 20 ms of audio, sealed and framed for the SFU into `out`:
+    /// its length, or `None` when there is nothing to send (not in the
+    /// group yet, not talking, no link). Call it every 20 ms.
+    ///
+    /// # Errors
+    /// When the frame cannot be sealed or does not fit `out`.
+    pub fn audio_frame(
+        &mut self,
+        now: Instant,
+        out: &mut [u8],
+    ) -> Result<Option<usize>, LinkError> {
+        // The tone runs on whether or not it is sent, like a microphone.
+        self.tone.fill_ulaw(&mut self.plain);
+        let timestamp = self.timestamp;
+        self.timestamp = self.timestamp.wrapping_add(FRAME_TICKS);
+        if !self.talking || !self.conn.is_up() || self.conn.member().status() != Status::InGroup {
+            return Ok(None);
+        }
+        let Some(ring) = self.ring.as_mut() else {
+            return Ok(None);
+        };
+        let mut keys = MediaKeys::new(ring);
+        let sealed = keys
+            .protect(Codec::Pcmu, &self.plain, &mut self.sealed)
+            .map_err(|_| LinkError::NotConnected)?;
+        let media = MediaRef {
+            // The SFU puts the sender in.
+            sender: ConnId(0),
+            codec: Codec::Pcmu,
+            timestamp,
+            sequence: self.sequence,
+            payload: &self.sealed[..sealed],
+        };
+        let n = self.conn.encode_media(now, &media, out)?;
+        self.sequence = self.sequence.wrapping_add(1);
+        self.sent += 1;
+        Ok(Some(n))
+    }
+
+    /// Frames sent so far.
+    #[must_use]
+    pub fn sent(&self) -> u32 {
+        self.sent
+    }
+
+    /// When the first frame from another member opened.
+    #[must_use]
+    pub fn first_heard(&self) -> Option<Instant> {
+        self.first_heard
+    }
+
+    /// The member: its status, group, roster and safety number.
+    #[must_use]
+    pub fn member(&self) -> &Member<Session> {
+        self.conn.member()
+    }
+
+    /// Opens a frame from another member and measures it.
+    fn hear(&mut self, now: Instant, media: &MediaRef<'_>) {
+        let Some(ring) = self.ring.as_mut() else {
+            return;
+        };
+        if media.codec != Codec::Pcmu || media.payload.len() > SEALED {
+            self.failed += 1;
+            return;
+        }
+        let mut keys = MediaKeys::new(ring);
+        let opened = keys.unprotect_or_hold(now, media.codec, 0, media.payload, &mut self.plain);
+        let (leaf, len) = match opened {
+            Ok(Unprotected::Opened { opened, len }) => (opened.sender, len),
+            // Sealed in an epoch whose commit is on its way: opened when
+            // it arrives (`after`), or dropped as late audio.
+            Ok(Unprotected::Held) => return,
+            Err(_) => {
+                self.failed += 1;
+                return;
+            }
+        };
+        self.measure(now, leaf, len);
+    }
+
+    fn measure(&mut self, now: Instant, leaf: u64, len: usize) {
+        let frame = &self.plain[..len.min(FRAME)];
+        let peer = match self.peers.iter().position(|p| p.leaf == leaf) {
+            Some(i) => &mut self.peers[i],
+            None if self.peers.len() < MAX_PEERS => {
+                self.peers.push(Peer {
+                    leaf,
+                    frames: 0,
+                    crc: Crc32::new(),
+                    meter: ToneMeter::default(),
+                });
+                let last = self.peers.len() - 1;
+                &mut self.peers[last]
+            }
+            None => return,
+        };
+        peer.frames += 1;
+        self.first_heard.get_or_insert(now);
+        peer.crc.update(frame);
+        peer.meter.add_ulaw(frame);
+        if self.next_report.is_none() {
+            self.next_report = Some(now.saturating_add(self.report_every));
+        }
+    }
+
+    /// Reports each member heard since the last report, and forgets those
+    /// who sent nothing.
+    fn report(&mut self, now: Instant) {
+        for peer in &mut self.peers {
+            self.events.push_back(IntercomEvent::Heard {
+                leaf: peer.leaf,
+                frames: peer.frames,
+                failed: self.failed,
+                crc: peer.crc.finish(),
+                heard: peer.meter.take(),
+            });
+            peer.frames = 0;
+        }
+        self.failed = 0;
+        self.next_report = (!self.peers.is_empty()).then(|| now.saturating_add(self.report_every));
+        self.peers.clear();
+    }
+
+    /// After every input: new keys to the media path, held frames whose
+    /// epoch arrived opened, the link's events to the log.
+    fn after(&mut self, now: Instant) {
+        if let Some(ring) = self.ring.as_mut() {
+            let _ = self.conn.member_mut().hand_over_keys(now, ring);
+            if ring.poll_timeout().is_some_and(|at| at <= now) {
+                ring.handle_timeout(now);
+            }
+            let mut ready = Vec::new();
+            let mut keys = MediaKeys::new(ring);
+            while let Some(frame) = keys.take_ready() {
+                if let Ok((opened, len)) =
+                    keys.unprotect(frame.codec, &frame.protected, &mut self.plain)
+                {
+                    ready.push((opened.sender, len, self.plain));
+                }
+            }
+            for (leaf, len, plain) in ready {
+                self.plain = plain;
+                self.measure(now, leaf, len);
+            }
+        }
+        while let Some(event) = self.conn.poll_event() {
+            if !matches!(event, LinkEvent::Media(_)) {
+                self.events.push_back(IntercomEvent::Link(event));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code.
+mod tests {
+    use satsuma_core::UnixTime;
+    use satsuma_core::committer::{Request, Room, RoomConfig, Transmit};
+    use satsuma_core::mls::{MemberInfo, MemoryStore, SatsumaCrypto};
+    use satsuma_core::wire::{LinkMsg, Media, Message as _, Open, ToClient, ToServer, frame_len};
+
+    use super::*;
+
+    const NOW_MS: u64 = 1_796_300_000_000;
+
+    fn at(ms: u64) -> Instant {
+        Instant::from_millis(ms)
+    }
+
+    fn session(seed: u8, name: &str) -> Session {
+        Session::create(
+            SatsumaCrypto::from_seed([seed; 32]),
+            MemberInfo::new(name, name).unwrap(),
+            crate::intercom_session_config(),
+            MemoryStore::default(),
+        )
+        .unwrap()
+    }
+
+    /// Core's delivery service, a desktop on it with a clock, and the
+    /// intercom under test on the link.
+    struct Call {
+        room: Room,
+        desk: Member<Session>,
+        desk_ring: KeyRing,
+        desk_conn: Option<ConnId>,
+        door: Intercom,
+        door_conn: Option<ConnId>,
+    }
+
+    impl Call {
+        fn new() -> Self {
+            let mut desk = Member::new(
+                session(1, "Desk"),
+                MemberConfig {
+                    room: RoomName::new("door").unwrap(),
+                    capabilities: Capabilities {
+                        can_commit: true,
+                        transport: Transport::WebRtc,
+                    },
+                },
+            );
+            desk.set_time(UnixTime::from_secs(NOW_MS / 1000));
+            desk.join(at(0)).unwrap();
+            let desk_ring = desk.media_ring().unwrap();
+            let door = Intercom::new(
+                session(2, "Door"),
+                IntercomConfig {
+                    room: RoomName::new("door").unwrap(),
+                    tone_hz: 500,
+                    report_every: Duration::from_secs(1),
+                },
+            );
+            let mut call = Self {
+                room: Room::new(RoomConfig::default()),
+                desk,
+                desk_ring,
+                desk_conn: None,
+                door,
+                door_conn: None,
+            };
+            call.settle(at(0));
+            call
+        }
+
+        fn settle(&mut self, now: Instant) {
+            for _ in 0..64 {
+                let mut moved = false;
+                while let Some(request) = self.desk.poll_transmit() {
+                    moved = true;
+                    let conn = self.room.handle(now, self.desk_conn, request).ok();
+                    self.desk_conn = self.desk_conn.or(conn);
+                }
+                while let Some(body) = self.door.poll_transmit() {
+                    moved = true;
+                    match ToServer::decode(&body).unwrap() {
+                        ToServer::Ping { nonce } => {
+                            let clock = ToClient::Link(LinkMsg::Clock {
+                                nonce,
+                                unix_ms: NOW_MS,
+                            });
+                            self.door
+                                .handle_message(now, &clock.encode().unwrap())
+                                .unwrap();
+                        }
+                        ToServer::Open(Open::Join(join)) => {
+                            self.door_conn =
+                                Some(self.room.handle(now, None, Request::Join(join)).unwrap());
+                        }
+                        ToServer::Control(up) => {
+                            let _ = self.room.handle(now, self.door_conn, Request::Control(up));
+                        }
+                        other => panic!("unexpected {other:?}"),
+                    }
+                }
+                while let Some(Transmit { to, message }) = self.room.poll_transmit() {
+                    moved = true;
+                    if self.desk_conn.is_some_and(|c| to.contains(c)) {
+                        let _ = self.desk.handle_message(now, message.clone());
+                    }
+                    if self.door_conn.is_some_and(|c| to.contains(c)) {
+                        let bytes = ToClient::Control(message).encode().unwrap();
+                        self.door.handle_message(now, &bytes).unwrap();
+                    }
+                }
+                self.desk.hand_over_keys(now, &mut self.desk_ring).unwrap();
+                if !moved {
+                    return;
+                }
+            }
+        }
+
+        /// The desk's tone, sealed, as the SFU forwards it to the door.
+        fn desk_says(&mut self, tone: &mut Tone, sequence: u16) -> Vec<u8> {
+            let mut plain = [0; FRAME];
+            tone.fill_ulaw(&mut plain);
+            let mut sealed = [0; SEALED];
+            let n = MediaKeys::new(&mut self.desk_ring)
+                .protect(Codec::Pcmu, &plain, &mut sealed)
+                .unwrap();
+            ToClient::Media(Media {
+                sender: self.desk_conn.unwrap(),
+                codec: Codec::Pcmu,
+                timestamp: u32::from(sequence) * 160,
+                sequence,
+                payload: satsuma_core::wire::Blob::copy_from(&sealed[..n]).unwrap(),
+            })
+            .encode()
+            .unwrap()
+        }
+    }
+
+    fn heard(door: &mut Intercom) -> Vec<(u64, u32, u32, u32)> {
+        core::iter::from_fn(|| door.poll_event())
+            .filter_map(|e| match e {
+                IntercomEvent::Heard {
+                    leaf,
+                    frames,
+                    failed,
+                    heard,
+                    ..
+                } => Some((leaf, frames, failed, heard.hz)),
+                IntercomEvent::Link(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_door_joins_with_the_sfus_clock_and_talks_both_ways() {
+        let mut call = Call::new();
+        call.door.link_up(at(10)).unwrap();
+        call.settle(at(10));
+        assert_eq!(call.door.member().status(), Status::InGroup);
+        let door_number = call.door.member().group().safety_number().unwrap();
+        assert_eq!(
+            call.desk.group().safety_number().unwrap(),
+            door_number,
+            "the same safety number on the desk and the door"
+        );
+
+        // The door's tone reaches the desk: a second of frames, framed
+        // for the stream and opened with the desk's keys.
+        let mut out = [0; 512];
+        let mut meter = ToneMeter::default();
+        for i in 0..50u64 {
+            let n = call
+                .door
+                .audio_frame(at(20 + 20 * i), &mut out)
+                .unwrap()
+                .expect("the door sends while in the group");
+            let len = frame_len([out[0], out[1], out[2], out[3]]).unwrap();
+            assert_eq!(len + 4, n);
+            let ToServer::Media(media) = ToServer::decode(&out[4..n]).unwrap() else {
+                panic!("not media");
+            };
+            let mut plain = [0; SEALED];
+            let (opened, len) = MediaKeys::new(&mut call.desk_ring)
+                .unprotect(media.codec, &media.payload, &mut plain)
+                .unwrap();
+            assert_eq!(opened.sender, 1, "the door's leaf");
+            meter.add_ulaw(&plain[..len]);
+        }
+        assert_eq!(call.door.sent(), 50);
+        assert!(meter.take().hz.abs_diff(500) <= 2);
+
+        // The desk's 660 Hz reaches the door, which reports it per member.
+        let mut tone = Tone::new(660, 8_000);
+        for i in 0..50u16 {
+            let bytes = call.desk_says(&mut tone, i);
+            call.door
+                .handle_message(at(1_000 + 20 * u64::from(i)), &bytes)
+                .unwrap();
+        }
+        let next = call.door.poll_timeout().unwrap();
+        call.door.handle_timeout(next);
+        let reports = heard(&mut call.door);
+        assert_eq!(reports.len(), 1, "{reports:?}");
+        let (leaf, frames, failed, hz) = reports[0];
+        assert_eq!((leaf, frames, failed), (0, 50, 0));
+        assert!(hz.abs_diff(660) <= 2, "heard {hz} Hz");
+
+        // Push-to-talk released: nothing is sent.
+        call.door.set_talking(false);
+        assert_eq!(call.door.audio_frame(at(3_000), &mut out).unwrap(), None);
+    }
+
+    #[test]
+    fn forged_or_damaged_frames_are_counted_never_heard() {
+        let mut call = Call::new();
+        call.door.link_up(at(10)).unwrap();
+        call.settle(at(10));
+        let mut tone = Tone::new(660, 8_000);
+        let good = call.desk_says(&mut tone, 0);
+        call.door.handle_message(at(100), &good).unwrap();
+        // A flipped ciphertext byte, and a frame cut short.
+        let mut forged = good.clone();
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        call.door.handle_message(at(120), &forged).unwrap();
+        assert!(
+            call.door
+                .handle_message(at(140), &good[..good.len() - 3])
+                .is_err()
+        );
+        let next = call.door.poll_timeout().unwrap();
+        call.door.handle_timeout(next);
+        // One frame opened (20 ms of 660 Hz reads coarsely), one failed.
+        let reports = heard(&mut call.door);
+        assert!(
+            matches!(reports[..], [(0, 1, 1, hz)] if hz.abs_diff(660) <= 25),
+            "{reports:?}"
+        );
+    }
+
+    #[test]
+    fn no_audio_before_the_group() {
+        let mut call = Call::new();
+        let mut out = [0; 512];
+        assert_eq!(call.door.audio_frame(at(0), &mut out).unwrap(), None);
+        call.door.link_up(at(10)).unwrap();
+        // Asked the clock, not joined yet.
+        assert_eq!(call.door.audio_frame(at(20), &mut out).unwrap(), None);
+    }
+}
