@@ -1,0 +1,424 @@
+//! The door intercom on QEMU's `mps2-an386`: a full MLS member of a real
+//! call, over the SFU's intercom link.
+//!
+//! It brings up the LAN9118 under embassy-net, gets an address by DHCP,
+//! connects to the SFU's intercom link on the host (10.0.2.2, QEMU's name
+//! for the host's loopback), asks the SFU for the time, joins the room,
+//! and then every 20 ms sends a tone as SFrame-sealed G.711 µ-law. What
+//! it hears it opens, checksums and measures per member, once a second
+//! (`satsuma_intercom::Intercom`). A lost link is resumed, or the room
+//! joined afresh, after a backoff.
+//!
+//! The command line (semihosting) is `intercom PORT ROOM TONE_HZ SECONDS`:
+//! the SFU's intercom port, the room, the tone, and how long to stay (0:
+//! for ever). After SECONDS it leaves, prints what it used, and exits 0;
+//! 1 if it never joined. `scripts/run-intercom-qemu.sh` runs it in a call
+//! with the SFU and a desktop client.
+//!
+//! Every line it prints starts with `intercom:`; the ones the test reads
+//! are `joined`, `epoch N safety number ...`, `heard leaf ...` and `sent`.
+#![no_std]
+#![no_main]
+
+use core::fmt;
+use core::mem::MaybeUninit;
+
+use cortex_m_semihosting::hprintln;
+use embassy_executor::Spawner;
+use embassy_futures::select::{Either3, select3};
+use embassy_net::tcp::{TcpReader, TcpSocket, TcpWriter};
+use embassy_net::{Config, Ipv4Address, Runner, StackResources};
+use embassy_time::{Duration, Instant, Timer};
+use satsuma_board_mps2_an386::lan9118::Buffers;
+use satsuma_board_mps2_an386::{self as board, Lan9118, Stop, host};
+use satsuma_core::committer::{Event, Status};
+use satsuma_core::link::LinkEvent;
+use satsuma_core::mls::{MemberInfo, MemoryStore, SatsumaCrypto, Session};
+use satsuma_core::wire::{RoomName, frame_len};
+use satsuma_intercom::{Intercom, IntercomConfig, IntercomEvent};
+use static_cell::ConstStaticCell;
+
+/// Sockets: DHCP's and the link's.
+const SOCKETS: usize = 2;
+/// The host, as QEMU's user-mode network names it.
+const HOST: Ipv4Address = Ipv4Address::new(10, 0, 2, 2);
+/// The largest message the intercom takes from the SFU: a Welcome or a
+/// commit for a 16-member room fits with room to spare. A larger one ends
+/// the link (and is logged), never the firmware.
+const MESSAGE: usize = 24 * 1024;
+/// The heap: MLS state, key packages, commits being built.
+const HEAP: usize = 160 * 1024;
+/// Waits between attempts to reach the SFU, doubling up to the last.
+const BACKOFF: [u64; 5] = [250, 500, 1_000, 2_000, 4_000];
+
+static RESOURCES: ConstStaticCell<StackResources<SOCKETS>> =
+    ConstStaticCell::new(StackResources::new());
+static NIC_BUFFERS: ConstStaticCell<Buffers> = ConstStaticCell::new(Buffers::new());
+static TCP_RX: ConstStaticCell<[u8; 4096]> = ConstStaticCell::new([0; 4096]);
+static TCP_TX: ConstStaticCell<[u8; 4096]> = ConstStaticCell::new([0; 4096]);
+/// One message from the SFU, as it arrives.
+static INBOX: ConstStaticCell<[u8; MESSAGE]> = ConstStaticCell::new([0; MESSAGE]);
+static HEAP_MEMORY: ConstStaticCell<[MaybeUninit<u8>; HEAP]> =
+    ConstStaticCell::new([MaybeUninit::uninit(); HEAP]);
+
+#[embassy_executor::task]
+async fn net(mut runner: Runner<'static, Lan9118<'static>>) -> ! {
+    runner.run().await
+}
+
+#[embassy_executor::main]
+async fn main(spawner: Spawner) {
+    board::time::start();
+    board::on_stop(report_stop);
+    let joined = match run(spawner).await {
+        Ok(joined) => joined,
+        Err(why) => {
+            hprintln!("intercom: FAILED: {}", why);
+            false
+        }
+    };
+    let (stack, _) = board::stack_high_water();
+    hprintln!(
+        "intercom: memory: heap peak {} bytes of {}, stack high-water {} bytes",
+        board::HEAP.reset_peak(),
+        HEAP,
+        stack
+    );
+    board::exit(joined)
+}
+
+/// What the command line says.
+struct Args<'a> {
+    port: u16,
+    room: &'a str,
+    tone: u32,
+    seconds: u64,
+}
+
+fn args(line: &str) -> Result<Args<'_>, &'static str> {
+    let mut words = line.split_whitespace().skip(1);
+    let usage = "usage: intercom PORT ROOM TONE_HZ SECONDS";
+    let port = words.next().and_then(|w| w.parse().ok()).ok_or(usage)?;
+    let room = words.next().ok_or(usage)?;
+    let tone = words.next().and_then(|w| w.parse().ok()).ok_or(usage)?;
+    let seconds = words.next().and_then(|w| w.parse().ok()).ok_or(usage)?;
+    Ok(Args {
+        port,
+        room,
+        tone,
+        seconds,
+    })
+}
+
+/// Runs the call; whether the intercom got into the group.
+async fn run(spawner: Spawner) -> Result<bool, Failure> {
+    let mut line = [0u8; 96];
+    let line = host::command_line(&mut line).map_err(Failure::Board)?;
+    let args = args(line).map_err(Failure::Usage)?;
+    board::init_heap(HEAP_MEMORY.try_take().ok_or(Failure::Twice)?);
+
+    // One seed from the host: the stack's sequence numbers, and the
+    // member's CSPRNG (a board draws it from its hardware RNG).
+    let seed = host::seed().map_err(Failure::Board)?;
+    let [s0, s1, s2, s3, s4, s5, s6, s7, ..] = *seed.expose();
+    let stack_seed = u64::from_le_bytes([s0, s1, s2, s3, s4, s5, s6, s7]);
+    let crypto = SatsumaCrypto::from_seed(*seed.expose());
+    drop(seed);
+
+    let nic =
+        Lan9118::new(NIC_BUFFERS.try_take().ok_or(Failure::Twice)?).map_err(Failure::Board)?;
+    let resources = RESOURCES.try_take().ok_or(Failure::Twice)?;
+    let (stack, runner) = embassy_net::new(
+        nic,
+        Config::dhcpv4(Default::default()),
+        resources,
+        stack_seed,
+    );
+    spawner.spawn(net(runner).map_err(|_| Failure::Twice)?);
+    stack.wait_config_up().await;
+    if let Some(lease) = stack.config_v4() {
+        hprintln!(
+            "intercom: DHCP lease {} after {} ms",
+            lease.address,
+            Instant::now().as_millis()
+        );
+    }
+
+    let room = RoomName::new(args.room).map_err(|_| Failure::Usage("a room name of 1-64 bytes"))?;
+    let info = MemberInfo::new("Door", "intercom-qemu").map_err(|_| Failure::Usage("name"))?;
+    let session = Session::create(
+        crypto,
+        info,
+        satsuma_intercom::intercom_session_config(),
+        MemoryStore::default(),
+    )
+    .map_err(|_| Failure::Session)?;
+    hprintln!("intercom: identity fingerprint {}", session.fingerprint());
+    let mut door = Intercom::new(
+        session,
+        IntercomConfig {
+            room,
+            tone_hz: args.tone,
+            report_every: core::time::Duration::from_secs(1),
+        },
+    );
+    let until = (args.seconds > 0).then(|| Instant::now() + Duration::from_secs(args.seconds));
+    let inbox = INBOX.try_take().ok_or(Failure::Twice)?;
+    let mut socket = TcpSocket::new(
+        stack,
+        TCP_RX.try_take().ok_or(Failure::Twice)?,
+        TCP_TX.try_take().ok_or(Failure::Twice)?,
+    );
+    let mut attempt = 0;
+    let mut joined = false;
+    loop {
+        if until.is_some_and(|t| Instant::now() >= t) {
+            break;
+        }
+        match call(&mut socket, &mut door, inbox, args.port, until).await {
+            Ended::Time => break,
+            Ended::Link(why) => {
+                hprintln!("intercom: link lost: {}", why);
+                door.link_down(now());
+            }
+        }
+        joined |= door.member().group().epoch().is_some() || door.first_heard().is_some();
+        socket.abort();
+        let _ = socket.flush().await;
+        let wait = BACKOFF[attempt.min(BACKOFF.len() - 1)];
+        attempt += 1;
+        Timer::after_millis(wait).await;
+    }
+    joined |= door.member().status() == Status::InGroup || door.first_heard().is_some();
+    if door.member().status() == Status::InGroup {
+        leave(&mut socket, &mut door).await;
+    }
+    hprintln!("intercom: sent {} frames", door.sent());
+    if let Some(at) = door.first_heard() {
+        hprintln!(
+            "intercom: first frame heard {} ms after power-on",
+            at.as_micros() / 1000
+        );
+    }
+    Ok(joined)
+}
+
+/// Why one link ended.
+enum Ended {
+    /// The time given on the command line is up.
+    Time,
+    /// The link broke, or must be replaced.
+    Link(&'static str),
+}
+
+fn now() -> satsuma_core::Instant {
+    satsuma_core::Instant::from_micros(Instant::now().as_micros())
+}
+
+/// One link to the SFU, until it breaks or the time is up.
+async fn call(
+    socket: &mut TcpSocket<'_>,
+    door: &mut Intercom,
+    inbox: &mut [u8; MESSAGE],
+    port: u16,
+    until: Option<Instant>,
+) -> Ended {
+    socket.set_timeout(Some(Duration::from_secs(30)));
+    if socket.connect((HOST, port)).await.is_err() {
+        return Ended::Link("cannot connect to the SFU");
+    }
+    hprintln!("intercom: connected to {}:{}", HOST, port);
+    if door.link_up(now()).is_err() {
+        return Ended::Link("no key package");
+    }
+    let (mut reader, mut writer) = socket.split();
+    let mut filled = 0;
+    let mut next_frame = Instant::now();
+    let mut out = [0u8; 512];
+    loop {
+        if flush(&mut writer, door).await.is_err() {
+            return Ended::Link("write failed");
+        }
+        if log(door) {
+            return Ended::Link("the seat is gone: joining afresh");
+        }
+        if until.is_some_and(|t| Instant::now() >= t) {
+            return Ended::Time;
+        }
+        let wake = door
+            .poll_timeout()
+            .map(|at| Instant::from_micros(at.as_micros()))
+            .unwrap_or(Instant::MAX);
+        let read = read_into(&mut reader, inbox, filled);
+        match select3(read, Timer::at(next_frame), Timer::at(wake)).await {
+            Either3::First(Err(why)) => return Ended::Link(why),
+            Either3::First(Ok(n)) => {
+                filled += n;
+                // Every whole message in the inbox, in order.
+                loop {
+                    let Some(header) = inbox.first_chunk::<4>() else {
+                        break;
+                    };
+                    if filled < 4 {
+                        break;
+                    }
+                    let Ok(len) = frame_len(*header) else {
+                        return Ended::Link("a frame of no valid length");
+                    };
+                    if len + 4 > MESSAGE {
+                        return Ended::Link("a message larger than the intercom takes");
+                    }
+                    if filled < len + 4 {
+                        break;
+                    }
+                    if let Err(e) = door.handle_message(now(), &inbox[4..4 + len]) {
+                        hprintln!("intercom: a message set aside: {}", e);
+                    }
+                    inbox.copy_within(4 + len..filled, 0);
+                    filled -= 4 + len;
+                }
+            }
+            Either3::Second(()) => {
+                next_frame += Duration::from_millis(20);
+                match door.audio_frame(now(), &mut out) {
+                    Ok(Some(n)) => {
+                        if write_all(&mut writer, &out[..n]).await.is_err() {
+                            return Ended::Link("write failed");
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => hprintln!("intercom: a frame not sent: {}", e),
+                }
+            }
+            Either3::Third(()) => door.handle_timeout(now()),
+        }
+    }
+}
+
+/// Reads what has come into `inbox[filled..]`.
+async fn read_into(
+    reader: &mut TcpReader<'_>,
+    inbox: &mut [u8; MESSAGE],
+    filled: usize,
+) -> Result<usize, &'static str> {
+    let Some(space) = inbox.get_mut(filled..) else {
+        return Err("the inbox is full");
+    };
+    match reader.read(space).await {
+        Ok(0) => Err("the SFU closed the link"),
+        Ok(n) => Ok(n),
+        Err(_) => Err("read failed"),
+    }
+}
+
+async fn write_all(writer: &mut TcpWriter<'_>, mut bytes: &[u8]) -> Result<(), ()> {
+    while !bytes.is_empty() {
+        match writer.write(bytes).await {
+            Ok(0) | Err(_) => return Err(()),
+            Ok(n) => bytes = bytes.get(n..).unwrap_or_default(),
+        }
+    }
+    Ok(())
+}
+
+/// Writes every queued message, each after its length.
+async fn flush(writer: &mut TcpWriter<'_>, door: &mut Intercom) -> Result<(), ()> {
+    while let Some(body) = door.poll_transmit() {
+        let len = u32::try_from(body.len()).map_err(|_| ())?;
+        write_all(writer, &len.to_be_bytes()).await?;
+        write_all(writer, &body).await?;
+    }
+    Ok(())
+}
+
+/// Leaves the room: `Leave` goes out before the link closes.
+async fn leave(socket: &mut TcpSocket<'_>, door: &mut Intercom) {
+    door.leave(now());
+    let (_, mut writer) = socket.split();
+    let _ = flush(&mut writer, door).await;
+    let _ = socket.flush().await;
+    socket.close();
+    hprintln!("intercom: left");
+}
+
+/// Prints what happened; whether the link must be replaced.
+fn log(door: &mut Intercom) -> bool {
+    let mut replace = false;
+    while let Some(event) = door.poll_event() {
+        match event {
+            IntercomEvent::Link(LinkEvent::Member(
+                Event::Joined { epoch } | Event::NewEpoch { epoch },
+            )) => {
+                let group = door.member().group();
+                let members = group.roster().len();
+                match group.safety_number() {
+                    Ok(number) => hprintln!(
+                        "intercom: epoch {} safety number {} members {}",
+                        epoch,
+                        number,
+                        members
+                    ),
+                    Err(_) => hprintln!("intercom: epoch {} (no safety number)", epoch),
+                }
+            }
+            IntercomEvent::Link(LinkEvent::Member(Event::Introduced(intro))) => hprintln!(
+                "intercom: member leaf {} {} ({}) fingerprint {} {:?}",
+                intro.leaf,
+                intro.info.display_name,
+                intro.info.device_id,
+                intro.fingerprint,
+                intro.trust
+            ),
+            IntercomEvent::Link(LinkEvent::Clock(time)) => {
+                hprintln!("intercom: the SFU's clock: {} s since 1970", time.as_secs());
+            }
+            IntercomEvent::Link(LinkEvent::Connected { resumed }) => {
+                hprintln!("intercom: joined (seat resumed: {})", resumed);
+            }
+            IntercomEvent::Link(LinkEvent::Reconnect) => replace = true,
+            // The log's entries: the epochs above say what they did.
+            IntercomEvent::Link(LinkEvent::Log { .. } | LinkEvent::Media(_)) => {}
+            IntercomEvent::Link(other) => hprintln!("intercom: {:?}", other),
+            IntercomEvent::Heard {
+                leaf,
+                frames,
+                failed,
+                crc,
+                heard,
+            } => hprintln!(
+                "intercom: heard leaf {} frames {} failed {} crc {:08x} tone {} Hz peak {}",
+                leaf,
+                frames,
+                failed,
+                crc,
+                heard.hz,
+                heard.peak
+            ),
+        }
+    }
+    replace
+}
+
+/// Why the intercom could not run at all.
+#[derive(Debug)]
+enum Failure {
+    Board(board::Error),
+    Usage(&'static str),
+    Twice,
+    Session,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Board(e) => write!(f, "{e}"),
+            Self::Usage(u) => f.write_str(u),
+            Self::Twice => f.write_str("a static taken twice"),
+            Self::Session => f.write_str("no MLS session"),
+        }
+    }
+}
+
+fn report_stop(out: &mut dyn fmt::Write, stop: &Stop<'_>) {
+    let _ = writeln!(out, "intercom: FAILED: {stop}");
+}
