@@ -544,6 +544,10 @@ fn test() -> Result {
         "the firmware's network: LAN9118 + embassy-net on the Cortex-M4 in QEMU, DHCP, TCP and UDP echo",
         &|| run("bash", &["scripts/run-net-qemu.sh"]),
     )?;
+    step(
+        "the intercom firmware in a real call: QEMU, the SFU and a satsuma-headless desktop",
+        &|| run("bash", &["scripts/run-intercom-qemu.sh"]),
+    )?;
     step("core tests on WebAssembly", &|| {
         run("bash", &["scripts/run-wasm-tests.sh"])
     })?;

@@ -9,6 +9,7 @@ use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use embedded_alloc::LlffHeap;
 
+#[cfg(feature = "block-table")]
 use crate::blocks::TRACKER;
 
 /// `LlffHeap` that remembers the most bytes in use at once and the highest
@@ -21,6 +22,8 @@ pub struct PeakHeap {
     peak: AtomicUsize,
     /// Highest heap offset ever handed out: what fragmentation really cost.
     top: AtomicUsize,
+    /// Allocations made since the start.
+    allocations: AtomicUsize,
 }
 
 impl PeakHeap {
@@ -30,7 +33,14 @@ impl PeakHeap {
             start: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
             top: AtomicUsize::new(0),
+            allocations: AtomicUsize::new(0),
         }
+    }
+
+    /// Allocations made since the program started: the difference over a
+    /// piece of work is how many it made.
+    pub fn allocations(&self) -> usize {
+        self.allocations.load(Ordering::Relaxed)
     }
 
     /// Bytes in use now.
@@ -78,12 +88,15 @@ unsafe impl GlobalAlloc for PeakHeap {
             self.peak.fetch_max(used, Ordering::Relaxed);
             let end = (ptr as usize + layout.size()) - self.start.load(Ordering::Relaxed);
             self.top.fetch_max(end, Ordering::Relaxed);
+            self.allocations.fetch_add(1, Ordering::Relaxed);
+            #[cfg(feature = "block-table")]
             TRACKER.lock().allocated(ptr as usize, layout.size(), used);
         }
         ptr
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        #[cfg(feature = "block-table")]
         TRACKER.lock().freed(ptr as usize);
         // SAFETY: `ptr` came from `alloc` above with this `layout` (the
         // caller's contract), which got it from the inner heap.

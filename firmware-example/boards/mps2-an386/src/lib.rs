@@ -66,6 +66,7 @@
 //! the program, as above.
 #![no_std]
 
+#[cfg(feature = "block-table")]
 mod blocks;
 mod error;
 mod heap;
@@ -77,10 +78,13 @@ mod stack;
 mod stop;
 pub mod time;
 
+#[cfg(feature = "block-table")]
 pub use blocks::{Blocks, Snapshot, TOP};
 pub use error::{Error, HostError, NicError};
 pub use heap::{HEAP, PeakHeap, init_heap};
 pub use lan9118::Lan9118;
-pub use measure::{Usage, measure, measure_blocks};
+#[cfg(feature = "block-table")]
+pub use measure::measure_blocks;
+pub use measure::{Usage, measure};
 pub use stack::stack_high_water;
 pub use stop::{Report, Stop, exit, on_stop};

@@ -2,6 +2,7 @@
 
 use core::sync::atomic::Ordering;
 
+#[cfg(feature = "block-table")]
 use crate::blocks::{Blocks, TRACKER};
 use crate::heap::HEAP;
 use crate::stack::{LOWEST, lowest_touched, repaint};
@@ -58,6 +59,7 @@ pub fn measure<T>(work: impl FnOnce() -> T) -> (T, Usage) {
 }
 
 /// [`measure`], and the largest blocks `work` allocated. It does not nest.
+#[cfg(feature = "block-table")]
 pub fn measure_blocks<T>(work: impl FnOnce() -> T) -> (T, Usage, Blocks) {
     TRACKER.lock().start(HEAP.used());
     let (out, usage) = measure(work);

@@ -34,7 +34,7 @@ use satsuma_board_mps2_an386::{self as board, Lan9118, Stop, host};
 use satsuma_core::committer::{Event, Status};
 use satsuma_core::link::LinkEvent;
 use satsuma_core::mls::{MemberInfo, MemoryStore, SatsumaCrypto, Session};
-use satsuma_core::wire::{RoomName, frame_len};
+use satsuma_core::wire::{MediaRef, RoomName, frame_len};
 use satsuma_intercom::{Intercom, IntercomConfig, IntercomEvent};
 use static_cell::ConstStaticCell;
 
@@ -42,10 +42,11 @@ use static_cell::ConstStaticCell;
 const SOCKETS: usize = 2;
 /// The host, as QEMU's user-mode network names it.
 const HOST: Ipv4Address = Ipv4Address::new(10, 0, 2, 2);
-/// The largest message the intercom takes from the SFU: a Welcome or a
-/// commit for a 16-member room fits with room to spare. A larger one ends
+/// The largest message the intercom takes from the SFU: a Welcome for a
+/// 16-member room with its ratchet tree is 4,713 B, an add commit 1,163 B
+/// (README, MLS message sizes). A larger one ends
 /// the link (and is logged), never the firmware.
-const MESSAGE: usize = 24 * 1024;
+const MESSAGE: usize = 16 * 1024;
 /// The heap: MLS state, key packages, commits being built.
 const HEAP: usize = 160 * 1024;
 /// Waits between attempts to reach the SFU, doubling up to the last.
@@ -171,11 +172,12 @@ async fn run(spawner: Spawner) -> Result<bool, Failure> {
     );
     let mut attempt = 0;
     let mut joined = false;
+    let mut counts = Counts::default();
     loop {
         if until.is_some_and(|t| Instant::now() >= t) {
             break;
         }
-        match call(&mut socket, &mut door, inbox, args.port, until).await {
+        match call(&mut socket, &mut door, inbox, args.port, until, &mut counts).await {
             Ended::Time => break,
             Ended::Link(why) => {
                 hprintln!("intercom: link lost: {}", why);
@@ -194,6 +196,13 @@ async fn run(spawner: Spawner) -> Result<bool, Failure> {
         leave(&mut socket, &mut door).await;
     }
     hprintln!("intercom: sent {} frames", door.sent());
+    hprintln!(
+        "intercom: allocations: {} in sending {} audio frames, {} in opening {} received",
+        counts.sent_allocs,
+        counts.sent,
+        counts.heard_allocs,
+        counts.heard
+    );
     if let Some(at) = door.first_heard() {
         hprintln!(
             "intercom: first frame heard {} ms after power-on",
@@ -201,6 +210,15 @@ async fn run(spawner: Spawner) -> Result<bool, Failure> {
         );
     }
     Ok(joined)
+}
+
+/// Allocations on the audio path, both ways.
+#[derive(Debug, Default)]
+struct Counts {
+    sent: usize,
+    sent_allocs: usize,
+    heard: usize,
+    heard_allocs: usize,
 }
 
 /// Why one link ended.
@@ -222,6 +240,7 @@ async fn call(
     inbox: &mut [u8; MESSAGE],
     port: u16,
     until: Option<Instant>,
+    counts: &mut Counts,
 ) -> Ended {
     socket.set_timeout(Some(Duration::from_secs(30)));
     if socket.connect((HOST, port)).await.is_err() {
@@ -255,14 +274,9 @@ async fn call(
             Either3::First(Ok(n)) => {
                 filled += n;
                 // Every whole message in the inbox, in order.
-                loop {
-                    let Some(header) = inbox.first_chunk::<4>() else {
-                        break;
-                    };
-                    if filled < 4 {
-                        break;
-                    }
-                    let Ok(len) = frame_len(*header) else {
+                while filled >= 4 {
+                    let header = inbox.first_chunk::<4>().copied().unwrap_or_default();
+                    let Ok(len) = frame_len(header) else {
                         return Ended::Link("a frame of no valid length");
                     };
                     if len + 4 > MESSAGE {
@@ -271,8 +285,15 @@ async fn call(
                     if filled < len + 4 {
                         break;
                     }
-                    if let Err(e) = door.handle_message(now(), &inbox[4..4 + len]) {
+                    let message = &inbox[4..4 + len];
+                    let media = MediaRef::from_to_client(message).is_some();
+                    let before = board::HEAP.allocations();
+                    if let Err(e) = door.handle_message(now(), message) {
                         hprintln!("intercom: a message set aside: {}", e);
+                    }
+                    if media {
+                        counts.heard += 1;
+                        counts.heard_allocs += board::HEAP.allocations() - before;
                     }
                     inbox.copy_within(4 + len..filled, 0);
                     filled -= 4 + len;
@@ -280,7 +301,13 @@ async fn call(
             }
             Either3::Second(()) => {
                 next_frame += Duration::from_millis(20);
-                match door.audio_frame(now(), &mut out) {
+                let before = board::HEAP.allocations();
+                let frame = door.audio_frame(now(), &mut out);
+                if let Ok(Some(_)) = frame {
+                    counts.sent += 1;
+                    counts.sent_allocs += board::HEAP.allocations() - before;
+                }
+                match frame {
                     Ok(Some(n)) => {
                         if write_all(&mut writer, &out[..n]).await.is_err() {
                             return Ended::Link("write failed");
