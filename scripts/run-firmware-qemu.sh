@@ -23,8 +23,11 @@ cargo clippy --quiet --release -- -D warnings
 cargo clippy --quiet -p satsuma-intercom --lib --tests --target "$host" -- -D warnings
 cargo test --quiet -p satsuma-intercom --lib --target "$host"
 
-# Release: LTO, opt-level "s", one codegen unit (Cargo.toml).
-cargo build --release
+# Release: LTO, opt-level "s", one codegen unit (Cargo.toml). Only the two
+# binaries this script runs: the intercom is built without the board's
+# default features (scripts/run-intercom-qemu.sh), and cargo keeps the
+# last build of a binary under its name.
+cargo build --release --bin mls-roundtrip --bin mls-footprint
 
 out=target/thumbv7em-none-eabihf/release
 footprint=$out/mls-footprint

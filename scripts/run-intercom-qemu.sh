@@ -36,8 +36,14 @@ for bin in "$sfu" "$headless"; do
 done
 
 cd "$root/firmware-example"
+# Without the board's measuring table of live heap blocks (32 KiB of RAM
+# that a product would not carry).
 cargo build --quiet --release --no-default-features --bin intercom
 elf=$PWD/target/thumbv7em-none-eabihf/release/intercom
+if nm -C "$elf" | grep -q "blocks::TRACKER"; then
+    echo "error: $elf was built with the board's block table; build it with --no-default-features" >&2
+    exit 1
+fi
 
 work=$(mktemp -d)
 pids=()

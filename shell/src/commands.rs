@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use satsuma_client::{ClientError, LinkError};
-use satsuma_core::media::Codec;
 use satsuma_engine::events::CallEvent;
 use satsuma_engine::host::Hosted;
 use satsuma_engine::{AudioInput, AudioOutput, Call, CallConfig, CallError, Identity, VideoInput};
@@ -348,7 +347,7 @@ pub async fn join(
     } else {
         AudioOutput::Device(settings.speaker.clone())
     };
-    config.audio_codec = Codec::Opus;
+    config.audio_codec = o.codec;
     config.video = VideoInput::Camera(settings.camera.clone());
     config.pictures = true;
     config.levels = true;

@@ -58,6 +58,21 @@ pub struct Options {
     /// Join at once with the join screen's name, room and server.
     #[arg(long)]
     pub join: bool,
+    /// The audio codec sent: opus, or pcmu, pcma or g722 for a room with
+    /// a door intercom, which speaks G.711 (until the SFU negotiates it).
+    #[arg(long, default_value = "opus", value_parser = audio_codec)]
+    pub codec: satsuma_core::media::Codec,
+}
+
+fn audio_codec(s: &str) -> Result<satsuma_core::media::Codec, String> {
+    use satsuma_core::media::Codec;
+    match s.to_ascii_lowercase().as_str() {
+        "opus" => Ok(Codec::Opus),
+        "pcmu" => Ok(Codec::Pcmu),
+        "pcma" => Ok(Codec::Pcma),
+        "g722" => Ok(Codec::G722),
+        _ => Err("one of opus, pcmu, pcma, g722".into()),
+    }
 }
 
 /// Runs the app until its window closes.

@@ -312,7 +312,78 @@ fn app(extra: &[String]) -> Result {
     // `cargo xtask call -- --tone 440`: the app's options after a `--`.
     let extra = extra.strip_prefix(&["--".to_owned()]).unwrap_or(extra);
     args.extend(extra.iter().map(String::as_str));
-    run("cargo", &args)
+    let door = door();
+    if door.is_some() && !extra.iter().any(|a| a.starts_with("--codec")) {
+        // The door speaks G.711: the app sends µ-law to it.
+        args.extend(["--codec", "pcmu"]);
+    }
+    let app = run("cargo", &args);
+    if let Some(mut door) = door {
+        let _ = door.kill();
+        let _ = door.wait();
+    }
+    app
+}
+
+/// The door: the intercom firmware on QEMU's Cortex-M4, joining the app's
+/// room through its intercom link (port 8481, beside the app's 8480) and
+/// sending a 500 Hz tone. It retries until the app listens. `None`, with
+/// the reason printed, where QEMU is missing or the firmware does not
+/// build.
+fn door() -> Option<std::process::Child> {
+    if !have("qemu-system-arm") {
+        println!(
+            "No qemu-system-arm: the call has no door intercom (`apt-get install qemu-system-arm`)."
+        );
+        return None;
+    }
+    let firmware = root().join("firmware-example");
+    let built = run_in(
+        &firmware,
+        "cargo",
+        &[
+            "build",
+            "--quiet",
+            "--release",
+            "--no-default-features",
+            "--bin",
+            "intercom",
+        ],
+    );
+    if let Err(e) = built {
+        println!("The door intercom's firmware did not build ({e}): the call has no door.");
+        return None;
+    }
+    let elf = firmware.join("target/thumbv7em-none-eabihf/release/intercom");
+    let door = Command::new("qemu-system-arm")
+        .args([
+            "-cpu",
+            "cortex-m4",
+            "-machine",
+            "mps2-an386",
+            "-nographic",
+            "-nic",
+            "user,model=lan9118",
+            "-semihosting-config",
+            "enable=on,target=native,arg=intercom,arg=8481,arg=satsuma,arg=500,arg=0",
+            "-kernel",
+        ])
+        .arg(&elf)
+        .stdin(std::process::Stdio::null())
+        .spawn();
+    match door {
+        Ok(child) => {
+            println!(
+                "The door intercom boots on QEMU's Cortex-M4 (mps2-an386) and joins `satsuma` \
+                 through the app's intercom link on port 8481: its lines start with `intercom:`."
+            );
+            Some(child)
+        }
+        Err(e) => {
+            println!("QEMU did not start ({e}): the call has no door.");
+            None
+        }
+    }
 }
 
 /// The app as a .deb, through the Tauri CLI from the UI's npm packages.

@@ -36,6 +36,9 @@ pub const MAX_PEERS: usize = 16;
 /// Bytes of a sealed 20 ms frame, at most: the frame, an SFrame header
 /// (up to 17 bytes) and the AES-GCM tag.
 const SEALED: usize = FRAME + 64;
+/// The largest frame opened: 20 ms of G.711 or G.722, or of Opus from a
+/// desktop that did not switch to G.711 (opened, counted, not played).
+const RECEIVED: usize = 512;
 
 /// How the intercom takes part.
 #[derive(Debug, Clone)]
@@ -57,8 +60,11 @@ pub enum IntercomEvent {
     Heard {
         /// The member's leaf index.
         leaf: u64,
-        /// Frames opened.
+        /// G.711 frames opened and measured.
         frames: u32,
+        /// Frames that opened but carry another codec (a desktop sending
+        /// Opus): not played.
+        other_codec: u32,
         /// Frames that did not open (a forgery, a key this member never
         /// had).
         failed: u32,
@@ -73,6 +79,7 @@ pub enum IntercomEvent {
 struct Peer {
     leaf: u64,
     frames: u32,
+    other_codec: u32,
     crc: Crc32,
     meter: ToneMeter,
 }
@@ -95,6 +102,7 @@ pub struct Intercom {
     events: VecDeque<IntercomEvent>,
     plain: [u8; FRAME],
     sealed: [u8; SEALED],
+    received: [u8; RECEIVED],
 }
 
 impl Intercom {
@@ -139,6 +147,7 @@ impl Intercom {
             events: VecDeque::new(),
             plain: [0; FRAME],
             sealed: [0; SEALED],
+            received: [0; RECEIVED],
         }
     }
 
@@ -277,12 +286,12 @@ impl Intercom {
         let Some(ring) = self.ring.as_mut() else {
             return;
         };
-        if media.codec != Codec::Pcmu || media.payload.len() > SEALED {
+        if media.payload.len() > RECEIVED {
             self.failed += 1;
             return;
         }
         let mut keys = MediaKeys::new(ring);
-        let opened = keys.unprotect_or_hold(now, media.codec, 0, media.payload, &mut self.plain);
+        let opened = keys.unprotect_or_hold(now, media.codec, 0, media.payload, &mut self.received);
         let (leaf, len) = match opened {
             Ok(Unprotected::Opened { opened, len }) => (opened.sender, len),
             // Sealed in an epoch whose commit is on its way: opened when
@@ -293,17 +302,18 @@ impl Intercom {
                 return;
             }
         };
-        self.measure(now, leaf, len);
+        self.measure(now, leaf, media.codec, len);
     }
 
-    fn measure(&mut self, now: Instant, leaf: u64, len: usize) {
-        let frame = &self.plain[..len.min(FRAME)];
+    fn measure(&mut self, now: Instant, leaf: u64, codec: Codec, len: usize) {
+        let frame = &self.received[..len.min(RECEIVED)];
         let peer = match self.peers.iter().position(|p| p.leaf == leaf) {
             Some(i) => &mut self.peers[i],
             None if self.peers.len() < MAX_PEERS => {
                 self.peers.push(Peer {
                     leaf,
                     frames: 0,
+                    other_codec: 0,
                     crc: Crc32::new(),
                     meter: ToneMeter::default(),
                 });
@@ -312,10 +322,14 @@ impl Intercom {
             }
             None => return,
         };
-        peer.frames += 1;
         self.first_heard.get_or_insert(now);
-        peer.crc.update(frame);
-        peer.meter.add_ulaw(frame);
+        if codec != Codec::Pcmu {
+            peer.other_codec += 1;
+        } else {
+            peer.frames += 1;
+            peer.crc.update(frame);
+            peer.meter.add_ulaw(frame);
+        }
         if self.next_report.is_none() {
             self.next_report = Some(now.saturating_add(self.report_every));
         }
@@ -328,6 +342,7 @@ impl Intercom {
             self.events.push_back(IntercomEvent::Heard {
                 leaf: peer.leaf,
                 frames: peer.frames,
+                other_codec: peer.other_codec,
                 failed: self.failed,
                 crc: peer.crc.finish(),
                 heard: peer.meter.take(),
@@ -351,14 +366,14 @@ impl Intercom {
             let mut keys = MediaKeys::new(ring);
             while let Some(frame) = keys.take_ready() {
                 if let Ok((opened, len)) =
-                    keys.unprotect(frame.codec, &frame.protected, &mut self.plain)
+                    keys.unprotect(frame.codec, &frame.protected, &mut self.received)
                 {
-                    ready.push((opened.sender, len, self.plain));
+                    ready.push((opened.sender, frame.codec, len, self.received));
                 }
             }
-            for (leaf, len, plain) in ready {
-                self.plain = plain;
-                self.measure(now, leaf, len);
+            for (leaf, codec, len, received) in ready {
+                self.received = received;
+                self.measure(now, leaf, codec, len);
             }
         }
         while let Some(event) = self.conn.poll_event() {
@@ -490,15 +505,19 @@ mod tests {
 
         /// The desk's tone, sealed, as the SFU forwards it to the door.
         fn desk_says(&mut self, tone: &mut Tone, sequence: u16) -> Vec<u8> {
+            self.desk_sends(Codec::Pcmu, tone, sequence)
+        }
+
+        fn desk_sends(&mut self, codec: Codec, tone: &mut Tone, sequence: u16) -> Vec<u8> {
             let mut plain = [0; FRAME];
             tone.fill_ulaw(&mut plain);
             let mut sealed = [0; SEALED];
             let n = MediaKeys::new(&mut self.desk_ring)
-                .protect(Codec::Pcmu, &plain, &mut sealed)
+                .protect(codec, &plain, &mut sealed)
                 .unwrap();
             ToClient::Media(Media {
                 sender: self.desk_conn.unwrap(),
-                codec: Codec::Pcmu,
+                codec,
                 timestamp: u32::from(sequence) * 160,
                 sequence,
                 payload: satsuma_core::wire::Blob::copy_from(&sealed[..n]).unwrap(),
@@ -516,8 +535,10 @@ mod tests {
                     frames,
                     failed,
                     heard,
+                    other_codec: 0,
                     ..
                 } => Some((leaf, frames, failed, heard.hz)),
+                IntercomEvent::Heard { other_codec, .. } => Some((u64::MAX, other_codec, 0, 0)),
                 IntercomEvent::Link(_) => None,
             })
             .collect()
@@ -608,6 +629,32 @@ mod tests {
             matches!(reports[..], [(0, 1, 1, hz)] if hz.abs_diff(660) <= 25),
             "{reports:?}"
         );
+    }
+
+    #[test]
+    fn another_codec_opens_but_is_counted_apart_not_failed() {
+        let mut call = Call::new();
+        call.door.link_up(at(10)).unwrap();
+        call.settle(at(10));
+        let mut tone = Tone::new(660, 8_000);
+        for i in 0..5 {
+            let opus = call.desk_sends(Codec::Opus, &mut tone, i);
+            call.door.handle_message(at(100), &opus).unwrap();
+        }
+        let next = call.door.poll_timeout().unwrap();
+        call.door.handle_timeout(next);
+        let reports: Vec<_> = core::iter::from_fn(|| call.door.poll_event())
+            .filter_map(|e| match e {
+                IntercomEvent::Heard {
+                    frames,
+                    other_codec,
+                    failed,
+                    ..
+                } => Some((frames, other_codec, failed)),
+                IntercomEvent::Link(_) => None,
+            })
+            .collect();
+        assert_eq!(reports, [(0, 5, 0)], "five Opus frames, none failed");
     }
 
     #[test]

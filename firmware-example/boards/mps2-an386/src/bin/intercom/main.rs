@@ -409,17 +409,19 @@ fn log(door: &mut Intercom) -> bool {
             IntercomEvent::Heard {
                 leaf,
                 frames,
+                other_codec,
                 failed,
                 crc,
                 heard,
             } => hprintln!(
-                "intercom: heard leaf {} frames {} failed {} crc {:08x} tone {} Hz peak {}",
+                "intercom: heard leaf {} frames {} failed {} crc {:08x} tone {} Hz peak {} other-codec {}",
                 leaf,
                 frames,
                 failed,
                 crc,
                 heard.hz,
-                heard.peak
+                heard.peak,
+                other_codec
             ),
         }
     }
