@@ -12,6 +12,9 @@
 #   - the desktop opened the door's G.711 audio with no failure and hears
 #     its 500 Hz tone; the door opened the desktop's with no failure and
 #     hears its 660 Hz tone;
+#   - with its cable pulled for 7 s (QEMU's monitor, `set_link`), past the
+#     SFU's idle timeout, the door loses its link, comes back (resuming its
+#     seat, or joining afresh) and hears the desktop again;
 #   - when the desktop leaves, the door commits its removal (a new epoch
 #     with one member);
 #   - the firmware's flash and RAM fit the intercom's budgets.
@@ -56,7 +59,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$sfu" --http 127.0.0.1:0 --intercom 127.0.0.1:0 >"$work/sfu.out" 2>"$work/sfu.err" &
+# A short idle timeout, so that the link cut below outlasts it: the SFU
+# closes the door's link and keeps its seat for the grace period.
+SATSUMA_SFU_LIMITS__IDLE_TIMEOUT_MS=3000 \
+    "$sfu" --http 127.0.0.1:0 --intercom 127.0.0.1:0 >"$work/sfu.out" 2>"$work/sfu.err" &
 pids+=($!)
 for _ in $(seq 100); do
     grep -q "listening" "$work/sfu.out" 2>/dev/null && break
@@ -72,9 +78,10 @@ fi
 echo "satsuma-sfu: signalling $http, intercom link $intercom"
 
 room=door-$$
-seconds=40
+seconds=45
 timeout --kill-after=10 180 qemu-system-arm -cpu cortex-m4 -machine mps2-an386 -nographic \
-    -nic user,model=lan9118,mac=52:54:00:12:34:58 \
+    -nic user,id=lan,model=lan9118,mac=52:54:00:12:34:58 \
+    -monitor "unix:$work/monitor,server,nowait" \
     -semihosting-config "enable=on,target=native,arg=intercom,arg=${intercom##*:},arg=$room,arg=500,arg=$seconds" \
     -kernel "$elf" >"$work/door.log" 2>&1 &
 qemu=$!
@@ -87,7 +94,26 @@ for _ in $(seq 600); do
     sleep 0.1
 done
 timeout --kill-after=10 90 "$headless" --server "$http" --room "$room" --name Bob \
-    --codec pcmu --no-video --tone 660 --seconds 12 >"$work/bob.jsonl" 2>"$work/bob.err" || {
+    --codec pcmu --no-video --tone 660 --seconds 24 >"$work/bob.jsonl" 2>"$work/bob.err" &
+bob=$!
+pids+=("$bob")
+
+# Once both are in the group, the door's cable is pulled for 7 s (QEMU's
+# monitor: `set_link`), past the SFU's 3 s idle timeout, and put back.
+for _ in $(seq 300); do
+    grep -q "^intercom: epoch 1 " "$work/door.log" 2>/dev/null && break
+    sleep 0.1
+done
+monitor() {
+    python3 -c 'import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); time.sleep(0.2)
+s.sendall((sys.argv[2] + "\n").encode()); time.sleep(0.3); s.close()' "$work/monitor" "$1"
+}
+sleep 4
+monitor "set_link lan off"
+sleep 7
+monitor "set_link lan on"
+wait "$bob" || {
     echo "error: satsuma-headless failed:" >&2
     tail -20 "$work/bob.err" >&2
 }
@@ -144,6 +170,20 @@ heard = [tuple(int(x, 16) if i == 3 else int(x) for i, x in enumerate(m.groups()
 full = [h for h in heard if h[1] >= 45]
 check(len(full) >= 5 and all(h[2] == 0 and abs(h[4] - 660) <= 5 for h in full),
       f"the door opened the desktop's audio and hears its 660 Hz tone ({len(full)} full seconds, none failed)")
+# The cable: the link is lost, and the door comes back (its seat resumed,
+# or the room joined afresh) and hears the desktop again.
+lost = next((i for i, l in enumerate(door) if l.startswith("intercom: link lost")), None)
+back = next((i for i, l in enumerate(door) if lost is not None and i > lost
+             and l.startswith("intercom: joined (seat resumed:")), None)
+check(lost is not None, "the pulled cable cost the door its link")
+check(back is not None, "the door reconnected: " + (door[back] if back is not None else "no"))
+after = []
+if back is not None:
+    after = [m for m in (re.match(r"intercom: heard leaf \d+ frames (\d+) failed (\d+) crc [0-9a-f]+ tone (\d+) Hz", l)
+                         for l in door[back:]) if m]
+    after = [(int(a), int(b), int(c)) for a, b, c in (m.groups() for m in after)]
+check(sum(1 for f, x, hz in after if f >= 45 and x == 0 and abs(hz - 660) <= 5) >= 3,
+      f"after reconnecting the door hears the desktop again ({len(after)} reports)")
 last = max(door_epochs) if door_epochs else -1
 check(last > max(shared or [0]) and door_epochs.get(last, ("", 0))[1] == 1,
       f"the desktop left and the door committed its removal (epoch {last}, one member)")
