@@ -65,14 +65,8 @@ pub struct Options {
 }
 
 fn audio_codec(s: &str) -> Result<satsuma_core::media::Codec, String> {
-    use satsuma_core::media::Codec;
-    match s.to_ascii_lowercase().as_str() {
-        "opus" => Ok(Codec::Opus),
-        "pcmu" => Ok(Codec::Pcmu),
-        "pcma" => Ok(Codec::Pcma),
-        "g722" => Ok(Codec::G722),
-        _ => Err("one of opus, pcmu, pcma, g722".into()),
-    }
+    satsuma_core::media::Codec::audio_from_name(s)
+        .ok_or_else(|| "one of opus, pcmu, pcma, g722".into())
 }
 
 /// Runs the app until its window closes.

@@ -115,6 +115,16 @@ pub struct ClearInfo {
 }
 
 impl Codec {
+    /// The audio codec a person or a command line names: `opus`, `pcmu`,
+    /// `pcma` or `g722`, in any case; `None` for anything else.
+    #[must_use]
+    pub fn audio_from_name(name: &str) -> Option<Self> {
+        [Self::Opus, Self::Pcmu, Self::Pcma, Self::G722]
+            .into_iter()
+            .zip(["opus", "pcmu", "pcma", "g722"])
+            .find_map(|(codec, n)| name.eq_ignore_ascii_case(n).then_some(codec))
+    }
+
     /// Every codec, for callers that must handle each one.
     pub const ALL: [Self; 5] = [Self::Opus, Self::Pcmu, Self::Pcma, Self::G722, Self::Vp8];
 
@@ -297,6 +307,20 @@ impl Codec {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn audio_codecs_by_name() {
+        use super::Codec;
+        assert_eq!(Codec::audio_from_name("PCMU"), Some(Codec::Pcmu));
+        assert_eq!(Codec::audio_from_name("g722"), Some(Codec::G722));
+        assert_eq!(Codec::audio_from_name("opus"), Some(Codec::Opus));
+        assert_eq!(
+            Codec::audio_from_name("vp8"),
+            None,
+            "video is no audio codec"
+        );
+        assert_eq!(Codec::audio_from_name(""), None);
+    }
+
     use super::*;
     use crate::error::HeaderError;
     use crate::sframe::{EpochSecret, KeyRingConfig};

@@ -125,13 +125,7 @@ fn device_name(name: &str) -> Option<String> {
 }
 
 fn codec(s: &str) -> Result<Codec, String> {
-    match s.to_ascii_lowercase().as_str() {
-        "opus" => Ok(Codec::Opus),
-        "pcmu" => Ok(Codec::Pcmu),
-        "pcma" => Ok(Codec::Pcma),
-        "g722" => Ok(Codec::G722),
-        _ => Err("one of opus, pcmu, pcma, g722".into()),
-    }
+    Codec::audio_from_name(s).ok_or_else(|| "one of opus, pcmu, pcma, g722".into())
 }
 
 fn size(s: &str) -> Result<(u32, u32), String> {
