@@ -17,7 +17,9 @@ mod toolchain;
 /// Debian packages: (package, a command or file that proves it is there,
 /// whether the desktop app needs it to build and run).
 const APT_PACKAGES: &[(&str, &str, bool)] = &[
-    ("qemu-system-arm", "qemu-system-arm", false),
+    // The Cortex-M4 board the firmware's tests run on, and the main job's
+    // door intercom.
+    ("qemu-system-arm", "qemu-system-arm", true),
     ("nodejs", "node", true),
     ("binutils", "readelf", false),
     // The desktop engine: codecs (found through pkg-config), the ALSA
@@ -79,7 +81,7 @@ usage: cargo xtask <command>
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("call") => setup(Needs::APP).and_then(|()| app(&args[1..])),
+        Some("call") => setup(Needs::CALL).and_then(|()| app(&args[1..])),
         Some("demo") => setup(Needs::DEMO).and_then(|()| call(&args[1..])),
         Some("bundle") => setup(Needs::APP).and_then(|()| bundle()),
         Some("test") => setup(Needs::ALL).and_then(|()| test()),
@@ -184,12 +186,18 @@ impl Needs {
         tools: false,
         ui: false,
     };
-    /// The main job and the package: the desktop app.
+    /// The package: the desktop app.
     const APP: Self = Self {
         apt: Apt::App,
         targets: false,
         tools: false,
         ui: true,
+    };
+    /// The main job: the desktop app, and the door intercom's firmware
+    /// for QEMU's Cortex-M4.
+    const CALL: Self = Self {
+        targets: true,
+        ..Self::APP
     };
     /// The benchmarks: host code only.
     const BENCH: Self = Self::DEMO;
