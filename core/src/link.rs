@@ -129,7 +129,6 @@ enum Phase {
 
 /// Why a [`Connection`] call failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum LinkError {
     /// The bytes are no message of the SFU's.
     Wire(wire::WireError),
