@@ -433,8 +433,8 @@ install probe-rs yourself, then run `cargo xtask flash` again:
     args.push(&elf);
     run_in(&root().join(NUCLEO), "probe-rs", &args).map_err(|e| {
         format!(
-            "{e}
-Is the board plugged in by its ST-LINK USB port (CN1)?              `probe-rs list` shows the probes it sees."
+            "{e}\nIs the board plugged in by its ST-LINK USB port? \
+             `probe-rs list` shows the probes it sees."
         )
     })
 }
