@@ -65,7 +65,8 @@ usage: cargo xtask <command>
            profile (release, stripped)
   test     everything CI runs: fmt, clippy per package, the tests on x86_64,
            the same core tests on a Cortex-M4 in QEMU and on WebAssembly,
-           no_std builds, and a fuzz smoke run
+           no_std builds, the NUCLEO-F429ZI intercom's build, and a fuzz
+           smoke run
   test-deep
            the model checker's deeper scenarios (minutes, not part of `test`):
            three members with every departure and a rejoin; four members
@@ -75,6 +76,11 @@ usage: cargo xtask <command>
            soak, webrtc, engine; all when none is named), measured as the
            README says and written with date, commit and machine into
            bench/RESULTS.md and the README
+  flash    the door intercom on a NUCLEO-F429ZI plugged in by its ST-LINK USB
+           port: builds it in release (SATSUMA_SFU=IP:PORT and SATSUMA_ROOM=NAME
+           at build time choose its SFU and room), flashes it with probe-rs
+           (installed first if missing) and prints its defmt log until Ctrl-C;
+           `-- ARGS` go to `probe-rs run` (e.g. `-- --probe VID:PID`)
   setup    only install what the other commands need
 ";
 
@@ -87,6 +93,7 @@ fn main() -> ExitCode {
         Some("test") => setup(Needs::ALL).and_then(|()| test()),
         Some("test-deep") => setup(Needs::DEMO).and_then(|()| test_deep()),
         Some("bench") => setup(Needs::BENCH).and_then(|()| bench::bench(&args[1..])),
+        Some("flash") => setup(Needs::FLASH).and_then(|()| flash(&args[1..])),
         Some("setup") => setup(Needs::ALL),
         _ => {
             eprint!("{USAGE}");
@@ -201,6 +208,15 @@ impl Needs {
     };
     /// The benchmarks: host code only.
     const BENCH: Self = Self::DEMO;
+    /// Flashing the Nucleo: its Cortex-M4 target (probe-rs is the
+    /// command's own to install, not the test set-up's: it builds for
+    /// minutes).
+    const FLASH: Self = Self {
+        apt: Apt::None,
+        targets: true,
+        tools: false,
+        ui: false,
+    };
     /// The whole test suite, and `cargo xtask setup`.
     const ALL: Self = Self {
         apt: Apt::All,
@@ -401,6 +417,79 @@ fn door() -> Option<std::process::Child> {
             None
         }
     }
+}
+
+/// The Nucleo board's crate: a workspace of its own, built from its
+/// directory so that its `.cargo/config.toml` (target, runner) applies.
+const NUCLEO: &str = "firmware-example/boards/nucleo-f429zi";
+
+/// The chip, as probe-rs names it.
+const NUCLEO_CHIP: &str = "STM32F429ZITx";
+
+/// The intercom on a NUCLEO-F429ZI: built in release, then flashed, run
+/// and its defmt log printed by `probe-rs run`, which fails with its own
+/// message ("No probe was found") when no board is plugged in.
+fn flash(extra: &[String]) -> Result {
+    if !have("probe-rs") {
+        println!(
+            "probe-rs is not installed: installing it (a few minutes, once) with
+               cargo install probe-rs-tools --locked"
+        );
+        run("cargo", &["install", "probe-rs-tools", "--locked"]).map_err(|e| {
+            format!(
+                "{e}
+install probe-rs yourself, then run `cargo xtask flash` again:
+                   cargo install probe-rs-tools --locked"
+            )
+        })?;
+    }
+    let elf = build_nucleo()?;
+    let extra = extra.strip_prefix(&["--".to_owned()]).unwrap_or(extra);
+    let mut args = vec!["run", "--chip", NUCLEO_CHIP];
+    args.extend(extra.iter().map(String::as_str));
+    args.push(&elf);
+    run_in(&root().join(NUCLEO), "probe-rs", &args).map_err(|e| {
+        format!(
+            "{e}\nIs the board plugged in by its ST-LINK USB port? \
+             `probe-rs list` shows the probes it sees."
+        )
+    })
+}
+
+/// Builds the Nucleo intercom in release; the ELF's path, as cargo reports
+/// it (so `CARGO_TARGET_DIR` is honoured).
+fn build_nucleo() -> Result<String> {
+    let dir = root().join(NUCLEO);
+    let args = [
+        "build",
+        "--release",
+        "--bin",
+        "intercom",
+        "--message-format=json-render-diagnostics",
+    ];
+    println!(
+        "
+$ cargo {}",
+        args.join(" ")
+    );
+    let output = Command::new("cargo")
+        .args(args)
+        .current_dir(&dir)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot start cargo: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "the Nucleo intercom did not build ({})",
+            output.status
+        ));
+    }
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "intercom")
+        .find_map(|m| m["executable"].as_str().map(str::to_owned))
+        .ok_or_else(|| "cargo built no `intercom` executable".to_owned())
 }
 
 /// The app as a .deb, through the Tauri CLI from the UI's npm packages.
@@ -636,6 +725,10 @@ fn test() -> Result {
     step(
         "the intercom firmware in a real call: QEMU, the SFU and a satsuma-headless desktop",
         &|| run("bash", &["scripts/run-intercom-qemu.sh"]),
+    )?;
+    step(
+        "the intercom for NUCLEO-F429ZI builds (flashing needs the board)",
+        &|| run("bash", &["scripts/build-nucleo.sh"]),
     )?;
     step("core tests on WebAssembly", &|| {
         run("bash", &["scripts/run-wasm-tests.sh"])
