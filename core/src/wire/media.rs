@@ -50,15 +50,24 @@ pub struct MediaRef<'a> {
 }
 
 impl MediaRef<'_> {
+    /// Whether `bytes` are a [`ToClient::Media`](super::ToClient::Media)
+    /// message, from its first two bytes alone (what
+    /// [`MediaRef::from_to_client`] would try to read).
+    #[must_use]
+    pub fn is_to_client(bytes: &[u8]) -> bool {
+        matches!(bytes, [super::VERSION, 1, ..])
+    }
+
     /// Reads a [`ToClient::Media`](super::ToClient::Media) message's frame
     /// in place: `None` for any other message (decode it whole), else the
     /// frame or why it is malformed.
     #[must_use]
     pub fn from_to_client(bytes: &[u8]) -> Option<Result<MediaRef<'_>, WireError>> {
         // The version, then `ToClient::Media`'s tag (variant 1).
-        let [super::VERSION, 1, body @ ..] = bytes else {
+        if !Self::is_to_client(bytes) {
             return None;
-        };
+        }
+        let body = bytes.get(2..).unwrap_or_default();
         Some(match postcard::take_from_bytes::<MediaRef<'_>>(body) {
             Ok((media, [])) if media.payload.len() <= limits::MEDIA => Ok(media),
             Ok((media, [])) => Err(WireError::TooLong(media.payload.len())),
@@ -122,6 +131,7 @@ mod tests {
         };
         let bytes = ToClient::Media(owned.clone()).encode().unwrap();
         assert_eq!(MediaRef::from_to_client(&bytes), Some(Ok(borrowed)));
+        assert!(MediaRef::is_to_client(&bytes));
         let mut out = [0; 32];
         let n = crate::wire::encode_media_framed_into(&borrowed, &mut out).unwrap();
         assert_eq!(

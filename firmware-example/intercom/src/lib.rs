@@ -44,6 +44,7 @@ mod crc32;
 mod emulated_flash;
 mod error;
 mod flash_store;
+mod inbox;
 
 pub use call::{Intercom, IntercomConfig, IntercomEvent, MAX_PEERS};
 pub use emulated_flash::{
@@ -51,6 +52,7 @@ pub use emulated_flash::{
 };
 pub use error::{Error, FlashLayoutError};
 pub use flash_store::{FORMAT_VERSION, FlashStore, MAGIC};
+pub use inbox::{Inbox, InboxError};
 
 use satsuma_core::mls::SessionConfig;
 use satsuma_core::sframe::{HoldLimits, KeyRingConfig};

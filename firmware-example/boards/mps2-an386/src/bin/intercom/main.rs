@@ -34,8 +34,8 @@ use satsuma_board_mps2_an386::{self as board, Lan9118, Stop, host};
 use satsuma_core::committer::{Event, Status};
 use satsuma_core::link::LinkEvent;
 use satsuma_core::mls::{MemberInfo, MemoryStore, SatsumaCrypto, Session};
-use satsuma_core::wire::{MediaRef, RoomName, frame_len};
-use satsuma_intercom::{Intercom, IntercomConfig, IntercomEvent};
+use satsuma_core::wire::{MediaRef, RoomName};
+use satsuma_intercom::{Inbox, Intercom, IntercomConfig, IntercomEvent};
 use static_cell::ConstStaticCell;
 
 /// Sockets: DHCP's and the link's.
@@ -164,7 +164,7 @@ async fn run(spawner: Spawner) -> Result<bool, Failure> {
         },
     );
     let until = (args.seconds > 0).then(|| Instant::now() + Duration::from_secs(args.seconds));
-    let inbox = INBOX.try_take().ok_or(Failure::Twice)?;
+    let mut inbox = Inbox::new(INBOX.try_take().ok_or(Failure::Twice)?);
     let mut socket = TcpSocket::new(
         stack,
         TCP_RX.try_take().ok_or(Failure::Twice)?,
@@ -177,21 +177,30 @@ async fn run(spawner: Spawner) -> Result<bool, Failure> {
         if until.is_some_and(|t| Instant::now() >= t) {
             break;
         }
-        match call(&mut socket, &mut door, inbox, args.port, until, &mut counts).await {
+        match call(
+            &mut socket,
+            &mut door,
+            &mut inbox,
+            args.port,
+            until,
+            &mut counts,
+        )
+        .await
+        {
             Ended::Time => break,
             Ended::Link(why) => {
                 hprintln!("intercom: link lost: {}", why);
                 door.link_down(now());
             }
         }
-        joined |= door.member().group().epoch().is_some() || door.first_heard().is_some();
+        joined |= in_call(&door);
         socket.abort();
         let _ = socket.flush().await;
         let wait = BACKOFF[attempt.min(BACKOFF.len() - 1)];
         attempt += 1;
         Timer::after_millis(wait).await;
     }
-    joined |= door.member().status() == Status::InGroup || door.first_heard().is_some();
+    joined |= in_call(&door);
     if door.member().status() == Status::InGroup {
         leave(&mut socket, &mut door).await;
     }
@@ -221,6 +230,11 @@ struct Counts {
     heard_allocs: usize,
 }
 
+/// Whether the intercom got into the call: in the group, or heard in it.
+fn in_call(door: &Intercom) -> bool {
+    door.member().status() == Status::InGroup || door.first_heard().is_some()
+}
+
 /// Why one link ended.
 enum Ended {
     /// The time given on the command line is up.
@@ -237,7 +251,7 @@ fn now() -> satsuma_core::Instant {
 async fn call(
     socket: &mut TcpSocket<'_>,
     door: &mut Intercom,
-    inbox: &mut [u8; MESSAGE],
+    inbox: &mut Inbox<'_>,
     port: u16,
     until: Option<Instant>,
     counts: &mut Counts,
@@ -251,7 +265,7 @@ async fn call(
         return Ended::Link("no key package");
     }
     let (mut reader, mut writer) = socket.split();
-    let mut filled = 0;
+    inbox.clear();
     let mut next_frame = Instant::now();
     let mut out = [0u8; 512];
     loop {
@@ -268,25 +282,13 @@ async fn call(
             .poll_timeout()
             .map(|at| Instant::from_micros(at.as_micros()))
             .unwrap_or(Instant::MAX);
-        let read = read_into(&mut reader, inbox, filled);
+        let read = read_into(&mut reader, inbox.space());
         match select3(read, Timer::at(next_frame), Timer::at(wake)).await {
             Either3::First(Err(why)) => return Ended::Link(why),
             Either3::First(Ok(n)) => {
-                filled += n;
                 // Every whole message in the inbox, in order.
-                while filled >= 4 {
-                    let header = inbox.first_chunk::<4>().copied().unwrap_or_default();
-                    let Ok(len) = frame_len(header) else {
-                        return Ended::Link("a frame of no valid length");
-                    };
-                    if len + 4 > MESSAGE {
-                        return Ended::Link("a message larger than the intercom takes");
-                    }
-                    if filled < len + 4 {
-                        break;
-                    }
-                    let message = &inbox[4..4 + len];
-                    let media = MediaRef::from_to_client(message).is_some();
+                let drained = inbox.drain(n, |message| {
+                    let media = MediaRef::is_to_client(message);
                     let before = board::HEAP.allocations();
                     if let Err(e) = door.handle_message(now(), message) {
                         hprintln!("intercom: a message set aside: {}", e);
@@ -295,8 +297,10 @@ async fn call(
                         counts.heard += 1;
                         counts.heard_allocs += board::HEAP.allocations() - before;
                     }
-                    inbox.copy_within(4 + len..filled, 0);
-                    filled -= 4 + len;
+                });
+                if let Err(e) = drained {
+                    hprintln!("intercom: {}", e);
+                    return Ended::Link("the stream from the SFU cannot be read on");
                 }
             }
             Either3::Second(()) => {
@@ -322,15 +326,8 @@ async fn call(
     }
 }
 
-/// Reads what has come into `inbox[filled..]`.
-async fn read_into(
-    reader: &mut TcpReader<'_>,
-    inbox: &mut [u8; MESSAGE],
-    filled: usize,
-) -> Result<usize, &'static str> {
-    let Some(space) = inbox.get_mut(filled..) else {
-        return Err("the inbox is full");
-    };
+/// Reads what has come into `space`.
+async fn read_into(reader: &mut TcpReader<'_>, space: &mut [u8]) -> Result<usize, &'static str> {
     match reader.read(space).await {
         Ok(0) => Err("the SFU closed the link"),
         Ok(n) => Ok(n),

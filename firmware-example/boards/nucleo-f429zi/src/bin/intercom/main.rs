@@ -49,8 +49,8 @@ use satsuma_core::link::LinkEvent;
 use satsuma_core::mls::{
     MemberInfo, MemoryStore, SatsumaCrypto, Session, SessionError, Store as _,
 };
-use satsuma_core::wire::{RoomName, frame_len};
-use satsuma_intercom::{FlashStore, Intercom, IntercomConfig, IntercomEvent};
+use satsuma_core::wire::RoomName;
+use satsuma_intercom::{FlashStore, Inbox, Intercom, IntercomConfig, IntercomEvent};
 use static_cell::ConstStaticCell;
 use zeroize::Zeroizing;
 use {defmt_rtt as _, panic_probe as _};
@@ -248,7 +248,7 @@ async fn run(spawner: Spawner, p: Parts, leds: &mut Leds) -> Result<(), Failure>
         },
     );
     door.set_talking(TALKING.load(Ordering::Relaxed));
-    let inbox = INBOX.try_take().ok_or(Failure::Twice)?;
+    let mut inbox = Inbox::new(INBOX.try_take().ok_or(Failure::Twice)?);
     let mut socket = TcpSocket::new(
         stack,
         TCP_RX.try_take().ok_or(Failure::Twice)?,
@@ -256,7 +256,7 @@ async fn run(spawner: Spawner, p: Parts, leds: &mut Leds) -> Result<(), Failure>
     );
     let mut attempt = 0;
     loop {
-        let why = call(&mut socket, &mut door, inbox, leds).await;
+        let why = call(&mut socket, &mut door, &mut inbox, leds).await;
         warn!("intercom: link lost: {}", why);
         // A link that got into the group starts the backoff over.
         if door.member().status() == Status::InGroup {
@@ -350,7 +350,7 @@ fn now() -> satsuma_core::Instant {
 async fn call(
     socket: &mut TcpSocket<'_>,
     door: &mut Intercom,
-    inbox: &mut [u8; MESSAGE],
+    inbox: &mut Inbox<'_>,
     leds: &mut Leds,
 ) -> &'static str {
     socket.set_timeout(Some(Duration::from_secs(30)));
@@ -362,7 +362,7 @@ async fn call(
         return "no key package";
     }
     let (mut reader, mut writer) = socket.split();
-    let mut filled = 0;
+    inbox.clear();
     let mut next_frame = Instant::now();
     let mut out = [0u8; 512];
     loop {
@@ -383,29 +383,19 @@ async fn call(
             .poll_timeout()
             .map(|at| Instant::from_micros(at.as_micros()))
             .unwrap_or(Instant::MAX);
-        let read = read_into(&mut reader, inbox, filled);
+        let read = read_into(&mut reader, inbox.space());
         match select4(read, Timer::at(next_frame), Timer::at(wake), PRESSED.wait()).await {
             Either4::First(Err(why)) => return why,
             Either4::First(Ok(n)) => {
-                filled += n;
                 // Every whole message in the inbox, in order.
-                while filled >= 4 {
-                    let header = inbox.first_chunk::<4>().copied().unwrap_or_default();
-                    let Ok(len) = frame_len(header) else {
-                        return "a frame of no valid length";
-                    };
-                    if len + 4 > MESSAGE {
-                        return "a message larger than the intercom takes";
-                    }
-                    if filled < len + 4 {
-                        break;
-                    }
-                    let message = &inbox[4..4 + len];
+                let drained = inbox.drain(n, |message| {
                     if let Err(e) = door.handle_message(now(), message) {
                         warn!("intercom: a message set aside: {}", Display2Format(&e));
                     }
-                    inbox.copy_within(4 + len..filled, 0);
-                    filled -= 4 + len;
+                });
+                if let Err(e) = drained {
+                    warn!("intercom: {}", Display2Format(&e));
+                    return "the stream from the SFU cannot be read on";
                 }
             }
             Either4::Second(()) => {
@@ -432,15 +422,8 @@ async fn call(
     }
 }
 
-/// Reads what has come into `inbox[filled..]`.
-async fn read_into(
-    reader: &mut TcpReader<'_>,
-    inbox: &mut [u8; MESSAGE],
-    filled: usize,
-) -> Result<usize, &'static str> {
-    let Some(space) = inbox.get_mut(filled..) else {
-        return Err("the inbox is full");
-    };
+/// Reads what has come into `space`.
+async fn read_into(reader: &mut TcpReader<'_>, space: &mut [u8]) -> Result<usize, &'static str> {
     match reader.read(space).await {
         Ok(0) => Err("the SFU closed the link"),
         Ok(n) => Ok(n),
