@@ -23,14 +23,18 @@
 #
 # Needs: the root workspace's debug `satsuma-sfu` and `satsuma-headless`
 # (the test command's build makes them; CARGO_TARGET_DIR is honoured),
-# rustup's thumbv7em-none-eabihf target, qemu-system-arm, python3,
-# binutils' size. Exits 0 when every check passed.
+# rustup's thumbv7em-none-eabihf target, qemu-system-arm, defmt-print
+# (`cargo xtask setup`), python3, binutils' size. Exits 0 when every check passed.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
 sfu=$target/debug/satsuma-sfu
 headless=$target/debug/satsuma-headless
+if ! command -v defmt-print >/dev/null; then
+    echo "error: defmt-print is missing (it decodes the firmware's log); install it: cargo xtask setup" >&2
+    exit 1
+fi
 for bin in "$sfu" "$headless"; do
     if [ ! -x "$bin" ]; then
         echo "error: $bin is missing; build it first: cargo build -p satsuma-sfu -p satsuma-engine --bins" >&2
@@ -79,11 +83,17 @@ echo "satsuma-sfu: signalling $http, intercom link $intercom"
 
 room=door-$$
 seconds=45
+# The door's log is defmt's, on QEMU's standard error: decoded here by
+# defmt-print against the ELF, through a FIFO (QEMU's standard output keeps
+# the text a panic or fault would print).
+mkfifo "$work/defmt"
+defmt-print -e "$elf" --log-format '{s}' stdin <"$work/defmt" >"$work/door.log" 2>"$work/defmt-print.err" &
+pids+=($!)
 timeout --kill-after=10 180 qemu-system-arm -cpu cortex-m4 -machine mps2-an386 -nographic \
     -nic user,id=lan,model=lan9118,mac=52:54:00:12:34:58 \
     -monitor "unix:$work/monitor,server,nowait" \
     -semihosting-config "enable=on,target=native,arg=intercom,arg=${intercom##*:},arg=$room,arg=500,arg=$seconds" \
-    -kernel "$elf" >"$work/door.log" 2>&1 &
+    -kernel "$elf" >"$work/door.out" 2>"$work/defmt" &
 qemu=$!
 pids+=("$qemu")
 
@@ -120,8 +130,21 @@ wait "$bob" || {
 qemu_status=0
 wait "$qemu" || qemu_status=$?
 
-echo "--- the door's log (QEMU, semihosting)"
+# defmt-print ends with QEMU's standard error.
+for _ in $(seq 50); do
+    [ -z "$(jobs -pr | grep -x "${pids[1]}")" ] && break
+    sleep 0.1
+done
+echo "--- the door's log (defmt over semihosting, decoded by defmt-print)"
 cat "$work/door.log"
+if [ -s "$work/door.out" ]; then
+    echo "--- the door's standard output (QEMU)"
+    cat "$work/door.out"
+fi
+if [ -s "$work/defmt-print.err" ]; then
+    echo "--- defmt-print's errors"
+    cat "$work/defmt-print.err"
+fi
 echo "--- the desktop's last media report"
 grep -a '"event":"media"' "$work/bob.jsonl" | tail -1 || true
 

@@ -44,6 +44,8 @@ const APT_PACKAGES: &[(&str, &str, bool)] = &[
 
 /// The WebDriver server for Tauri apps, pinned (2.x speaks to Tauri 2).
 const TAURI_DRIVER: &str = "2.1.0";
+/// The decoder of the intercom firmware's `defmt` log in QEMU.
+const DEFMT_PRINT: &str = "1.2.0";
 
 /// The UI's TypeScript compiler, from `shell/ui/package-lock.json`: there
 /// when `npm ci` ran.
@@ -183,6 +185,8 @@ struct Needs {
     tools: bool,
     /// The UI's npm packages (`shell/ui/package-lock.json`).
     ui: bool,
+    /// `defmt-print`, which decodes the QEMU intercom's log.
+    firmware_log: bool,
 }
 
 impl Needs {
@@ -192,6 +196,7 @@ impl Needs {
         targets: false,
         tools: false,
         ui: false,
+        firmware_log: false,
     };
     /// The package: the desktop app.
     const APP: Self = Self {
@@ -199,11 +204,13 @@ impl Needs {
         targets: false,
         tools: false,
         ui: true,
+        firmware_log: false,
     };
     /// The main job: the desktop app, and the door intercom's firmware
-    /// for QEMU's Cortex-M4.
+    /// for QEMU's Cortex-M4, with its log's decoder.
     const CALL: Self = Self {
         targets: true,
+        firmware_log: true,
         ..Self::APP
     };
     /// The benchmarks: host code only.
@@ -216,6 +223,7 @@ impl Needs {
         targets: true,
         tools: false,
         ui: false,
+        firmware_log: false,
     };
     /// The whole test suite, and `cargo xtask setup`.
     const ALL: Self = Self {
@@ -223,6 +231,7 @@ impl Needs {
         targets: true,
         tools: true,
         ui: true,
+        firmware_log: true,
     };
 }
 
@@ -239,6 +248,18 @@ fn setup(needs: Needs) -> Result {
     }
     let toolchain = toolchain::Toolchain::read(&root().join("rust-toolchain.toml"))?;
     toolchain.install(needs.targets)?;
+    if needs.firmware_log && !have("defmt-print") {
+        run(
+            "cargo",
+            &[
+                "install",
+                "defmt-print",
+                "--version",
+                DEFMT_PRINT,
+                "--locked",
+            ],
+        )?;
+    }
     if needs.tools {
         for tool in ["cargo-fuzz", "cargo-deny"] {
             if !have(tool) {
@@ -351,11 +372,25 @@ fn app(extra: &[String]) -> Result {
         args.extend(["--codec", "pcmu"]);
     }
     let app = run("cargo", &args);
-    if let Some(mut door) = door {
-        let _ = door.kill();
-        let _ = door.wait();
+    if let Some(door) = door {
+        door.stop();
     }
     app
+}
+
+/// The door's QEMU, and the `defmt-print` decoding its log.
+struct Door {
+    qemu: std::process::Child,
+    log: Option<std::process::Child>,
+}
+
+impl Door {
+    fn stop(self) {
+        for mut child in std::iter::once(self.qemu).chain(self.log) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 /// The door: the intercom firmware on QEMU's Cortex-M4, joining the app's
@@ -363,7 +398,7 @@ fn app(extra: &[String]) -> Result {
 /// sending a 500 Hz tone. It retries until the app listens. `None`, with
 /// the reason printed, where QEMU is missing or the firmware does not
 /// build.
-fn door() -> Option<std::process::Child> {
+fn door() -> Option<Door> {
     if !have("qemu-system-arm") {
         println!(
             "No qemu-system-arm: the call has no door intercom (`apt-get install qemu-system-arm`)."
@@ -388,6 +423,10 @@ fn door() -> Option<std::process::Child> {
         return None;
     }
     let elf = firmware.join("target/thumbv7em-none-eabihf/release/intercom");
+    let decoder = have("defmt-print");
+    if !decoder {
+        println!("No defmt-print (`cargo xtask setup` installs it): the door's log is not shown.");
+    }
     let door = Command::new("qemu-system-arm")
         .args([
             "-cpu",
@@ -403,14 +442,32 @@ fn door() -> Option<std::process::Child> {
         ])
         .arg(&elf)
         .stdin(std::process::Stdio::null())
+        // Its log: defmt frames on QEMU's standard error, for defmt-print.
+        .stderr(if decoder {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        })
         .spawn();
     match door {
-        Ok(child) => {
+        Ok(mut qemu) => {
+            let log = qemu.stderr.take().and_then(|frames| {
+                Command::new("defmt-print")
+                    .args(["-e"])
+                    .arg(&elf)
+                    .args(["--log-format", "door {t}s {s}", "stdin"])
+                    .stdin(frames)
+                    .spawn()
+                    .map_err(|e| {
+                        println!("defmt-print did not start ({e}): the door's log is not shown.")
+                    })
+                    .ok()
+            });
             println!(
                 "The door intercom boots on QEMU's Cortex-M4 (mps2-an386) and joins `satsuma` \
-                 through the app's intercom link on port 8481: its lines start with `intercom:`."
+                 through the app's intercom link on port 8481: its lines start with `door`."
             );
-            Some(child)
+            Some(Door { qemu, log })
         }
         Err(e) => {
             println!("QEMU did not start ({e}): the call has no door.");

@@ -27,6 +27,10 @@
 //! - time: [`time::start`] starts the `embassy-time` driver (1 tick = 1 µs)
 //!   on the CMSDK timers. With it, a binary runs `embassy-executor`'s
 //!   thread-mode executor (`#[embassy_executor::main]`).
+//! - the log: `defmt`'s global logger, its frames on QEMU's standard
+//!   error over semihosting (standard output keeps the text of the stop
+//!   reports), stamped with the milliseconds since power-on; the host
+//!   decodes them with `defmt-print`.
 //! - the host: [`host::seed`] reads 32 random bytes from the host's
 //!   `/dev/urandom` and [`host::command_line`] the run's arguments, over
 //!   semihosting.
@@ -73,6 +77,7 @@ mod heap;
 pub mod host;
 mod interrupts;
 pub mod lan9118;
+mod log;
 mod measure;
 mod stack;
 mod stop;

@@ -15,7 +15,8 @@
 //! 1 if it never joined. `scripts/run-intercom-qemu.sh` runs it in a call
 //! with the SFU and a desktop client.
 //!
-//! Every line it prints starts with `intercom:`; the ones the test reads
+//! Its log is `defmt`'s, on QEMU's standard error (the board's logger),
+//! which `defmt-print` decodes. Every line starts with `intercom:`; the ones the test reads
 //! are `joined`, `epoch N safety number ...`, `heard leaf ...` and `sent`.
 #![no_std]
 #![no_main]
@@ -23,7 +24,7 @@
 use core::fmt;
 use core::mem::MaybeUninit;
 
-use cortex_m_semihosting::hprintln;
+use defmt::{Debug2Format, Display2Format, info, warn};
 use embassy_executor::Spawner;
 use embassy_futures::select::{Either3, select3};
 use embassy_net::tcp::{TcpReader, TcpSocket, TcpWriter};
@@ -74,13 +75,13 @@ async fn main(spawner: Spawner) {
     let joined = match run(spawner).await {
         Ok(joined) => joined,
         Err(why) => {
-            hprintln!("intercom: FAILED: {}", why);
+            warn!("intercom: FAILED: {}", Display2Format(&why));
             false
         }
     };
     let (stack, _) = board::stack_high_water();
-    hprintln!(
-        "intercom: memory: heap peak {} bytes of {}, stack high-water {} bytes",
+    info!(
+        "intercom: memory: heap peak {=usize} bytes of {=usize}, stack high-water {=usize} bytes",
         board::HEAP.reset_peak(),
         HEAP,
         stack
@@ -138,9 +139,9 @@ async fn run(spawner: Spawner) -> Result<bool, Failure> {
     spawner.spawn(net(runner).map_err(|_| Failure::Twice)?);
     stack.wait_config_up().await;
     if let Some(lease) = stack.config_v4() {
-        hprintln!(
-            "intercom: DHCP lease {} after {} ms",
-            lease.address,
+        info!(
+            "intercom: DHCP lease {} after {=u64} ms",
+            Display2Format(&lease.address),
             Instant::now().as_millis()
         );
     }
@@ -154,7 +155,10 @@ async fn run(spawner: Spawner) -> Result<bool, Failure> {
         MemoryStore::default(),
     )
     .map_err(|_| Failure::Session)?;
-    hprintln!("intercom: identity fingerprint {}", session.fingerprint());
+    info!(
+        "intercom: identity fingerprint {}",
+        Display2Format(&session.fingerprint())
+    );
     let mut door = Intercom::new(
         session,
         IntercomConfig {
@@ -171,6 +175,7 @@ async fn run(spawner: Spawner) -> Result<bool, Failure> {
         TCP_TX.try_take().ok_or(Failure::Twice)?,
     );
     let mut attempt = 0;
+    let mut unreachable = 0usize;
     let mut joined = false;
     let mut counts = Counts::default();
     loop {
@@ -188,9 +193,24 @@ async fn run(spawner: Spawner) -> Result<bool, Failure> {
         .await
         {
             Ended::Time => break,
+            Ended::Unreachable => {
+                // The first failure of a run, then one line a minute.
+                if unreachable.is_multiple_of(16) {
+                    info!(
+                        "intercom: cannot reach the SFU at {}:{=u16} (attempt {=usize}); retrying",
+                        Display2Format(&HOST),
+                        args.port,
+                        unreachable + 1
+                    );
+                }
+                unreachable += 1;
+            }
             Ended::Link(why) => {
-                hprintln!("intercom: link lost: {}", why);
+                info!("intercom: link lost: {=str}", why);
                 door.link_down(now());
+                // It was up: the next attempt is the first of a new run.
+                attempt = 0;
+                unreachable = 0;
             }
         }
         joined |= in_call(&door);
@@ -204,17 +224,14 @@ async fn run(spawner: Spawner) -> Result<bool, Failure> {
     if door.member().status() == Status::InGroup {
         leave(&mut socket, &mut door).await;
     }
-    hprintln!("intercom: sent {} frames", door.sent());
-    hprintln!(
-        "intercom: allocations: {} in sending {} audio frames, {} in opening {} received",
-        counts.sent_allocs,
-        counts.sent,
-        counts.heard_allocs,
-        counts.heard
+    info!("intercom: sent {=u32} frames", door.sent());
+    info!(
+        "intercom: allocations: {=usize} in sending {=usize} audio frames, {=usize} in opening {=usize} received",
+        counts.sent_allocs, counts.sent, counts.heard_allocs, counts.heard
     );
     if let Some(at) = door.first_heard() {
-        hprintln!(
-            "intercom: first frame heard {} ms after power-on",
+        info!(
+            "intercom: first frame heard {=u64} ms after power-on",
             at.as_micros() / 1000
         );
     }
@@ -239,6 +256,8 @@ fn in_call(door: &Intercom) -> bool {
 enum Ended {
     /// The time given on the command line is up.
     Time,
+    /// The SFU could not be reached.
+    Unreachable,
     /// The link broke, or must be replaced.
     Link(&'static str),
 }
@@ -258,9 +277,13 @@ async fn call(
 ) -> Ended {
     socket.set_timeout(Some(Duration::from_secs(30)));
     if socket.connect((HOST, port)).await.is_err() {
-        return Ended::Link("cannot connect to the SFU");
+        return Ended::Unreachable;
     }
-    hprintln!("intercom: connected to {}:{}", HOST, port);
+    info!(
+        "intercom: connected to {}:{=u16}",
+        Display2Format(&HOST),
+        port
+    );
     if door.link_up(now()).is_err() {
         return Ended::Link("no key package");
     }
@@ -291,7 +314,7 @@ async fn call(
                     let media = MediaRef::is_to_client(message);
                     let before = board::HEAP.allocations();
                     if let Err(e) = door.handle_message(now(), message) {
-                        hprintln!("intercom: a message set aside: {}", e);
+                        warn!("intercom: a message set aside: {}", Display2Format(&e));
                     }
                     if media {
                         counts.heard += 1;
@@ -299,7 +322,7 @@ async fn call(
                     }
                 });
                 if let Err(e) = drained {
-                    hprintln!("intercom: {}", e);
+                    warn!("intercom: {}", Display2Format(&e));
                     return Ended::Link("the stream from the SFU cannot be read on");
                 }
             }
@@ -318,7 +341,7 @@ async fn call(
                         }
                     }
                     Ok(None) => {}
-                    Err(e) => hprintln!("intercom: a frame not sent: {}", e),
+                    Err(e) => warn!("intercom: a frame not sent: {}", Display2Format(&e)),
                 }
             }
             Either3::Third(()) => door.handle_timeout(now()),
@@ -362,7 +385,7 @@ async fn leave(socket: &mut TcpSocket<'_>, door: &mut Intercom) {
     let _ = flush(&mut writer, door).await;
     let _ = socket.flush().await;
     socket.close();
-    hprintln!("intercom: left");
+    info!("intercom: left");
 }
 
 /// Prints what happened; whether the link must be replaced.
@@ -376,33 +399,36 @@ fn log(door: &mut Intercom) -> bool {
                 let group = door.member().group();
                 let members = group.roster().len();
                 match group.safety_number() {
-                    Ok(number) => hprintln!(
-                        "intercom: epoch {} safety number {} members {}",
+                    Ok(number) => info!(
+                        "intercom: epoch {=u64} safety number {} members {=usize}",
                         epoch,
-                        number,
+                        Display2Format(&number),
                         members
                     ),
-                    Err(_) => hprintln!("intercom: epoch {} (no safety number)", epoch),
+                    Err(_) => warn!("intercom: epoch {=u64} (no safety number)", epoch),
                 }
             }
-            IntercomEvent::Link(LinkEvent::Member(Event::Introduced(intro))) => hprintln!(
-                "intercom: member leaf {} {} ({}) fingerprint {} {:?}",
+            IntercomEvent::Link(LinkEvent::Member(Event::Introduced(intro))) => info!(
+                "intercom: member leaf {=u32} {=str} ({=str}) fingerprint {} {}",
                 intro.leaf,
-                intro.info.display_name,
-                intro.info.device_id,
-                intro.fingerprint,
-                intro.trust
+                intro.info.display_name.as_str(),
+                intro.info.device_id.as_str(),
+                Display2Format(&intro.fingerprint),
+                Debug2Format(&intro.trust)
             ),
             IntercomEvent::Link(LinkEvent::Clock(time)) => {
-                hprintln!("intercom: the SFU's clock: {} s since 1970", time.as_secs());
+                info!(
+                    "intercom: the SFU's clock: {=u64} s since 1970",
+                    time.as_secs()
+                );
             }
             IntercomEvent::Link(LinkEvent::Connected { resumed }) => {
-                hprintln!("intercom: joined (seat resumed: {})", resumed);
+                info!("intercom: joined (seat resumed: {=bool})", resumed);
             }
             IntercomEvent::Link(LinkEvent::Reconnect) => replace = true,
             // The log's entries: the epochs above say what they did.
             IntercomEvent::Link(LinkEvent::Log { .. } | LinkEvent::Media(_)) => {}
-            IntercomEvent::Link(other) => hprintln!("intercom: {:?}", other),
+            IntercomEvent::Link(other) => info!("intercom: {}", Debug2Format(&other)),
             IntercomEvent::Heard {
                 leaf,
                 frames,
@@ -410,15 +436,9 @@ fn log(door: &mut Intercom) -> bool {
                 failed,
                 crc,
                 heard,
-            } => hprintln!(
-                "intercom: heard leaf {} frames {} failed {} crc {:08x} tone {} Hz peak {} other-codec {}",
-                leaf,
-                frames,
-                failed,
-                crc,
-                heard.hz,
-                heard.peak,
-                other_codec
+            } => info!(
+                "intercom: heard leaf {=u64} frames {=u32} failed {=u32} crc {=u32:08x} tone {=u32} Hz peak {=u16} other-codec {=u32}",
+                leaf, frames, failed, crc, heard.hz, heard.peak, other_codec
             ),
         }
     }
