@@ -1039,6 +1039,9 @@ impl Task {
     }
 
     async fn send_audio(&mut self) {
+        if self.config.audio == AudioInput::None {
+            return;
+        }
         let (mut pcm, onset) = self.audio_in.next_frame();
         if let (AudioInput::Device(_), Some(devices)) = (&self.config.audio, self.devices.as_mut())
         {

@@ -23,6 +23,10 @@ pub enum AudioInput {
     Wav(PathBuf),
     /// Nothing: silence is sent.
     Silence,
+    /// No audio is sent at all: a listener (an intercom in a large room
+    /// opens every member's stream, so a room of listeners is what it can
+    /// keep up with).
+    None,
     /// A microphone: the one of this name ([`crate::devices::list`]), or
     /// the default one.
     Device(Option<String>),
@@ -75,7 +79,7 @@ impl AudioSource {
                 at: 0,
             },
             // The call reads the device itself (crate::devices).
-            AudioInput::Silence | AudioInput::Device(_) => Self::Silence,
+            AudioInput::Silence | AudioInput::None | AudioInput::Device(_) => Self::Silence,
         })
     }
 

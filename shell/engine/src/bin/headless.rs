@@ -79,6 +79,9 @@ struct Args {
     /// Send silence.
     #[arg(long)]
     silent: bool,
+    /// Send no audio at all (a listener).
+    #[arg(long, conflicts_with_all = ["wav", "silent", "beeps", "mic"])]
+    no_audio: bool,
     /// The audio codec: opus, pcmu, pcma or g722.
     #[arg(long, default_value = "opus", value_parser = codec)]
     codec: Codec,
@@ -211,6 +214,7 @@ async fn run() -> ExitCode {
     }
     config.device = args.device;
     config.audio = match (args.mic, args.wav, args.silent, args.beeps) {
+        _ if args.no_audio => AudioInput::None,
         (Some(name), _, _, _) => AudioInput::Device(device_name(&name)),
         (None, Some(path), _, _) => AudioInput::Wav(path),
         (None, None, true, _) => AudioInput::Silence,
