@@ -34,7 +34,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rustc-link-arg-bins=-Tlink.x");
     }
     // defmt's script: where its interned strings go.
-    println!("cargo:rustc-link-arg-bins=-Tdefmt.x");
+    // firmware-example/.cargo/config.toml passes `-Tdefmt.x` too (the QEMU
+    // board logs with defmt); it is added here only when missing.
+    let has_defmt_x = flags
+        .split('\u{1f}')
+        .any(|flag| flag == "-Tdefmt.x" || flag == "link-arg=-Tdefmt.x");
+    if !has_defmt_x {
+        println!("cargo:rustc-link-arg-bins=-Tdefmt.x");
+    }
     println!("cargo:rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
 
     println!("cargo:rerun-if-env-changed=SATSUMA_SFU");

@@ -1,16 +1,220 @@
-//! The intercom's audio, without a sound card: G.711 µ-law (ITU-T G.711,
-//! the PCMU of RTP), a tone to send where a board has no microphone (QEMU),
-//! and a meter that tells which tone a member's frames carry.
+//! The intercom's audio, without a sound card: its two voices, G.711
+//! µ-law (ITU-T G.711, the PCMU of RTP, 8 kHz) and G.722 (wideband,
+//! 16 kHz, both at 64 kbit/s: 160 bytes per 20 ms), a tone to send where a
+//! board has no microphone (QEMU), and a meter that tells which tone a
+//! member's frames carry.
 //!
-//! Nothing here allocates: a 20 ms frame is 160 samples at 8 kHz, in
-//! caller buffers.
+//! Nothing here allocates per frame: frames are in caller buffers; a G.722
+//! decoder (about 300 bytes of state) is allocated once per member heard
+//! in G.722.
 
-/// Samples per second.
+use alloc::boxed::Box;
+use core::fmt;
+
+use audio_codec::g722::{G722Decoder, G722Encoder};
+use audio_codec::{Decoder as _, Encoder as _};
+use satsuma_core::media::Codec;
+
+/// G.711's samples per second.
 pub const RATE: u32 = 8_000;
-/// Samples (and µ-law bytes) in one 20 ms frame.
+/// G.711's samples (and µ-law bytes) in one 20 ms frame.
 pub const FRAME: usize = 160;
-/// [`FRAME`] as a step of the RTP timestamp (the 8 kHz clock).
+/// The most samples in one 20 ms frame of either voice (G.722's 16 kHz).
+pub const WIDE_FRAME: usize = 320;
+/// Bytes of one encoded 20 ms frame, in either voice (64 kbit/s).
+pub const ENCODED: usize = 160;
+/// One frame as a step of the RTP timestamp: 8 kHz for both voices
+/// (G.722's RTP clock is 8 kHz, RFC 3551 section 4.5.2).
 pub const FRAME_TICKS: u32 = 160;
+
+/// A codec the intercom speaks and plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Voice {
+    /// G.711 µ-law, 8 kHz.
+    Pcmu,
+    /// G.722, 16 kHz.
+    G722,
+}
+
+impl Voice {
+    /// The voice of frames tagged `codec`; `None` for one the intercom
+    /// cannot play (Opus, video).
+    #[must_use]
+    pub fn from_codec(codec: Codec) -> Option<Self> {
+        match codec {
+            Codec::Pcmu => Some(Self::Pcmu),
+            Codec::G722 => Some(Self::G722),
+            _ => None,
+        }
+    }
+
+    /// `pcmu` or `g722`.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Codec::audio_from_name(name).and_then(Self::from_codec)
+    }
+
+    /// The codec frames carry in their header.
+    #[must_use]
+    pub fn codec(self) -> Codec {
+        match self {
+            Self::Pcmu => Codec::Pcmu,
+            Self::G722 => Codec::G722,
+        }
+    }
+
+    /// Samples per second.
+    #[must_use]
+    pub fn rate(self) -> u32 {
+        match self {
+            Self::Pcmu => RATE,
+            Self::G722 => 16_000,
+        }
+    }
+
+    /// Samples in one 20 ms frame.
+    #[must_use]
+    pub fn samples(self) -> usize {
+        match self {
+            Self::Pcmu => FRAME,
+            Self::G722 => WIDE_FRAME,
+        }
+    }
+}
+
+/// Why audio could not be encoded or decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AudioError {
+    /// The samples are not one 20 ms frame of the voice.
+    FrameSize {
+        /// Samples expected.
+        expected: usize,
+        /// Samples given.
+        got: usize,
+    },
+    /// The output buffer is too small.
+    BufferTooSmall,
+}
+
+impl fmt::Display for AudioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::FrameSize { expected, got } => {
+                write!(f, "a 20 ms frame is {expected} samples, not {got}")
+            }
+            Self::BufferTooSmall => f.write_str("the audio buffer is too small"),
+        }
+    }
+}
+
+impl core::error::Error for AudioError {}
+
+/// Encodes 20 ms frames of one voice.
+pub struct VoiceEncoder {
+    voice: Voice,
+    g722: G722Encoder,
+}
+
+impl fmt::Debug for VoiceEncoder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VoiceEncoder")
+            .field("voice", &self.voice)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VoiceEncoder {
+    /// An encoder for `voice` (G.722 at 64 kbit/s).
+    #[must_use]
+    pub fn new(voice: Voice) -> Self {
+        Self {
+            voice,
+            g722: G722Encoder::new(),
+        }
+    }
+
+    /// The voice it encodes.
+    #[must_use]
+    pub fn voice(&self) -> Voice {
+        self.voice
+    }
+
+    /// Encodes one 20 ms frame of [`Voice::samples`] samples into `out`;
+    /// the bytes written ([`ENCODED`]).
+    ///
+    /// # Errors
+    /// [`AudioError`] when `pcm` is not one frame or `out` is too small.
+    pub fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, AudioError> {
+        let expected = self.voice.samples();
+        if pcm.len() != expected {
+            return Err(AudioError::FrameSize {
+                expected,
+                got: pcm.len(),
+            });
+        }
+        match self.voice {
+            Voice::Pcmu => {
+                let out = out.get_mut(..pcm.len()).ok_or(AudioError::BufferTooSmall)?;
+                for (byte, &sample) in out.iter_mut().zip(pcm) {
+                    *byte = ulaw_encode(sample);
+                }
+                Ok(pcm.len())
+            }
+            Voice::G722 => self
+                .g722
+                .encode_into(pcm, out)
+                .map_err(|_| AudioError::BufferTooSmall),
+        }
+    }
+}
+
+/// Decodes one member's frames, in whichever voice each comes.
+#[derive(Default)]
+pub struct VoiceDecoder {
+    /// G.722 is stateful (ADPCM): one decoder per member, made at the
+    /// member's first G.722 frame.
+    g722: Option<Box<G722Decoder>>,
+}
+
+impl fmt::Debug for VoiceDecoder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VoiceDecoder")
+            .field("g722", &self.g722.is_some())
+            .finish()
+    }
+}
+
+impl VoiceDecoder {
+    /// Decodes `data`, a frame in `voice`, into `out`; the samples
+    /// written.
+    ///
+    /// # Errors
+    /// [`AudioError::BufferTooSmall`] when `out` cannot hold the samples.
+    pub fn decode(
+        &mut self,
+        voice: Voice,
+        data: &[u8],
+        out: &mut [i16],
+    ) -> Result<usize, AudioError> {
+        match voice {
+            Voice::Pcmu => {
+                let out = out
+                    .get_mut(..data.len())
+                    .ok_or(AudioError::BufferTooSmall)?;
+                for (sample, &byte) in out.iter_mut().zip(data) {
+                    *sample = ulaw_decode(byte);
+                }
+                Ok(data.len())
+            }
+            Voice::G722 => self
+                .g722
+                .get_or_insert_with(|| Box::new(G722Decoder::new()))
+                .decode_into(data, out)
+                .map_err(|_| AudioError::BufferTooSmall),
+        }
+    }
+}
 
 const BIAS: i32 = 0x84;
 const CLIP: i32 = 32_635;
@@ -45,7 +249,7 @@ pub fn ulaw_decode(byte: u8) -> i16 {
 }
 
 /// A sine tone, a sample at a time, from a quarter-wave table: no floating
-/// point, no `libm`.
+/// point, no `libm`. A board with no microphone sends it.
 #[derive(Debug, Clone)]
 pub struct Tone {
     /// The phase, a full turn being 2^32.
@@ -64,10 +268,11 @@ const QUARTER: [i16; 65] = [
 ];
 
 impl Tone {
-    /// A tone of `hz` at `amplitude` (of 32,767).
+    /// A tone of `hz` at `amplitude` (of 32,767), sampled at `rate`.
     #[must_use]
-    pub fn new(hz: u32, amplitude: i16) -> Self {
-        let step = (u64::from(hz.min(RATE / 2)) << 32) / u64::from(RATE);
+    pub fn new(hz: u32, amplitude: i16, rate: u32) -> Self {
+        let rate = rate.max(1);
+        let step = (u64::from(hz.min(rate / 2)) << 32) / u64::from(rate);
         Self {
             phase: 0,
             step: u32::try_from(step).unwrap_or(u32::MAX),
@@ -75,10 +280,10 @@ impl Tone {
         }
     }
 
-    /// The next 20 ms, µ-law encoded into `out`.
-    pub fn fill_ulaw(&mut self, out: &mut [u8; FRAME]) {
-        for byte in out {
-            *byte = ulaw_encode(self.next_sample());
+    /// The next `out.len()` samples.
+    pub fn fill(&mut self, out: &mut [i16]) {
+        for sample in out {
+            *sample = self.next_sample();
         }
     }
 
@@ -112,27 +317,36 @@ pub struct Heard {
 
 /// Measures the tone a member sends: zero crossings of the decoded
 /// samples over a window (a second of audio reads to 0.5 Hz), and the
-/// peak, so silence reads as silence.
+/// peak, so silence reads as silence. A crossing counts only once the
+/// signal is past [`HYSTERESIS`] on the other side, so a codec's noise
+/// around zero (G.722's ADPCM as it settles) is not read as tone.
 #[derive(Debug, Clone, Default)]
 pub struct ToneMeter {
     crossings: u32,
     samples: u32,
     peak: u16,
-    last: i16,
+    /// The side of zero the signal was last seen clearly on.
+    positive: bool,
+    /// The window's sample rate (its first frame's).
+    rate: u32,
 }
 
 /// Below this peak a window is silence (-50 dBFS).
 const SILENCE: u16 = 104;
+/// How far past zero a sample must be to count as the other side.
+const HYSTERESIS: i16 = 64;
 
 impl ToneMeter {
-    /// Adds one µ-law frame.
-    pub fn add_ulaw(&mut self, frame: &[u8]) {
-        for &byte in frame {
-            let s = ulaw_decode(byte);
-            if (s >= 0) != (self.last >= 0) {
+    /// Adds decoded samples at `rate`.
+    pub fn add(&mut self, samples: &[i16], rate: u32) {
+        if self.samples == 0 {
+            self.rate = rate;
+        }
+        for &s in samples {
+            if (self.positive && s < -HYSTERESIS) || (!self.positive && s > HYSTERESIS) {
+                self.positive = !self.positive;
                 self.crossings += 1;
             }
-            self.last = s;
             self.peak = self.peak.max(s.unsigned_abs());
             self.samples += 1;
         }
@@ -144,7 +358,8 @@ impl ToneMeter {
             0
         } else {
             // Two crossings per period.
-            let hz = u64::from(self.crossings) * u64::from(RATE) / (2 * u64::from(self.samples));
+            let hz =
+                u64::from(self.crossings) * u64::from(self.rate) / (2 * u64::from(self.samples));
             u32::try_from(hz).unwrap_or(u32::MAX)
         };
         let heard = Heard {
@@ -153,7 +368,7 @@ impl ToneMeter {
             samples: self.samples,
         };
         *self = Self {
-            last: self.last,
+            positive: self.positive,
             ..Self::default()
         };
         heard
@@ -161,6 +376,7 @@ impl ToneMeter {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Test code.
 mod tests {
     use super::*;
 
@@ -193,31 +409,82 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_meter_reads_the_tone_sent() {
-        for hz in [300, 440, 500, 660, 1_000, 3_000] {
-            let mut tone = Tone::new(hz, 8_000);
-            let mut meter = ToneMeter::default();
-            let mut frame = [0; FRAME];
-            for _ in 0..50 {
-                tone.fill_ulaw(&mut frame);
-                meter.add_ulaw(&frame);
-            }
-            let heard = meter.take();
-            assert!(heard.hz.abs_diff(hz) <= 2, "{hz} Hz read as {heard:?}");
-            assert!((7_000..=8_200).contains(&heard.peak), "{heard:?}");
-            assert_eq!(heard.samples, 8_000);
+    /// One second of `hz` in `voice`, through its encoder and a decoder,
+    /// measured.
+    fn through(voice: Voice, hz: u32) -> Heard {
+        let mut tone = Tone::new(hz, 8_000, voice.rate());
+        let mut encoder = VoiceEncoder::new(voice);
+        let mut decoder = VoiceDecoder::default();
+        let mut meter = ToneMeter::default();
+        let mut pcm = [0; WIDE_FRAME];
+        let mut encoded = [0; ENCODED];
+        let mut decoded = [0; WIDE_FRAME];
+        for _ in 0..50 {
+            let pcm = &mut pcm[..voice.samples()];
+            tone.fill(pcm);
+            assert_eq!(encoder.encode(pcm, &mut encoded).unwrap(), ENCODED);
+            let n = decoder.decode(voice, &encoded, &mut decoded).unwrap();
+            assert_eq!(n, voice.samples());
+            meter.add(&decoded[..n], voice.rate());
         }
+        meter.take()
+    }
+
+    #[test]
+    fn the_meter_reads_the_tone_sent_in_either_voice() {
+        for voice in [Voice::Pcmu, Voice::G722] {
+            for hz in [300, 440, 500, 660, 1_000, 3_000] {
+                let heard = through(voice, hz);
+                assert!(
+                    heard.hz.abs_diff(hz) <= 2,
+                    "{voice:?}: {hz} Hz read as {heard:?}"
+                );
+                // G.722's ADPCM settles within the first frames.
+                assert!(
+                    (7_000..=9_000).contains(&heard.peak),
+                    "{voice:?}: {heard:?}"
+                );
+                assert_eq!(heard.samples, voice.rate());
+            }
+        }
+        // Wideband: 6 kHz passes G.722 and is above what G.711 can carry.
+        let heard = through(Voice::G722, 6_000);
+        assert!(heard.hz.abs_diff(6_000) <= 20, "{heard:?}");
+    }
+
+    #[test]
+    fn a_frame_of_the_wrong_size_is_refused() {
+        let mut encoder = VoiceEncoder::new(Voice::G722);
+        let mut out = [0; ENCODED];
+        assert_eq!(
+            encoder.encode(&[0; FRAME], &mut out),
+            Err(AudioError::FrameSize {
+                expected: 320,
+                got: 160
+            })
+        );
+        let mut small = [0; 100];
+        assert_eq!(
+            VoiceEncoder::new(Voice::Pcmu).encode(&[0; FRAME], &mut small),
+            Err(AudioError::BufferTooSmall)
+        );
+        let mut decoded = [0; FRAME];
+        assert_eq!(
+            VoiceDecoder::default().decode(Voice::G722, &[0; ENCODED], &mut decoded),
+            Err(AudioError::BufferTooSmall)
+        );
+        assert_eq!(Voice::from_name("g722"), Some(Voice::G722));
+        assert_eq!(Voice::from_name("opus"), None);
     }
 
     #[test]
     fn silence_reads_as_silence_and_the_window_restarts() {
         let mut meter = ToneMeter::default();
-        meter.add_ulaw(&[0xFF; FRAME]);
+        meter.add(&[0; FRAME], RATE);
         assert_eq!(meter.take().hz, 0);
         let mut quiet = [0; FRAME];
-        Tone::new(440, 50).fill_ulaw(&mut quiet);
-        meter.add_ulaw(&quiet);
+        Tone::new(440, 50, RATE).fill(&mut quiet);
+        meter.add(&quiet, RATE);
         assert_eq!(meter.take().hz, 0, "a tone at -56 dBFS is silence");
         assert_eq!(meter.take().samples, 0);
     }

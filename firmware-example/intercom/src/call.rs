@@ -1,18 +1,21 @@
 //! The intercom in a call, without IO: a full MLS member on the SFU's
-//! intercom link, sending G.711 µ-law and measuring what it hears.
+//! intercom link, sending G.711 µ-law or G.722 and decoding and measuring
+//! what it hears in either.
 //!
 //! [`Intercom`] wraps the core's sans-IO link ([`Connection`]): the board
 //! drives it like any client (open a TCP stream, [`Intercom::link_up`],
 //! feed it each length-prefixed message, write what
 //! [`Intercom::poll_transmit`] gives, wake it at
 //! [`Intercom::poll_timeout`]), and every 20 ms asks it for an audio frame
-//! ([`Intercom::audio_frame`]). The audio path allocates nothing: frames
+//! ([`Intercom::audio_frame`], or [`Intercom::audio_frame_from`] with a
+//! microphone's samples). The audio path allocates nothing: frames
 //! are sealed into and opened from the intercom's own buffers, and media
 //! messages are read and written in place ([`MediaRef`]).
 //!
-//! Where a board has no microphone (QEMU), the intercom sends a tone; what
-//! it hears, it counts, checksums and measures per member
-//! ([`IntercomEvent::Heard`]) rather than playing it.
+//! Where a board has no microphone (QEMU), the intercom sends a tone. What
+//! it hears it decodes, and counts, checksums and measures per member
+//! ([`IntercomEvent::Heard`]); the samples of the last frame opened are
+//! [`Intercom::last_heard`], for a board with a speaker.
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -26,7 +29,9 @@ use satsuma_core::mls::Session;
 use satsuma_core::sframe::KeyRing;
 use satsuma_core::wire::{Capabilities, ConnId, MediaRef, RoomName, Transport};
 
-use crate::audio::{FRAME, FRAME_TICKS, Heard, Tone, ToneMeter};
+use crate::audio::{
+    ENCODED, FRAME_TICKS, Heard, Tone, ToneMeter, Voice, VoiceDecoder, VoiceEncoder, WIDE_FRAME,
+};
 use crate::crc32::Crc32;
 
 /// Members whose audio the intercom measures at once (a room's other
@@ -35,9 +40,9 @@ pub const MAX_PEERS: usize = 16;
 
 /// Bytes of a sealed 20 ms frame, at most: the frame, an SFrame header
 /// (up to 17 bytes) and the AES-GCM tag.
-const SEALED: usize = FRAME + 64;
+const SEALED: usize = ENCODED + 64;
 /// The largest frame opened: 20 ms of G.711 or G.722, or of Opus from a
-/// desktop that did not switch to G.711 (opened, counted, not played).
+/// desktop that sends neither (opened, counted, not played).
 const RECEIVED: usize = 512;
 
 /// How the intercom takes part.
@@ -45,7 +50,9 @@ const RECEIVED: usize = 512;
 pub struct IntercomConfig {
     /// The room it joins.
     pub room: RoomName,
-    /// The tone it sends, in Hz.
+    /// The codec it sends in (it plays both).
+    pub voice: Voice,
+    /// The tone [`Intercom::audio_frame`] sends, in Hz.
     pub tone_hz: u32,
     /// How often it reports what it heard from each member.
     pub report_every: Duration,
@@ -60,8 +67,10 @@ pub enum IntercomEvent {
     Heard {
         /// The member's leaf index.
         leaf: u64,
-        /// G.711 frames opened and measured.
+        /// G.711 and G.722 frames opened, decoded and measured.
         frames: u32,
+        /// Of those, G.722's.
+        wideband: u32,
         /// Frames that opened but carry another codec (a desktop sending
         /// Opus): not played.
         other_codec: u32,
@@ -75,13 +84,15 @@ pub enum IntercomEvent {
     },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Peer {
     leaf: u64,
     frames: u32,
+    wideband: u32,
     other_codec: u32,
     crc: Crc32,
     meter: ToneMeter,
+    decoder: VoiceDecoder,
 }
 
 /// The intercom as a member of a call; see the [module](self).
@@ -90,6 +101,7 @@ pub struct Intercom {
     conn: Connection<Session>,
     ring: Option<KeyRing>,
     tone: Tone,
+    encoder: VoiceEncoder,
     talking: bool,
     sequence: u16,
     timestamp: u32,
@@ -100,9 +112,12 @@ pub struct Intercom {
     next_report: Option<Instant>,
     first_heard: Option<Instant>,
     events: VecDeque<IntercomEvent>,
-    plain: [u8; FRAME],
+    pcm: [i16; WIDE_FRAME],
+    plain: [u8; ENCODED],
     sealed: [u8; SEALED],
     received: [u8; RECEIVED],
+    /// The last frame decoded, and its length.
+    heard: ([i16; WIDE_FRAME], usize),
 }
 
 impl Intercom {
@@ -115,7 +130,13 @@ impl Intercom {
             MemberConfig {
                 room: config.room,
                 capabilities: Capabilities {
-                    can_commit: true,
+                    // Committing for a 16-member room takes about 71 KB of
+                    // heap (README, MLS on the Cortex-M4): the intercom
+                    // leaves it to a desktop when one is present. With none
+                    // (only members that cannot commit), the committer rule
+                    // falls back to every present member, and the door
+                    // commits.
+                    can_commit: false,
                     transport: Transport::Wire,
                 },
             },
@@ -134,7 +155,8 @@ impl Intercom {
         Self {
             conn,
             ring,
-            tone: Tone::new(config.tone_hz, 8_000),
+            tone: Tone::new(config.tone_hz, 8_000, config.voice.rate()),
+            encoder: VoiceEncoder::new(config.voice),
             talking: true,
             sequence: 0,
             timestamp: 0,
@@ -145,9 +167,11 @@ impl Intercom {
             next_report: None,
             first_heard: None,
             events: VecDeque::new(),
-            plain: [0; FRAME],
+            pcm: [0; WIDE_FRAME],
+            plain: [0; ENCODED],
             sealed: [0; SEALED],
             received: [0; RECEIVED],
+            heard: ([0; WIDE_FRAME], 0),
         }
     }
 
@@ -224,19 +248,43 @@ impl Intercom {
         self.talking = talking;
     }
 
-    /// The next 20 ms of audio, sealed and framed for the SFU into `out`:
-    /// its length, or `None` when there is nothing to send (not in the
-    /// group yet, not talking, no link). Call it every 20 ms.
+    /// The next 20 ms of the configured tone, as
+    /// [`Intercom::audio_frame_from`] sends a microphone's. Call it every
+    /// 20 ms.
     ///
     /// # Errors
-    /// When the frame cannot be sealed or does not fit `out`.
+    /// As [`Intercom::audio_frame_from`].
     pub fn audio_frame(
         &mut self,
         now: Instant,
         out: &mut [u8],
     ) -> Result<Option<usize>, LinkError> {
         // The tone runs on whether or not it is sent, like a microphone.
-        self.tone.fill_ulaw(&mut self.plain);
+        let n = self.encoder.voice().samples();
+        let mut pcm = self.pcm;
+        self.tone.fill(&mut pcm[..n]);
+        self.pcm = pcm;
+        self.audio_frame_from(now, &pcm[..n], out)
+    }
+
+    /// `pcm`, 20 ms at the voice's rate ([`Voice::samples`]), encoded,
+    /// sealed and framed for the SFU into `out`: its length, or `None` when
+    /// there is nothing to send (not in the group yet, not talking, no
+    /// link). Call it every 20 ms.
+    ///
+    /// # Errors
+    /// When `pcm` is not one frame, or the frame cannot be sealed or does
+    /// not fit `out`.
+    pub fn audio_frame_from(
+        &mut self,
+        now: Instant,
+        pcm: &[i16],
+        out: &mut [u8],
+    ) -> Result<Option<usize>, LinkError> {
+        let encoded = self
+            .encoder
+            .encode(pcm, &mut self.plain)
+            .map_err(|_| LinkError::NotConnected)?;
         let timestamp = self.timestamp;
         self.timestamp = self.timestamp.wrapping_add(FRAME_TICKS);
         if !self.talking || !self.conn.is_up() || self.conn.member().status() != Status::InGroup {
@@ -245,14 +293,15 @@ impl Intercom {
         let Some(ring) = self.ring.as_mut() else {
             return Ok(None);
         };
+        let codec = self.encoder.voice().codec();
         let mut keys = MediaKeys::new(ring);
         let sealed = keys
-            .protect(Codec::Pcmu, &self.plain, &mut self.sealed)
+            .protect(codec, &self.plain[..encoded], &mut self.sealed)
             .map_err(|_| LinkError::NotConnected)?;
         let media = MediaRef {
             // The SFU puts the sender in.
             sender: ConnId(0),
-            codec: Codec::Pcmu,
+            codec,
             timestamp,
             sequence: self.sequence,
             payload: &self.sealed[..sealed],
@@ -267,6 +316,13 @@ impl Intercom {
     #[must_use]
     pub fn sent(&self) -> u32 {
         self.sent
+    }
+
+    /// The samples of the last frame decoded (at its voice's rate): what a
+    /// board with a speaker plays.
+    #[must_use]
+    pub fn last_heard(&self) -> &[i16] {
+        self.heard.0.get(..self.heard.1).unwrap_or_default()
     }
 
     /// When the first frame from another member opened.
@@ -313,9 +369,11 @@ impl Intercom {
                 self.peers.push(Peer {
                     leaf,
                     frames: 0,
+                    wideband: 0,
                     other_codec: 0,
                     crc: Crc32::new(),
                     meter: ToneMeter::default(),
+                    decoder: VoiceDecoder::default(),
                 });
                 let last = self.peers.len() - 1;
                 &mut self.peers[last]
@@ -323,12 +381,22 @@ impl Intercom {
             None => return,
         };
         self.first_heard.get_or_insert(now);
-        if codec != Codec::Pcmu {
-            peer.other_codec += 1;
-        } else {
-            peer.frames += 1;
-            peer.crc.update(frame);
-            peer.meter.add_ulaw(frame);
+        let decoded = Voice::from_codec(codec).and_then(|voice| {
+            let n = peer.decoder.decode(voice, frame, &mut self.heard.0).ok()?;
+            Some((voice, n))
+        });
+        match decoded {
+            Some((voice, n)) => {
+                self.heard.1 = n;
+                peer.frames += 1;
+                if voice == Voice::G722 {
+                    peer.wideband += 1;
+                }
+                peer.crc.update(frame);
+                peer.meter
+                    .add(self.heard.0.get(..n).unwrap_or_default(), voice.rate());
+            }
+            None => peer.other_codec += 1,
         }
         if self.next_report.is_none() {
             self.next_report = Some(now.saturating_add(self.report_every));
@@ -336,22 +404,25 @@ impl Intercom {
     }
 
     /// Reports each member heard since the last report, and forgets those
-    /// who sent nothing.
+    /// who sent nothing (their decoders with them).
     fn report(&mut self, now: Instant) {
+        self.peers.retain(|p| p.frames + p.other_codec > 0);
         for peer in &mut self.peers {
             self.events.push_back(IntercomEvent::Heard {
                 leaf: peer.leaf,
                 frames: peer.frames,
+                wideband: peer.wideband,
                 other_codec: peer.other_codec,
                 failed: self.failed,
-                crc: peer.crc.finish(),
+                crc: core::mem::replace(&mut peer.crc, Crc32::new()).finish(),
                 heard: peer.meter.take(),
             });
             peer.frames = 0;
+            peer.wideband = 0;
+            peer.other_codec = 0;
         }
         self.failed = 0;
         self.next_report = (!self.peers.is_empty()).then(|| now.saturating_add(self.report_every));
-        self.peers.clear();
     }
 
     /// After every input: new keys to the media path, held frames whose
@@ -423,6 +494,11 @@ mod tests {
 
     impl Call {
         fn new() -> Self {
+            Self::speaking(Voice::Pcmu)
+        }
+
+        /// The door sending in `voice`.
+        fn speaking(voice: Voice) -> Self {
             let mut desk = Member::new(
                 session(1, "Desk"),
                 MemberConfig {
@@ -440,6 +516,7 @@ mod tests {
                 session(2, "Door"),
                 IntercomConfig {
                     room: RoomName::new("door").unwrap(),
+                    voice,
                     tone_hz: 500,
                     report_every: Duration::from_secs(1),
                 },
@@ -508,12 +585,19 @@ mod tests {
             self.desk_sends(Codec::Pcmu, tone, sequence)
         }
 
+        /// 20 ms of `tone` in `codec` (G.711 bytes for one the door does
+        /// not play).
         fn desk_sends(&mut self, codec: Codec, tone: &mut Tone, sequence: u16) -> Vec<u8> {
-            let mut plain = [0; FRAME];
-            tone.fill_ulaw(&mut plain);
+            let voice = Voice::from_codec(codec).unwrap_or(Voice::Pcmu);
+            let mut pcm = [0; WIDE_FRAME];
+            tone.fill(&mut pcm[..voice.samples()]);
+            let mut plain = [0; ENCODED];
+            let len = VoiceEncoder::new(voice)
+                .encode(&pcm[..voice.samples()], &mut plain)
+                .unwrap();
             let mut sealed = [0; SEALED];
             let n = MediaKeys::new(&mut self.desk_ring)
-                .protect(codec, &plain, &mut sealed)
+                .protect(codec, &plain[..len], &mut sealed)
                 .unwrap();
             ToClient::Media(Media {
                 sender: self.desk_conn.unwrap(),
@@ -577,13 +661,18 @@ mod tests {
                 .unprotect(media.codec, &media.payload, &mut plain)
                 .unwrap();
             assert_eq!(opened.sender, 1, "the door's leaf");
-            meter.add_ulaw(&plain[..len]);
+            assert_eq!(media.codec, Codec::Pcmu);
+            let mut pcm = [0; WIDE_FRAME];
+            let n = VoiceDecoder::default()
+                .decode(Voice::Pcmu, &plain[..len], &mut pcm)
+                .unwrap();
+            meter.add(&pcm[..n], 8_000);
         }
         assert_eq!(call.door.sent(), 50);
         assert!(meter.take().hz.abs_diff(500) <= 2);
 
         // The desk's 660 Hz reaches the door, which reports it per member.
-        let mut tone = Tone::new(660, 8_000);
+        let mut tone = Tone::new(660, 8_000, 8_000);
         for i in 0..50u16 {
             let bytes = call.desk_says(&mut tone, i);
             call.door
@@ -604,11 +693,81 @@ mod tests {
     }
 
     #[test]
+    fn the_door_speaks_and_plays_g722() {
+        let mut call = Call::speaking(Voice::G722);
+        call.door.link_up(at(10)).unwrap();
+        call.settle(at(10));
+        // The door's 500 Hz in G.722: 160 bytes per 20 ms, decoded at the
+        // desk with one decoder across the frames, as a desktop does.
+        let mut out = [0; 512];
+        let mut meter = ToneMeter::default();
+        let mut decoder = VoiceDecoder::default();
+        for i in 0..50u64 {
+            let n = call
+                .door
+                .audio_frame(at(20 + 20 * i), &mut out)
+                .unwrap()
+                .unwrap();
+            let ToServer::Media(media) = ToServer::decode(&out[4..n]).unwrap() else {
+                panic!("not media");
+            };
+            assert_eq!(media.codec, Codec::G722);
+            assert_eq!(
+                media.timestamp,
+                160 * u32::try_from(i).unwrap(),
+                "an 8 kHz RTP clock"
+            );
+            let mut plain = [0; SEALED];
+            let (_, len) = MediaKeys::new(&mut call.desk_ring)
+                .unprotect(media.codec, &media.payload, &mut plain)
+                .unwrap();
+            assert_eq!(len, ENCODED);
+            let mut pcm = [0; WIDE_FRAME];
+            let n = decoder
+                .decode(Voice::G722, &plain[..len], &mut pcm)
+                .unwrap();
+            meter.add(&pcm[..n], 16_000);
+        }
+        let at_desk = meter.take();
+        assert!(at_desk.hz.abs_diff(500) <= 2, "{at_desk:?}");
+        assert_eq!(at_desk.samples, 16_000);
+
+        // The desk's 660 Hz in G.722, over two report periods: the door
+        // keeps the member's decoder between them and hears the tone in
+        // both; a microphone's samples of the wrong size are refused.
+        let mut tone = Tone::new(660, 8_000, 16_000);
+        let mut reports = Vec::new();
+        for i in 0..100u16 {
+            let now = at(1_000 + 20 * u64::from(i));
+            if call.door.poll_timeout().is_some_and(|t| t <= now) {
+                call.door.handle_timeout(now);
+                reports.extend(heard(&mut call.door));
+            }
+            let bytes = call.desk_sends(Codec::G722, &mut tone, i);
+            call.door.handle_message(now, &bytes).unwrap();
+        }
+        assert_eq!(call.door.last_heard().len(), WIDE_FRAME);
+        let next = call.door.poll_timeout().unwrap();
+        call.door.handle_timeout(next);
+        reports.extend(heard(&mut call.door));
+        assert_eq!(reports.len(), 2, "{reports:?}");
+        for (leaf, frames, failed, hz) in reports {
+            assert_eq!((leaf, frames, failed), (0, 50, 0));
+            assert!(hz.abs_diff(660) <= 2, "heard {hz} Hz");
+        }
+        assert!(
+            call.door
+                .audio_frame_from(at(5_000), &[0; 160], &mut out)
+                .is_err()
+        );
+    }
+
+    #[test]
     fn forged_or_damaged_frames_are_counted_never_heard() {
         let mut call = Call::new();
         call.door.link_up(at(10)).unwrap();
         call.settle(at(10));
-        let mut tone = Tone::new(660, 8_000);
+        let mut tone = Tone::new(660, 8_000, 8_000);
         let good = call.desk_says(&mut tone, 0);
         call.door.handle_message(at(100), &good).unwrap();
         // A flipped ciphertext byte, and a frame cut short.
@@ -636,7 +795,7 @@ mod tests {
         let mut call = Call::new();
         call.door.link_up(at(10)).unwrap();
         call.settle(at(10));
-        let mut tone = Tone::new(660, 8_000);
+        let mut tone = Tone::new(660, 8_000, 8_000);
         for i in 0..5 {
             let opus = call.desk_sends(Codec::Opus, &mut tone, i);
             call.door.handle_message(at(100), &opus).unwrap();

@@ -50,6 +50,7 @@ use satsuma_core::mls::{
     MemberInfo, MemoryStore, SatsumaCrypto, Session, SessionError, Store as _,
 };
 use satsuma_core::wire::RoomName;
+use satsuma_intercom::audio::Voice;
 use satsuma_intercom::{FlashStore, Inbox, Intercom, IntercomConfig, IntercomEvent};
 use static_cell::ConstStaticCell;
 use zeroize::Zeroizing;
@@ -243,6 +244,9 @@ async fn run(spawner: Spawner, p: Parts, leds: &mut Leds) -> Result<(), Failure>
         session,
         IntercomConfig {
             room,
+            // G.711 until the board's microphone and amplifier are driven
+            // (I2S): the tone carries nothing G.722 would keep better.
+            voice: Voice::Pcmu,
             tone_hz: TONE_HZ,
             report_every: core::time::Duration::from_secs(1),
         },
@@ -498,13 +502,14 @@ fn log(door: &mut Intercom) -> bool {
             IntercomEvent::Heard {
                 leaf,
                 frames,
+                wideband,
                 other_codec,
                 failed,
                 crc,
                 heard,
             } => info!(
-                "intercom: heard leaf {} frames {} failed {} crc {=u32:08x} tone {} Hz peak {} other-codec {}",
-                leaf, frames, failed, crc, heard.hz, heard.peak, other_codec
+                "intercom: heard leaf {} frames {} failed {} crc {=u32:08x} tone {} Hz peak {} other-codec {} g722 {}",
+                leaf, frames, failed, crc, heard.hz, heard.peak, other_codec, wideband
             ),
         }
     }
