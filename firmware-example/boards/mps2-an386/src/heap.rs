@@ -48,6 +48,11 @@ impl PeakHeap {
         self.heap.used()
     }
 
+    /// The peak since the last reset.
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::Relaxed).max(self.used())
+    }
+
     /// The peak since the last reset; a new peak starts from now.
     pub fn reset_peak(&self) -> usize {
         self.peak.swap(self.used(), Ordering::Relaxed)

@@ -4,14 +4,15 @@
 //! It brings up the LAN9118 under embassy-net, gets an address by DHCP,
 //! connects to the SFU's intercom link on the host (10.0.2.2, QEMU's name
 //! for the host's loopback), asks the SFU for the time, joins the room,
-//! and then every 20 ms sends a tone as SFrame-sealed G.711 µ-law. What
-//! it hears it opens, checksums and measures per member, once a second
-//! (`satsuma_intercom::Intercom`). A lost link is resumed, or the room
+//! and then every 20 ms sends a tone as SFrame-sealed G.711 µ-law or
+//! G.722. What it hears, in either, it opens, decodes, checksums and
+//! measures per member, once a second (`satsuma_intercom::Intercom`). A lost link is resumed, or the room
 //! joined afresh, after a backoff.
 //!
-//! The command line (semihosting) is `intercom PORT ROOM TONE_HZ SECONDS`:
-//! the SFU's intercom port, the room, the tone, and how long to stay (0:
-//! for ever). After SECONDS it leaves, prints what it used, and exits 0;
+//! The command line (semihosting) is `intercom PORT ROOM TONE_HZ SECONDS
+//! [pcmu|g722]`: the SFU's intercom port, the room, the tone, how long to
+//! stay (0: for ever), and the codec it sends in (G.711 µ-law unless
+//! told). After SECONDS it leaves, prints what it used, and exits 0;
 //! 1 if it never joined. `scripts/run-intercom-qemu.sh` runs it in a call
 //! with the SFU and a desktop client.
 //!
@@ -34,9 +35,12 @@ use satsuma_board_mps2_an386::lan9118::Buffers;
 use satsuma_board_mps2_an386::{self as board, Lan9118, Stop, host};
 use satsuma_core::committer::{Event, Status};
 use satsuma_core::link::LinkEvent;
-use satsuma_core::mls::{MemberInfo, MemoryStore, SatsumaCrypto, Session};
-use satsuma_core::wire::{MediaRef, RoomName};
-use satsuma_intercom::{Inbox, Intercom, IntercomConfig, IntercomEvent};
+use satsuma_core::mls::{MemberInfo, SatsumaCrypto, Session};
+use satsuma_core::wire::{Entry, MediaRef, RoomName};
+use satsuma_intercom::audio::Voice;
+use satsuma_intercom::{
+    EMULATED_ERASE_SIZE, EmulatedChip, FlashStore, Inbox, Intercom, IntercomConfig, IntercomEvent,
+};
 use static_cell::ConstStaticCell;
 
 /// Sockets: DHCP's and the link's.
@@ -62,6 +66,13 @@ static TCP_TX: ConstStaticCell<[u8; 4096]> = ConstStaticCell::new([0; 4096]);
 static INBOX: ConstStaticCell<[u8; MESSAGE]> = ConstStaticCell::new([0; MESSAGE]);
 static HEAP_MEMORY: ConstStaticCell<[MaybeUninit<u8>; HEAP]> =
     ConstStaticCell::new([MaybeUninit::uninit(); HEAP]);
+/// One slot of the member's store: a sector, which holds a 16-member
+/// room's state (4.8 KB, README) three times over.
+const STORE_SLOT: u32 = 16 * 1024;
+const _: () = assert!(STORE_SLOT as usize == EMULATED_ERASE_SIZE);
+/// The emulated flash the store's two slots live in
+/// (`scripts/intercom_budget.py` counts it as flash, by this name).
+static STORE_CHIP: EmulatedChip<{ 2 * EMULATED_ERASE_SIZE }> = EmulatedChip::new();
 
 #[embassy_executor::task]
 async fn net(mut runner: Runner<'static, Lan9118<'static>>) -> ! {
@@ -95,20 +106,26 @@ struct Args<'a> {
     room: &'a str,
     tone: u32,
     seconds: u64,
+    voice: Voice,
 }
 
 fn args(line: &str) -> Result<Args<'_>, &'static str> {
     let mut words = line.split_whitespace().skip(1);
-    let usage = "usage: intercom PORT ROOM TONE_HZ SECONDS";
+    let usage = "usage: intercom PORT ROOM TONE_HZ SECONDS [pcmu|g722]";
     let port = words.next().and_then(|w| w.parse().ok()).ok_or(usage)?;
     let room = words.next().ok_or(usage)?;
     let tone = words.next().and_then(|w| w.parse().ok()).ok_or(usage)?;
     let seconds = words.next().and_then(|w| w.parse().ok()).ok_or(usage)?;
+    let voice = match words.next() {
+        None => Voice::Pcmu,
+        Some(name) => Voice::from_name(name).ok_or(usage)?,
+    };
     Ok(Args {
         port,
         room,
         tone,
         seconds,
+        voice,
     })
 }
 
@@ -148,11 +165,16 @@ async fn run(spawner: Spawner) -> Result<bool, Failure> {
 
     let room = RoomName::new(args.room).map_err(|_| Failure::Usage("a room name of 1-64 bytes"))?;
     let info = MemberInfo::new("Door", "intercom-qemu").map_err(|_| Failure::Usage("name"))?;
+    // The member's state goes to a two-slot store, as on a board with
+    // flash, not to a copy on the heap. This board has no flash
+    // controller: the chip is emulated in RAM (so a new identity at each
+    // boot), and the budget counts it as flash, not RAM.
+    let store = FlashStore::new(STORE_CHIP.flash(), 0, STORE_SLOT).map_err(|_| Failure::Session)?;
     let session = Session::create(
         crypto,
         info,
         satsuma_intercom::intercom_session_config(),
-        MemoryStore::default(),
+        store,
     )
     .map_err(|_| Failure::Session)?;
     info!(
@@ -163,6 +185,7 @@ async fn run(spawner: Spawner) -> Result<bool, Failure> {
         session,
         IntercomConfig {
             room,
+            voice: args.voice,
             tone_hz: args.tone,
             report_every: core::time::Duration::from_secs(1),
         },
@@ -407,6 +430,16 @@ fn log(door: &mut Intercom) -> bool {
                     ),
                     Err(_) => warn!("intercom: epoch {=u64} (no safety number)", epoch),
                 }
+                // What the room has cost so far: the budget's measure as
+                // the room grows.
+                info!(
+                    "intercom: memory at epoch {=u64} with {=usize} members: heap {=usize} bytes, peak {=usize}, stack high-water {=usize}",
+                    epoch,
+                    members,
+                    board::HEAP.used(),
+                    board::HEAP.peak(),
+                    board::stack_high_water().0
+                );
             }
             IntercomEvent::Link(LinkEvent::Member(Event::Introduced(intro))) => info!(
                 "intercom: member leaf {=u32} {=str} ({=str}) fingerprint {} {}",
@@ -426,19 +459,30 @@ fn log(door: &mut Intercom) -> bool {
                 info!("intercom: joined (seat resumed: {=bool})", resumed);
             }
             IntercomEvent::Link(LinkEvent::Reconnect) => replace = true,
-            // The log's entries: the epochs above say what they did.
+            // The commits this door made (as the designated committer).
+            IntercomEvent::Link(LinkEvent::Log {
+                entry: Entry::Committed { conn, commit },
+                ..
+            }) if door.member().conn() == Some(conn) => info!(
+                "intercom: committed epoch {=u64}: {=usize} added, {=usize} removed",
+                commit.epoch.saturating_add(1),
+                commit.adds.len(),
+                commit.removes.len()
+            ),
+            // The other entries: the epochs above say what they did.
             IntercomEvent::Link(LinkEvent::Log { .. } | LinkEvent::Media(_)) => {}
             IntercomEvent::Link(other) => info!("intercom: {}", Debug2Format(&other)),
             IntercomEvent::Heard {
                 leaf,
                 frames,
+                wideband,
                 other_codec,
                 failed,
                 crc,
                 heard,
             } => info!(
-                "intercom: heard leaf {=u64} frames {=u32} failed {=u32} crc {=u32:08x} tone {=u32} Hz peak {=u16} other-codec {=u32}",
-                leaf, frames, failed, crc, heard.hz, heard.peak, other_codec
+                "intercom: heard leaf {=u64} frames {=u32} failed {=u32} crc {=u32:08x} tone {=u32} Hz peak {=u16} other-codec {=u32} g722 {=u32}",
+                leaf, frames, failed, crc, heard.hz, heard.peak, other_codec, wideband
             ),
         }
     }

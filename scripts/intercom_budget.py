@@ -1,0 +1,81 @@
+"""The intercom's budgets, read from its ELF and its log: shared by the
+phases of scripts/run-intercom-qemu.sh.
+
+Flash is .vector_table + .text + .rodata + .data (what is written to
+flash); RAM is the statics without the heap arena's unused part, plus the
+heap's peak, plus the stack's high-water mark.
+"""
+import re
+import subprocess
+
+FLASH_BUDGET = 384 * 1024
+RAM_BUDGET = 96 * 1024
+# What the 16-member room may not exceed until the budget is met: today's
+# measure (119.4 KiB) and some room for noise in the heap's peak.
+RAM_GATE = 128 * 1024
+
+
+def sections(elf):
+    """Section sizes from binutils' `size -A`."""
+    sizes = {}
+    out = subprocess.run(["size", "-A", elf], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        p = line.split()
+        if len(p) >= 2 and p[0].startswith(".") and p[1].isdigit():
+            sizes[p[0]] = int(p[1])
+    return sizes
+
+
+def flash(elf):
+    """The flash the firmware takes, and its sections."""
+    sizes = sections(elf)
+    return sum(sizes.get(s, 0) for s in (".vector_table", ".text", ".rodata", ".data")), sizes
+
+
+def heap_arena(door):
+    """The heap arena's size, from the door's final memory line."""
+    for line in door:
+        m = re.match(r"intercom: memory: heap peak (\d+) bytes of (\d+), stack high-water (\d+)", line)
+        if m:
+            return int(m.group(2))
+    return None
+
+
+def emulated_flash(elf):
+    """Bytes of the emulated flash chip the member's store lives in
+    (`STORE_CHIP`): flash on a board, RAM only because QEMU's board has no
+    flash controller, so not counted as RAM."""
+    out = subprocess.run(["nm", "-S", "-C", elf], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        p = line.split()
+        if len(p) >= 4 and p[3].endswith("::STORE_CHIP"):
+            return int(p[1], 16)
+    return 0
+
+
+def ram(sizes, arena, heap_peak, stack, flash_chip=0):
+    """(total, statics): statics without the heap arena and the emulated
+    flash chip, plus the heap's peak and the stack's high-water mark."""
+    statics = (sizes.get(".data", 0) + sizes.get(".bss", 0) + sizes.get(".uninit", 0)
+               - arena - flash_chip)
+    return statics + heap_peak + stack, statics
+
+
+def final_memory(door):
+    """(heap peak, stack high-water) over the whole run, or None."""
+    for line in door:
+        m = re.match(r"intercom: memory: heap peak (\d+) bytes of (\d+), stack high-water (\d+)", line)
+        if m:
+            return int(m.group(1)), int(m.group(3))
+    return None
+
+
+def memory_lines(door):
+    """Each epoch's memory line: (epoch, members, heap, peak, stack)."""
+    out = []
+    for line in door:
+        m = re.match(r"intercom: memory at epoch (\d+) with (\d+) members: heap (\d+) bytes, "
+                     r"peak (\d+), stack high-water (\d+)", line)
+        if m:
+            out.append(tuple(int(g) for g in m.groups()))
+    return out
