@@ -56,7 +56,8 @@ usage: cargo xtask <command>
 
   call     run the main job: the desktop app opens and hosts a call (its SFU
            in the app's process), for a second window or a headless member
-           to join; with no display, the terminal demo below instead
+           to join, and the door intercom boots in QEMU and joins it; with
+           no display, a headless member hosts the same call in the terminal
   demo     the terminal demo: a call through an SFU embedded in the process
            (or `-- --sfu HTTP_ADDR --intercom ADDR` for a running one): two
            desktop members on WebRTC and a door intercom on its TCP link join,
@@ -328,18 +329,15 @@ fn target_dir() -> PathBuf {
     env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
 }
 
-/// The main job: the app, hosting its call; the terminal demo where no
-/// window can open.
+/// The main job: the app, hosting its call; the same call hosted by a
+/// headless member where no window can open. The door intercom joins
+/// either where QEMU is installed.
 fn app(extra: &[String]) -> Result {
     let display = ["DISPLAY", "WAYLAND_DISPLAY"]
         .iter()
         .any(|v| env::var_os(v).is_some_and(|d| !d.is_empty()));
     if !display {
-        println!(
-            "No display ($DISPLAY and $WAYLAND_DISPLAY are unset), so the app cannot open a \
-             window: the same call runs headless in this terminal instead (`cargo xtask demo`)."
-        );
-        return call(extra);
+        return headless_call(extra);
     }
     println!(
         "Opening Satsuma: it hosts the room `satsuma` on this computer (port 8480, or the \
@@ -376,6 +374,62 @@ fn app(extra: &[String]) -> Result {
         door.stop();
     }
     app
+}
+
+/// The main job with no display: a headless member hosts the room
+/// `satsuma` (its SFU in the process, on port 8480 and the intercom link
+/// on 8481, as the app does), sending a tone and the test pattern, and the
+/// door joins it. It stays until Ctrl-C, or `-- --seconds N`.
+fn headless_call(extra: &[String]) -> Result {
+    println!(
+        "No display ($DISPLAY and $WAYLAND_DISPLAY are unset), so the app cannot open a \
+         window: the same call runs headless in this terminal instead. A headless member \
+         hosts the room `satsuma` on this computer (port 8480; the intercom link on 8481) \
+         and prints what happens as JSON lines; Ctrl-C leaves. Others join it with:\n  \
+         cargo run -p satsuma-engine --bin satsuma-headless -- --server 127.0.0.1:8480 --room satsuma --name Bob\n\
+         (`cargo xtask demo` is the scripted tour of the protocol instead.)"
+    );
+    let extra = extra.strip_prefix(&["--".to_owned()]).unwrap_or(extra);
+    run(
+        "cargo",
+        &[
+            "build",
+            "--quiet",
+            "-p",
+            "satsuma-engine",
+            "--bin",
+            "satsuma-headless",
+        ],
+    )?;
+    let headless = target_dir().join("debug/satsuma-headless");
+    let headless = headless
+        .to_str()
+        .ok_or("the target directory's path is not UTF-8")?;
+    let name = env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty() && u != "root")
+        .unwrap_or_else(|| "Host".to_owned());
+    let door = door();
+    let mut args = vec![
+        "--host",
+        "0.0.0.0:8480",
+        "--room",
+        "satsuma",
+        "--name",
+        &name,
+        "--stats-ms",
+        "5000",
+    ];
+    if door.is_some() && !extra.iter().any(|a| a.starts_with("--codec")) {
+        // The door speaks G.711.
+        args.extend(["--codec", "pcmu"]);
+    }
+    args.extend(extra.iter().map(String::as_str));
+    let call = run(headless, &args);
+    if let Some(door) = door {
+        door.stop();
+    }
+    call
 }
 
 /// The door's QEMU, and the `defmt-print` decoding its log.
