@@ -433,18 +433,18 @@ impl Intercom {
             if ring.poll_timeout().is_some_and(|at| at <= now) {
                 ring.handle_timeout(now);
             }
-            let mut ready = Vec::new();
+        }
+        // Frames held for the epoch that just arrived, each opened and
+        // measured in turn: no copy of them is gathered (held frames pile
+        // up exactly while a commit is processed, the heap's peak).
+        while let Some(ring) = self.ring.as_mut() {
             let mut keys = MediaKeys::new(ring);
-            while let Some(frame) = keys.take_ready() {
-                if let Ok((opened, len)) =
-                    keys.unprotect(frame.codec, &frame.protected, &mut self.received)
-                {
-                    ready.push((opened.sender, frame.codec, len, self.received));
-                }
-            }
-            for (leaf, codec, len, received) in ready {
-                self.received = received;
-                self.measure(now, leaf, codec, len);
+            let Some(frame) = keys.take_ready() else {
+                break;
+            };
+            let opened = keys.unprotect(frame.codec, &frame.protected, &mut self.received);
+            if let Ok((opened, len)) = opened {
+                self.measure(now, opened.sender, frame.codec, len);
             }
         }
         while let Some(event) = self.conn.poll_event() {
@@ -814,6 +814,88 @@ mod tests {
             })
             .collect();
         assert_eq!(reports, [(0, 5, 0)], "five Opus frames, none failed");
+    }
+
+    #[test]
+    fn frames_that_outrun_a_commit_are_held_then_heard() {
+        let mut call = Call::new();
+        call.door.link_up(at(10)).unwrap();
+        call.settle(at(10));
+        assert_eq!(call.door.member().group().epoch(), Some(1));
+        // Carol joins; the desk commits her add. The desk and Carol get
+        // the commit at once, the door's copy is held back.
+        let mut carol = Member::new(
+            session(3, "Carol"),
+            MemberConfig {
+                room: RoomName::new("door").unwrap(),
+                capabilities: Capabilities {
+                    can_commit: true,
+                    transport: Transport::WebRtc,
+                },
+            },
+        );
+        carol.set_time(UnixTime::from_secs(NOW_MS / 1000));
+        carol.join(at(100)).unwrap();
+        let mut carol_conn = None;
+        let mut to_door = Vec::new();
+        for _ in 0..64 {
+            let mut moved = false;
+            while let Some(request) = carol.poll_transmit() {
+                moved = true;
+                let conn = call.room.handle(at(100), carol_conn, request).ok();
+                carol_conn = carol_conn.or(conn);
+            }
+            while let Some(request) = call.desk.poll_transmit() {
+                moved = true;
+                let _ = call.room.handle(at(100), call.desk_conn, request);
+            }
+            while let Some(Transmit { to, message }) = call.room.poll_transmit() {
+                moved = true;
+                if call.desk_conn.is_some_and(|c| to.contains(c)) {
+                    let _ = call.desk.handle_message(at(100), message.clone());
+                }
+                if carol_conn.is_some_and(|c| to.contains(c)) {
+                    let _ = carol.handle_message(at(100), message.clone());
+                }
+                if call.door_conn.is_some_and(|c| to.contains(c)) {
+                    to_door.push(ToClient::Control(message).encode().unwrap());
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+        call.desk
+            .hand_over_keys(at(100), &mut call.desk_ring)
+            .unwrap();
+        assert_eq!(call.desk.group().epoch(), Some(2));
+        assert_eq!(call.door.member().group().epoch(), Some(1));
+
+        // The desk speaks in epoch 2: the door holds the frames...
+        let mut tone = Tone::new(660, 8_000, 8_000);
+        for i in 0..10u16 {
+            let bytes = call.desk_says(&mut tone, i);
+            call.door
+                .handle_message(at(120 + 20 * u64::from(i)), &bytes)
+                .unwrap();
+        }
+        assert!(
+            call.door.first_heard().is_none(),
+            "nothing opened before the commit"
+        );
+        // ...and opens every one of them once the commit arrives.
+        for bytes in to_door {
+            call.door.handle_message(at(400), &bytes).unwrap();
+        }
+        assert_eq!(call.door.member().group().epoch(), Some(2));
+        assert_eq!(call.door.last_heard().len(), 160);
+        let next = call.door.poll_timeout().unwrap();
+        call.door.handle_timeout(next);
+        let reports = heard(&mut call.door);
+        assert!(
+            matches!(reports[..], [(0, 10, 0, hz)] if hz.abs_diff(660) <= 10),
+            "{reports:?}"
+        );
     }
 
     #[test]
