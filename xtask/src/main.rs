@@ -417,6 +417,10 @@ fn headless_call(extra: &[String]) -> Result {
         "satsuma",
         "--name",
         &name,
+        // Its identity and trust record kept between runs (in
+        // ~/.local/share/satsuma/headless/), as the app keeps its own.
+        "--profile",
+        "headless",
         "--stats-ms",
         "5000",
     ];
@@ -477,6 +481,13 @@ fn door() -> Option<Door> {
         return None;
     }
     let elf = firmware.join("target/thumbv7em-none-eabihf/release/intercom");
+    // Its flash store, kept between runs: the door comes back as the same
+    // member, so the app knows its key rather than warning of a new one.
+    let state = target_dir().join("door.state");
+    let semihosting = format!(
+        "enable=on,target=native,arg=intercom,arg=8481,arg=satsuma,arg=500,arg=0,arg=pcmu,arg={}",
+        state.display()
+    );
     let decoder = have("defmt-print");
     if !decoder {
         println!("No defmt-print (`cargo xtask setup` installs it): the door's log is not shown.");
@@ -491,7 +502,7 @@ fn door() -> Option<Door> {
             "-nic",
             "user,model=lan9118",
             "-semihosting-config",
-            "enable=on,target=native,arg=intercom,arg=8481,arg=satsuma,arg=500,arg=0",
+            &semihosting,
             "-kernel",
         ])
         .arg(&elf)

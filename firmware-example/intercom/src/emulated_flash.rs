@@ -152,6 +152,31 @@ impl<const N: usize> EmulatedChip<N> {
         self.refused.load(Ordering::Relaxed)
     }
 
+    /// Copies the chip's bytes from `at` into `out` (as many as fit before
+    /// its end): its image, to keep outside the program (QEMU's board
+    /// saves it in a file on the host, so the chip outlives a reboot).
+    /// Returns how many were copied.
+    pub fn read_image(&self, at: usize, out: &mut [u8]) -> usize {
+        let cells = self.inverted.lock();
+        let from = cells.get(at..).unwrap_or_default();
+        let n = from.len().min(out.len());
+        for (byte, cell) in out.iter_mut().zip(from) {
+            *byte = !cell;
+        }
+        n
+    }
+
+    /// Sets the chip's bytes from `at` to `bytes` (those before its end):
+    /// an image read back from where [`EmulatedChip::read_image`] kept it.
+    pub fn write_image(&self, at: usize, bytes: &[u8]) {
+        let mut cells = self.inverted.lock();
+        if let Some(to) = cells.get_mut(at..) {
+            for (cell, byte) in to.iter_mut().zip(bytes) {
+                *cell = !byte;
+            }
+        }
+    }
+
     /// Sector erases so far: what wears a real chip out.
     pub fn erases(&self) -> usize {
         self.erases.load(Ordering::Relaxed)
@@ -299,6 +324,35 @@ mod tests {
         let mut out = vec![0; len];
         flash.read(offset, &mut out).unwrap();
         out
+    }
+
+    #[test]
+    fn an_image_read_out_and_written_back_is_the_same_chip() {
+        let chip: EmulatedChip<{ 2 * EMULATED_ERASE_SIZE }> = EmulatedChip::new();
+        let mut flash = chip.flash();
+        flash.write(8, &[1, 2, 3, 4]).unwrap();
+        let mut image = vec![0; 2 * EMULATED_ERASE_SIZE + 10];
+        // In pieces, as a board writes a file: what fits, then the rest.
+        assert_eq!(chip.read_image(0, &mut image[..100]), 100);
+        assert_eq!(
+            chip.read_image(100, &mut image[100..]),
+            2 * EMULATED_ERASE_SIZE - 100
+        );
+        assert_eq!(
+            &image[..12],
+            &[0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3, 4]
+        );
+        let copy: EmulatedChip<{ 2 * EMULATED_ERASE_SIZE }> = EmulatedChip::new();
+        copy.write_image(0, &image[..50]);
+        copy.write_image(50, &image[50..]);
+        let mut back = [0; 4];
+        copy.flash().read(8, &mut back).unwrap();
+        assert_eq!(back, [1, 2, 3, 4]);
+        assert_eq!(
+            copy.read_image(2 * EMULATED_ERASE_SIZE, &mut back),
+            0,
+            "nothing past the end"
+        );
     }
 
     #[test]

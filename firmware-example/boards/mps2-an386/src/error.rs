@@ -49,6 +49,8 @@ pub enum HostError {
         /// Bytes still missing.
         missing: usize,
     },
+    /// The host wrote fewer bytes than given.
+    Write,
     /// The host gave no command line (or one too long for the buffer).
     CommandLine,
     /// The command line is not UTF-8.
@@ -85,6 +87,7 @@ impl fmt::Display for HostError {
         match self {
             Self::Open => f.write_str("the host would not open the file"),
             Self::Read { missing } => write!(f, "the host's read ended {missing} bytes short"),
+            Self::Write => f.write_str("the host wrote fewer bytes than given"),
             Self::CommandLine => f.write_str("the host gave no command line"),
             Self::NotUtf8 => f.write_str("the command line is not UTF-8"),
         }

@@ -25,7 +25,7 @@
 use core::fmt;
 use core::mem::MaybeUninit;
 
-use defmt::{Debug2Format, Display2Format, info, warn};
+use defmt::{Display2Format, info, warn};
 use embassy_executor::Spawner;
 use embassy_futures::select::{Either3, select3};
 use embassy_net::tcp::{TcpReader, TcpSocket, TcpWriter};
@@ -35,7 +35,7 @@ use satsuma_board_mps2_an386::lan9118::Buffers;
 use satsuma_board_mps2_an386::{self as board, Lan9118, Stop, host};
 use satsuma_core::committer::{Event, Status};
 use satsuma_core::link::LinkEvent;
-use satsuma_core::mls::{MemberInfo, SatsumaCrypto, Session};
+use satsuma_core::mls::{MemberInfo, SatsumaCrypto, Session, Store as _, Trust};
 use satsuma_core::wire::{Entry, MediaRef, RoomName};
 use satsuma_intercom::audio::Voice;
 use satsuma_intercom::{
@@ -107,11 +107,13 @@ struct Args<'a> {
     tone: u32,
     seconds: u64,
     voice: Voice,
+    /// The host file the member's flash store is kept in, if any.
+    state: Option<&'a str>,
 }
 
 fn args(line: &str) -> Result<Args<'_>, &'static str> {
     let mut words = line.split_whitespace().skip(1);
-    let usage = "usage: intercom PORT ROOM TONE_HZ SECONDS [pcmu|g722]";
+    let usage = "usage: intercom PORT ROOM TONE_HZ SECONDS [pcmu|g722 [STATE_FILE]]";
     let port = words.next().and_then(|w| w.parse().ok()).ok_or(usage)?;
     let room = words.next().ok_or(usage)?;
     let tone = words.next().and_then(|w| w.parse().ok()).ok_or(usage)?;
@@ -120,18 +122,20 @@ fn args(line: &str) -> Result<Args<'_>, &'static str> {
         None => Voice::Pcmu,
         Some(name) => Voice::from_name(name).ok_or(usage)?,
     };
+    let state = words.next();
     Ok(Args {
         port,
         room,
         tone,
         seconds,
         voice,
+        state,
     })
 }
 
 /// Runs the call; whether the intercom got into the group.
 async fn run(spawner: Spawner) -> Result<bool, Failure> {
-    let mut line = [0u8; 96];
+    let mut line = [0u8; 256];
     let line = host::command_line(&mut line).map_err(Failure::Board)?;
     let args = args(line).map_err(Failure::Usage)?;
     board::init_heap(HEAP_MEMORY.try_take().ok_or(Failure::Twice)?);
@@ -164,22 +168,12 @@ async fn run(spawner: Spawner) -> Result<bool, Failure> {
     }
 
     let room = RoomName::new(args.room).map_err(|_| Failure::Usage("a room name of 1-64 bytes"))?;
-    let info = MemberInfo::new("Door", "intercom-qemu").map_err(|_| Failure::Usage("name"))?;
-    // The member's state goes to a two-slot store, as on a board with
-    // flash, not to a copy on the heap. This board has no flash
-    // controller: the chip is emulated in RAM (so a new identity at each
-    // boot), and the budget counts it as flash, not RAM.
-    let store = FlashStore::new(STORE_CHIP.flash(), 0, STORE_SLOT).map_err(|_| Failure::Session)?;
-    let session = Session::create(
-        crypto,
-        info,
-        satsuma_intercom::intercom_session_config(),
-        store,
-    )
-    .map_err(|_| Failure::Session)?;
+    let mut persist = Persist::new(args.state);
+    let session = open_session(crypto, &mut persist)?;
+    let [f0, f1, f2, f3, f4, f5] = *session.fingerprint().groups();
     info!(
-        "intercom: identity fingerprint {}",
-        Display2Format(&session.fingerprint())
+        "intercom: identity fingerprint {=u32:05} {=u32:05} {=u32:05} {=u32:05} {=u32:05} {=u32:05}",
+        f0, f1, f2, f3, f4, f5
     );
     let mut door = Intercom::new(
         session,
@@ -212,6 +206,7 @@ async fn run(spawner: Spawner) -> Result<bool, Failure> {
             args.port,
             until,
             &mut counts,
+            &mut persist,
         )
         .await
         {
@@ -261,6 +256,122 @@ async fn run(spawner: Spawner) -> Result<bool, Failure> {
     Ok(joined)
 }
 
+/// The member: the one kept in the store (the host file), resumed; or a
+/// new one, saved there. Its state goes to a two-slot store, as on a
+/// board with flash, not to a copy on the heap. This board has no flash
+/// controller: the chip is emulated in RAM and kept in a host file between
+/// boots (when the command line names one), and the budget counts it as
+/// flash, not RAM.
+fn open_session(crypto: SatsumaCrypto, persist: &mut Persist<'_>) -> Result<Session, Failure> {
+    let config = satsuma_intercom::intercom_session_config();
+    persist.load();
+    let mut store =
+        FlashStore::new(STORE_CHIP.flash(), 0, STORE_SLOT).map_err(|_| Failure::Session)?;
+    let mut crypto = Some(crypto);
+    match store.load() {
+        Ok(Some(record)) => {
+            info!(
+                "intercom: resuming the member kept in its store ({=usize} bytes)",
+                record.len()
+            );
+            drop(record);
+            let resumed = crypto.take().ok_or(Failure::Session).and_then(|c| {
+                Session::resume(now(), c, config, store).map_err(|_| Failure::Session)
+            });
+            match resumed {
+                Ok(session) => {
+                    persist.sync();
+                    return Ok(session);
+                }
+                Err(_) => warn!("intercom: the kept member cannot be resumed: a new identity"),
+            }
+        }
+        Ok(None) => info!("intercom: no member kept: a new identity"),
+        Err(e) => warn!(
+            "intercom: the store is unreadable ({}): a new identity",
+            Display2Format(&e)
+        ),
+    }
+    // A fresh member on an erased store: no key of the old one stays.
+    let crypto = match crypto {
+        Some(crypto) => crypto,
+        // The first seed went to the failed resume: a new one.
+        None => SatsumaCrypto::from_seed(*host::seed().map_err(Failure::Board)?.expose()),
+    };
+    let mut fresh =
+        FlashStore::new(STORE_CHIP.flash(), 0, STORE_SLOT).map_err(|_| Failure::Session)?;
+    fresh.erase().map_err(|_| Failure::Session)?;
+    let info = MemberInfo::new("Door", "intercom-qemu").map_err(|_| Failure::Usage("name"))?;
+    let session = Session::create(crypto, info, config, fresh).map_err(|_| Failure::Session)?;
+    persist.sync();
+    Ok(session)
+}
+
+/// The emulated chip's image in a host file: read at boot, written again
+/// whenever the store has changed it.
+struct Persist<'a> {
+    path: Option<&'a str>,
+    /// The chip's erase and program counts at the last write.
+    written: (usize, usize),
+}
+
+impl<'a> Persist<'a> {
+    fn new(path: Option<&'a str>) -> Self {
+        Self {
+            path,
+            written: (0, 0),
+        }
+    }
+
+    /// The image from the host file, if there is one.
+    fn load(&mut self) {
+        let Some(path) = self.path else { return };
+        let Ok(mut file) = host::HostFile::open(path, false) else {
+            return;
+        };
+        let mut at = 0;
+        let mut chunk = [0u8; 512];
+        while let Ok(n @ 1..) = file.read(&mut chunk) {
+            STORE_CHIP.write_image(at, chunk.get(..n).unwrap_or_default());
+            at += n;
+        }
+        info!(
+            "intercom: store read from {=str} ({=usize} bytes)",
+            path, at
+        );
+        self.written = (STORE_CHIP.erases(), STORE_CHIP.programmed());
+    }
+
+    /// Writes the image to the host file if the store changed it.
+    fn sync(&mut self) {
+        let Some(path) = self.path else { return };
+        let now = (STORE_CHIP.erases(), STORE_CHIP.programmed());
+        if now == self.written {
+            return;
+        }
+        let written = host::HostFile::open(path, true).and_then(|mut file| {
+            let mut at = 0;
+            let mut chunk = [0u8; 512];
+            loop {
+                let n = STORE_CHIP.read_image(at, &mut chunk);
+                if n == 0 {
+                    return Ok(());
+                }
+                file.write(chunk.get(..n).unwrap_or_default())?;
+                at += n;
+            }
+        });
+        match written {
+            Ok(()) => self.written = now,
+            Err(e) => warn!(
+                "intercom: the store's file {=str}: {}",
+                path,
+                Display2Format(&e)
+            ),
+        }
+    }
+}
+
 /// Allocations on the audio path, both ways.
 #[derive(Debug, Default)]
 struct Counts {
@@ -297,6 +408,7 @@ async fn call(
     port: u16,
     until: Option<Instant>,
     counts: &mut Counts,
+    persist: &mut Persist<'_>,
 ) -> Ended {
     socket.set_timeout(Some(Duration::from_secs(30)));
     if socket.connect((HOST, port)).await.is_err() {
@@ -321,6 +433,7 @@ async fn call(
         if log(door) {
             return Ended::Link("the seat is gone: joining afresh");
         }
+        persist.sync();
         if until.is_some_and(|t| Instant::now() >= t) {
             return Ended::Time;
         }
@@ -422,12 +535,13 @@ fn log(door: &mut Intercom) -> bool {
                 let group = door.member().group();
                 let members = group.roster().len();
                 match group.safety_number() {
-                    Ok(number) => info!(
-                        "intercom: epoch {=u64} safety number {} members {=usize}",
-                        epoch,
-                        Display2Format(&number),
-                        members
-                    ),
+                    Ok(number) => {
+                        let [n0, n1, n2, n3, n4, n5, n6, n7] = *number.groups();
+                        info!(
+                            "intercom: epoch {=u64} safety number {=u32:05} {=u32:05} {=u32:05} {=u32:05} {=u32:05} {=u32:05} {=u32:05} {=u32:05} members {=usize}",
+                            epoch, n0, n1, n2, n3, n4, n5, n6, n7, members
+                        );
+                    }
                     Err(_) => warn!("intercom: epoch {=u64} (no safety number)", epoch),
                 }
                 // What the room has cost so far: the budget's measure as
@@ -441,14 +555,22 @@ fn log(door: &mut Intercom) -> bool {
                     board::stack_high_water().0
                 );
             }
-            IntercomEvent::Link(LinkEvent::Member(Event::Introduced(intro))) => info!(
-                "intercom: member leaf {=u32} {=str} ({=str}) fingerprint {} {}",
-                intro.leaf,
-                intro.info.display_name.as_str(),
-                intro.info.device_id.as_str(),
-                Display2Format(&intro.fingerprint),
-                Debug2Format(&intro.trust)
-            ),
+            IntercomEvent::Link(LinkEvent::Member(Event::Introduced(intro))) => {
+                let [f0, f1, f2, f3, f4, f5] = *intro.fingerprint.groups();
+                info!(
+                    "intercom: member leaf {=u32} {=str} ({=str}) fingerprint {=u32:05} {=u32:05} {=u32:05} {=u32:05} {=u32:05} {=u32:05} {=str}",
+                    intro.leaf,
+                    intro.info.display_name.as_str(),
+                    intro.info.device_id.as_str(),
+                    f0,
+                    f1,
+                    f2,
+                    f3,
+                    f4,
+                    f5,
+                    trust(&intro.trust)
+                );
+            }
             IntercomEvent::Link(LinkEvent::Clock(time)) => {
                 info!(
                     "intercom: the SFU's clock: {=u64} s since 1970",
@@ -471,7 +593,12 @@ fn log(door: &mut Intercom) -> bool {
             ),
             // The other entries: the epochs above say what they did.
             IntercomEvent::Link(LinkEvent::Log { .. } | LinkEvent::Media(_)) => {}
-            IntercomEvent::Link(other) => info!("intercom: {}", Debug2Format(&other)),
+            IntercomEvent::Link(LinkEvent::Member(event)) => log_member(&event),
+            IntercomEvent::Link(LinkEvent::Error(code, _)) => {
+                warn!("intercom: the SFU reports an error: {=str}", code.name());
+            }
+            // Signalling for WebRTC, which the intercom link never carries.
+            IntercomEvent::Link(LinkEvent::Rtc(_)) => {}
             IntercomEvent::Heard {
                 leaf,
                 frames,
@@ -487,6 +614,43 @@ fn log(door: &mut Intercom) -> bool {
         }
     }
     replace
+}
+
+/// What a member's identity is to this door, for its log.
+fn trust(trust: &Trust) -> &'static str {
+    match trust {
+        Trust::Known { verified: true } => "known, verified",
+        Trust::Known { verified: false } => "known",
+        Trust::FirstSeen => "first seen",
+        Trust::NewKey { .. } => "NEW KEY: this name had another key before",
+    }
+}
+
+/// The member's events the log has no line for above.
+fn log_member(event: &Event) {
+    match event {
+        Event::MembersChanged { added, removed } => info!(
+            "intercom: members changed: {=[?]} added, {=[?]} removed",
+            added.as_slice(),
+            removed.as_slice()
+        ),
+        Event::DeliveryServiceMisbehaved(_) => {
+            warn!("intercom: the SFU sent what an honest one never sends: set aside");
+        }
+        Event::Rejoining(_) => info!("intercom: rejoining the group"),
+        Event::Evicted => warn!("intercom: the SFU lost this member: joining again"),
+        Event::FellBehind { expected, .. } => {
+            warn!(
+                "intercom: log entry {=u64} never came: joining again",
+                *expected
+            );
+        }
+        Event::ServerError(code) => warn!("intercom: the SFU refused: {=str}", code.name()),
+        Event::Stuck(_) => {
+            warn!("intercom: an MLS operation failed: another member takes the work")
+        }
+        _ => {}
+    }
 }
 
 /// Why the intercom could not run at all.
