@@ -1,10 +1,11 @@
-"""The intercom's budgets, read from its ELF and its log: shared by the
-phases of scripts/run-intercom-qemu.sh.
+"""The intercom's budgets, read from its ELF and its log, and the checks'
+bookkeeping: shared by the phases of scripts/run-intercom-qemu.sh.
 
 Flash is .vector_table + .text + .rodata + .data (what is written to
 flash); RAM is the statics without the heap arena's unused part, plus the
 heap's peak, plus the stack's high-water mark.
 """
+import json
 import re
 import subprocess
 
@@ -79,3 +80,32 @@ def memory_lines(door):
         if m:
             out.append(tuple(int(g) for g in m.groups()))
     return out
+
+
+def read_lines(path):
+    """A log's lines (bytes that are not UTF-8 replaced)."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return f.read().splitlines()
+
+
+def read_events(path):
+    """The JSON events of a satsuma-headless run (other lines skipped)."""
+    events = []
+    for line in read_lines(path):
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            pass
+    return events
+
+
+class Checks:
+    """Prints each check as it is made and remembers the failed ones."""
+
+    def __init__(self):
+        self.failed = []
+
+    def __call__(self, ok, what):
+        print(("ok      " if ok else "FAILED  ") + what)
+        if not ok:
+            self.failed.append(what)

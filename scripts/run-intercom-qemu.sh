@@ -188,23 +188,15 @@ grep -a '"event":"media"' "$work/bob.jsonl" | tail -1 || true
 
 call_status=0
 PYTHONPATH="$root/scripts" python3 - "$work/call.log" "$work/bob.jsonl" "$elf" "$qemu_status" <<'EOF' || call_status=1
-import json, re, sys
-from intercom_budget import FLASH_BUDGET, emulated_flash, final_memory, flash, heap_arena, ram
+import re, sys
+from intercom_budget import (FLASH_BUDGET, Checks, emulated_flash, final_memory, flash, heap_arena, ram,
+                             read_events, read_lines)
 
 door_log, bob_jsonl, elf, qemu_status = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-door = open(door_log, encoding="utf-8", errors="replace").read().splitlines()
-bob = []
-for line in open(bob_jsonl, encoding="utf-8", errors="replace"):
-    try:
-        bob.append(json.loads(line))
-    except ValueError:
-        pass
-failed = []
-
-def check(ok, what):
-    print(("ok      " if ok else "FAILED  ") + what)
-    if not ok:
-        failed.append(what)
+door = read_lines(door_log)
+bob = read_events(bob_jsonl)
+check = Checks()
+failed = check.failed
 
 check(qemu_status == 0, f"the firmware ran its time and exited 0 (status {qemu_status})")
 check(any(l.startswith("intercom: the SFU's clock:") for l in door), "the door asked the SFU for the time")
@@ -324,31 +316,20 @@ for line in sys.stdin:
 done
 
 PYTHONPATH="$root/scripts" python3 - "$work" "$elf" "$room_status" "$call_status" "$talkers" <<'EOF'
-import json, re, sys
-from intercom_budget import RAM_BUDGET, RAM_GATE, emulated_flash, final_memory, flash, heap_arena, memory_lines, ram
+import re, sys
+from intercom_budget import (RAM_BUDGET, RAM_GATE, Checks, emulated_flash, final_memory, flash, heap_arena,
+                             memory_lines, ram, read_events, read_lines)
 
 work, elf, qemu_status, call_status, talkers = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-door = open(f"{work}/room.log", encoding="utf-8", errors="replace").read().splitlines()
-desks = {}
-for i in range(1, 16):
-    events = []
-    for line in open(f"{work}/m{i}.jsonl", encoding="utf-8", errors="replace"):
-        try:
-            events.append(json.loads(line))
-        except ValueError:
-            pass
-    desks[f"M{i}"] = events
-failed = []
-
-def check(ok, what):
-    print(("ok      " if ok else "FAILED  ") + what)
-    if not ok:
-        failed.append(what)
+door = read_lines(f"{work}/room.log")
+desks = {f"M{i}": read_events(f"{work}/m{i}.jsonl") for i in range(1, 16)}
+check = Checks()
+failed = check.failed
 
 check(qemu_status == 0, f"the firmware ran its time and exited 0 (status {qemu_status})")
 def fingerprint(lines):
     return next((l.split("fingerprint ", 1)[1] for l in lines if l.startswith("intercom: identity fingerprint")), None)
-first_boot = open(f"{work}/call.log", encoding="utf-8", errors="replace").read().splitlines()
+first_boot = read_lines(f"{work}/call.log")
 check(any(l.startswith("intercom: resuming the member kept") for l in door)
       and fingerprint(door) is not None and fingerprint(door) == fingerprint(first_boot),
       f"rebooted, the door resumed the member its store kept (fingerprint {fingerprint(door)})")
