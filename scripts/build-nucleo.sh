@@ -38,6 +38,15 @@ size -A "$elf" | awk '
             flash, flash / 1024, ram, ram / 1024
     }'
 
+# The intercom's flash budget (issue 15): the whole firmware, network
+# stack and codecs included, within 384 KiB, as on QEMU's board.
+flash=$(size -A "$elf" | awk '$1 ~ /^\.(vector_table|text|rodata|data)$/ { flash += $2 } END { print flash }')
+if [ "$flash" -gt $((384 * 1024)) ]; then
+    echo "error: the Nucleo's intercom takes $flash bytes of flash, over the 384 KiB budget" >&2
+    exit 1
+fi
+echo "flash budget (384 KiB): met, $((384 * 1024 - flash)) bytes to spare"
+
 # Randomness comes only from the chip's RNG; getrandom's backend here always
 # fails. No getrandom function may be linked at all.
 if nm -C "$elf" | grep -q ' getrandom::'; then

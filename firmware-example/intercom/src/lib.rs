@@ -45,6 +45,8 @@ mod emulated_flash;
 mod error;
 mod flash_store;
 mod inbox;
+#[cfg(feature = "defmt")]
+pub mod log;
 
 pub use call::{Intercom, IntercomConfig, IntercomEvent, MAX_PEERS};
 pub use emulated_flash::{

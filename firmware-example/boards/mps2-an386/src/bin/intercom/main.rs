@@ -33,13 +33,13 @@ use embassy_net::{Config, Ipv4Address, Runner, StackResources};
 use embassy_time::{Duration, Instant, Timer};
 use satsuma_board_mps2_an386::lan9118::Buffers;
 use satsuma_board_mps2_an386::{self as board, Lan9118, Stop, host};
-use satsuma_core::committer::{Event, Status};
-use satsuma_core::link::LinkEvent;
-use satsuma_core::mls::{MemberInfo, SatsumaCrypto, Session, Store as _, Trust};
-use satsuma_core::wire::{Entry, MediaRef, RoomName};
+use satsuma_core::committer::Status;
+use satsuma_core::mls::{MemberInfo, SatsumaCrypto, Session, Store as _};
+use satsuma_core::wire::{MediaRef, RoomName};
 use satsuma_intercom::audio::Voice;
+use satsuma_intercom::log::Logged;
 use satsuma_intercom::{
-    EMULATED_ERASE_SIZE, EmulatedChip, FlashStore, Inbox, Intercom, IntercomConfig, IntercomEvent,
+    EMULATED_ERASE_SIZE, EmulatedChip, FlashStore, Inbox, Intercom, IntercomConfig,
 };
 use static_cell::ConstStaticCell;
 
@@ -170,11 +170,7 @@ async fn run(spawner: Spawner) -> Result<bool, Failure> {
     let room = RoomName::new(args.room).map_err(|_| Failure::Usage("a room name of 1-64 bytes"))?;
     let mut persist = Persist::new(args.state);
     let session = open_session(crypto, &mut persist)?;
-    let [f0, f1, f2, f3, f4, f5] = *session.fingerprint().groups();
-    info!(
-        "intercom: identity fingerprint {=u32:05} {=u32:05} {=u32:05} {=u32:05} {=u32:05} {=u32:05}",
-        f0, f1, f2, f3, f4, f5
-    );
+    satsuma_intercom::log::identity(&session.fingerprint());
     let mut door = Intercom::new(
         session,
         IntercomConfig {
@@ -524,133 +520,27 @@ async fn leave(socket: &mut TcpSocket<'_>, door: &mut Intercom) {
     info!("intercom: left");
 }
 
-/// Prints what happened; whether the link must be replaced.
+/// Prints what happened (the intercom's log lines, and at each epoch the
+/// memory used so far); whether the link must be replaced.
 fn log(door: &mut Intercom) -> bool {
     let mut replace = false;
     while let Some(event) = door.poll_event() {
-        match event {
-            IntercomEvent::Link(LinkEvent::Member(
-                Event::Joined { epoch } | Event::NewEpoch { epoch },
-            )) => {
-                let group = door.member().group();
-                let members = group.roster().len();
-                match group.safety_number() {
-                    Ok(number) => {
-                        let [n0, n1, n2, n3, n4, n5, n6, n7] = *number.groups();
-                        info!(
-                            "intercom: epoch {=u64} safety number {=u32:05} {=u32:05} {=u32:05} {=u32:05} {=u32:05} {=u32:05} {=u32:05} {=u32:05} members {=usize}",
-                            epoch, n0, n1, n2, n3, n4, n5, n6, n7, members
-                        );
-                    }
-                    Err(_) => warn!("intercom: epoch {=u64} (no safety number)", epoch),
-                }
-                // What the room has cost so far: the budget's measure as
-                // the room grows.
-                info!(
-                    "intercom: memory at epoch {=u64} with {=usize} members: heap {=usize} bytes, peak {=usize}, stack high-water {=usize}",
-                    epoch,
-                    members,
-                    board::HEAP.used(),
-                    board::HEAP.peak(),
-                    board::stack_high_water().0
-                );
-            }
-            IntercomEvent::Link(LinkEvent::Member(Event::Introduced(intro))) => {
-                let [f0, f1, f2, f3, f4, f5] = *intro.fingerprint.groups();
-                info!(
-                    "intercom: member leaf {=u32} {=str} ({=str}) fingerprint {=u32:05} {=u32:05} {=u32:05} {=u32:05} {=u32:05} {=u32:05} {=str}",
-                    intro.leaf,
-                    intro.info.display_name.as_str(),
-                    intro.info.device_id.as_str(),
-                    f0,
-                    f1,
-                    f2,
-                    f3,
-                    f4,
-                    f5,
-                    trust(&intro.trust)
-                );
-            }
-            IntercomEvent::Link(LinkEvent::Clock(time)) => {
-                info!(
-                    "intercom: the SFU's clock: {=u64} s since 1970",
-                    time.as_secs()
-                );
-            }
-            IntercomEvent::Link(LinkEvent::Connected { resumed }) => {
-                info!("intercom: joined (seat resumed: {=bool})", resumed);
-            }
-            IntercomEvent::Link(LinkEvent::Reconnect) => replace = true,
-            // The commits this door made (as the designated committer).
-            IntercomEvent::Link(LinkEvent::Log {
-                entry: Entry::Committed { conn, commit },
-                ..
-            }) if door.member().conn() == Some(conn) => info!(
-                "intercom: committed epoch {=u64}: {=usize} added, {=usize} removed",
-                commit.epoch.saturating_add(1),
-                commit.adds.len(),
-                commit.removes.len()
+        match satsuma_intercom::log::event(door, &event) {
+            Logged::Reconnect => replace = true,
+            // What the room has cost so far: the budget's measure as the
+            // room grows.
+            Logged::Epoch { epoch, members } => info!(
+                "intercom: memory at epoch {=u64} with {=usize} members: heap {=usize} bytes, peak {=usize}, stack high-water {=usize}",
+                epoch,
+                members,
+                board::HEAP.used(),
+                board::HEAP.peak(),
+                board::stack_high_water().0
             ),
-            // The other entries: the epochs above say what they did.
-            IntercomEvent::Link(LinkEvent::Log { .. } | LinkEvent::Media(_)) => {}
-            IntercomEvent::Link(LinkEvent::Member(event)) => log_member(&event),
-            IntercomEvent::Link(LinkEvent::Error(code, _)) => {
-                warn!("intercom: the SFU reports an error: {=str}", code.name());
-            }
-            // Signalling for WebRTC, which the intercom link never carries.
-            IntercomEvent::Link(LinkEvent::Rtc(_)) => {}
-            IntercomEvent::Heard {
-                leaf,
-                frames,
-                wideband,
-                other_codec,
-                failed,
-                crc,
-                heard,
-            } => info!(
-                "intercom: heard leaf {=u64} frames {=u32} failed {=u32} crc {=u32:08x} tone {=u32} Hz peak {=u16} other-codec {=u32} g722 {=u32}",
-                leaf, frames, failed, crc, heard.hz, heard.peak, other_codec, wideband
-            ),
+            Logged::Line => {}
         }
     }
     replace
-}
-
-/// What a member's identity is to this door, for its log.
-fn trust(trust: &Trust) -> &'static str {
-    match trust {
-        Trust::Known { verified: true } => "known, verified",
-        Trust::Known { verified: false } => "known",
-        Trust::FirstSeen => "first seen",
-        Trust::NewKey { .. } => "NEW KEY: this name had another key before",
-    }
-}
-
-/// The member's events the log has no line for above.
-fn log_member(event: &Event) {
-    match event {
-        Event::MembersChanged { added, removed } => info!(
-            "intercom: members changed: {=[?]} added, {=[?]} removed",
-            added.as_slice(),
-            removed.as_slice()
-        ),
-        Event::DeliveryServiceMisbehaved(_) => {
-            warn!("intercom: the SFU sent what an honest one never sends: set aside");
-        }
-        Event::Rejoining(_) => info!("intercom: rejoining the group"),
-        Event::Evicted => warn!("intercom: the SFU lost this member: joining again"),
-        Event::FellBehind { expected, .. } => {
-            warn!(
-                "intercom: log entry {=u64} never came: joining again",
-                *expected
-            );
-        }
-        Event::ServerError(code) => warn!("intercom: the SFU refused: {=str}", code.name()),
-        Event::Stuck(_) => {
-            warn!("intercom: an MLS operation failed: another member takes the work")
-        }
-        _ => {}
-    }
 }
 
 /// Why the intercom could not run at all.

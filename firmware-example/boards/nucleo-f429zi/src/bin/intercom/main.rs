@@ -24,7 +24,7 @@
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use defmt::{Debug2Format, Display2Format, error, info, warn};
+use defmt::{Display2Format, error, info, warn};
 use embassy_executor::Spawner;
 use embassy_futures::select::{Either4, select4};
 use embassy_net::tcp::{TcpReader, TcpSocket, TcpWriter};
@@ -44,14 +44,14 @@ use satsuma_board_nucleo_f429zi::net::{self as board_net, Nic, Queue};
 use satsuma_board_nucleo_f429zi::settings::{ROOM, SFU_ADDRESS, SFU_PORT};
 use satsuma_board_nucleo_f429zi::store::{self, SLOT_LEN, StoreFlash};
 use satsuma_board_nucleo_f429zi::{self as board, HEAP, Leds, PushToTalk};
-use satsuma_core::committer::{Event, Status};
-use satsuma_core::link::LinkEvent;
+use satsuma_core::committer::Status;
 use satsuma_core::mls::{
     MemberInfo, MemoryStore, SatsumaCrypto, Session, SessionError, Store as _,
 };
 use satsuma_core::wire::RoomName;
 use satsuma_intercom::audio::Voice;
-use satsuma_intercom::{FlashStore, Inbox, Intercom, IntercomConfig, IntercomEvent};
+use satsuma_intercom::log::Logged;
+use satsuma_intercom::{FlashStore, Inbox, Intercom, IntercomConfig};
 use static_cell::ConstStaticCell;
 use zeroize::Zeroizing;
 use {defmt_rtt as _, panic_probe as _};
@@ -200,10 +200,7 @@ async fn run(spawner: Spawner, p: Parts, leds: &mut Leds) -> Result<(), Failure>
     let _pa12 = store::hold_pa12_low(p.pa12);
     let flash = StoreFlash::install(Flash::new_blocking(p.flash)).ok_or(Failure::Twice)?;
     let session = open_session(&mut rng, flash, leds).await?;
-    info!(
-        "intercom: identity fingerprint {}",
-        Display2Format(&session.fingerprint())
-    );
+    satsuma_intercom::log::identity(&session.fingerprint());
 
     let mac = board_net::mac_address();
     let phy = GenericPhy::new(Sma::new(p.sma, p.mdio, p.mdc), board_net::PHY_ADDRESS);
@@ -455,62 +452,20 @@ async fn flush(writer: &mut TcpWriter<'_>, door: &mut Intercom) -> Result<(), ()
     Ok(())
 }
 
-/// Logs what happened; whether the link must be replaced.
+/// Logs what happened (the intercom's log lines, and at each epoch the
+/// heap used so far); whether the link must be replaced.
 fn log(door: &mut Intercom) -> bool {
     let mut replace = false;
     while let Some(event) = door.poll_event() {
-        match event {
-            IntercomEvent::Link(LinkEvent::Member(
-                Event::Joined { epoch } | Event::NewEpoch { epoch },
-            )) => {
-                let group = door.member().group();
-                let members = group.roster().len();
-                match group.safety_number() {
-                    Ok(number) => info!(
-                        "intercom: epoch {} safety number {} members {}",
-                        epoch,
-                        Display2Format(&number),
-                        members
-                    ),
-                    Err(_) => info!("intercom: epoch {} (no safety number)", epoch),
-                }
-                info!(
-                    "intercom: heap {} bytes in use, peak {} of {}",
-                    HEAP.used(),
-                    HEAP.peak(),
-                    HEAP_SIZE
-                );
-            }
-            IntercomEvent::Link(LinkEvent::Member(Event::Introduced(intro))) => info!(
-                "intercom: member leaf {} {} ({}) fingerprint {} {}",
-                intro.leaf,
-                Display2Format(&intro.info.display_name),
-                Display2Format(&intro.info.device_id),
-                Display2Format(&intro.fingerprint),
-                Debug2Format(&intro.trust)
+        match satsuma_intercom::log::event(door, &event) {
+            Logged::Reconnect => replace = true,
+            Logged::Epoch { .. } => info!(
+                "intercom: heap {} bytes in use, peak {} of {}",
+                HEAP.used(),
+                HEAP.peak(),
+                HEAP_SIZE
             ),
-            IntercomEvent::Link(LinkEvent::Clock(time)) => {
-                info!("intercom: the SFU's clock: {} s since 1970", time.as_secs());
-            }
-            IntercomEvent::Link(LinkEvent::Connected { resumed }) => {
-                info!("intercom: joined (seat resumed: {})", resumed);
-            }
-            IntercomEvent::Link(LinkEvent::Reconnect) => replace = true,
-            // The log's entries: the epochs above say what they did.
-            IntercomEvent::Link(LinkEvent::Log { .. } | LinkEvent::Media(_)) => {}
-            IntercomEvent::Link(other) => info!("intercom: {}", Debug2Format(&other)),
-            IntercomEvent::Heard {
-                leaf,
-                frames,
-                wideband,
-                other_codec,
-                failed,
-                crc,
-                heard,
-            } => info!(
-                "intercom: heard leaf {} frames {} failed {} crc {=u32:08x} tone {} Hz peak {} other-codec {} g722 {}",
-                leaf, frames, failed, crc, heard.hz, heard.peak, other_codec, wideband
-            ),
+            Logged::Line => {}
         }
     }
     replace
