@@ -436,6 +436,21 @@ fn headless_call(extra: &[String]) -> Result {
     call
 }
 
+/// Creates `path` if missing, and makes it readable and writable by this
+/// user alone.
+fn private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
 /// The door's QEMU, and the `defmt-print` decoding its log.
 struct Door {
     qemu: std::process::Child,
@@ -484,6 +499,14 @@ fn door() -> Option<Door> {
     // Its flash store, kept between runs: the door comes back as the same
     // member, so the app knows its key rather than warning of a new one.
     let state = target_dir().join("door.state");
+    // It holds the door's private keys: readable by this user alone
+    // (QEMU truncates it in place, keeping the mode).
+    if let Err(e) = private_file(&state) {
+        println!(
+            "The door's store {} cannot be made private ({e}).",
+            state.display()
+        );
+    }
     let semihosting = format!(
         "enable=on,target=native,arg=intercom,arg=8481,arg=satsuma,arg=500,arg=0,arg=pcmu,arg={}",
         state.display()

@@ -6,14 +6,15 @@
 //! for the host's loopback), asks the SFU for the time, joins the room,
 //! and then every 20 ms sends a tone as SFrame-sealed G.711 µ-law or
 //! G.722. What it hears, in either, it opens, decodes, checksums and
-//! measures per member, once a second (`satsuma_intercom::Intercom`). A lost link is resumed, or the room
-//! joined afresh, after a backoff.
+//! measures per member, once a second (`satsuma_intercom::Intercom`). A
+//! lost link is resumed, or the room joined afresh, after a backoff.
 //!
 //! The command line (semihosting) is `intercom PORT ROOM TONE_HZ SECONDS
-//! [pcmu|g722]`: the SFU's intercom port, the room, the tone, how long to
-//! stay (0: for ever), and the codec it sends in (G.711 µ-law unless
-//! told). After SECONDS it leaves, prints what it used, and exits 0;
-//! 1 if it never joined. `scripts/run-intercom-qemu.sh` runs it in a call
+//! [pcmu|g722 [STATE_FILE]]`: the SFU's intercom port, the room, the
+//! tone, how long to stay (0: for ever), the codec it sends in (G.711
+//! µ-law unless told), and the host file its flash store is kept in
+//! between boots (else a new identity at each boot). After SECONDS it
+//! leaves, prints what it used, and exits 0; 1 if it never joined. `scripts/run-intercom-qemu.sh` runs it in a call
 //! with the SFU and a desktop client.
 //!
 //! Its log is `defmt`'s, on QEMU's standard error (the board's logger),
