@@ -506,6 +506,29 @@ async fn talk_for(people: &mut [&mut Person], rounds: u32, checks: &mut Checks) 
     }
 }
 
+/// Pumps until every person has been introduced to every other, for at
+/// most 5 s: introductions come as events, which can trail the group
+/// state that `settle` reads.
+async fn introductions_arrive(people: &mut [&mut Person]) {
+    let until = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < until {
+        let complete = people.iter().all(|to| {
+            people.iter().filter(|p| p.name != to.name).all(|p| {
+                to.introduced
+                    .iter()
+                    .any(|i| i.info.display_name.as_str() == p.name)
+            })
+        });
+        if complete {
+            return;
+        }
+        for p in people.iter_mut() {
+            p.pump().await;
+        }
+        tokio::time::sleep(TICK).await;
+    }
+}
+
 /// Every member was introduced to every other member it shared the call
 /// with, once, as an identity not seen before, with the fingerprint that
 /// member's own screen shows.
@@ -846,6 +869,7 @@ async fn call() -> Result<Checks, String> {
         epoch3 > epoch2 && number3 != number2,
         format!("a new epoch {epoch3} and a new safety number\n  {number3}"),
     );
+    introductions_arrive(four).await;
     check_introductions(four, &mut checks);
 
     println!("\nBob leaves; the committer removes him and the keys change again.");
