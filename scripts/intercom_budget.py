@@ -33,15 +33,6 @@ def flash(elf):
     return sum(sizes.get(s, 0) for s in (".vector_table", ".text", ".rodata", ".data")), sizes
 
 
-def heap_arena(door):
-    """The heap arena's size, from the door's final memory line."""
-    for line in door:
-        m = re.match(r"intercom: memory: heap peak (\d+) bytes of (\d+), stack high-water (\d+)", line)
-        if m:
-            return int(m.group(2))
-    return None
-
-
 def emulated_flash(elf):
     """Bytes of the emulated flash chip the member's store lives in
     (`STORE_CHIP`): flash on a board, RAM only because QEMU's board has no
@@ -63,11 +54,12 @@ def ram(sizes, arena, heap_peak, stack, flash_chip=0):
 
 
 def final_memory(door):
-    """(heap peak, stack high-water) over the whole run, or None."""
+    """(heap peak, heap arena, stack high-water) over the whole run, from
+    the door's last memory line; or None."""
     for line in door:
         m = re.match(r"intercom: memory: heap peak (\d+) bytes of (\d+), stack high-water (\d+)", line)
         if m:
-            return int(m.group(1)), int(m.group(3))
+            return tuple(int(g) for g in m.groups())
     return None
 
 

@@ -189,7 +189,7 @@ grep -a '"event":"media"' "$work/bob.jsonl" | tail -1 || true
 call_status=0
 PYTHONPATH="$root/scripts" python3 - "$work/call.log" "$work/bob.jsonl" "$elf" "$qemu_status" <<'EOF' || call_status=1
 import re, sys
-from intercom_budget import (FLASH_BUDGET, Checks, emulated_flash, final_memory, flash, heap_arena, ram,
+from intercom_budget import (FLASH_BUDGET, Checks, emulated_flash, final_memory, flash, ram,
                              read_events, read_lines)
 
 door_log, bob_jsonl, elf, qemu_status = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -250,11 +250,12 @@ flash_bytes, sizes = flash(elf)
 first = next((int(m.group(1)) for m in (re.match(r"intercom: first frame heard (\d+) ms", l) for l in door) if m), None)
 print(f"flash: {flash_bytes} bytes ({flash_bytes / 1024:.1f} KiB; .text {sizes.get('.text')}, .rodata {sizes.get('.rodata')}, .data {sizes.get('.data')}); budget 384 KiB")
 check(flash_bytes <= FLASH_BUDGET, "the firmware's flash is within 384 KiB")
-mem, arena = final_memory(door), heap_arena(door)
-if mem and arena:
+mem = final_memory(door)
+if mem:
+    peak, arena, stack = mem
     chip = emulated_flash(elf)
-    total, statics = ram(sizes, arena, *mem, chip)
-    print(f"RAM in this 2-member call: {total} bytes ({total / 1024:.1f} KiB) = statics {statics} (without the {arena}-byte heap arena and the {chip}-byte emulated flash) + heap peak {mem[0]} + stack high-water {mem[1]}")
+    total, statics = ram(sizes, arena, peak, stack, chip)
+    print(f"RAM in this 2-member call: {total} bytes ({total / 1024:.1f} KiB) = statics {statics} (without the {arena}-byte heap arena and the {chip}-byte emulated flash) + heap peak {peak} + stack high-water {stack}")
 else:
     check(False, "the firmware printed its memory")
 allocs = next((m for m in (re.match(r"intercom: allocations: (\d+) in sending (\d+) audio frames, (\d+) in opening (\d+) received", l) for l in door) if m), None)
@@ -317,7 +318,7 @@ done
 
 PYTHONPATH="$root/scripts" python3 - "$work" "$elf" "$room_status" "$call_status" "$talkers" <<'EOF'
 import re, sys
-from intercom_budget import (RAM_BUDGET, RAM_GATE, Checks, emulated_flash, final_memory, flash, heap_arena,
+from intercom_budget import (RAM_BUDGET, RAM_GATE, Checks, emulated_flash, final_memory, flash,
                              memory_lines, ram, read_events, read_lines)
 
 work, elf, qemu_status, call_status, talkers = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
@@ -394,12 +395,13 @@ check(epochs.get(last, ("", 0))[1] == 1 and any(f"committed epoch {last}:" in l 
 # RAM as one member of the 16-member room: through the 15 joins (commits
 # processed) with media flowing, up to the epoch with 16 members.
 flash_bytes, sizes = flash(elf)
-arena = heap_arena(door)
-lines = memory_lines(door)
-at16 = next((l for l in lines if l[1] == 16), None)
+whole = final_memory(door)
+arena = whole[1] if whole else None
+chip = emulated_flash(elf)
+at16 = next((l for l in memory_lines(door) if l[1] == 16), None)
 if at16 and arena:
     epoch, _, _, peak, stack = at16
-    total, statics = ram(sizes, arena, peak, stack, emulated_flash(elf))
+    total, statics = ram(sizes, arena, peak, stack, chip)
     print(f"RAM as one member of a 16-member room (up to epoch {epoch}): {total} bytes ({total / 1024:.1f} KiB) = statics {statics} + heap peak {peak} + stack high-water {stack}")
     if total <= RAM_BUDGET:
         print("        the issue's budget (96 KiB): met")
@@ -410,10 +412,10 @@ if at16 and arena:
     check(total <= RAM_GATE, f"the firmware's RAM as one member of a 16-member room is within the {RAM_GATE // 1024} KiB gate")
 else:
     check(False, "the firmware printed its memory at the 16-member epoch")
-whole = final_memory(door)
-if whole and arena:
-    total, statics = ram(sizes, arena, *whole, emulated_flash(elf))
-    print(f"RAM over the whole run, committing the removals as the last member: {total} bytes ({total / 1024:.1f} KiB) = statics {statics} + heap peak {whole[0]} + stack high-water {whole[1]}")
+if whole:
+    peak, arena, stack = whole
+    total, statics = ram(sizes, arena, peak, stack, chip)
+    print(f"RAM over the whole run, committing the removals as the last member: {total} bytes ({total / 1024:.1f} KiB) = statics {statics} + heap peak {peak} + stack high-water {stack}")
 if call_status:
     failed.append("the call's checks (above)")
 if failed:

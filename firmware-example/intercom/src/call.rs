@@ -260,11 +260,16 @@ impl Intercom {
         out: &mut [u8],
     ) -> Result<Option<usize>, LinkError> {
         // The tone runs on whether or not it is sent, like a microphone.
-        let n = self.encoder.voice().samples();
-        let mut pcm = self.pcm;
-        self.tone.fill(&mut pcm[..n]);
-        self.pcm = pcm;
-        self.audio_frame_from(now, &pcm[..n], out)
+        let pcm = self
+            .pcm
+            .get_mut(..self.encoder.voice().samples())
+            .unwrap_or_default();
+        self.tone.fill(pcm);
+        let encoded = self
+            .encoder
+            .encode(pcm, &mut self.plain)
+            .map_err(|_| LinkError::NotConnected)?;
+        self.send_encoded(now, encoded, out)
     }
 
     /// `pcm`, 20 ms at the voice's rate ([`Voice::samples`]), encoded,
@@ -285,6 +290,17 @@ impl Intercom {
             .encoder
             .encode(pcm, &mut self.plain)
             .map_err(|_| LinkError::NotConnected)?;
+        self.send_encoded(now, encoded, out)
+    }
+
+    /// The `encoded` bytes of `plain`, sealed and framed into `out`, as
+    /// [`Intercom::audio_frame_from`] says.
+    fn send_encoded(
+        &mut self,
+        now: Instant,
+        encoded: usize,
+        out: &mut [u8],
+    ) -> Result<Option<usize>, LinkError> {
         let timestamp = self.timestamp;
         self.timestamp = self.timestamp.wrapping_add(FRAME_TICKS);
         if !self.talking || !self.conn.is_up() || self.conn.member().status() != Status::InGroup {
@@ -296,7 +312,11 @@ impl Intercom {
         let codec = self.encoder.voice().codec();
         let mut keys = MediaKeys::new(ring);
         let sealed = keys
-            .protect(codec, &self.plain[..encoded], &mut self.sealed)
+            .protect(
+                codec,
+                self.plain.get(..encoded).unwrap_or_default(),
+                &mut self.sealed,
+            )
             .map_err(|_| LinkError::NotConnected)?;
         let media = MediaRef {
             // The SFU puts the sender in.

@@ -47,6 +47,8 @@ mod flash_store;
 mod inbox;
 #[cfg(feature = "defmt")]
 pub mod log;
+#[cfg(feature = "embassy-net")]
+pub mod tcp;
 
 pub use call::{Intercom, IntercomConfig, IntercomEvent, MAX_PEERS};
 pub use emulated_flash::{

@@ -29,7 +29,7 @@ use core::mem::MaybeUninit;
 use defmt::{Display2Format, info, warn};
 use embassy_executor::Spawner;
 use embassy_futures::select::{Either3, select3};
-use embassy_net::tcp::{TcpReader, TcpSocket, TcpWriter};
+use embassy_net::tcp::TcpSocket;
 use embassy_net::{Config, Ipv4Address, Runner, StackResources};
 use embassy_time::{Duration, Instant, Timer};
 use satsuma_board_mps2_an386::lan9118::Buffers;
@@ -39,6 +39,7 @@ use satsuma_core::mls::{MemberInfo, SatsumaCrypto, Session, Store as _};
 use satsuma_core::wire::{MediaRef, RoomName};
 use satsuma_intercom::audio::Voice;
 use satsuma_intercom::log::Logged;
+use satsuma_intercom::tcp::{flush, read_into, write_all};
 use satsuma_intercom::{
     EMULATED_ERASE_SIZE, EmulatedChip, FlashStore, Inbox, Intercom, IntercomConfig,
 };
@@ -480,35 +481,6 @@ async fn call(
             Either3::Third(()) => door.handle_timeout(now()),
         }
     }
-}
-
-/// Reads what has come into `space`.
-async fn read_into(reader: &mut TcpReader<'_>, space: &mut [u8]) -> Result<usize, &'static str> {
-    match reader.read(space).await {
-        Ok(0) => Err("the SFU closed the link"),
-        Ok(n) => Ok(n),
-        Err(_) => Err("read failed"),
-    }
-}
-
-async fn write_all(writer: &mut TcpWriter<'_>, mut bytes: &[u8]) -> Result<(), ()> {
-    while !bytes.is_empty() {
-        match writer.write(bytes).await {
-            Ok(0) | Err(_) => return Err(()),
-            Ok(n) => bytes = bytes.get(n..).unwrap_or_default(),
-        }
-    }
-    Ok(())
-}
-
-/// Writes every queued message, each after its length.
-async fn flush(writer: &mut TcpWriter<'_>, door: &mut Intercom) -> Result<(), ()> {
-    while let Some(body) = door.poll_transmit() {
-        let len = u32::try_from(body.len()).map_err(|_| ())?;
-        write_all(writer, &len.to_be_bytes()).await?;
-        write_all(writer, &body).await?;
-    }
-    Ok(())
 }
 
 /// Leaves the room: `Leave` goes out before the link closes.

@@ -27,7 +27,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use defmt::{Display2Format, error, info, warn};
 use embassy_executor::Spawner;
 use embassy_futures::select::{Either4, select4};
-use embassy_net::tcp::{TcpReader, TcpSocket, TcpWriter};
+use embassy_net::tcp::TcpSocket;
 use embassy_net::{Config, Runner, StackResources};
 use embassy_stm32::Peri;
 use embassy_stm32::eth::{self, Ethernet, GenericPhy, Sma};
@@ -51,6 +51,7 @@ use satsuma_core::mls::{
 use satsuma_core::wire::RoomName;
 use satsuma_intercom::audio::Voice;
 use satsuma_intercom::log::Logged;
+use satsuma_intercom::tcp::{flush, read_into, write_all};
 use satsuma_intercom::{FlashStore, Inbox, Intercom, IntercomConfig};
 use static_cell::ConstStaticCell;
 use zeroize::Zeroizing;
@@ -421,35 +422,6 @@ async fn call(
             Either4::Fourth(()) => door.set_talking(TALKING.load(Ordering::Relaxed)),
         }
     }
-}
-
-/// Reads what has come into `space`.
-async fn read_into(reader: &mut TcpReader<'_>, space: &mut [u8]) -> Result<usize, &'static str> {
-    match reader.read(space).await {
-        Ok(0) => Err("the SFU closed the link"),
-        Ok(n) => Ok(n),
-        Err(_) => Err("read failed"),
-    }
-}
-
-async fn write_all(writer: &mut TcpWriter<'_>, mut bytes: &[u8]) -> Result<(), ()> {
-    while !bytes.is_empty() {
-        match writer.write(bytes).await {
-            Ok(0) | Err(_) => return Err(()),
-            Ok(n) => bytes = bytes.get(n..).unwrap_or_default(),
-        }
-    }
-    Ok(())
-}
-
-/// Writes every queued message, each after its length.
-async fn flush(writer: &mut TcpWriter<'_>, door: &mut Intercom) -> Result<(), ()> {
-    while let Some(body) = door.poll_transmit() {
-        let len = u32::try_from(body.len()).map_err(|_| ())?;
-        write_all(writer, &len.to_be_bytes()).await?;
-        write_all(writer, &body).await?;
-    }
-    Ok(())
 }
 
 /// Logs what happened (the intercom's log lines, and at each epoch the
