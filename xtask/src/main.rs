@@ -133,7 +133,7 @@ fn run_in(dir: &Path, program: &str, args: &[&str]) -> Result {
     if NO_INCREMENTAL.load(std::sync::atomic::Ordering::Relaxed) {
         command.env("CARGO_INCREMENTAL", "0");
     }
-    let status = command
+    let status = ends_with_us(&mut command)
         .args(args)
         .current_dir(dir)
         .status()
@@ -147,6 +147,30 @@ fn run_in(dir: &Path, program: &str, args: &[&str]) -> Result {
 
 fn run(program: &str, args: &[&str]) -> Result {
     run_in(&root(), program, args)
+}
+
+/// Makes the process `command` starts end when this one does. Stopped by
+/// SIGTERM (Ctrl-C reaches the whole process group, a `kill` does not), it
+/// left the door's QEMU, its `defmt-print` and the headless host running.
+fn ends_with_us(command: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt as _;
+    let parent = std::process::id();
+    #[allow(unsafe_code)]
+    // SAFETY: the hook runs in the child between fork and exec; it calls
+    // only `prctl` and `getppid`, both async-signal-safe, and touches no
+    // memory shared with the parent.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have ended before the line above took effect.
+            if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                return Err(std::io::Error::other("xtask ended while starting it"));
+            }
+            Ok(())
+        })
+    }
 }
 
 fn have(command: &str) -> bool {
@@ -515,7 +539,7 @@ fn door() -> Option<Door> {
     if !decoder {
         println!("No defmt-print (`cargo xtask setup` installs it): the door's log is not shown.");
     }
-    let door = Command::new("qemu-system-arm")
+    let door = ends_with_us(&mut Command::new("qemu-system-arm"))
         .args([
             "-cpu",
             "cortex-m4",
@@ -540,7 +564,7 @@ fn door() -> Option<Door> {
     match door {
         Ok(mut qemu) => {
             let log = qemu.stderr.take().and_then(|frames| {
-                Command::new("defmt-print")
+                ends_with_us(&mut Command::new("defmt-print"))
                     .args(["-e"])
                     .arg(&elf)
                     .args(["--log-format", "door {t}s {s}", "stdin"])
