@@ -332,6 +332,17 @@ impl Intercom {
         Ok(Some(n))
     }
 
+    /// The board fell behind (a commit or a flash erase held it) and
+    /// `frames` 20 ms slots went by unsent: the next frame's timestamp
+    /// moves on by as much, so that receivers play a gap where they would
+    /// otherwise get a burst of stale audio their playout overflows with.
+    /// Sequence numbers stay contiguous: no packet was lost.
+    pub fn frames_missed(&mut self, frames: u32) {
+        self.timestamp = self
+            .timestamp
+            .wrapping_add(FRAME_TICKS.wrapping_mul(frames));
+    }
+
     /// Frames sent so far.
     #[must_use]
     pub fn sent(&self) -> u32 {
@@ -665,6 +676,7 @@ mod tests {
         // for the stream and opened with the desk's keys.
         let mut out = [0; 512];
         let mut meter = ToneMeter::default();
+        let mut last = 0;
         for i in 0..50u64 {
             let n = call
                 .door
@@ -682,6 +694,7 @@ mod tests {
                 .unwrap();
             assert_eq!(opened.sender, 1, "the door's leaf");
             assert_eq!(media.codec, Codec::Pcmu);
+            last = media.timestamp;
             let mut pcm = [0; WIDE_FRAME];
             let n = VoiceDecoder::default()
                 .decode(Voice::Pcmu, &plain[..len], &mut pcm)
@@ -690,6 +703,16 @@ mod tests {
         }
         assert_eq!(call.door.sent(), 50);
         assert!(meter.take().hz.abs_diff(500) <= 2);
+
+        // Three slots missed: the next frame is stamped 80 ms after the
+        // last one, with the next sequence number.
+        call.door.frames_missed(3);
+        let n = call.door.audio_frame(at(1_100), &mut out).unwrap().unwrap();
+        let ToServer::Media(media) = ToServer::decode(&out[4..n]).unwrap() else {
+            panic!("not media");
+        };
+        assert_eq!(media.timestamp, last + 4 * FRAME_TICKS);
+        assert_eq!(media.sequence, 50);
 
         // The desk's 660 Hz reaches the door, which reports it per member.
         let mut tone = Tone::new(660, 8_000, 8_000);

@@ -1,8 +1,15 @@
 //! Messages out of a byte stream: the intercom link's 4-byte big-endian
 //! length, then the message. Bytes arrive in whatever pieces TCP gives;
-//! [`Inbox`] keeps them in a fixed buffer and hands out each whole
-//! message, without allocating. A length of zero, or one larger than the
-//! buffer, is an error: the link is no use any more.
+//! [`Inbox`] keeps them in a small fixed buffer and hands out each whole
+//! message. Media and the commits of a 16-member room fit that buffer and
+//! cost no allocation. A larger message (a Welcome with its ratchet tree)
+//! is read into an allocation of exactly its size, freed once handed out:
+//! a buffer sized for the largest message would hold 16 KiB of RAM for
+//! ever to serve one message per join. A length of zero, one over the
+//! limit, or one the heap cannot hold, is an error: the link is no use
+//! any more.
+
+use alloc::vec::Vec;
 
 use satsuma_core::wire::frame_len;
 
@@ -13,6 +20,9 @@ pub enum InboxError {
     BadLength,
     /// A message larger than this inbox takes (its length).
     TooLarge(usize),
+    /// A message larger than the buffer, for which the heap had no room
+    /// (its length).
+    NoMemory(usize),
 }
 
 impl core::fmt::Display for InboxError {
@@ -21,6 +31,9 @@ impl core::fmt::Display for InboxError {
             Self::BadLength => f.write_str("a frame of no valid length"),
             Self::TooLarge(n) => {
                 write!(f, "a message of {n} bytes, larger than the intercom takes")
+            }
+            Self::NoMemory(n) => {
+                write!(f, "a message of {n} bytes, for which the heap has no room")
             }
         }
     }
@@ -31,35 +44,74 @@ impl core::fmt::Display for InboxError {
 pub struct Inbox<'a> {
     buf: &'a mut [u8],
     filled: usize,
+    /// The largest message taken.
+    max: usize,
+    /// A message too large for `buf`, being read into its own allocation
+    /// of its exact size, and how many of its bytes have arrived.
+    large: Option<(Vec<u8>, usize)>,
 }
 
 impl<'a> Inbox<'a> {
-    /// An empty inbox over `buf`: the largest message it takes is
-    /// `buf.len() - 4` bytes.
-    pub fn new(buf: &'a mut [u8]) -> Self {
-        Self { buf, filled: 0 }
+    /// An empty inbox over `buf`, taking messages up to `max` bytes: those
+    /// up to `buf.len() - 4` bytes in `buf`, larger ones in an allocation
+    /// of their own.
+    pub fn new(buf: &'a mut [u8], max: usize) -> Self {
+        Self {
+            buf,
+            filled: 0,
+            max,
+            large: None,
+        }
     }
 
     /// Where the next bytes from the stream go. Never empty while
     /// [`Inbox::drain`] has returned `Ok`: a message that would not fit is
-    /// refused as soon as its length is read.
+    /// refused as soon as its length is read, and a large one's space ends
+    /// with it, so that the bytes after it land in the buffer.
     pub fn space(&mut self) -> &mut [u8] {
-        self.buf.get_mut(self.filled..).unwrap_or_default()
+        match self.large.as_mut() {
+            Some((message, got)) => message.get_mut(*got..).unwrap_or_default(),
+            None => self.buf.get_mut(self.filled..).unwrap_or_default(),
+        }
     }
 
     /// `n` bytes were written into [`Inbox::space`]: calls `each` with
     /// every message now whole, in order.
     ///
     /// # Errors
-    /// [`InboxError`] when the stream announces a length it may not; the
-    /// messages before it were handed out.
+    /// [`InboxError`] when the stream announces a length it may not, or
+    /// one the heap cannot hold; the messages before it were handed out.
     pub fn drain(&mut self, n: usize, mut each: impl FnMut(&[u8])) -> Result<(), InboxError> {
+        if let Some((message, got)) = self.large.as_mut() {
+            *got = (*got + n).min(message.len());
+            if *got == message.len() {
+                each(message);
+                self.large = None;
+            }
+            return Ok(());
+        }
         self.filled = (self.filled + n).min(self.buf.len());
         while let Some(&header) = self.buf.get(..self.filled).and_then(<[u8]>::first_chunk) {
             let len = frame_len(header).map_err(|_| InboxError::BadLength)?;
+            if len > self.max {
+                return Err(InboxError::TooLarge(len));
+            }
             let end = len + 4;
             if end > self.buf.len() {
-                return Err(InboxError::TooLarge(len));
+                // Every byte after the length is this message's: it cannot
+                // be whole in the buffer.
+                let mut message = Vec::new();
+                message
+                    .try_reserve_exact(len)
+                    .map_err(|_| InboxError::NoMemory(len))?;
+                message.resize(len, 0);
+                let so_far = self.buf.get(4..self.filled).unwrap_or_default();
+                for (to, from) in message.iter_mut().zip(so_far) {
+                    *to = *from;
+                }
+                self.large = Some((message, so_far.len()));
+                self.filled = 0;
+                return Ok(());
             }
             let Some(message) = self.buf.get(4..end).filter(|_| end <= self.filled) else {
                 break;
@@ -74,6 +126,7 @@ impl<'a> Inbox<'a> {
     /// Forgets what a lost stream left half-read.
     pub fn clear(&mut self) {
         self.filled = 0;
+        self.large = None;
     }
 }
 
@@ -101,7 +154,7 @@ mod tests {
     #[test]
     fn messages_come_out_whole_however_the_bytes_arrive() {
         let mut buf = [0; 64];
-        let mut inbox = Inbox::new(&mut buf);
+        let mut inbox = Inbox::new(&mut buf, 60);
         let mut stream = framed(b"first");
         stream.extend(framed(b"second message"));
         stream.extend(framed(b"3"));
@@ -122,7 +175,7 @@ mod tests {
     #[test]
     fn bad_or_oversized_lengths_are_errors_not_waits() {
         let mut buf = [0; 16];
-        let mut inbox = Inbox::new(&mut buf);
+        let mut inbox = Inbox::new(&mut buf, 12);
         assert_eq!(feed(&mut inbox, &[0, 0, 0, 0]), Err(InboxError::BadLength));
         inbox.clear();
         // 13 bytes would need 17: refused at once, before it could fill
@@ -138,5 +191,52 @@ mod tests {
         exact.truncate(10);
         assert_eq!(feed(&mut inbox, &exact).unwrap().len(), 0);
         assert!(!inbox.space().is_empty());
+    }
+
+    #[test]
+    fn a_message_larger_than_the_buffer_arrives_whole_between_small_ones() {
+        let mut buf = [0; 16];
+        let mut inbox = Inbox::new(&mut buf, 100);
+        let large: Vec<u8> = (0..100).collect();
+        let mut stream = framed(b"before");
+        stream.extend(framed(&large));
+        stream.extend(framed(b"after"));
+        stream.extend(framed(b"end"));
+        // In pieces of every size the space allows, as TCP gives them.
+        for piece in [1, 3, 7, 16] {
+            let mut got = Vec::new();
+            let mut at = 0;
+            while at < stream.len() {
+                let space = inbox.space();
+                assert!(!space.is_empty());
+                let n = piece.min(space.len()).min(stream.len() - at);
+                space[..n].copy_from_slice(&stream[at..at + n]);
+                at += n;
+                inbox.drain(n, |m| got.push(m.to_vec())).unwrap();
+            }
+            assert_eq!(
+                got,
+                [
+                    b"before".to_vec(),
+                    large.clone(),
+                    b"after".to_vec(),
+                    b"end".to_vec()
+                ],
+                "in pieces of {piece}"
+            );
+        }
+        // Over the limit: refused, not allocated.
+        assert_eq!(
+            feed(&mut inbox, &[0, 0, 0, 101]),
+            Err(InboxError::TooLarge(101))
+        );
+        // A lost stream forgets a large message half-read.
+        inbox.clear();
+        feed(&mut inbox, &framed(&large)[..10]).unwrap();
+        inbox.clear();
+        assert_eq!(
+            feed(&mut inbox, &framed(b"new")).unwrap(),
+            [b"new".to_vec()]
+        );
     }
 }

@@ -51,9 +51,13 @@ const SOCKETS: usize = 2;
 const HOST: Ipv4Address = Ipv4Address::new(10, 0, 2, 2);
 /// The largest message the intercom takes from the SFU: a Welcome for a
 /// 16-member room with its ratchet tree is 4,713 B, an add commit 1,163 B
-/// (README, MLS message sizes). A larger one ends
-/// the link (and is logged), never the firmware.
+/// (README, MLS message sizes). A larger one ends the link (and is
+/// logged), never the firmware.
 const MESSAGE: usize = 16 * 1024;
+/// The inbox's buffer: media, and the commits of a 16-member room (under
+/// 2 KB), with room to spare. A larger message (a Welcome) is read into
+/// the heap for as long as it takes to handle it.
+const INBOX_BUFFER: usize = 4 * 1024;
 /// The heap: MLS state, key packages, commits being built.
 const HEAP: usize = 160 * 1024;
 /// Waits between attempts to reach the SFU, doubling up to the last.
@@ -65,7 +69,7 @@ static NIC_BUFFERS: ConstStaticCell<Buffers> = ConstStaticCell::new(Buffers::new
 static TCP_RX: ConstStaticCell<[u8; 4096]> = ConstStaticCell::new([0; 4096]);
 static TCP_TX: ConstStaticCell<[u8; 4096]> = ConstStaticCell::new([0; 4096]);
 /// One message from the SFU, as it arrives.
-static INBOX: ConstStaticCell<[u8; MESSAGE]> = ConstStaticCell::new([0; MESSAGE]);
+static INBOX: ConstStaticCell<[u8; INBOX_BUFFER]> = ConstStaticCell::new([0; INBOX_BUFFER]);
 static HEAP_MEMORY: ConstStaticCell<[MaybeUninit<u8>; HEAP]> =
     ConstStaticCell::new([MaybeUninit::uninit(); HEAP]);
 /// One slot of the member's store: a sector, which holds a 16-member
@@ -183,7 +187,7 @@ async fn run(spawner: Spawner) -> Result<bool, Failure> {
         },
     );
     let until = (args.seconds > 0).then(|| Instant::now() + Duration::from_secs(args.seconds));
-    let mut inbox = Inbox::new(INBOX.try_take().ok_or(Failure::Twice)?);
+    let mut inbox = Inbox::new(INBOX.try_take().ok_or(Failure::Twice)?, MESSAGE);
     let mut socket = TcpSocket::new(
         stack,
         TCP_RX.try_take().ok_or(Failure::Twice)?,
@@ -462,6 +466,17 @@ async fn call(
             }
             Either3::Second(()) => {
                 next_frame += Duration::from_millis(20);
+                // Behind by more than a frame (a commit takes up to a
+                // second in QEMU): the slots missed are skipped, not sent
+                // in a burst the desktops' playout would overflow with.
+                let behind = Instant::now()
+                    .saturating_duration_since(next_frame)
+                    .as_millis()
+                    / 20;
+                if behind > 0 {
+                    door.frames_missed(u32::try_from(behind).unwrap_or(u32::MAX));
+                    next_frame += Duration::from_millis(20 * behind);
+                }
                 let before = board::HEAP.allocations();
                 let frame = door.audio_frame(now(), &mut out);
                 if let Ok(Some(_)) = frame {

@@ -69,9 +69,13 @@ const SOCKETS: usize = 2;
 const TONE_HZ: u32 = 500;
 /// The largest message the intercom takes from the SFU: a Welcome for a
 /// 16-member room with its ratchet tree is 4,713 B, an add commit 1,163 B
-/// (README, MLS message sizes). A larger one ends the link (and is logged),
-/// never the firmware.
+/// (README, MLS message sizes). A larger one ends the link (and is
+/// logged), never the firmware.
 const MESSAGE: usize = 16 * 1024;
+/// The inbox's buffer: media, and the commits of a 16-member room (under
+/// 2 KB), with room to spare. A larger message (a Welcome) is read into
+/// the heap for as long as it takes to handle it.
+const INBOX_BUFFER: usize = 4 * 1024;
 /// The heap: MLS state, key packages, commits being built. 80 KiB holds
 /// the measured peaks of a 16-member room (README, "MLS on the
 /// microcontroller"): 39,036 B as a member joining, 71,412 B as its
@@ -86,7 +90,7 @@ static PACKETS: ConstStaticCell<Queue> = ConstStaticCell::new(Queue::new());
 static TCP_RX: ConstStaticCell<[u8; 4096]> = ConstStaticCell::new([0; 4096]);
 static TCP_TX: ConstStaticCell<[u8; 4096]> = ConstStaticCell::new([0; 4096]);
 /// One message from the SFU, as it arrives.
-static INBOX: ConstStaticCell<[u8; MESSAGE]> = ConstStaticCell::new([0; MESSAGE]);
+static INBOX: ConstStaticCell<[u8; INBOX_BUFFER]> = ConstStaticCell::new([0; INBOX_BUFFER]);
 static HEAP_MEMORY: ConstStaticCell<[MaybeUninit<u8>; HEAP_SIZE]> =
     ConstStaticCell::new([MaybeUninit::uninit(); HEAP_SIZE]);
 
@@ -250,7 +254,7 @@ async fn run(spawner: Spawner, p: Parts, leds: &mut Leds) -> Result<(), Failure>
         },
     );
     door.set_talking(TALKING.load(Ordering::Relaxed));
-    let mut inbox = Inbox::new(INBOX.try_take().ok_or(Failure::Twice)?);
+    let mut inbox = Inbox::new(INBOX.try_take().ok_or(Failure::Twice)?, MESSAGE);
     let mut socket = TcpSocket::new(
         stack,
         TCP_RX.try_take().ok_or(Failure::Twice)?,
@@ -405,8 +409,13 @@ async fn call(
                 // Behind by more than a frame (a flash erase holds the
                 // thread for a second): skip what was missed, do not
                 // send a burst.
-                if Instant::now() > next_frame + Duration::from_millis(20) {
-                    next_frame = Instant::now() + Duration::from_millis(20);
+                let behind = Instant::now()
+                    .saturating_duration_since(next_frame)
+                    .as_millis()
+                    / 20;
+                if behind > 0 {
+                    door.frames_missed(u32::try_from(behind).unwrap_or(u32::MAX));
+                    next_frame += Duration::from_millis(20 * behind);
                 }
                 match door.audio_frame(now(), &mut out) {
                     Ok(Some(n)) => {
