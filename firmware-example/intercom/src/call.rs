@@ -343,6 +343,15 @@ impl Intercom {
             .wrapping_add(FRAME_TICKS.wrapping_mul(frames));
     }
 
+    /// The board's 20 ms frame timer fired `late_ms` after its slot: the
+    /// whole slots in that are skipped ([`Intercom::frames_missed`]).
+    /// Returns the milliseconds to move the timer on by.
+    pub fn skip_missed(&mut self, late_ms: u64) -> u64 {
+        let slots = late_ms / 20;
+        self.frames_missed(u32::try_from(slots).unwrap_or(u32::MAX));
+        slots * 20
+    }
+
     /// Frames sent so far.
     #[must_use]
     pub fn sent(&self) -> u32 {
@@ -706,7 +715,7 @@ mod tests {
 
         // Three slots missed: the next frame is stamped 80 ms after the
         // last one, with the next sequence number.
-        call.door.frames_missed(3);
+        assert_eq!(call.door.skip_missed(79), 60);
         let n = call.door.audio_frame(at(1_100), &mut out).unwrap().unwrap();
         let ToServer::Media(media) = ToServer::decode(&out[4..n]).unwrap() else {
             panic!("not media");

@@ -469,14 +469,8 @@ async fn call(
                 // Behind by more than a frame (a commit takes up to a
                 // second in QEMU): the slots missed are skipped, not sent
                 // in a burst the desktops' playout would overflow with.
-                let behind = Instant::now()
-                    .saturating_duration_since(next_frame)
-                    .as_millis()
-                    / 20;
-                if behind > 0 {
-                    door.frames_missed(u32::try_from(behind).unwrap_or(u32::MAX));
-                    next_frame += Duration::from_millis(20 * behind);
-                }
+                let late = Instant::now().saturating_duration_since(next_frame);
+                next_frame += Duration::from_millis(door.skip_missed(late.as_millis()));
                 let before = board::HEAP.allocations();
                 let frame = door.audio_frame(now(), &mut out);
                 if let Ok(Some(_)) = frame {

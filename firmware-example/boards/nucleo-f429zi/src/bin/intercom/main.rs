@@ -409,14 +409,8 @@ async fn call(
                 // Behind by more than a frame (a flash erase holds the
                 // thread for a second): skip what was missed, do not
                 // send a burst.
-                let behind = Instant::now()
-                    .saturating_duration_since(next_frame)
-                    .as_millis()
-                    / 20;
-                if behind > 0 {
-                    door.frames_missed(u32::try_from(behind).unwrap_or(u32::MAX));
-                    next_frame += Duration::from_millis(20 * behind);
-                }
+                let late = Instant::now().saturating_duration_since(next_frame);
+                next_frame += Duration::from_millis(door.skip_missed(late.as_millis()));
                 match door.audio_frame(now(), &mut out) {
                     Ok(Some(n)) => {
                         if write_all(&mut writer, &out[..n]).await.is_err() {
