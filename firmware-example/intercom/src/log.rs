@@ -41,6 +41,7 @@ pub fn identity(fingerprint: &IdentityFingerprint) {
 }
 
 /// Logs one of the door's events.
+#[inline(never)]
 pub fn event(door: &Intercom, event: &IntercomEvent) -> Logged {
     match event {
         IntercomEvent::Link(LinkEvent::Member(

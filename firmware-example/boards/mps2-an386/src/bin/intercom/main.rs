@@ -30,7 +30,7 @@ use defmt::{Display2Format, info, warn};
 use embassy_executor::Spawner;
 use embassy_futures::select::{Either3, select3};
 use embassy_net::tcp::TcpSocket;
-use embassy_net::{Config, Ipv4Address, Runner, StackResources};
+use embassy_net::{Config, Ipv4Address, Runner, Stack, StackResources};
 use embassy_time::{Duration, Instant, Timer};
 use satsuma_board_mps2_an386::lan9118::Buffers;
 use satsuma_board_mps2_an386::{self as board, Lan9118, Stop, host};
@@ -43,7 +43,7 @@ use satsuma_intercom::tcp::{flush, read_into, write_all};
 use satsuma_intercom::{
     EMULATED_ERASE_SIZE, EmulatedChip, FlashStore, Inbox, Intercom, IntercomConfig,
 };
-use static_cell::ConstStaticCell;
+use static_cell::{ConstStaticCell, StaticCell};
 
 /// Sockets: DHCP's and the link's.
 const SOCKETS: usize = 2;
@@ -70,6 +70,8 @@ static TCP_RX: ConstStaticCell<[u8; 4096]> = ConstStaticCell::new([0; 4096]);
 static TCP_TX: ConstStaticCell<[u8; 4096]> = ConstStaticCell::new([0; 4096]);
 /// One message from the SFU, as it arrives.
 static INBOX: ConstStaticCell<[u8; INBOX_BUFFER]> = ConstStaticCell::new([0; INBOX_BUFFER]);
+/// The intercom: the member and its call (see [`open_door`]).
+static DOOR: StaticCell<Intercom> = StaticCell::new();
 static HEAP_MEMORY: ConstStaticCell<[MaybeUninit<u8>; HEAP]> =
     ConstStaticCell::new([MaybeUninit::uninit(); HEAP]);
 /// One slot of the member's store: a sector, which holds a 16-member
@@ -154,16 +156,7 @@ async fn run(spawner: Spawner) -> Result<bool, Failure> {
     let crypto = SatsumaCrypto::from_seed(*seed.expose());
     drop(seed);
 
-    let nic =
-        Lan9118::new(NIC_BUFFERS.try_take().ok_or(Failure::Twice)?).map_err(Failure::Board)?;
-    let resources = RESOURCES.try_take().ok_or(Failure::Twice)?;
-    let (stack, runner) = embassy_net::new(
-        nic,
-        Config::dhcpv4(Default::default()),
-        resources,
-        stack_seed,
-    );
-    spawner.spawn(net(runner).map_err(|_| Failure::Twice)?);
+    let stack = start_network(spawner, stack_seed)?;
     stack.wait_config_up().await;
     if let Some(lease) = stack.config_v4() {
         info!(
@@ -175,17 +168,16 @@ async fn run(spawner: Spawner) -> Result<bool, Failure> {
 
     let room = RoomName::new(args.room).map_err(|_| Failure::Usage("a room name of 1-64 bytes"))?;
     let mut persist = Persist::new(args.state);
-    let session = open_session(crypto, &mut persist)?;
-    satsuma_intercom::log::identity(&session.fingerprint());
-    let mut door = Intercom::new(
-        session,
+    let door = open_door(
+        crypto,
+        &mut persist,
         IntercomConfig {
             room,
             voice: args.voice,
             tone_hz: args.tone,
             report_every: core::time::Duration::from_secs(1),
         },
-    );
+    )?;
     let until = (args.seconds > 0).then(|| Instant::now() + Duration::from_secs(args.seconds));
     let mut inbox = Inbox::new(INBOX.try_take().ok_or(Failure::Twice)?, MESSAGE);
     let mut socket = TcpSocket::new(
@@ -203,7 +195,7 @@ async fn run(spawner: Spawner) -> Result<bool, Failure> {
         }
         match call(
             &mut socket,
-            &mut door,
+            door,
             &mut inbox,
             args.port,
             until,
@@ -233,16 +225,16 @@ async fn run(spawner: Spawner) -> Result<bool, Failure> {
                 unreachable = 0;
             }
         }
-        joined |= in_call(&door);
+        joined |= in_call(door);
         socket.abort();
         let _ = socket.flush().await;
         let wait = BACKOFF[attempt.min(BACKOFF.len() - 1)];
         attempt += 1;
         Timer::after_millis(wait).await;
     }
-    joined |= in_call(&door);
+    joined |= in_call(door);
     if door.member().status() == Status::InGroup {
-        leave(&mut socket, &mut door).await;
+        leave(&mut socket, door).await;
     }
     info!("intercom: sent {=u32} frames", door.sent());
     info!(
@@ -258,12 +250,43 @@ async fn run(spawner: Spawner) -> Result<bool, Failure> {
     Ok(joined)
 }
 
+/// The LAN9118 under embassy-net, its task started; the stack it serves.
+/// Not inlined: the network stack's state is built here, not in the main
+/// task's stack frame.
+#[inline(never)]
+fn start_network(spawner: Spawner, seed: u64) -> Result<Stack<'static>, Failure> {
+    let nic =
+        Lan9118::new(NIC_BUFFERS.try_take().ok_or(Failure::Twice)?).map_err(Failure::Board)?;
+    let resources = RESOURCES.try_take().ok_or(Failure::Twice)?;
+    let (stack, runner) =
+        embassy_net::new(nic, Config::dhcpv4(Default::default()), resources, seed);
+    spawner.spawn(net(runner).map_err(|_| Failure::Twice)?);
+    Ok(stack)
+}
+
+/// The intercom, built in its static: the member (resumed or new) and
+/// its call. Not inlined, so that the session and the intercom, each
+/// over a kilobyte, pass through this function's stack frame at boot and
+/// not through the main task's, which stays under every message handled.
+#[inline(never)]
+fn open_door(
+    crypto: SatsumaCrypto,
+    persist: &mut Persist<'_>,
+    config: IntercomConfig,
+) -> Result<&'static mut Intercom, Failure> {
+    let session = open_session(crypto, persist)?;
+    satsuma_intercom::log::identity(&session.fingerprint());
+    DOOR.try_init_with(|| Intercom::new(session, config))
+        .ok_or(Failure::Twice)
+}
+
 /// The member: the one kept in the store (the host file), resumed; or a
 /// new one, saved there. Its state goes to a two-slot store, as on a
 /// board with flash, not to a copy on the heap. This board has no flash
 /// controller: the chip is emulated in RAM and kept in a host file between
 /// boots (when the command line names one), and the budget counts it as
 /// flash, not RAM.
+#[inline(never)]
 fn open_session(crypto: SatsumaCrypto, persist: &mut Persist<'_>) -> Result<Session, Failure> {
     let config = satsuma_intercom::intercom_session_config();
     persist.load();

@@ -28,7 +28,7 @@ use defmt::{Display2Format, error, info, warn};
 use embassy_executor::Spawner;
 use embassy_futures::select::{Either4, select4};
 use embassy_net::tcp::TcpSocket;
-use embassy_net::{Config, Runner, StackResources};
+use embassy_net::{Config, Runner, Stack, StackResources};
 use embassy_stm32::Peri;
 use embassy_stm32::eth::{self, Ethernet, GenericPhy, Sma};
 use embassy_stm32::flash::Flash;
@@ -53,7 +53,7 @@ use satsuma_intercom::audio::Voice;
 use satsuma_intercom::log::Logged;
 use satsuma_intercom::tcp::{flush, read_into, write_all};
 use satsuma_intercom::{FlashStore, Inbox, Intercom, IntercomConfig};
-use static_cell::ConstStaticCell;
+use static_cell::{ConstStaticCell, StaticCell};
 use zeroize::Zeroizing;
 use {defmt_rtt as _, panic_probe as _};
 
@@ -91,6 +91,8 @@ static TCP_RX: ConstStaticCell<[u8; 4096]> = ConstStaticCell::new([0; 4096]);
 static TCP_TX: ConstStaticCell<[u8; 4096]> = ConstStaticCell::new([0; 4096]);
 /// One message from the SFU, as it arrives.
 static INBOX: ConstStaticCell<[u8; INBOX_BUFFER]> = ConstStaticCell::new([0; INBOX_BUFFER]);
+/// The intercom: the member and its call (see [`open_door`]).
+static DOOR: StaticCell<Intercom> = StaticCell::new();
 static HEAP_MEMORY: ConstStaticCell<[MaybeUninit<u8>; HEAP_SIZE]> =
     ConstStaticCell::new([MaybeUninit::uninit(); HEAP_SIZE]);
 
@@ -130,17 +132,19 @@ async fn main(spawner: Spawner) {
         rng: p.RNG,
         flash: p.FLASH,
         pa12: p.PA12,
-        eth: p.ETH,
-        sma: p.ETH_SMA,
-        ref_clk: p.PA1,
-        mdio: p.PA2,
-        crs_dv: p.PA7,
-        txd1: p.PB13,
-        mdc: p.PC1,
-        rxd0: p.PC4,
-        rxd1: p.PC5,
-        tx_en: p.PG11,
-        txd0: p.PG13,
+        eth: EthParts {
+            eth: p.ETH,
+            sma: p.ETH_SMA,
+            ref_clk: p.PA1,
+            mdio: p.PA2,
+            crs_dv: p.PA7,
+            txd1: p.PB13,
+            mdc: p.PC1,
+            rxd0: p.PC4,
+            rxd1: p.PC5,
+            tx_en: p.PG11,
+            txd0: p.PG13,
+        },
         b1: p.PC13,
         b1_line: p.EXTI13,
     };
@@ -159,6 +163,13 @@ struct Parts {
     rng: Peri<'static, RNG>,
     flash: Peri<'static, FLASH>,
     pa12: Peri<'static, PA12>,
+    eth: EthParts,
+    b1: Peri<'static, PC13>,
+    b1_line: Peri<'static, EXTI13>,
+}
+
+/// The Ethernet MAC, its management bus and its RMII pins.
+struct EthParts {
     eth: Peri<'static, ETH>,
     sma: Peri<'static, ETH_SMA>,
     ref_clk: Peri<'static, PA1>,
@@ -170,8 +181,6 @@ struct Parts {
     rxd1: Peri<'static, PC5>,
     tx_en: Peri<'static, PG11>,
     txd0: Peri<'static, PG13>,
-    b1: Peri<'static, PC13>,
-    b1_line: Peri<'static, EXTI13>,
 }
 
 /// Why the intercom could not run at all.
@@ -205,8 +214,70 @@ async fn run(spawner: Spawner, p: Parts, leds: &mut Leds) -> Result<(), Failure>
     let _pa12 = store::hold_pa12_low(p.pa12);
     let flash = StoreFlash::install(Flash::new_blocking(p.flash)).ok_or(Failure::Twice)?;
     let session = open_session(&mut rng, flash, leds).await?;
-    satsuma_intercom::log::identity(&session.fingerprint());
+    let door = open_door(session)?;
+    let stack = start_network(spawner, p.eth, stack_seed)?;
+    spawner.spawn(button(PushToTalk::new(p.b1, p.b1_line, Irqs)).map_err(|_| Failure::Twice)?);
+    stack.wait_config_up().await;
+    if let Some(lease) = stack.config_v4() {
+        info!(
+            "intercom: DHCP lease {} after {} ms",
+            lease.address,
+            Instant::now().as_millis()
+        );
+    }
 
+    door.set_talking(TALKING.load(Ordering::Relaxed));
+    let mut inbox = Inbox::new(INBOX.try_take().ok_or(Failure::Twice)?, MESSAGE);
+    let mut socket = TcpSocket::new(
+        stack,
+        TCP_RX.try_take().ok_or(Failure::Twice)?,
+        TCP_TX.try_take().ok_or(Failure::Twice)?,
+    );
+    let mut attempt = 0;
+    loop {
+        let why = call(&mut socket, door, &mut inbox, leds).await;
+        warn!("intercom: link lost: {}", why);
+        // A link that got into the group starts the backoff over.
+        if door.member().status() == Status::InGroup {
+            attempt = 0;
+        }
+        door.link_down(now());
+        leds.set_joined(false);
+        leds.set_talking(false);
+        leds.set_error(true);
+        socket.abort();
+        let _ = socket.flush().await;
+        let wait = BACKOFF[attempt.min(BACKOFF.len() - 1)];
+        attempt += 1;
+        Timer::after_millis(wait).await;
+    }
+}
+
+/// The intercom, built in its static around the member. Not inlined, so
+/// that the session and the intercom, each over a kilobyte, pass through
+/// this function's stack frame at boot and not through the main task's,
+/// which stays under every message handled.
+#[inline(never)]
+fn open_door(session: Session) -> Result<&'static mut Intercom, Failure> {
+    satsuma_intercom::log::identity(&session.fingerprint());
+    let room = RoomName::new(ROOM).map_err(|_| Failure::Room)?;
+    let config = IntercomConfig {
+        room,
+        // G.711 until the board's microphone and amplifier are driven
+        // (I2S): the tone carries nothing G.722 would keep better.
+        voice: Voice::Pcmu,
+        tone_hz: TONE_HZ,
+        report_every: core::time::Duration::from_secs(1),
+    };
+    DOOR.try_init_with(|| Intercom::new(session, config))
+        .ok_or(Failure::Twice)
+}
+
+/// The Ethernet MAC and PHY under embassy-net, its task started; the
+/// stack it serves. Not inlined: the network stack's state is built here,
+/// not in the main task's stack frame.
+#[inline(never)]
+fn start_network(spawner: Spawner, p: EthParts, seed: u64) -> Result<Stack<'static>, Failure> {
     let mac = board_net::mac_address();
     let phy = GenericPhy::new(Sma::new(p.sma, p.mdio, p.mdc), board_net::PHY_ADDRESS);
     let nic: Nic = Ethernet::new_with_phy(
@@ -227,57 +298,11 @@ async fn run(spawner: Spawner, p: Parts, leds: &mut Leds) -> Result<(), Failure>
         nic,
         Config::dhcpv4(Default::default()),
         RESOURCES.try_take().ok_or(Failure::Twice)?,
-        stack_seed,
+        seed,
     );
     spawner.spawn(net(runner).map_err(|_| Failure::Twice)?);
-    spawner.spawn(button(PushToTalk::new(p.b1, p.b1_line, Irqs)).map_err(|_| Failure::Twice)?);
     info!("intercom: MAC {:02x}, waiting for a DHCP lease", mac);
-    stack.wait_config_up().await;
-    if let Some(lease) = stack.config_v4() {
-        info!(
-            "intercom: DHCP lease {} after {} ms",
-            lease.address,
-            Instant::now().as_millis()
-        );
-    }
-
-    let room = RoomName::new(ROOM).map_err(|_| Failure::Room)?;
-    let mut door = Intercom::new(
-        session,
-        IntercomConfig {
-            room,
-            // G.711 until the board's microphone and amplifier are driven
-            // (I2S): the tone carries nothing G.722 would keep better.
-            voice: Voice::Pcmu,
-            tone_hz: TONE_HZ,
-            report_every: core::time::Duration::from_secs(1),
-        },
-    );
-    door.set_talking(TALKING.load(Ordering::Relaxed));
-    let mut inbox = Inbox::new(INBOX.try_take().ok_or(Failure::Twice)?, MESSAGE);
-    let mut socket = TcpSocket::new(
-        stack,
-        TCP_RX.try_take().ok_or(Failure::Twice)?,
-        TCP_TX.try_take().ok_or(Failure::Twice)?,
-    );
-    let mut attempt = 0;
-    loop {
-        let why = call(&mut socket, &mut door, &mut inbox, leds).await;
-        warn!("intercom: link lost: {}", why);
-        // A link that got into the group starts the backoff over.
-        if door.member().status() == Status::InGroup {
-            attempt = 0;
-        }
-        door.link_down(now());
-        leds.set_joined(false);
-        leds.set_talking(false);
-        leds.set_error(true);
-        socket.abort();
-        let _ = socket.flush().await;
-        let wait = BACKOFF[attempt.min(BACKOFF.len() - 1)];
-        attempt += 1;
-        Timer::after_millis(wait).await;
-    }
+    Ok(stack)
 }
 
 /// The member saved in the flash store, resumed; or a new one, saved
