@@ -196,13 +196,37 @@ impl<G: Group> Member<G> {
     /// could produce; the member is then unchanged.
     pub fn handle_message(&mut self, now: Instant, message: Down) -> Result<(), CommitterError> {
         let handled = self.handle_down(now, message);
-        if let Err(e) = &handled
+        self.report(&handled);
+        handled
+    }
+
+    /// One entry of the room's log (`Down::Entry`), borrowed: for a
+    /// driver that keeps the entry afterwards (to show the log) without
+    /// holding a copy of it, Welcome and all, while the commit is
+    /// processed.
+    ///
+    /// # Errors
+    /// As [`Member::handle_message`].
+    pub fn handle_log_entry(
+        &mut self,
+        now: Instant,
+        seq: u64,
+        entry: &Entry,
+    ) -> Result<(), CommitterError> {
+        let handled = self.handle_entry(now, seq, entry).map(|()| self.act(now));
+        self.report(&handled);
+        handled
+    }
+
+    /// A refusal that means the delivery service misbehaved becomes an
+    /// event the application shows.
+    fn report(&mut self, handled: &Result<(), CommitterError>) {
+        if let Err(e) = handled
             && let Some(fault) = Misbehaviour::of(e)
         {
             self.events
                 .push_back(Event::DeliveryServiceMisbehaved(fault));
         }
-        handled
     }
 
     fn handle_down(&mut self, now: Instant, message: Down) -> Result<(), CommitterError> {
