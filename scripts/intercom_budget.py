@@ -11,9 +11,10 @@ import subprocess
 
 FLASH_BUDGET = 384 * 1024
 RAM_BUDGET = 96 * 1024
-# What the 16-member room may not exceed until the budget is met: today's
-# measure (119.4 KiB) and some room for noise in the heap's peak.
-RAM_GATE = 128 * 1024
+# What the 16-member room may not exceed: the budget and 2 KiB for noise
+# in the heap's peak (runs of one build have measured the same; builds a
+# few hundred bytes apart). Measured: 95.3 KiB.
+RAM_GATE = 98 * 1024
 
 
 def sections(elf):

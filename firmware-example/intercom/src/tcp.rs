@@ -6,6 +6,18 @@ use embassy_net::tcp::{TcpReader, TcpWriter};
 
 use crate::Intercom;
 
+/// The socket's receive buffer: the window the SFU may fill while the
+/// door is busy (a commit takes up to a second in QEMU), about a fifth of
+/// a second of 15 members' media; what does not fit waits in the SFU,
+/// which drops late media, never the room's log.
+pub const RX_BUFFER: usize = 4 * 1024;
+/// The socket's send buffer. The door sends a 200-byte frame every 20 ms
+/// and, as a committer (rooms up to 8), a commit and a Welcome of about
+/// 2.6 KB once per join (bench/RESULTS.md: 1,066 B for 2 members, 4,713
+/// for 16), which [`write_all`] passes through in pieces.
+/// 2 KiB, not 4: the RAM budget of a 16-member room (README).
+pub const TX_BUFFER: usize = 2 * 1024;
+
 /// Reads what has come into `space`: how many bytes, or why the link is
 /// over.
 ///

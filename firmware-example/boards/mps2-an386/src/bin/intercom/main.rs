@@ -39,7 +39,7 @@ use satsuma_core::mls::{MemberInfo, SatsumaCrypto, Session, Store as _};
 use satsuma_core::wire::{MediaRef, RoomName};
 use satsuma_intercom::audio::Voice;
 use satsuma_intercom::log::Logged;
-use satsuma_intercom::tcp::{flush, read_into, write_all};
+use satsuma_intercom::tcp::{RX_BUFFER, TX_BUFFER, flush, read_into, write_all};
 use satsuma_intercom::{
     EMULATED_ERASE_SIZE, EmulatedChip, FlashStore, Inbox, Intercom, IntercomConfig,
 };
@@ -66,8 +66,8 @@ const BACKOFF: [u64; 5] = [250, 500, 1_000, 2_000, 4_000];
 static RESOURCES: ConstStaticCell<StackResources<SOCKETS>> =
     ConstStaticCell::new(StackResources::new());
 static NIC_BUFFERS: ConstStaticCell<Buffers> = ConstStaticCell::new(Buffers::new());
-static TCP_RX: ConstStaticCell<[u8; 4096]> = ConstStaticCell::new([0; 4096]);
-static TCP_TX: ConstStaticCell<[u8; 4096]> = ConstStaticCell::new([0; 4096]);
+static TCP_RX: ConstStaticCell<[u8; RX_BUFFER]> = ConstStaticCell::new([0; RX_BUFFER]);
+static TCP_TX: ConstStaticCell<[u8; TX_BUFFER]> = ConstStaticCell::new([0; TX_BUFFER]);
 /// One message from the SFU, as it arrives.
 static INBOX: ConstStaticCell<[u8; INBOX_BUFFER]> = ConstStaticCell::new([0; INBOX_BUFFER]);
 /// The intercom: the member and its call (see [`open_door`]).
