@@ -12,6 +12,8 @@
 # it), binutils' size and nm.
 set -euo pipefail
 
+# The firmware's rustflags (source paths remapped), as every firmware build has them.
+. "$(dirname "$0")/firmware-flags.sh"
 cd "$(dirname "$0")/../firmware-example/boards/nucleo-f429zi"
 
 cargo fmt --check

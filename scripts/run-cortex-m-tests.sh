@@ -9,6 +9,8 @@
 # qemu-system-arm, binutils' size.
 set -euo pipefail
 
+# The firmware's rustflags (source paths remapped), as every firmware build has them.
+. "$(dirname "$0")/firmware-flags.sh"
 cd "$(dirname "$0")/../firmware-example"
 
 elf=target/thumbv7em-none-eabihf/release/portable-tests

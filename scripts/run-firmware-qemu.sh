@@ -12,6 +12,8 @@
 # it), qemu-system-arm, binutils' size and nm.
 set -euo pipefail
 
+# The firmware's rustflags (source paths remapped), as every firmware build has them.
+. "$(dirname "$0")/firmware-flags.sh"
 cd "$(dirname "$0")/../firmware-example"
 
 # The intercom library knows no board: its unit tests run on the build

@@ -61,6 +61,8 @@ for bin in "$sfu" "$headless"; do
 done
 
 cd "$root/firmware-example"
+# The firmware's rustflags (source paths remapped), as every firmware build has them.
+. "$root/scripts/firmware-flags.sh"
 # Without the board's measuring table of live heap blocks (32 KiB of RAM
 # that a product would not carry).
 cargo build --quiet --release --no-default-features --bin intercom

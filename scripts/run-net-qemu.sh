@@ -18,6 +18,8 @@
 # size.
 set -euo pipefail
 
+# The firmware's rustflags (source paths remapped), as every firmware build has them.
+. "$(dirname "$0")/firmware-flags.sh"
 cd "$(dirname "$0")/../firmware-example"
 
 # Release: LTO, opt-level "s", one codegen unit (Cargo.toml).

@@ -133,6 +133,7 @@ fn run_in(dir: &Path, program: &str, args: &[&str]) -> Result {
     if NO_INCREMENTAL.load(std::sync::atomic::Ordering::Relaxed) {
         command.env("CARGO_INCREMENTAL", "0");
     }
+    with_firmware_flags(&mut command);
     let status = ends_with_us(&mut command)
         .args(args)
         .current_dir(dir)
@@ -143,6 +144,43 @@ fn run_in(dir: &Path, program: &str, args: &[&str]) -> Result {
     } else {
         Err(format!("`{program} {}` failed ({status})", args.join(" ")))
     }
+}
+
+/// The rustflags every firmware build adds (source paths remapped, so that
+/// panic locations do not carry the build machine's home directory), as
+/// scripts/firmware-flags.sh prints them: the scripts source that file, and
+/// their builds and this one's agree. Left unset, with a warning, where it
+/// fails: the firmware still builds, a few KiB bigger.
+fn with_firmware_flags(command: &mut Command) -> &mut Command {
+    const VARIABLE: &str = "CARGO_TARGET_THUMBV7EM_NONE_EABIHF_RUSTFLAGS";
+    static FLAGS: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let flags = FLAGS.get_or_init(|| {
+        if let Ok(set) = env::var(VARIABLE) {
+            return Some(set);
+        }
+        let script = root().join("scripts/firmware-flags.sh");
+        match Command::new("bash").arg(&script).output() {
+            Ok(out) if out.status.success() => {
+                Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+            }
+            Ok(out) => {
+                println!(
+                    "warning: {} failed ({}): firmware source paths are not remapped",
+                    script.display(),
+                    out.status
+                );
+                None
+            }
+            Err(e) => {
+                println!("warning: cannot run bash ({e}): firmware source paths are not remapped");
+                None
+            }
+        }
+    });
+    if let Some(flags) = flags {
+        command.env(VARIABLE, flags);
+    }
+    command
 }
 
 fn run(program: &str, args: &[&str]) -> Result {
@@ -641,7 +679,7 @@ fn build_nucleo() -> Result<String> {
 $ cargo {}",
         args.join(" ")
     );
-    let output = Command::new("cargo")
+    let output = with_firmware_flags(&mut Command::new("cargo"))
         .args(args)
         .current_dir(&dir)
         .stderr(std::process::Stdio::inherit())
