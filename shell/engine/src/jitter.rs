@@ -4,10 +4,11 @@
 //!
 //! It holds [`JitterBuffer::target`] frames before it starts to play (60 ms
 //! by default: loopback and LAN jitter), drops frames that arrive after
-//! their turn, and starts over when the sender's timestamps jump (a new
-//! stream after a reconnection). It also measures what a listener would
-//! notice: every stretch of 20 ms slots that had no real frame to play,
-//! from the first frame played.
+//! their turn, starts over when the sender's timestamps jump (a new
+//! stream after a reconnection), and follows a sender that skips slots
+//! ahead (one that stalled) rather than conceal the gap. It also measures
+//! what a listener would notice: every stretch of 20 ms slots that had no
+//! real frame to play, from the first frame played.
 
 /// What to play in this 20 ms slot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,6 +146,22 @@ impl JitterBuffer {
             }
             return Playout::Frame(frame);
         }
+        // The slot is empty, the target's worth of frames waits, and the
+        // first of them is two slots or more ahead: the sender moved its
+        // timestamps on (it skipped slots it could not send in time).
+        // Playout jumps to it; concealing the gap instead would add its
+        // length to the delay for good, or, with a gap longer than the
+        // buffer holds, drop every frame as overflow before its turn.
+        // A single lost frame is still concealed.
+        let oldest = self.oldest().and_then(|i| self.frames.get(i)).map(|f| f.0);
+        if let Some(oldest) = oldest
+            && self.frames.len() >= self.target
+            && oldest.wrapping_sub(next) / self.ticks >= 2
+        {
+            self.next = Some(oldest);
+            self.stats.restarts += 1;
+            return self.pop();
+        }
         self.count_empty_slot();
         if self.frames.is_empty() && self.since_played.is_some_and(|s| s >= GIVE_UP) {
             // The member stopped sending: wait for a full buffer again.
@@ -245,6 +262,34 @@ mod tests {
         assert_eq!(played(&j.pop()), Some(7));
         assert_eq!(j.stats().restarts, 2);
         assert!(j.stats().longest_gap > GIVE_UP, "the silence is a gap");
+    }
+
+    /// A sender that skipped `jump` slots without a pause in what it sends
+    /// (it stalled, then moved its timestamps on past the slots it could
+    /// not send in time): playout follows within a few slots and keeps
+    /// the target's delay, whatever the size of the jump.
+    #[test]
+    fn a_sender_that_skips_ahead_is_followed_not_concealed_for_ever() {
+        for jump in [5u32, 10, 30, 45, 60] {
+            let mut j = JitterBuffer::new(T, 3, 25);
+            let mut out = Vec::new();
+            for i in 0..200u32 {
+                let slot = if i < 20 { i } else { i + jump };
+                j.push(slot * T, vec![u8::try_from(slot % 256).unwrap()]);
+                out.push(j.pop());
+            }
+            let tail = &out[out.len() - 50..];
+            assert!(
+                tail.iter().all(|p| matches!(p, Playout::Frame(_))),
+                "jump {jump}: the last second plays ({:?})",
+                j.stats()
+            );
+            assert!(
+                j.depth() <= 2 * 3,
+                "jump {jump}: delay back near the target ({})",
+                j.depth()
+            );
+        }
     }
 
     #[test]
