@@ -380,6 +380,34 @@ fn hpke_public(key: &HpkePublicKey) -> RawHpkePublicKey {
     RawHpkePublicKey::new(key.as_ref().to_vec())
 }
 
+/// RFC 9180's label prefix.
+const HPKE_VERSION: &[u8] = b"HPKE-v1";
+/// The KEM's `suite_id`: "KEM" ‖ I2OSP(kem_id 0x0020, 2).
+const KEM_SUITE_ID: &[u8] = b"KEM\x00\x20";
+
+/// DeriveKeyPair of DHKEM(X25519, HKDF-SHA256) (RFC 9180, 7.1.3):
+/// `sk = LabeledExpand(LabeledExtract("", "dkp_prk", ikm), "sk", "", 32)`,
+/// and its public key. Here rather than through hpke-rs, whose
+/// DeriveKeyPair also carries the post-quantum KEMs' SHAKE256: 4 KB of
+/// flash a microcontroller would never run.
+fn derive_x25519(ikm: &[u8]) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>), CryptoError> {
+    let mut extract = HkdfExtract::<Sha256>::new(Some(&[]));
+    for part in [HPKE_VERSION, KEM_SUITE_ID, b"dkp_prk", ikm] {
+        extract.input_ikm(part);
+    }
+    let (_, dkp_prk) = extract.finalize();
+    let len = u16::try_from(X25519_LEN).map_err(|_| CryptoError::Length)?;
+    let mut secret = Zeroizing::new(vec![0u8; X25519_LEN]);
+    dkp_prk
+        .expand_multi_info(
+            &[&len.to_be_bytes(), HPKE_VERSION, KEM_SUITE_ID, b"sk"],
+            &mut secret,
+        )
+        .map_err(|_| CryptoError::Length)?;
+    let public = HpkeRustCrypto::secret_to_public(KEM, &secret).map_err(|_| CryptoError::Hpke)?;
+    Ok((secret, public))
+}
+
 /// DHKEM(X25519, HKDF-SHA256)'s `Decap` (RFC 9180 §4.1) with the
 /// recipient's public key as mls-rs hands it over. hpke-rs would recompute
 /// it from the secret key, an X25519 base-point multiplication on every
@@ -391,9 +419,6 @@ fn decap(
     secret: &HpkeSecretKey,
     public: &HpkePublicKey,
 ) -> Result<Zeroizing<[u8; HASH_LEN]>, CryptoError> {
-    const VERSION: &[u8] = b"HPKE-v1";
-    // "KEM" ‖ I2OSP(kem_id 0x0020, 2)
-    const SUITE_ID: &[u8] = b"KEM\x00\x20";
     if public.len() != X25519_LEN {
         return Err(CryptoError::KemPublicKey);
     }
@@ -403,7 +428,7 @@ fn decap(
     );
     // eae_prk = LabeledExtract("", "eae_prk", dh)
     let mut extract = HkdfExtract::<Sha256>::new(Some(&[]));
-    for part in [VERSION, SUITE_ID, b"eae_prk", &dh] {
+    for part in [HPKE_VERSION, KEM_SUITE_ID, b"eae_prk", &dh] {
         extract.input_ikm(part);
     }
     let (_, eae_prk) = extract.finalize();
@@ -414,8 +439,8 @@ fn decap(
         .expand_multi_info(
             &[
                 &len.to_be_bytes(),
-                VERSION,
-                SUITE_ID,
+                HPKE_VERSION,
+                KEM_SUITE_ID,
                 b"shared_secret",
                 enc,
                 public.as_ref(),
@@ -659,14 +684,10 @@ impl CipherSuiteProvider for SatsumaCrypto {
     }
 
     fn kem_derive(&self, ikm: &[u8]) -> Result<(HpkeSecretKey, HpkePublicKey), CryptoError> {
-        let pair = self
-            .hpke(Mode::Base)
-            .derive_key_pair(ikm)
-            .map_err(|_| CryptoError::Hpke)?;
-        let (secret, public) = pair.into_keys();
+        let (secret, public) = derive_x25519(ikm)?;
         Ok((
-            HpkeSecretKey::from(secret.as_slice().to_vec()),
-            HpkePublicKey::from(public.as_slice().to_vec()),
+            HpkeSecretKey::from(secret.to_vec()),
+            HpkePublicKey::from(public),
         ))
     }
 
@@ -743,6 +764,47 @@ impl CipherSuiteProvider for SatsumaCrypto {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RFC 9180, A.1.1 (DHKEM(X25519, HKDF-SHA256)): the ephemeral key
+    /// pair derived from `ikmE`.
+    #[test]
+    fn derive_key_pair_matches_rfc_9180() {
+        let hex = |s: &str| {
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+                .collect::<Vec<u8>>()
+        };
+        let ikm = hex("7268600d403fce431561aef583ee1613527cff655c1343f29812e66706df3234");
+        let (secret, public) = derive_x25519(&ikm).unwrap();
+        assert_eq!(
+            secret.as_slice(),
+            hex("52c4a758a802cd8b936eceea314432798d5baf2d7e9235dc084ab1b9cfa2f736")
+        );
+        assert_eq!(
+            public,
+            hex("37fda3567bdbd628e88668c3c8d7e97d1d1253b6d4ea6d44c150f741f1bf4431")
+        );
+    }
+
+    #[test]
+    fn derive_key_pair_is_hpke_rs_s() {
+        let crypto = SatsumaCrypto::from_seed([5; 32]);
+        for ikm in [
+            &[0u8; 32][..],
+            &[7; 32],
+            b"a longer input keying material than 32 bytes",
+        ] {
+            let ours = crypto.kem_derive(ikm).unwrap();
+            let theirs = crypto
+                .hpke(Mode::Base)
+                .derive_key_pair(ikm)
+                .unwrap()
+                .into_keys();
+            assert_eq!(ours.0.as_ref(), theirs.0.as_slice());
+            assert_eq!(ours.1.as_ref(), theirs.1.as_slice());
+        }
+    }
 
     #[test]
     fn small_order_signature_keys_are_refused() {
