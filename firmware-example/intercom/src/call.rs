@@ -14,8 +14,9 @@
 //!
 //! Where a board has no microphone (QEMU), the intercom sends a tone. What
 //! it hears it decodes, and counts, checksums and measures per member
-//! ([`IntercomEvent::Heard`]); the samples of the last frame opened are
-//! [`Intercom::last_heard`], for a board with a speaker.
+//! ([`IntercomEvent::Heard`]), and mixes for the speaker
+//! ([`crate::speaker`]): every 20 ms [`Intercom::speaker_frame`] gives the
+//! next 20 ms to play, measured too ([`IntercomEvent::Played`]).
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -30,9 +31,11 @@ use satsuma_core::sframe::KeyRing;
 use satsuma_core::wire::{Capabilities, ConnId, MediaRef, RoomName, Transport};
 
 use crate::audio::{
-    ENCODED, FRAME_TICKS, Heard, Tone, ToneMeter, Voice, VoiceDecoder, VoiceEncoder, WIDE_FRAME,
+    ENCODED, FRAME, FRAME_TICKS, Heard, RATE, Tone, ToneMeter, Voice, VoiceDecoder, VoiceEncoder,
+    WIDE_FRAME,
 };
 use crate::crc32::Crc32;
+use crate::speaker::{Mixed, Place, Speaker};
 
 /// Members whose audio the intercom measures at once (a room's other
 /// members, up to the 16-member room of the RAM budget).
@@ -82,6 +85,16 @@ pub enum IntercomEvent {
         /// The tone measured.
         heard: Heard,
     },
+    /// What the speaker played over the last report period.
+    Played {
+        /// 20 ms slots played.
+        slots: u32,
+        /// Frames dropped because they came too early for the speaker's
+        /// ring.
+        dropped: u32,
+        /// The tone measured in what it played.
+        heard: Heard,
+    },
 }
 
 #[derive(Debug)]
@@ -93,6 +106,8 @@ struct Peer {
     crc: Crc32,
     meter: ToneMeter,
     decoder: VoiceDecoder,
+    /// Where its next frame goes in the speaker's ring.
+    place: Place,
 }
 
 /// The intercom as a member of a call; see the [module](self).
@@ -116,8 +131,9 @@ pub struct Intercom {
     plain: [u8; ENCODED],
     sealed: [u8; SEALED],
     received: [u8; RECEIVED],
-    /// The last frame decoded, and its length.
-    heard: ([i16; WIDE_FRAME], usize),
+    speaker: Speaker,
+    /// What the speaker played since the last report, and dropped.
+    played: (ToneMeter, u32, u32),
 }
 
 // The entry points a board's main task calls are `#[inline(never)]`:
@@ -176,7 +192,8 @@ impl Intercom {
             plain: [0; ENCODED],
             sealed: [0; SEALED],
             received: [0; RECEIVED],
-            heard: ([0; WIDE_FRAME], 0),
+            speaker: Speaker::new(),
+            played: (ToneMeter::default(), 0, 0),
         }
     }
 
@@ -370,11 +387,12 @@ impl Intercom {
         self.sent
     }
 
-    /// The samples of the last frame decoded (at its voice's rate): what a
-    /// board with a speaker plays.
-    #[must_use]
-    pub fn last_heard(&self) -> &[i16] {
-        self.heard.0.get(..self.heard.1).unwrap_or_default()
+    /// The next 20 ms for the speaker (8 kHz): every member heard, mixed.
+    /// Call it every 20 ms, as the speaker plays.
+    pub fn speaker_frame(&mut self, out: &mut [i16; FRAME]) {
+        self.speaker.pop(out);
+        self.played.0.add(out, RATE);
+        self.played.1 += 1;
     }
 
     /// When the first frame from another member opened.
@@ -426,6 +444,7 @@ impl Intercom {
                     crc: Crc32::new(),
                     meter: ToneMeter::default(),
                     decoder: VoiceDecoder::default(),
+                    place: Place::default(),
                 });
                 let last = self.peers.len() - 1;
                 &mut self.peers[last]
@@ -434,19 +453,21 @@ impl Intercom {
         };
         self.first_heard.get_or_insert(now);
         let decoded = Voice::from_codec(codec).and_then(|voice| {
-            let n = peer.decoder.decode(voice, frame, &mut self.heard.0).ok()?;
+            let n = peer.decoder.decode(voice, frame, &mut self.pcm).ok()?;
             Some((voice, n))
         });
         match decoded {
             Some((voice, n)) => {
-                self.heard.1 = n;
                 peer.frames += 1;
                 if voice == Voice::G722 {
                     peer.wideband += 1;
                 }
                 peer.crc.update(frame);
-                peer.meter
-                    .add(self.heard.0.get(..n).unwrap_or_default(), voice.rate());
+                let pcm = self.pcm.get(..n).unwrap_or_default();
+                peer.meter.add(pcm, voice.rate());
+                if self.speaker.add(&mut peer.place, pcm, voice.rate()) == Mixed::Overflow {
+                    self.played.2 += 1;
+                }
             }
             None => peer.other_codec += 1,
         }
@@ -474,6 +495,14 @@ impl Intercom {
             peer.other_codec = 0;
         }
         self.failed = 0;
+        if self.played.1 > 0 {
+            let (meter, slots, dropped) = &mut self.played;
+            self.events.push_back(IntercomEvent::Played {
+                slots: core::mem::take(slots),
+                dropped: core::mem::take(dropped),
+                heard: meter.take(),
+            });
+        }
         self.next_report = (!self.peers.is_empty()).then(|| now.saturating_add(self.report_every));
     }
 
@@ -664,20 +693,37 @@ mod tests {
     }
 
     fn heard(door: &mut Intercom) -> Vec<(u64, u32, u32, u32)> {
-        core::iter::from_fn(|| door.poll_event())
-            .filter_map(|e| match e {
+        reports(door).0
+    }
+
+    /// The door's reports: (leaf, frames, failed, Hz) per member heard,
+    /// and (slots, dropped, Hz) for what its speaker played.
+    #[allow(clippy::type_complexity)] // Test code.
+    fn reports(door: &mut Intercom) -> (Vec<(u64, u32, u32, u32)>, Vec<(u32, u32, u32)>) {
+        let mut heard = Vec::new();
+        let mut played = Vec::new();
+        while let Some(event) = door.poll_event() {
+            match event {
                 IntercomEvent::Heard {
                     leaf,
                     frames,
                     failed,
-                    heard,
+                    heard: h,
                     other_codec: 0,
                     ..
-                } => Some((leaf, frames, failed, heard.hz)),
-                IntercomEvent::Heard { other_codec, .. } => Some((u64::MAX, other_codec, 0, 0)),
-                IntercomEvent::Link(_) => None,
-            })
-            .collect()
+                } => heard.push((leaf, frames, failed, h.hz)),
+                IntercomEvent::Heard { other_codec, .. } => {
+                    heard.push((u64::MAX, other_codec, 0, 0));
+                }
+                IntercomEvent::Played {
+                    slots,
+                    dropped,
+                    heard: h,
+                } => played.push((slots, dropped, h.hz)),
+                IntercomEvent::Link(_) => {}
+            }
+        }
+        (heard, played)
     }
 
     #[test]
@@ -799,26 +845,41 @@ mod tests {
         // The desk's 660 Hz in G.722, over two report periods: the door
         // keeps the member's decoder between them and hears the tone in
         // both; a microphone's samples of the wrong size are refused.
+        // Its speaker plays the tone at 8 kHz, a frame every 20 ms, none
+        // dropped.
         let mut tone = Tone::new(660, 8_000, 16_000);
-        let mut reports = Vec::new();
+        let mut heard_reports = Vec::new();
+        let mut played = Vec::new();
+        let mut speaker = [0; FRAME];
         for i in 0..100u16 {
             let now = at(1_000 + 20 * u64::from(i));
             if call.door.poll_timeout().is_some_and(|t| t <= now) {
                 call.door.handle_timeout(now);
-                reports.extend(heard(&mut call.door));
+                let (h, p) = reports(&mut call.door);
+                heard_reports.extend(h);
+                played.extend(p);
             }
             let bytes = call.desk_sends(Codec::G722, &mut tone, i);
             call.door.handle_message(now, &bytes).unwrap();
+            call.door.speaker_frame(&mut speaker);
         }
-        assert_eq!(call.door.last_heard().len(), WIDE_FRAME);
         let next = call.door.poll_timeout().unwrap();
         call.door.handle_timeout(next);
-        reports.extend(heard(&mut call.door));
-        assert_eq!(reports.len(), 2, "{reports:?}");
-        for (leaf, frames, failed, hz) in reports {
+        let (h, p) = reports(&mut call.door);
+        heard_reports.extend(h);
+        played.extend(p);
+        assert_eq!(heard_reports.len(), 2, "{heard_reports:?}");
+        for (leaf, frames, failed, hz) in heard_reports {
             assert_eq!((leaf, frames, failed), (0, 50, 0));
             assert!(hz.abs_diff(660) <= 2, "heard {hz} Hz");
         }
+        // The meter counts zero crossings over every slot played: the
+        // first period starts with the lead's one slot of silence.
+        assert!(
+            matches!(played[..], [(50, 0, first), (50, 0, second)]
+                if first.abs_diff(660 * 49 / 50) <= 5 && second.abs_diff(660) <= 5),
+            "{played:?}"
+        );
         assert!(
             call.door
                 .audio_frame_from(at(5_000), &[0; 160], &mut out)
@@ -874,7 +935,7 @@ mod tests {
                     failed,
                     ..
                 } => Some((frames, other_codec, failed)),
-                IntercomEvent::Link(_) => None,
+                _ => None,
             })
             .collect();
         assert_eq!(reports, [(0, 5, 0)], "five Opus frames, none failed");
@@ -952,13 +1013,25 @@ mod tests {
             call.door.handle_message(at(400), &bytes).unwrap();
         }
         assert_eq!(call.door.member().group().epoch(), Some(2));
-        assert_eq!(call.door.last_heard().len(), 160);
+        // The speaker takes what its ring holds of that burst (two slots
+        // ahead of the one playing next) and drops the rest: late audio
+        // is not worth a lasting delay.
+        let mut speaker = [0; FRAME];
+        for _ in 0..3 {
+            call.door.speaker_frame(&mut speaker);
+        }
         let next = call.door.poll_timeout().unwrap();
         call.door.handle_timeout(next);
-        let reports = heard(&mut call.door);
+        let (heard, played) = reports(&mut call.door);
         assert!(
-            matches!(reports[..], [(0, 10, 0, hz)] if hz.abs_diff(660) <= 10),
-            "{reports:?}"
+            matches!(heard[..], [(0, 10, 0, hz)] if hz.abs_diff(660) <= 10),
+            "{heard:?}"
+        );
+        // Three slots: the lead's silence, then two of the tone (660 Hz
+        // over two thirds of the period).
+        assert!(
+            matches!(played[..], [(3, 8, hz)] if hz.abs_diff(660 * 2 / 3) <= 10),
+            "{played:?}"
         );
     }
 

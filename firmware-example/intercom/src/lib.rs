@@ -47,6 +47,7 @@ mod flash_store;
 mod inbox;
 #[cfg(feature = "defmt")]
 pub mod log;
+pub mod speaker;
 #[cfg(feature = "embassy-net")]
 pub mod tcp;
 

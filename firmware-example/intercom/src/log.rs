@@ -119,6 +119,14 @@ pub fn event(door: &Intercom, event: &IntercomEvent) -> Logged {
             "intercom: heard leaf {=u64} frames {=u32} failed {=u32} crc {=u32:08x} tone {=u32} Hz peak {=u16} other-codec {=u32} g722 {=u32}",
             leaf, frames, failed, crc, heard.hz, heard.peak, other_codec, wideband
         ),
+        IntercomEvent::Played {
+            slots,
+            dropped,
+            heard,
+        } => info!(
+            "intercom: speaker played {=u32} slots dropped {=u32} tone {=u32} Hz peak {=u16}",
+            slots, dropped, heard.hz, heard.peak
+        ),
     }
     Logged::Line
 }
