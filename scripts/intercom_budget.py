@@ -10,11 +10,10 @@ import re
 import subprocess
 
 FLASH_BUDGET = 384 * 1024
+# The budget for one member of a 16-member room, and the run's
+# gate. Measured: 94.5 KiB (statics 20,236 + heap peak 54,900 + stack
+# 21,604); the heap's peak moves by a few hundred bytes between runs.
 RAM_BUDGET = 96 * 1024
-# What the 16-member room may not exceed: the budget and 2 KiB for noise
-# in the heap's peak (runs of one build have measured the same; builds a
-# few hundred bytes apart). Measured: 95.3 KiB.
-RAM_GATE = 98 * 1024
 
 
 def sections(elf):

@@ -13,6 +13,17 @@ use alloc::vec::Vec;
 
 use satsuma_core::wire::frame_len;
 
+/// The largest message a door takes from the SFU: a Welcome for a
+/// 16-member room with its ratchet tree is 4,713 B (README, MLS message
+/// sizes). A larger one ends the link (and is logged), never the firmware.
+pub const LARGEST: usize = 16 * 1024;
+/// The boards' inbox buffer: media (about 200 B a frame) and every commit
+/// of a 16-member room (an add 1,163 B, a remove 1,016 B), read with no
+/// allocation. A larger message (a Welcome) is read into the heap for as
+/// long as it takes to handle it. 2 KiB, not 4: the RAM budget of a
+/// 16-member room (README).
+pub const BUFFER: usize = 2 * 1024;
+
 /// Why the stream cannot be read on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InboxError {

@@ -44,7 +44,7 @@ mod crc32;
 mod emulated_flash;
 mod error;
 mod flash_store;
-mod inbox;
+pub mod inbox;
 #[cfg(feature = "defmt")]
 pub mod log;
 pub mod speaker;

@@ -41,7 +41,7 @@ use satsuma_intercom::audio::{FRAME, Voice};
 use satsuma_intercom::log::Logged;
 use satsuma_intercom::tcp::{RX_BUFFER, TX_BUFFER, flush, read_into, write_all};
 use satsuma_intercom::{
-    EMULATED_ERASE_SIZE, EmulatedChip, FlashStore, Inbox, Intercom, IntercomConfig,
+    EMULATED_ERASE_SIZE, EmulatedChip, FlashStore, Inbox, Intercom, IntercomConfig, inbox,
 };
 use static_cell::{ConstStaticCell, StaticCell};
 
@@ -49,15 +49,6 @@ use static_cell::{ConstStaticCell, StaticCell};
 const SOCKETS: usize = 2;
 /// The host, as QEMU's user-mode network names it.
 const HOST: Ipv4Address = Ipv4Address::new(10, 0, 2, 2);
-/// The largest message the intercom takes from the SFU: a Welcome for a
-/// 16-member room with its ratchet tree is 4,713 B, an add commit 1,163 B
-/// (README, MLS message sizes). A larger one ends the link (and is
-/// logged), never the firmware.
-const MESSAGE: usize = 16 * 1024;
-/// The inbox's buffer: media, and the commits of a 16-member room (under
-/// 2 KB), with room to spare. A larger message (a Welcome) is read into
-/// the heap for as long as it takes to handle it.
-const INBOX_BUFFER: usize = 4 * 1024;
 /// The heap: MLS state, key packages, commits being built.
 const HEAP: usize = 160 * 1024;
 /// Waits between attempts to reach the SFU, doubling up to the last.
@@ -69,7 +60,7 @@ static NIC_BUFFERS: ConstStaticCell<Buffers> = ConstStaticCell::new(Buffers::new
 static TCP_RX: ConstStaticCell<[u8; RX_BUFFER]> = ConstStaticCell::new([0; RX_BUFFER]);
 static TCP_TX: ConstStaticCell<[u8; TX_BUFFER]> = ConstStaticCell::new([0; TX_BUFFER]);
 /// One message from the SFU, as it arrives.
-static INBOX: ConstStaticCell<[u8; INBOX_BUFFER]> = ConstStaticCell::new([0; INBOX_BUFFER]);
+static INBOX: ConstStaticCell<[u8; inbox::BUFFER]> = ConstStaticCell::new([0; inbox::BUFFER]);
 /// The intercom: the member and its call (see [`open_door`]).
 static DOOR: StaticCell<Intercom> = StaticCell::new();
 static HEAP_MEMORY: ConstStaticCell<[MaybeUninit<u8>; HEAP]> =
@@ -179,7 +170,7 @@ async fn run(spawner: Spawner) -> Result<bool, Failure> {
         },
     )?;
     let until = (args.seconds > 0).then(|| Instant::now() + Duration::from_secs(args.seconds));
-    let mut inbox = Inbox::new(INBOX.try_take().ok_or(Failure::Twice)?, MESSAGE);
+    let mut inbox = Inbox::new(INBOX.try_take().ok_or(Failure::Twice)?, inbox::LARGEST);
     let mut socket = TcpSocket::new(
         stack,
         TCP_RX.try_take().ok_or(Failure::Twice)?,
@@ -442,7 +433,6 @@ async fn call(
     info!(
         "intercom: connected to {}:{=u16}",
         Display2Format(&HOST),
-    let mut speaker = [0i16; FRAME];
         port
     );
     if door.link_up(now()).is_err() {
@@ -452,6 +442,7 @@ async fn call(
     inbox.clear();
     let mut next_frame = Instant::now();
     let mut out = [0u8; 512];
+    let mut speaker = [0i16; FRAME];
     loop {
         if flush(&mut writer, door).await.is_err() {
             return Ended::Link("write failed");
@@ -486,9 +477,6 @@ async fn call(
                 if let Err(e) = drained {
                     warn!("intercom: {}", Display2Format(&e));
                     return Ended::Link("the stream from the SFU cannot be read on");
-                // The speaker's 20 ms: this board has none, so the
-                // intercom only measures what it would play.
-                door.speaker_frame(&mut speaker);
                 }
             }
             Either3::Second(()) => {
@@ -498,6 +486,9 @@ async fn call(
                 // in a burst the desktops' playout would overflow with.
                 let late = Instant::now().saturating_duration_since(next_frame);
                 next_frame += Duration::from_millis(door.skip_missed(late.as_millis()));
+                // The speaker's 20 ms: this board has none, so the
+                // intercom only measures what it would play.
+                door.speaker_frame(&mut speaker);
                 let before = board::HEAP.allocations();
                 let frame = door.audio_frame(now(), &mut out);
                 if let Ok(Some(_)) = frame {
