@@ -248,6 +248,24 @@ pub fn ulaw_decode(byte: u8) -> i16 {
     if u & 0x80 != 0 { -magnitude } else { magnitude }
 }
 
+/// The gain a 24-bit MEMS microphone's samples get on their way to 16
+/// bits, as a shift: +24 dB. An INMP441 gives -26 dBFS at 94 dB SPL, so
+/// speech at a door (about 70 dB SPL at 30 cm) is -50 dBFS: 100 steps of
+/// a 16-bit sample, near µ-law's floor. With the gain it is near -26 dBFS,
+/// and the sample saturates from 96 dB SPL (a shout into the grille).
+pub const MIC_GAIN_SHIFT: u32 = 4;
+
+/// One sample of a 24-bit I2S microphone, read as two 16-bit words of its
+/// 32-bit slot (`high` first: the sample's top 16 bits; `low`: its last 8
+/// bits, then padding), as 16-bit PCM with [`MIC_GAIN_SHIFT`]'s gain,
+/// saturating.
+#[must_use]
+pub fn mic_sample(high: u16, low: u16) -> i16 {
+    let slot = (i32::from(high.cast_signed()) << 16) | i32::from(low & 0xFF00);
+    let sample = slot >> (16 - MIC_GAIN_SHIFT);
+    i16::try_from(sample).unwrap_or(if sample < 0 { i16::MIN } else { i16::MAX })
+}
+
 /// A sine tone, a sample at a time, from a quarter-wave table: no floating
 /// point, no `libm`. A board with no microphone sends it.
 #[derive(Debug, Clone)]
@@ -379,6 +397,26 @@ impl ToneMeter {
 #[allow(clippy::unwrap_used)] // Test code.
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_microphone_sample_gets_24_db_and_saturates() {
+        // The 24-bit sample 0x000100 is 1 in the high word: 16 with the
+        // gain; 0x000010, below the high word, is 1.
+        assert_eq!(mic_sample(0x0001, 0x0000), 16);
+        assert_eq!(mic_sample(0x0000, 0x1000), 1);
+        assert_eq!(mic_sample(0x0010, 0x0000), 256);
+        assert_eq!(mic_sample(0xFFF0, 0x0000), -256);
+        // The padding byte is ignored.
+        assert_eq!(mic_sample(0x0010, 0x00FF), 256);
+        assert_eq!(mic_sample(0x07FF, 0xF000), i16::MAX);
+        assert_eq!(mic_sample(0x07FF, 0x0000), 32_752);
+        // Past 1/16 of full scale: saturated, never wrapped.
+        assert_eq!(mic_sample(0x0800, 0x0000), i16::MAX);
+        assert_eq!(mic_sample(0x7FFF, 0xFF00), i16::MAX);
+        assert_eq!(mic_sample(0xF800, 0x0000), i16::MIN);
+        assert_eq!(mic_sample(0x8000, 0x0000), i16::MIN);
+        assert_eq!(mic_sample(0xFFFF, 0xFF00), -1);
+    }
 
     #[test]
     fn ulaw_has_g711s_code_points() {

@@ -15,11 +15,16 @@
 //!
 //! The Ethernet MAC runs from HCLK (at least 25 MHz for 100 Mbit/s) and
 //! the PHY's 50 MHz RMII reference clock.
+//!
+//! The I2S blocks run from the PLLI2S, from the same 1 MHz input: × N 256
+//! = 256 MHz, / R 2 = 128 MHz, which divides to exactly 8 kHz for the
+//! microphone's 32-bit slots (I2SDIV 125) and the amplifier's 16-bit ones
+//! (I2SDIV 250).
 
 use embassy_stm32::Config;
 use embassy_stm32::rcc::{
-    AHBPrescaler, APBPrescaler, Hse, HseMode, Pll, PllMul, PllPDiv, PllPreDiv, PllQDiv, PllSource,
-    Sysclk,
+    AHBPrescaler, APBPrescaler, Hse, HseMode, Pll, PllMul, PllPDiv, PllPreDiv, PllQDiv, PllRDiv,
+    PllSource, Sysclk,
 };
 use embassy_stm32::time::Hertz;
 
@@ -38,6 +43,13 @@ pub fn config() -> Config {
         divp: Some(PllPDiv::DIV2),
         divq: Some(PllQDiv::DIV7),
         divr: None,
+    });
+    config.rcc.plli2s = Some(Pll {
+        prediv: PllPreDiv::DIV8,
+        mul: PllMul::MUL256,
+        divp: None,
+        divq: None,
+        divr: Some(PllRDiv::DIV2),
     });
     config.rcc.sys = Sysclk::PLL1_P;
     config.rcc.ahb_pre = AHBPrescaler::DIV1;

@@ -4,12 +4,13 @@
 //! board, written once for its binaries; the intercom itself is
 //! `satsuma-intercom`, which knows no board.
 //!
-//! It does not decide anything about the call or the protocol, and it does
-//! not drive a microphone or a speaker yet (the intercom sends a tone; see
-//! README.md, "What is not done").
+//! It does not decide anything about the call or the protocol.
 //!
 //! - [`config`]: the clock tree for `embassy_stm32::init`: the ST-LINK's
-//!   8 MHz into the PLL, 168 MHz for the core, 48 MHz for the RNG.
+//!   8 MHz into the PLL, 168 MHz for the core, 48 MHz for the RNG, 128 MHz
+//!   for I2S.
+//! - [`audio`]: the microphone (INMP441, I2S2) and the amplifier
+//!   (MAX98357A, I2S3) at 8 kHz, through DMA ring buffers.
 //! - [`net`]: the Ethernet MAC (embassy-stm32's `eth`) with the board's
 //!   LAN8742A, and a MAC address made from the chip's unique ID.
 //! - [`store`]: the last two 128 KiB sectors of the flash as the
@@ -39,6 +40,7 @@
 //! gives; embassy-stm32 asserts on its own misuse.
 #![no_std]
 
+pub mod audio;
 mod button;
 mod clocks;
 mod heap;

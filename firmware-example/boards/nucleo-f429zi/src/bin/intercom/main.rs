@@ -6,9 +6,10 @@
 //! saved there), brings up Ethernet under embassy-net, gets an address by
 //! DHCP, connects to the SFU (`SATSUMA_SFU` at build time), asks it the
 //! time and joins the room (`SATSUMA_ROOM`). Then every 20 ms, while
-//! push-to-talk is on, it sends a 500 Hz tone as SFrame-sealed G.711
-//! µ-law; what it hears it opens, checksums and measures per member once a
-//! second (`satsuma_intercom::Intercom`). A lost link is resumed, or the
+//! push-to-talk is on, it sends the microphone's 20 ms (I2S, 8 kHz) as
+//! SFrame-sealed G.711 µ-law; what it hears it opens, mixes for the
+//! amplifier, and checksums and measures per member once a second
+//! (`satsuma_intercom::Intercom`). A lost link is resumed, or the
 //! room joined afresh, after a backoff; it runs until the power goes.
 //!
 //! The B1 button toggles push-to-talk (it starts off). LD1 (green) is lit
@@ -33,13 +34,16 @@ use embassy_stm32::Peri;
 use embassy_stm32::eth::{self, Ethernet, GenericPhy, Sma};
 use embassy_stm32::flash::Flash;
 use embassy_stm32::peripherals::{
-    ETH, ETH_SMA, EXTI13, FLASH, PA1, PA2, PA7, PA12, PB13, PC1, PC4, PC5, PC13, PG11, PG13, RNG,
+    DMA1_CH3, DMA1_CH5, ETH, ETH_SMA, EXTI13, FLASH, PA1, PA2, PA7, PA12, PA15, PB10, PB12, PB13,
+    PB15, PC1, PC4, PC5, PC10, PC12, PC13, PG11, PG13, RNG, SPI2, SPI3,
 };
 use embassy_stm32::rng::{self, Rng};
 use embassy_stm32::{bind_interrupts, exti, interrupt};
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+use embassy_sync::channel::Channel;
 use embassy_sync::signal::Signal;
 use embassy_time::{Duration, Instant, Timer};
+use satsuma_board_nucleo_f429zi::audio::{AMP_RING, Amplifier, MIC_RING, Microphone};
 use satsuma_board_nucleo_f429zi::net::{self as board_net, Nic, Queue};
 use satsuma_board_nucleo_f429zi::settings::{ROOM, SFU_ADDRESS, SFU_PORT};
 use satsuma_board_nucleo_f429zi::store::{self, SLOT_LEN, StoreFlash};
@@ -49,10 +53,10 @@ use satsuma_core::mls::{
     MemberInfo, MemoryStore, SatsumaCrypto, Session, SessionError, Store as _,
 };
 use satsuma_core::wire::RoomName;
-use satsuma_intercom::audio::Voice;
+use satsuma_intercom::audio::{FRAME, Voice};
 use satsuma_intercom::log::Logged;
 use satsuma_intercom::tcp::{RX_BUFFER, TX_BUFFER, flush, read_into, write_all};
-use satsuma_intercom::{FlashStore, Inbox, Intercom, IntercomConfig};
+use satsuma_intercom::{FlashStore, Inbox, Intercom, IntercomConfig, inbox};
 use static_cell::{ConstStaticCell, StaticCell};
 use zeroize::Zeroizing;
 use {defmt_rtt as _, panic_probe as _};
@@ -65,17 +69,6 @@ bind_interrupts!(struct Irqs {
 
 /// Sockets: DHCP's and the link's.
 const SOCKETS: usize = 2;
-/// The tone sent while push-to-talk is on, in Hz (the QEMU door's).
-const TONE_HZ: u32 = 500;
-/// The largest message the intercom takes from the SFU: a Welcome for a
-/// 16-member room with its ratchet tree is 4,713 B, an add commit 1,163 B
-/// (README, MLS message sizes). A larger one ends the link (and is
-/// logged), never the firmware.
-const MESSAGE: usize = 16 * 1024;
-/// The inbox's buffer: media, and the commits of a 16-member room (under
-/// 2 KB), with room to spare. A larger message (a Welcome) is read into
-/// the heap for as long as it takes to handle it.
-const INBOX_BUFFER: usize = 4 * 1024;
 /// The heap: MLS state, key packages, commits being built. 80 KiB holds
 /// the measured peaks of a 16-member room (README, "MLS on the
 /// microcontroller"): 39,036 B as a member joining, 71,412 B as its
@@ -90,7 +83,7 @@ static PACKETS: ConstStaticCell<Queue> = ConstStaticCell::new(Queue::new());
 static TCP_RX: ConstStaticCell<[u8; RX_BUFFER]> = ConstStaticCell::new([0; RX_BUFFER]);
 static TCP_TX: ConstStaticCell<[u8; TX_BUFFER]> = ConstStaticCell::new([0; TX_BUFFER]);
 /// One message from the SFU, as it arrives.
-static INBOX: ConstStaticCell<[u8; INBOX_BUFFER]> = ConstStaticCell::new([0; INBOX_BUFFER]);
+static INBOX: ConstStaticCell<[u8; inbox::BUFFER]> = ConstStaticCell::new([0; inbox::BUFFER]);
 /// The intercom: the member and its call (see [`open_door`]).
 static DOOR: StaticCell<Intercom> = StaticCell::new();
 static HEAP_MEMORY: ConstStaticCell<[MaybeUninit<u8>; HEAP_SIZE]> =
@@ -104,6 +97,43 @@ static PRESSED: Signal<CriticalSectionRawMutex, ()> = Signal::new();
 #[embassy_executor::task]
 async fn net(mut runner: Runner<'static, Nic>) -> ! {
     runner.run().await
+}
+
+/// The microphone's 20 ms frames for the call loop: the two newest.
+static MIC: Channel<CriticalSectionRawMutex, [i16; FRAME], 2> = Channel::new();
+/// What the speaker plays next, from the call loop.
+static SPEAKER: Channel<CriticalSectionRawMutex, [i16; FRAME], 2> = Channel::new();
+static MIC_DMA: ConstStaticCell<[u16; MIC_RING]> = ConstStaticCell::new([0; MIC_RING]);
+static AMP_DMA: ConstStaticCell<[u16; AMP_RING]> = ConstStaticCell::new([0; AMP_RING]);
+
+/// Reads the microphone for ever, at its clock; the call loop takes a
+/// frame every 20 ms, from the same crystal.
+#[embassy_executor::task]
+async fn microphone(mut mic: Microphone) -> ! {
+    let mut frame = [0i16; FRAME];
+    loop {
+        if mic.read(&mut frame).await.is_err() {
+            warn!("intercom: the microphone's DMA overran: a frame lost");
+            continue;
+        }
+        if MIC.try_send(frame).is_err() {
+            // The call loop fell behind: the oldest frame goes.
+            let _ = MIC.try_receive();
+            let _ = MIC.try_send(frame);
+        }
+    }
+}
+
+/// Plays what the call loop gives, or silence, for ever: the amplifier's
+/// clock paces it.
+#[embassy_executor::task]
+async fn amplifier(mut amp: Amplifier) -> ! {
+    loop {
+        let frame = SPEAKER.try_receive().unwrap_or([0; FRAME]);
+        if amp.write(&frame).await.is_err() {
+            warn!("intercom: the amplifier's DMA ran dry");
+        }
+    }
 }
 
 #[embassy_executor::task]
@@ -147,6 +177,18 @@ async fn main(spawner: Spawner) {
         },
         b1: p.PC13,
         b1_line: p.EXTI13,
+        audio: AudioParts {
+            mic_spi: p.SPI2,
+            mic_sd: p.PB15,
+            mic_ws: p.PB12,
+            mic_ck: p.PB10,
+            mic_dma: p.DMA1_CH3,
+            amp_spi: p.SPI3,
+            amp_sd: p.PC12,
+            amp_ws: p.PA15,
+            amp_ck: p.PC10,
+            amp_dma: p.DMA1_CH5,
+        },
     };
     if let Err(why) = run(spawner, parts, &mut leds).await {
         error!("intercom: FAILED: {}", why);
@@ -166,6 +208,21 @@ struct Parts {
     eth: EthParts,
     b1: Peri<'static, PC13>,
     b1_line: Peri<'static, EXTI13>,
+    audio: AudioParts,
+}
+
+/// The I2S blocks, their DMA streams and pins (README, "Wiring").
+struct AudioParts {
+    mic_spi: Peri<'static, SPI2>,
+    mic_sd: Peri<'static, PB15>,
+    mic_ws: Peri<'static, PB12>,
+    mic_ck: Peri<'static, PB10>,
+    mic_dma: Peri<'static, DMA1_CH3>,
+    amp_spi: Peri<'static, SPI3>,
+    amp_sd: Peri<'static, PC12>,
+    amp_ws: Peri<'static, PA15>,
+    amp_ck: Peri<'static, PC10>,
+    amp_dma: Peri<'static, DMA1_CH5>,
 }
 
 /// The Ethernet MAC, its management bus and its RMII pins.
@@ -217,6 +274,7 @@ async fn run(spawner: Spawner, p: Parts, leds: &mut Leds) -> Result<(), Failure>
     let door = open_door(session)?;
     let stack = start_network(spawner, p.eth, stack_seed)?;
     spawner.spawn(button(PushToTalk::new(p.b1, p.b1_line, Irqs)).map_err(|_| Failure::Twice)?);
+    start_audio(spawner, p.audio)?;
     stack.wait_config_up().await;
     if let Some(lease) = stack.config_v4() {
         info!(
@@ -227,7 +285,7 @@ async fn run(spawner: Spawner, p: Parts, leds: &mut Leds) -> Result<(), Failure>
     }
 
     door.set_talking(TALKING.load(Ordering::Relaxed));
-    let mut inbox = Inbox::new(INBOX.try_take().ok_or(Failure::Twice)?, MESSAGE);
+    let mut inbox = Inbox::new(INBOX.try_take().ok_or(Failure::Twice)?, inbox::LARGEST);
     let mut socket = TcpSocket::new(
         stack,
         TCP_RX.try_take().ok_or(Failure::Twice)?,
@@ -263,10 +321,11 @@ fn open_door(session: Session) -> Result<&'static mut Intercom, Failure> {
     let room = RoomName::new(ROOM).map_err(|_| Failure::Room)?;
     let config = IntercomConfig {
         room,
-        // G.711 until the board's microphone and amplifier are driven
-        // (I2S): the tone carries nothing G.722 would keep better.
+        // G.711: the microphone and the amplifier run at 8 kHz, which
+        // G.722's 16 kHz would not add to.
         voice: Voice::Pcmu,
-        tone_hz: TONE_HZ,
+        // Unused: the microphone's samples are sent, not a tone.
+        tone_hz: 0,
         report_every: core::time::Duration::from_secs(1),
     };
     DOOR.try_init_with(|| Intercom::new(session, config))
@@ -303,6 +362,30 @@ fn start_network(spawner: Spawner, p: EthParts, seed: u64) -> Result<Stack<'stat
     spawner.spawn(net(runner).map_err(|_| Failure::Twice)?);
     info!("intercom: MAC {:02x}, waiting for a DHCP lease", mac);
     Ok(stack)
+}
+
+/// The microphone and the amplifier, their tasks started.
+#[inline(never)]
+fn start_audio(spawner: Spawner, p: AudioParts) -> Result<(), Failure> {
+    let mic = Microphone::new(
+        p.mic_spi,
+        p.mic_sd,
+        p.mic_ws,
+        p.mic_ck,
+        p.mic_dma,
+        MIC_DMA.try_take().ok_or(Failure::Twice)?,
+    );
+    let amp = Amplifier::new(
+        p.amp_spi,
+        p.amp_sd,
+        p.amp_ws,
+        p.amp_ck,
+        p.amp_dma,
+        AMP_DMA.try_take().ok_or(Failure::Twice)?,
+    );
+    spawner.spawn(microphone(mic).map_err(|_| Failure::Twice)?);
+    spawner.spawn(amplifier(amp).map_err(|_| Failure::Twice)?);
+    Ok(())
 }
 
 /// The member saved in the flash store, resumed; or a new one, saved
@@ -396,6 +479,7 @@ async fn call(
     inbox.clear();
     let mut next_frame = Instant::now();
     let mut out = [0u8; 512];
+    let mut speaker = [0i16; FRAME];
     loop {
         if flush(&mut writer, door).await.is_err() {
             return "write failed";
@@ -436,7 +520,12 @@ async fn call(
                 // send a burst.
                 let late = Instant::now().saturating_duration_since(next_frame);
                 next_frame += Duration::from_millis(door.skip_missed(late.as_millis()));
-                match door.audio_frame(now(), &mut out) {
+                // The microphone's newest 20 ms (silence if it has none
+                // yet) out; the speaker's next 20 ms in.
+                let pcm = MIC.try_receive().unwrap_or([0; FRAME]);
+                door.speaker_frame(&mut speaker);
+                let _ = SPEAKER.try_send(speaker);
+                match door.audio_frame_from(now(), &pcm, &mut out) {
                     Ok(Some(n)) => {
                         if write_all(&mut writer, &out[..n]).await.is_err() {
                             return "write failed";
