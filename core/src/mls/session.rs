@@ -911,7 +911,7 @@ impl Session {
             .lock()
             .iter()
             .map(|(id, data)| Ok((id.clone(), data.mls_encode_to_vec()?)))
-            .collect::<Result<Vec<_>, mls_rs::mls_rs_codec::Error>>()
+            .collect::<Result<Vec<_>, mls_rs_codec::Error>>()
             .map_err(|_| SessionError::CorruptState)?;
         let record = Record {
             version: RECORD_VERSION,
