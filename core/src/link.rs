@@ -46,7 +46,8 @@ use core::time::Duration;
 use crate::committer::{CommitterError, Event, Group, Member, Status};
 use crate::resume::{Cursor, CursorLimits};
 use crate::wire::{
-    self, Blob, Down, Entry, ErrorCode, LinkMsg, Media, Message as _, ToClient, ToServer, limits,
+    self, Blob, Down, Entry, ErrorCode, LinkMsg, Media, Message as _, ToClient, ToServer, Up,
+    limits,
 };
 use crate::{Instant, UnixTime};
 
@@ -260,6 +261,11 @@ impl<G: Group> Connection<G> {
                     // (4.7 KB in a 16-member room) is held while the
                     // commit is processed, the heap's peak on a board.
                     Down::Entry { seq, entry } => {
+                        if let Entry::Committed { conn, commit } = &entry
+                            && self.member.conn() == Some(*conn)
+                        {
+                            self.cursor.commit_logged(commit.epoch);
+                        }
                         let _ = self.member.handle_log_entry(now, seq, &entry);
                         self.event(LinkEvent::Log { seq, entry });
                     }
@@ -405,6 +411,14 @@ impl<G: Group> Connection<G> {
         Ok(())
     }
 
+    /// How many control messages sent on this seat are kept for a resume
+    /// (the delivery service may not have handled them yet), and their
+    /// bytes.
+    #[must_use]
+    pub fn kept_for_resume(&self) -> (usize, usize) {
+        self.cursor.kept()
+    }
+
     /// The member: its status, group, roster and keys.
     #[must_use]
     pub fn member(&self) -> &Member<G> {
@@ -476,10 +490,14 @@ impl<G: Group> Connection<G> {
                 // their bounds): the log's deadline hands the work on.
                 continue;
             };
-            if matches!(message, ToServer::Control(_)) {
-                // Kept before it is sent: a message lost with the
-                // transport is sent again on a resume.
-                self.cursor.sent(body.clone());
+            // Kept before it is sent: a message lost with the transport is
+            // sent again on a resume.
+            match &message {
+                ToServer::Control(Up::Commit(commit)) => {
+                    self.cursor.sent_commit(commit.epoch, body.clone());
+                }
+                ToServer::Control(_) => self.cursor.sent(body.clone()),
+                _ => {}
             }
             if self.phase != Phase::Down {
                 self.out.push_back(body);
@@ -800,6 +818,10 @@ mod tests {
             e,
             LinkEvent::Log { entry: Entry::Committed { conn, .. }, .. } if Some(*conn) == door.member().conn()
         )));
+        // The log showed the door's commit: the delivery service handled
+        // it and what the door sent before (the group's creation), so
+        // nothing is kept for a resume, the commit's Welcome included.
+        assert_eq!(door.kept_for_resume(), (0, 0));
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The member's side of the resume protocol.
 
+use alloc::vec::Vec;
+
 use super::history::History;
 use super::{ResumeError, Token};
 use crate::wire::{ConnId, Open, RoomName};
@@ -33,7 +35,15 @@ pub struct Cursor<B> {
     received: u64,
     sent: History<B>,
     limits: CursorLimits,
+    /// The commits in flight: each one's epoch, and how many messages had
+    /// been sent on this seat with it (the earliest, if several were sent
+    /// for one epoch).
+    commits: Vec<(u64, u64)>,
 }
+
+/// Commits in flight remembered at most: a member has one at a time, and
+/// a few more only when the log refuses them.
+const COMMITS: usize = 4;
 
 impl<B: AsRef<[u8]>> Cursor<B> {
     /// No seat yet.
@@ -44,6 +54,7 @@ impl<B: AsRef<[u8]>> Cursor<B> {
             received: 0,
             sent: History::default(),
             limits,
+            commits: Vec::new(),
         }
     }
 
@@ -82,6 +93,45 @@ impl<B: AsRef<[u8]>> Cursor<B> {
         }
     }
 
+    /// A commit for `epoch` is sent: kept as [`Cursor::sent`] keeps any
+    /// message, and remembered, so that the log showing it lets this
+    /// member forget it and everything it sent before
+    /// ([`Cursor::commit_logged`]).
+    pub fn sent_commit(&mut self, epoch: u64, message: B) {
+        self.sent(message);
+        if !self.commits.iter().any(|&(e, _)| e == epoch) {
+            if self.commits.len() == COMMITS {
+                self.commits.remove(0);
+            }
+            self.commits.push((epoch, self.sent.sent()));
+        }
+    }
+
+    /// The room's log shows this member's commit for `epoch`. The delivery
+    /// service handled it and, taking a seat's messages in order, every
+    /// message sent before it: a resume will never ask for them again, so
+    /// they are forgotten. Without this, a committer kept every commit and
+    /// Welcome it sent until the limits pushed them out (a
+    /// microcontroller's RAM held 2 KB for each member it added).
+    ///
+    /// Where two commits were sent for `epoch` (the first refused), only
+    /// the messages up to the first are forgotten: the log may show
+    /// either.
+    pub fn commit_logged(&mut self, epoch: u64) {
+        if let Some(&(_, through)) = self.commits.iter().find(|&&(e, _)| e == epoch) {
+            // An error: the limits forgot more already.
+            let _ = self.sent.acknowledge(through);
+        }
+        self.commits.retain(|&(e, _)| e > epoch);
+    }
+
+    /// How many of the messages sent are kept for a resume, and their
+    /// bytes.
+    #[must_use]
+    pub fn kept(&self) -> (usize, usize) {
+        (self.sent.len(), self.sent.bytes())
+    }
+
     /// The message that takes the seat over on a new link, if there is a
     /// seat to take.
     #[must_use]
@@ -115,5 +165,63 @@ impl<B: AsRef<[u8]>> Cursor<B> {
         self.seat = None;
         self.received = 0;
         self.sent.clear();
+        self.commits.clear();
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Test code.
+mod tests {
+    use super::*;
+
+    fn cursor() -> Cursor<Vec<u8>> {
+        Cursor::new(CursorLimits::default())
+    }
+
+    fn replayed(cursor: &mut Cursor<Vec<u8>>, received: u64) -> Vec<Vec<u8>> {
+        cursor.resumed(received).unwrap().cloned().collect()
+    }
+
+    #[test]
+    fn a_logged_commit_forgets_it_and_what_came_before() {
+        let mut c = cursor();
+        c.sent(b"key package".to_vec());
+        c.sent_commit(5, b"commit".to_vec());
+        c.sent(b"after".to_vec());
+        c.commit_logged(5);
+        assert_eq!(c.kept(), (1, 5));
+        // A resume from where the delivery service is still works: it
+        // handled the commit, so it has received at least 2.
+        assert_eq!(replayed(&mut c, 2), [b"after".to_vec()]);
+        assert!(
+            c.resumed(1).is_err(),
+            "forgotten: no resume from before the commit"
+        );
+    }
+
+    #[test]
+    fn of_two_commits_for_one_epoch_only_what_came_up_to_the_first_is_forgotten() {
+        let mut c = cursor();
+        c.sent_commit(5, b"first".to_vec());
+        c.sent(b"between".to_vec());
+        c.sent_commit(5, b"second".to_vec());
+        c.commit_logged(5);
+        assert_eq!(
+            replayed(&mut c, 1),
+            [b"between".to_vec(), b"second".to_vec()]
+        );
+    }
+
+    #[test]
+    fn another_epochs_commit_or_a_new_seat_forgets_nothing() {
+        let mut c = cursor();
+        c.sent_commit(5, b"commit".to_vec());
+        c.commit_logged(6);
+        c.commit_logged(4);
+        assert_eq!(c.kept(), (1, 6), "not this member's commit for 4 or 6");
+        c.reset();
+        c.sent(b"join".to_vec());
+        c.commit_logged(5);
+        assert_eq!(c.kept(), (1, 4), "the old seat's commit is not this seat's");
     }
 }
