@@ -31,6 +31,10 @@
 #   - the door hears each talking member's tone (four talk, the others
 #     listen) in its codec, and every desktop
 #     opens the door's G.722 and hears its 500 Hz;
+#   - the door is the room's committer while no member that can commit
+#     is there: the first six desktops leave commits to others
+#     (`--no-commit`, as an intercom does), so the door commits the adds
+#     up to a room of 8, and its RAM then is printed;
 #   - the door commits the removals when the last desktop leaves (no
 #     member that can commit is left: it falls back to the door);
 #   - the RAM it took as one member of the 16-member room (statics, heap
@@ -290,6 +294,7 @@ EOF
 echo "=== a 16-member room: the door speaking G.722, 15 desktops"
 room=room-$$
 talkers=4
+door_commits=6
 boot_door room "$room" 55 g722
 wait_log "$work/room.log" "^intercom: epoch 0 " 600 || true
 members=()
@@ -301,8 +306,14 @@ for i in $(seq 1 15); do
     # up with beside 15 desktops on two host cores.
     talk=(--tone $((350 + 50 * i)))
     [ "$i" -gt "$talkers" ] && talk=(--no-audio)
+    # M1-M6 leave the commits to others, as an intercom does: with no
+    # member that can commit, the door commits their adds, and M7's,
+    # making a room of 8 (or more, where adds come together); M7 takes
+    # over from there.
+    commit=()
+    [ "$i" -le "$door_commits" ] && commit=(--no-commit)
     timeout --kill-after=10 90 "$headless" --server "$http" --room "$room" --name "M$i" \
-        --codec "$codec" --no-video "${talk[@]}" --seconds 30 \
+        --codec "$codec" --no-video "${talk[@]}" "${commit[@]}" --seconds 30 \
         >"$work/m$i.jsonl" 2>"$work/m$i.err" &
     members+=($!)
     pids+=($!)
@@ -406,6 +417,24 @@ for name, ev in desks.items():
 check(len(hearing) == 15, f"every desktop opens the door's G.722 and hears its 500 Hz ({len(hearing)} of 15)")
 last = max(epochs) if epochs else -1
 committed = [l for l in door if l.startswith("intercom: committed epoch")]
+# The door as the room's committer: the adds of M1-M6, which leave the
+# commits to others, and of M7, the first that can commit.
+adds = []
+for l in committed:
+    m = re.match(r"intercom: committed epoch (\d+): (\d+) added", l)
+    if m and int(m.group(2)) > 0:
+        adds.append(int(m.group(1)))
+largest = max((epochs.get(e, ("", 0))[1] for e in adds), default=0)
+check(largest >= 8, f"the door committed the adds of a room of {largest} as its committer (epochs {adds})")
+committer_memory = [l for l in memory_lines(door) if l[0] in adds]
+if committer_memory:
+    epoch, members, _, peak, stack = max(committer_memory, key=lambda l: l[3])
+    _, sizes = flash(elf)
+    whole = final_memory(door)
+    if whole:
+        total, statics = ram(sizes, whole[1], peak, stack, emulated_flash(elf))
+        print(f"RAM as the committer of the room up to {largest} members: {total} bytes ({total / 1024:.1f} KiB) "
+              f"= statics {statics} + heap peak {peak} + stack high-water {stack}")
 check(epochs.get(last, ("", 0))[1] == 1 and any(f"committed epoch {last}:" in l for l in committed),
       f"the door committed the last removals itself (epoch {last}: {committed[-1] if committed else 'none'})")
 

@@ -126,6 +126,12 @@ pub struct CallConfig {
     pub preview: bool,
     /// Local addresses for ICE host candidates.
     pub ips: Vec<std::net::IpAddr>,
+    /// Whether this member takes its turn as the room's committer (true).
+    /// A device that should not spend the work (an MLS commit for a large
+    /// room is the heaviest thing a member does) says `false`, as an
+    /// intercom does: the committer rule then passes it over, and falls
+    /// back to it only when no member that can commit is left.
+    pub can_commit: bool,
 }
 
 impl CallConfig {
@@ -149,6 +155,7 @@ impl CallConfig {
             levels: false,
             preview: false,
             ips: vec![std::net::IpAddr::from([127, 0, 0, 1])],
+            can_commit: true,
         }
     }
 }
@@ -247,7 +254,7 @@ impl Call {
             MemberConfig {
                 room: room.clone(),
                 capabilities: Capabilities {
-                    can_commit: true,
+                    can_commit: config.can_commit,
                     transport: Transport::WebRtc,
                 },
             },

@@ -120,6 +120,10 @@ struct Args {
     /// Milliseconds between `media` reports.
     #[arg(long, default_value_t = 1000)]
     stats_ms: u64,
+    /// Leave the room's commits to the other members (as an intercom
+    /// does); this one commits only when no member that can is left.
+    #[arg(long)]
+    no_commit: bool,
 }
 
 /// `default` is the system's default device.
@@ -225,6 +229,7 @@ async fn run() -> ExitCode {
         AudioOutput::Device(device_name(&name))
     });
     config.audio_codec = args.codec;
+    config.can_commit = !args.no_commit;
     config.video = match (args.no_video, args.camera) {
         (true, _) => VideoInput::None,
         (false, Some(name)) => VideoInput::Camera(device_name(&name)),
