@@ -63,6 +63,28 @@ impl PeakHeap {
         self.peak.fetch_max(to, Ordering::Relaxed);
     }
 
+    /// The bytes [`PeakHeap::used`] counts for a block of `bytes` (the
+    /// allocator rounds sizes up), measured by allocating one: a message
+    /// sized exactly, as MLS encodes them, counts for more than its length.
+    /// Zero if the heap has no room for it. The counters and the block
+    /// table do not see the probe.
+    pub fn counted(&self, bytes: usize) -> usize {
+        let Ok(layout) = Layout::from_size_align(bytes.max(1), 1) else {
+            return 0;
+        };
+        let before = self.used();
+        // SAFETY: the layout has a non-zero size; the block is freed right
+        // away with the same layout and never touched.
+        let ptr = unsafe { GlobalAlloc::alloc(&self.heap, layout) };
+        if ptr.is_null() {
+            return 0;
+        }
+        let counted = self.used() - before;
+        // SAFETY: `ptr` came from this inner heap with this layout.
+        unsafe { GlobalAlloc::dealloc(&self.heap, ptr, layout) };
+        counted
+    }
+
     /// Highest offset into the heap ever allocated, one past the block's
     /// end.
     pub fn top(&self) -> usize {

@@ -6,8 +6,8 @@
 //!
 //! - **held**: after each of M's operations, the heap in use minus what was
 //!   in use just before it, less the bytes of the message it returned for
-//!   the driver to send (a key package, a commit); summed over M's
-//!   operations. Nobody else runs inside them, and inputs (a Welcome, a
+//!   the driver to send (a key package, a commit; as the heap counts them,
+//!   rounded up); summed over M's operations. Nobody else runs inside them, and inputs (a Welcome, a
 //!   commit, frames) are the driver's, allocated before, so this is exactly
 //!   what M's state keeps. Dropping M frees it all, which the run checks.
 //! - **peak**: during one operation, M's held bytes before it plus the most
@@ -21,7 +21,7 @@ use alloc::format;
 use alloc::vec::Vec;
 
 use cortex_m_semihosting::hprintln;
-use satsuma_board_mps2_an386::{Blocks, measure_blocks};
+use satsuma_board_mps2_an386::{Blocks, HEAP, measure_blocks};
 use satsuma_core::Instant;
 use satsuma_core::mls::{
     Commit, Event, MemberInfo, MemoryStore, SatsumaCrypto, Session, SessionConfig, SessionError,
@@ -163,7 +163,8 @@ fn no_message<T>(_: &T) -> usize {
 
 fn commit_bytes(commit: &Result<Commit, impl Sized>) -> usize {
     commit.as_ref().map_or(0, |c| {
-        c.commit.capacity() + c.welcome.as_ref().map_or(0, Vec::capacity)
+        HEAP.counted(c.commit.capacity())
+            + c.welcome.as_ref().map_or(0, |w| HEAP.counted(w.capacity()))
     })
 }
 
@@ -208,7 +209,7 @@ fn scenario(chip: &'static Chip, report: &mut Report) -> Result<(), Failed> {
     let key_package = meter.op(
         "publish a key package",
         || m.key_package(),
-        |kp| kp.as_ref().map_or(0, Vec::capacity),
+        |kp| kp.as_ref().map_or(0, |kp| HEAP.counted(kp.capacity())),
     );
     let key_package = need("M publishes a key package", key_package)?;
 
