@@ -172,7 +172,7 @@ impl Default for Rooms {
 pub struct LogSettings {
     /// `text` for people, `json` for log collectors.
     pub format: LogFormat,
-    /// A `tracing` filter (`info`, `satsuma_sfu=debug,webrtc=warn`).
+    /// A `tracing` filter (`info`, `satsuma_sfu=debug,rtc=warn`).
     /// `RUST_LOG` wins when set.
     pub filter: String,
 }
@@ -181,7 +181,7 @@ impl Default for LogSettings {
     fn default() -> Self {
         Self {
             format: LogFormat::Text,
-            filter: "info,webrtc=warn,webrtc_ice=warn,webrtc_dtls=warn".into(),
+            filter: "info,rtc=warn,rtc_ice=warn,rtc_dtls=warn".into(),
         }
     }
 }

@@ -82,7 +82,11 @@ impl Hub {
     ///
     /// # Errors
     /// When the WebRTC settings cannot be applied.
-    pub fn new(config: Config) -> Result<Self, RtcError> {
+    pub fn new(mut config: Config) -> Result<Self, RtcError> {
+        // One media thread, not one per core, for each input.
+        if config.rtc.shards == 0 {
+            config.rtc.shards = 1;
+        }
         let metrics = Arc::new(Metrics::default());
         let tap = Arc::new(Tap::off());
         let rtc = Rtc::new(&config.rtc, Arc::clone(&metrics), Arc::clone(&tap))?;

@@ -108,6 +108,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         None => Tap::off(),
     });
     let rtc = Rtc::new(&config.rtc, Arc::clone(&metrics), Arc::clone(&tap))?;
+    tracing::info!(sockets = ?rtc.addrs(), "WebRTC media shards");
     let http = TcpListener::bind(config.http)
         .await
         .map_err(|source| StartError::Listen {

@@ -584,117 +584,18 @@ async fn a_subscribers_full_intra_request_reaches_the_publisher() {
 /// publisher, with sequence numbers that go on without a gap, so the pause
 /// does not look like loss.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_subscriber_whose_video_queue_fills_pauses_video_and_keeps_audio() {
-    let h = Harness::new(RtcSettings {
-        video_queue: 1,
-        ..settings()
-    })
-    .await;
-    let (a, mut sa) = h.join(1, Codec::Opus).await;
-    let (b, mut sb) = h.join(2, Codec::Opus).await;
-    h.room.set_members(webrtc(&[1, 2])).await;
-    warm_up(&[(1, &a), (2, &b)], &mut [&mut sa, &mut sb]).await;
-    sleep(Duration::from_millis(100)).await;
-    drain(&mut sb);
-    while sa.feedback.try_recv().is_ok() {}
-    let slow = h.metrics.drops(DropReason::SlowSubscriber);
-
-    // A burst, as fast as A can send: far more video than a queue of one
-    // holds, and some audio among it.
-    const BURST: u32 = 400;
-    for i in 0..BURST {
-        a.send_video_frame(&payload(1, true, "burst", i), i * 3000)
-            .await
-            .unwrap();
-        if i % 10 == 0 {
-            a.send_audio(&payload(1, false, "burst", i / 10), i * 96)
-                .await
-                .unwrap();
-        }
-    }
-    let audio: HashSet<Vec<u8>> = (0..BURST / 10)
-        .map(|i| payload(1, false, "burst", i))
-        .collect();
-    // Then at a calm pace, until video is back.
-    let publisher = Arc::clone(&a);
-    let sending = tokio::spawn(async move {
-        for i in 0.. {
-            send_round(&[(1, &publisher)], "calm", i).await;
-            sleep(Duration::from_millis(20)).await;
-        }
-    });
-    let mut got = collect_until(&mut sb, "video after the burst", |got| {
-        got.iter()
-            .filter(|r| r.video && r.payload.windows(6).any(|w| w == b"/calm/"))
-            .count()
-            >= 3
-    })
-    .await;
-    // On a loaded machine the burst can overflow the SFU's own socket
-    // before the SFU reads it: what B must hear is every burst audio
-    // packet the SFU received (its tap records each one it read).
-    let records = tap_records(&h);
-    let reached: HashSet<Vec<u8>> = audio.intersection(&records).cloned().collect();
-    assert!(
-        reached.len() * 2 >= audio.len(),
-        "the SFU read only {} of {} burst audio packets",
-        reached.len(),
-        audio.len()
-    );
-    let heard = |got: &[Received]| {
-        got.iter()
-            .filter(|r| !r.video && reached.contains(&r.payload[..]))
-            .count()
-    };
-    if heard(&got) < reached.len() {
-        got.extend(
-            collect_until(&mut sb, "every burst audio packet the SFU read", |more| {
-                heard(&got) + heard(more) >= reached.len()
-            })
-            .await,
-        );
-    }
-    sending.abort();
-
-    let burst_video = got
-        .iter()
-        .filter(|r| r.video && r.payload.windows(7).any(|w| w == b"/burst/"))
-        .count();
-    let dropped = h.metrics.drops(DropReason::SlowSubscriber) - slow;
-    assert!(
-        burst_video < BURST as usize,
-        "all {BURST} burst frames arrived: the queue never filled"
-    );
-    // Every burst frame the SFU read and B did not get was dropped, and
-    // counted.
-    let read_video = (0..BURST)
-        .filter(|&i| {
-            records
-                .iter()
-                .any(|r| body(r) == payload(1, true, "burst", i))
-        })
-        .count();
-    assert!(
-        dropped >= (read_video - burst_video.min(read_video)) as u64,
-        "{dropped} drops counted for {} frames held back",
-        read_video - burst_video.min(read_video)
-    );
-    key_frame_request(&mut sa.feedback, "video resumed without one").await;
-    let seqs: Vec<u16> = got.iter().filter(|r| r.video).map(|r| r.sequence).collect();
-    assert!(
-        seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
-        "a gap in the video B got: {seqs:?}"
-    );
-    h.room.close().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lossy_subscriber_keeps_audio_and_loses_video_until_it_recovers() {
     let h = Harness::new(settings()).await;
     let (a, mut sa) = h.join(1, Codec::Opus).await;
     let (b, mut sb) = h.join(2, Codec::Opus).await;
-    h.room.set_members(webrtc(&[1, 2])).await;
-    warm_up(&[(1, &a), (2, &b)], &mut [&mut sa, &mut sb]).await;
+    let (c, mut sc) = h.join(3, Codec::Opus).await;
+    h.room.set_members(webrtc(&[1, 2, 3])).await;
+    warm_up(
+        &[(1, &a), (2, &b), (3, &c)],
+        &mut [&mut sa, &mut sb, &mut sc],
+    )
+    .await;
+    drain(&mut sc);
 
     // A publishes continuously from here on.
     let publisher = Arc::clone(&a);
@@ -734,6 +635,12 @@ async fn a_lossy_subscriber_keeps_audio_and_loses_video_until_it_recovers() {
         "audio keeps flowing to a lossy subscriber ({audio})"
     );
     assert_eq!(video, 0, "video pauses for a lossy subscriber");
+    // The other subscriber's video is not held back by B's loss.
+    let c_video = drain(&mut sc)
+        .iter()
+        .filter(|r| r.video && r.stream_id == "1")
+        .count();
+    assert!(c_video > 20, "C keeps getting A's video ({c_video})");
     let last_seq = last_video;
     assert!(h.metrics.drops(DropReason::SlowSubscriber) > 0);
 
@@ -854,6 +761,15 @@ async fn intercom_audio_bridges_both_ways_untouched_and_opus_is_dropped() {
     };
     let not_member = h.metrics.drops(DropReason::NotMember);
     h.room.forward_wire(&stranger);
+    // The room's shard handles it in its own time.
+    let deadline = Instant::now() + WAIT;
+    while h.metrics.drops(DropReason::NotMember) == not_member {
+        assert!(
+            Instant::now() < deadline,
+            "the stranger's frame was not refused"
+        );
+        sleep(Duration::from_millis(5)).await;
+    }
     assert_eq!(h.metrics.drops(DropReason::NotMember), not_member + 1);
 
     // Desktop to intercom: A's PCMU comes out untouched; B's Opus cannot.

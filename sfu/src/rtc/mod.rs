@@ -1,12 +1,20 @@
-//! WebRTC for desktop clients: one peer connection per client, every
-//! member's tracks forwarded to every other member, payloads untouched.
+//! WebRTC for desktop clients, on `rtc` (webrtc-rs's sans-IO core): one
+//! peer connection per client, every member's tracks forwarded to every
+//! other member, payloads untouched.
 //!
-//! The SFU makes every offer (non-trickle: candidates are gathered before an
-//! offer leaves). A client's first offer has a receive-only audio and video
-//! transceiver for what the client publishes, and a send-only transceiver
-//! per track of every other member. Membership, publications and intercom
-//! members change the set; the SFU then offers again, one offer at a time
-//! per peer.
+//! Shards ([`shard`]), each one thread with one UDP socket, own the rooms
+//! placed on them and drive their peer connections without a task, channel
+//! or lock per packet; the rest of the server talks to a room's shard with
+//! commands through [`RtcRoom`]. Each peer connection is ICE-lite with
+//! random credentials and its shard's socket as its only candidate; the
+//! shard routes a datagram by the ufrag its STUN check names, then by the
+//! address it came from.
+//!
+//! The SFU makes every offer. A client's first offer has a receive-only
+//! audio and video transceiver for what the client publishes, and a
+//! send-only transceiver per track of every other member. Membership,
+//! publications and intercom members change the set; the SFU then offers
+//! again, one offer at a time per peer.
 //!
 //! A forwarded track has the stream id `<publisher conn id>` (decimal) and
 //! the track id `<publisher conn id>-audio` or `<publisher conn id>-video`;
@@ -15,78 +23,63 @@
 //! Every RTP payload is one protected frame (`core::media`'s layout), and
 //! the SFU reads its SFrame header: a packet whose KID does not name its
 //! publisher's leaf in an epoch receivers still open is dropped before it
-//! reaches any queue (`core::committer::Senders`, kept by the room's log
-//! and handed over with [`RtcRoom::set_senders`]).
+//! is written to any subscriber (`core::committer::Senders`, kept by the
+//! room's log and handed over with [`RtcRoom::set_senders`]).
 //!
 //! What it does not do: decode, mix, transcode or look inside a payload
 //! beyond that header; simulcast; answer a NACK from a cache (NACKs, PLIs
-//! and FIRs go to the publisher).
+//! and FIRs go to the publisher, with its SSRC and sequence numbers).
 //!
-//! Slow subscribers lose video, never audio: each subscriber has a bounded
-//! audio and video queue drained by one writer task (audio first). A full
-//! video queue, or receiver reports saying the subscriber loses more than
-//! [`RtcSettings::loss_pause_percent`] (or a REMB under
-//! [`RtcSettings::remb_pause_bps`]), pause its video; it resumes with a
-//! key-frame request to the publisher once the queue has drained and no bad
-//! report came for [`RtcSettings::recover_after_ms`]. Sequence numbers are
-//! rewritten per subscriber on resume, so a pause is not reported as loss.
-//!
-//! Feedback: a subscriber's PLI, FIR and NACK go to the publisher with the
-//! publisher's SSRC (NACKed sequence numbers mapped back). The SFU has no
-//! NACK responder and no NACK generator: the publisher retransmits, and the
-//! retransmission is forwarded to every subscriber of the track (a
-//! duplicate for those that did not lose it).
-//!
-//! Limits: a removed track leaves an inactive media section behind
-//! (webrtc-rs cannot reuse a stopped sender), so offers grow with churn; an
-//! offer is about 400 bytes per media section and must fit
-//! [`satsuma_core::wire::limits::SDP`]. A client that never answers stalls
-//! its own renegotiation (not the others'). Forwarding resumes after a pause
-//! at the next packet, not at a key frame: the SFU asks for one and the
-//! subscriber may get a few undecodable delta frames first.
+//! Slow subscribers lose video, never audio: receiver reports saying a
+//! subscriber loses more than [`RtcSettings::loss_pause_percent`] (or a
+//! REMB under [`RtcSettings::remb_pause_bps`]) pause its video; it resumes
+//! with a key-frame request to the publisher once no bad report came for
+//! [`RtcSettings::recover_after_ms`]. Sequence numbers are rewritten per
+//! subscriber on resume, so a pause is not reported as loss. Nothing is
+//! queued per subscriber: a packet is written to the shared socket when it
+//! is forwarded, so a subscriber that reads slowly loses packets in the
+//! network, not the others' place in a queue.
 
-mod cancel;
-mod engine;
-mod room;
+mod feedback;
+mod forward;
+mod negotiate;
+mod peer;
+mod relay;
+mod shard;
+mod stun;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use satsuma_core::committer::Senders;
 use satsuma_core::wire::{ConnId, Media, Signal, Transport};
+use tokio::sync::{mpsc, oneshot};
 
+use self::shard::{Command, Shard};
 use crate::metrics::Metrics;
 use crate::tap::Tap;
-
-use self::room::RoomInner;
 
 /// WebRTC settings (`[rtc]` in the config file).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RtcSettings {
-    /// Lowest UDP port for ICE. `port_min = 0` and `port_max = 0` (the
-    /// default) let the OS pick any port.
+    /// Media threads (shards), each with one UDP socket; a room lives on
+    /// one. 0 (the default): one per core.
+    pub shards: usize,
+    /// The first shard's UDP port; shard `i` takes `port_min + i`, which
+    /// must not pass `port_max`. `port_min = 0` (the default) lets the OS
+    /// pick each port.
     pub port_min: u16,
-    /// Highest UDP port for ICE (see `port_min`). Default 0.
+    /// The highest port a shard may take (see `port_min`). Default 0.
     pub port_max: u16,
-    /// Local addresses ICE gathers host candidates on. Empty means every
-    /// non-loopback interface. Default `["127.0.0.1"]`: loopback only, for
-    /// a local setup; a deployment lists its interface address here.
+    /// The address the shards' sockets bind to: the first of the list.
+    /// Default `["127.0.0.1"]`, for a local setup; a deployment names its
+    /// interface address (or `0.0.0.0` with `nat_1to1_ips`).
     pub ips: Vec<IpAddr>,
-    /// Public addresses of a 1:1 NAT, announced as host candidates instead
-    /// of the local addresses. Default none.
+    /// The address announced as the candidate instead of the bound one
+    /// (the first of the list): a 1:1 NAT's public address. Default none.
     pub nat_1to1_ips: Vec<String>,
-    /// STUN server URLs (`stun:host:port`) for server-reflexive candidates.
-    /// Default none.
-    pub stun_servers: Vec<String>,
-    /// Gather IPv4 UDP candidates only. Default `true`.
-    pub udp4_only: bool,
-    /// Audio packets queued per subscriber before audio is dropped.
-    /// Default 256 (about five seconds of 20 ms frames from 2-3 speakers).
-    pub audio_queue: usize,
-    /// Video packets queued per subscriber before its video pauses.
-    /// Default 512.
-    pub video_queue: usize,
     /// Receiver-reported loss, in percent, above which a subscriber's video
     /// pauses. Default 10.
     pub loss_pause_percent: u8,
@@ -96,39 +89,44 @@ pub struct RtcSettings {
     /// How long, in milliseconds, a subscriber's reports must stay good
     /// before its video resumes. Default 3000.
     pub recover_after_ms: u64,
-    /// How long, in milliseconds, ICE candidate gathering may take before
-    /// an offer leaves anyway. Default 5000.
-    pub gather_timeout_ms: u64,
 }
 
 impl Default for RtcSettings {
     fn default() -> Self {
         Self {
+            shards: 0,
             port_min: 0,
             port_max: 0,
             ips: vec![IpAddr::from([127, 0, 0, 1])],
             nat_1to1_ips: Vec::new(),
-            stun_servers: Vec::new(),
-            udp4_only: true,
-            audio_queue: 256,
-            video_queue: 512,
             loss_pause_percent: 10,
             remb_pause_bps: 100_000,
             recover_after_ms: 3000,
-            gather_timeout_ms: 5000,
         }
     }
 }
 
 impl RtcSettings {
-    fn network(&self) -> engine::Network {
-        engine::Network {
-            port_min: self.port_min,
-            port_max: self.port_max,
-            ips: self.ips.clone(),
-            nat_1to1_ips: self.nat_1to1_ips.clone(),
-            udp4_only: self.udp4_only,
-        }
+    /// The address the shards bind to and the one their candidates
+    /// announce.
+    fn addresses(&self) -> Result<(IpAddr, IpAddr), RtcError> {
+        let bind = *self
+            .ips
+            .first()
+            .ok_or_else(|| RtcError::Settings("rtc.ips is empty".to_owned()))?;
+        let announced = match self.nat_1to1_ips.first() {
+            Some(ip) => ip.parse().map_err(|_| {
+                RtcError::Settings(format!("rtc.nat_1to1_ips: {ip:?} is not an IP address"))
+            })?,
+            None if bind.is_unspecified() => {
+                return Err(RtcError::Settings(
+                    "rtc.ips binds every interface: rtc.nat_1to1_ips must name the address to announce"
+                        .to_owned(),
+                ));
+            }
+            None => bind,
+        };
+        Ok((bind, announced))
     }
 }
 
@@ -174,25 +172,48 @@ pub trait Outbox: Send + Sync + 'static {
     fn wire_media(&self, media: Media);
 }
 
-/// The process's WebRTC stack.
+/// The process's WebRTC media plane: its shards.
+#[derive(Debug)]
 pub struct Rtc {
-    api: webrtc::api::API,
-    settings: RtcSettings,
-    metrics: Arc<Metrics>,
-    tap: Arc<Tap>,
+    shards: Vec<ShardHandle>,
+    next_room: AtomicU64,
 }
 
-impl std::fmt::Debug for Rtc {
+#[derive(Debug)]
+struct ShardHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    addr: SocketAddr,
+    /// Rooms open on it.
+    rooms: AtomicUsize,
+}
+
+impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Rtc")
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
+        f.write_str("Command")
     }
 }
 
+/// Socket buffer asked for each shard's socket, both ways: bursts of video
+/// from many publishers land at once (the kernel may grant less).
+const SOCKET_BUFFER: usize = 4 << 20;
+
+fn shard_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: a smaller buffer still works.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    socket.bind(&addr.into())?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
 impl Rtc {
+    /// Starts the shards: `settings.shards` of them, or one per core.
+    ///
     /// # Errors
-    /// When the settings cannot be applied.
+    /// When the settings cannot be applied, a socket cannot be bound or a
+    /// thread started.
     pub fn new(
         settings: &RtcSettings,
         metrics: Arc<Metrics>,
@@ -201,61 +222,147 @@ impl Rtc {
         if settings.port_min > settings.port_max {
             return Err(RtcError::Settings("port_min is above port_max".to_owned()));
         }
-        if settings.audio_queue == 0 || settings.video_queue == 0 {
-            return Err(RtcError::Settings("a queue size is 0".to_owned()));
-        }
         if settings.loss_pause_percent > 100 {
             return Err(RtcError::Settings(
                 "loss_pause_percent is above 100".to_owned(),
             ));
         }
-        let api = engine::api(&settings.network())?;
+        let (bind, announced) = settings.addresses()?;
+        let shards = match settings.shards {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
+        let mut handles = Vec::new();
+        for i in 0..shards {
+            let port = if settings.port_min == 0 {
+                0
+            } else {
+                u16::try_from(i)
+                    .ok()
+                    .and_then(|i| settings.port_min.checked_add(i))
+                    .filter(|p| *p <= settings.port_max)
+                    .ok_or_else(|| {
+                        RtcError::Settings(format!(
+                            "{shards} shards need {shards} ports from port_min"
+                        ))
+                    })?
+            };
+            let socket = shard_socket(SocketAddr::new(bind, port))
+                .map_err(|e| RtcError::Settings(format!("cannot bind {bind}:{port}: {e}")))?;
+            let addr = socket
+                .local_addr()
+                .map_err(|e| RtcError::Settings(e.to_string()))?;
+            let announce = SocketAddr::new(announced, addr.port());
+            // Unbounded, so that nothing the room says is lost or reordered
+            // (the members, the senders' table before the entry that
+            // changed it): what comes in is bounded upstream by the links'
+            // rate limits.
+            let (tx, rx) = mpsc::unbounded_channel();
+            let (settings, metrics, tap) =
+                (settings.clone(), Arc::clone(&metrics), Arc::clone(&tap));
+            std::thread::Builder::new()
+                .name(format!("satsuma-shard-{i}"))
+                .spawn(move || {
+                    let runtime = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(runtime) => runtime,
+                        Err(e) => {
+                            tracing::error!("shard {i}: no runtime: {e}");
+                            return;
+                        }
+                    };
+                    runtime.block_on(async move {
+                        let shard = tokio::net::UdpSocket::from_std(socket).and_then(|socket| {
+                            Shard::new(socket, announce, settings, metrics, tap)
+                        });
+                        match shard {
+                            Ok(shard) => shard.run(rx).await,
+                            Err(e) => tracing::error!("shard {i}: {e}"),
+                        }
+                    });
+                })
+                .map_err(|e| RtcError::Settings(format!("cannot start a shard: {e}")))?;
+            handles.push(ShardHandle {
+                commands: tx,
+                addr,
+                rooms: AtomicUsize::new(0),
+            });
+        }
         Ok(Arc::new(Self {
-            api,
-            settings: settings.clone(),
-            metrics,
-            tap,
+            shards: handles,
+            next_room: AtomicU64::new(0),
         }))
     }
 
-    /// A new room's media plane.
+    /// Each shard's socket address.
+    #[must_use]
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.shards.iter().map(|s| s.addr).collect()
+    }
+
+    /// A new room's media plane, on the shard with the fewest rooms.
     pub fn room(self: &Arc<Self>, outbox: Arc<dyn Outbox>) -> Arc<RtcRoom> {
+        let id = self.next_room.fetch_add(1, Ordering::Relaxed);
+        let shard = self
+            .shards
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, s)| s.rooms.load(Ordering::Relaxed))
+            .map_or(0, |(i, _)| i);
+        self.shards[shard].rooms.fetch_add(1, Ordering::Relaxed);
+        let commands = self.shards[shard].commands.clone();
+        let _ = commands.send(Command::OpenRoom { room: id, outbox });
         Arc::new(RtcRoom {
-            inner: RoomInner::new(Arc::clone(self), outbox),
+            id,
+            commands,
+            rtc: Arc::clone(self),
+            shard,
         })
     }
 }
 
-/// One room's media plane. Dropping it closes it, like [`RtcRoom::close`]
-/// (the peer connections then close in the background).
+/// One room's media plane on its shard. Dropping it closes the room.
 #[derive(Debug)]
 pub struct RtcRoom {
-    inner: Arc<RoomInner>,
+    id: u64,
+    commands: mpsc::UnboundedSender<Command>,
+    rtc: Arc<Rtc>,
+    shard: usize,
 }
 
 impl Drop for RtcRoom {
     fn drop(&mut self) {
-        let pcs = self.inner.shut();
-        if pcs.is_empty() {
-            return;
-        }
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                for pc in pcs {
-                    let _ = pc.close().await;
-                }
-            });
+        let _ = self.commands.send(Command::CloseRoom { room: self.id });
+        if let Some(s) = self.rtc.shards.get(self.shard) {
+            s.rooms.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
 
 impl RtcRoom {
+    async fn ask(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<(), RtcError>>) -> Command,
+    ) -> Result<(), RtcError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(make(tx)).map_err(|_| RtcError::Closed)?;
+        rx.await.map_err(|_| RtcError::Closed)?
+    }
+
+    fn tell(&self, command: Command) {
+        let _ = self.commands.send(command);
+    }
+
     /// A WebRTC client is in the room: its peer connection, and an offer.
     ///
     /// # Errors
     /// When the peer connection cannot be made.
     pub async fn add_peer(&self, conn: ConnId) -> Result<(), RtcError> {
-        self.inner.add_peer(conn).await
+        let room = self.id;
+        self.ask(|reply| Command::AddPeer { room, conn, reply })
+            .await
     }
 
     /// A signalling message from `conn`.
@@ -263,41 +370,60 @@ impl RtcRoom {
     /// # Errors
     /// For an offer (the SFU makes offers) or an answer that does not apply.
     pub async fn handle_signal(&self, conn: ConnId, signal: Signal) -> Result<(), RtcError> {
-        self.inner.handle_signal(conn, signal).await
+        let room = self.id;
+        self.ask(|reply| Command::Signal {
+            room,
+            conn,
+            signal,
+            reply,
+        })
+        .await
     }
 
     /// `conn` resumed on a new signalling link: an outstanding offer is sent
-    /// again, in case the old link lost it.
+    /// again.
     pub async fn resend_offer(&self, conn: ConnId) {
-        self.inner.resend_offer(conn).await;
+        self.tell(Command::ResendOffer {
+            room: self.id,
+            conn,
+        });
     }
 
     /// `conn` is gone: its peer connection closes and its tracks leave the
-    /// others' peer connections.
+    /// others'.
     pub async fn remove_peer(&self, conn: ConnId) {
-        self.inner.remove_peer(conn).await;
+        self.tell(Command::RemovePeer {
+            room: self.id,
+            conn,
+        });
     }
 
     /// The group's present members: media is forwarded only among them.
     pub async fn set_members(&self, members: Vec<(ConnId, Transport)>) {
-        self.inner.set_members(members).await;
+        self.tell(Command::SetMembers {
+            room: self.id,
+            members,
+        });
     }
 
-    /// Who may send under which SFrame KID: the room's log's
-    /// [`Senders`]. A desktop's packet whose KID names another leaf is
-    /// dropped; before the first call, every packet is.
+    /// Who may send under which SFrame KID.
     pub fn set_senders(&self, senders: Arc<Senders>) {
-        self.inner.set_senders(senders);
+        let _ = self.commands.send(Command::SetSenders {
+            room: self.id,
+            senders,
+        });
     }
 
-    /// An intercom member's audio frame, for the desktop members (the
-    /// room checked its sender).
+    /// An intercom member's audio frame, for the desktop members.
     pub fn forward_wire(&self, media: &Media) {
-        self.inner.forward_wire(media);
+        let _ = self.commands.send(Command::ForwardWire {
+            room: self.id,
+            media: media.clone(),
+        });
     }
 
-    /// Closes every peer connection.
+    /// Closes every peer connection of the room.
     pub async fn close(&self) {
-        self.inner.close().await;
+        self.tell(Command::CloseRoom { room: self.id });
     }
 }

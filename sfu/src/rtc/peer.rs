@@ -1,0 +1,264 @@
+//! One desktop member's peer connection on a shard: an `rtc` (webrtc-rs's
+//! sans-IO core) `RTCPeerConnection` in ICE-lite mode whose only candidate
+//! is the shard's socket, the tracks it receives from the member and the
+//! tracks it sends it (one per other member's audio and video).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use rtc::interceptor::{Registry, Slot};
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::peer_connection::RTCPeerConnectionBuilder;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use satsuma_core::media::{Codec, Feedback};
+use satsuma_core::wire::ConnId;
+
+use super::relay::RtcpToShard;
+use crate::rtc::RtcError;
+
+/// Audio or video: a member publishes one track of each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Kind {
+    Audio,
+    Video,
+}
+
+impl Kind {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Audio => "audio",
+            Self::Video => "video",
+        }
+    }
+
+    pub(crate) fn of(kind: RtpCodecKind) -> Option<Self> {
+        match kind {
+            RtpCodecKind::Audio => Some(Self::Audio),
+            RtpCodecKind::Video => Some(Self::Video),
+            _ => None,
+        }
+    }
+
+    fn rtp(self) -> RtpCodecKind {
+        match self {
+            Self::Audio => RtpCodecKind::Audio,
+            Self::Video => RtpCodecKind::Video,
+        }
+    }
+}
+
+/// A track this peer connection sends: another member's audio or video.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Outgoing {
+    pub sender: RTCRtpSenderId,
+    pub ssrc: u32,
+    /// Added to the publisher's sequence numbers: a video pause is not
+    /// reported as loss.
+    pub offset: u16,
+    /// The last sequence number sent on it.
+    pub last: Option<u16>,
+    /// Video held back since the last packet sent (a pause).
+    pub skipped: bool,
+}
+
+/// Where the peer connection is in the offer/answer exchange: the SFU makes
+/// every offer, one at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Negotiation {
+    /// No offer out; a change makes one.
+    Stable,
+    /// An offer is out; a change waits for its answer.
+    Offered,
+}
+
+pub(crate) struct Peer {
+    pub room: u64,
+    pub conn: ConnId,
+    pub pc: RTCPeerConnection,
+    pub ufrag: String,
+    /// Addresses seen with a STUN check naming this peer's ufrag.
+    pub addrs: Vec<SocketAddr>,
+    /// The peer connection's next timeout, as last put on the shard's heap.
+    pub deadline: Option<Instant>,
+    /// What the member publishes, by the receiving track's id.
+    pub incoming: HashMap<String, Kind>,
+    /// What it is sent, by publisher and kind.
+    pub outgoing: HashMap<(ConnId, Kind), Outgoing>,
+    /// The publisher and kind of each track it is sent, by track id (RTCP
+    /// about a track names it).
+    pub sent_tracks: HashMap<String, (ConnId, Kind)>,
+    /// When it last reported loss or low bandwidth: its video pauses until
+    /// reports stay good for a while.
+    pub bad_report: Option<Instant>,
+    /// DTLS is up: media can be written to it.
+    pub connected: bool,
+    pub negotiation: Negotiation,
+    /// The set of tracks changed while an offer was out.
+    pub changed: bool,
+    /// The last offer made, sent again on a resume.
+    pub offer: Option<String>,
+}
+
+/// An RTCP feedback entry of `core::media` as `rtc` spells it.
+fn feedback(f: &Feedback) -> RTCPFeedback {
+    RTCPFeedback {
+        typ: f.kind.to_owned(),
+        parameter: f.parameter.to_owned(),
+    }
+}
+
+/// `codec` as `rtc` registers it, from its RTP facts in `core::media`.
+pub(crate) fn codec(codec: Codec) -> RTCRtpCodec {
+    let rtp = codec.rtp();
+    RTCRtpCodec {
+        mime_type: rtp.mime.to_owned(),
+        clock_rate: rtp.clock_rate,
+        channels: if rtp.channels == 1 { 0 } else { rtp.channels },
+        sdp_fmtp_line: rtp.fmtp.to_owned(),
+        rtcp_feedback: rtp.feedback.iter().map(feedback).collect(),
+    }
+}
+
+fn media_engine() -> Result<MediaEngine, RtcError> {
+    let mut engine = MediaEngine::default();
+    for c in Codec::ALL {
+        let kind = if c.is_audio() {
+            RtpCodecKind::Audio
+        } else {
+            RtpCodecKind::Video
+        };
+        engine
+            .register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: codec(c),
+                    payload_type: c.rtp().payload_type,
+                },
+                kind,
+            )
+            .map_err(RtcError::webrtc)?;
+    }
+    Ok(engine)
+}
+
+/// Random ICE credentials: a 16-character ufrag (the shard routes by it)
+/// and a 32-character password (what authenticates the checks).
+pub(crate) fn credentials() -> Result<(String, String), RtcError> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut bytes = [0u8; 48];
+    getrandom::fill(&mut bytes).map_err(|e| RtcError::WebRtc(format!("no randomness: {e}")))?;
+    let text: String = bytes
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(b & 63)]))
+        .collect();
+    Ok((text[..16].to_owned(), text[16..].to_owned()))
+}
+
+impl Peer {
+    /// A peer connection for `conn` whose candidate is `local` (the shard's
+    /// socket, or the address announced for it), receiving one audio and
+    /// one video track from the member.
+    pub(crate) fn new(
+        room: u64,
+        conn: ConnId,
+        announced: SocketAddr,
+        now: Instant,
+    ) -> Result<Self, RtcError> {
+        let (ufrag, pwd) = credentials()?;
+        let settings = SettingEngineBuilder::new()
+            .with_lite(true)
+            .with_ice_credentials(ufrag.clone(), pwd)
+            .build();
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_setting_engine(settings)
+            .with_media_engine(media_engine()?)
+            // The slot is RFC 8888's, which the SFU does not use: the
+            // chain has no slot for an application's own interceptor.
+            .with_interceptor_registry(Registry::new().with(Slot::Rfc8888, RtcpToShard::default()))
+            .build(now)
+            .map_err(RtcError::webrtc)?;
+        for kind in [Kind::Audio, Kind::Video] {
+            pc.add_transceiver_from_kind(
+                kind.rtp(),
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Recvonly,
+                    streams: Vec::new(),
+                    send_encodings: Vec::new(),
+                }),
+            )
+            .map_err(RtcError::webrtc)?;
+        }
+        let candidate = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: announced.ip().to_string(),
+                port: announced.port(),
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .new_candidate_host()
+        .map_err(RtcError::webrtc)?;
+        let init = RTCIceCandidate::from(&candidate)
+            .to_json()
+            .map_err(RtcError::webrtc)?;
+        pc.add_local_candidate(init).map_err(RtcError::webrtc)?;
+        Ok(Self {
+            room,
+            conn,
+            pc,
+            ufrag,
+            addrs: Vec::new(),
+            deadline: None,
+            incoming: HashMap::new(),
+            outgoing: HashMap::new(),
+            sent_tracks: HashMap::new(),
+            bad_report: None,
+            connected: false,
+            negotiation: Negotiation::Stable,
+            changed: false,
+            offer: None,
+        })
+    }
+
+    /// Makes an offer for the tracks as they are now.
+    pub(crate) fn offer(&mut self, now: Instant) -> Result<String, RtcError> {
+        let offer = self.pc.create_offer(None).map_err(RtcError::webrtc)?;
+        self.pc
+            .set_local_description(now, offer)
+            .map_err(RtcError::webrtc)?;
+        let sdp = self
+            .pc
+            .local_description()
+            .map(|d| d.sdp)
+            .ok_or(RtcError::Unexpected("no local description after an offer"))?;
+        self.negotiation = Negotiation::Offered;
+        self.changed = false;
+        self.offer = Some(sdp.clone());
+        Ok(sdp)
+    }
+
+    /// Applies the member's answer to the outstanding offer.
+    pub(crate) fn answer(&mut self, now: Instant, sdp: String) -> Result<(), RtcError> {
+        if self.negotiation != Negotiation::Offered {
+            return Err(RtcError::Unexpected("an answer with no offer out"));
+        }
+        let answer = RTCSessionDescription::answer(sdp).map_err(RtcError::webrtc)?;
+        self.pc
+            .set_remote_description(now, answer)
+            .map_err(RtcError::webrtc)?;
+        self.negotiation = Negotiation::Stable;
+        self.offer = None;
+        Ok(())
+    }
+}
