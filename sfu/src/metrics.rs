@@ -249,6 +249,12 @@ impl Metrics {
         self.drops[index(&DropReason::ALL, &why)].load(Relaxed)
     }
 
+    /// How many errors of `kind` were counted so far.
+    #[must_use]
+    pub fn errors(&self, kind: ErrorKind) -> u64 {
+        self.errors[index(&ErrorKind::ALL, &kind)].load(Relaxed)
+    }
+
     /// The Prometheus text exposition.
     #[must_use]
     pub fn render(&self) -> String {

@@ -14,7 +14,7 @@ use satsuma_core::media::{Codec, FRAME_END, FRAME_START};
 use satsuma_core::sframe::Header;
 use satsuma_core::wire::{Blob, ConnId, Media, Signal, Transport};
 use satsuma_sfu::RtcSettings;
-use satsuma_sfu::metrics::{DropReason, Metrics};
+use satsuma_sfu::metrics::{DropReason, ErrorKind, Metrics};
 use satsuma_sfu::testing::{Outbox, Rtc, RtcRoom, Tap};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, timeout};
@@ -27,6 +27,10 @@ struct TestOutbox {
     signals: mpsc::UnboundedSender<(ConnId, Signal)>,
     wire: Mutex<Vec<Media>>,
     offers: Mutex<HashMap<ConnId, String>>,
+    /// Offers made to each connection.
+    offered: Mutex<HashMap<ConnId, usize>>,
+    /// Connections whose next offer is lost on its way.
+    lose: Mutex<HashSet<ConnId>>,
 }
 
 impl Outbox for TestOutbox {
@@ -34,6 +38,10 @@ impl Outbox for TestOutbox {
         if let Signal::Offer(sdp) = &signal {
             let text = String::from_utf8(sdp.to_vec()).unwrap();
             self.offers.lock().unwrap().insert(conn, text);
+            *self.offered.lock().unwrap().entry(conn).or_default() += 1;
+            if self.lose.lock().unwrap().remove(&conn) {
+                return;
+            }
         }
         let _ = self.signals.send((conn, signal));
     }
@@ -71,6 +79,8 @@ impl Harness {
             signals: tx,
             wire: Mutex::new(Vec::new()),
             offers: Mutex::new(HashMap::new()),
+            offered: Mutex::new(HashMap::new()),
+            lose: Mutex::new(HashSet::new()),
         });
         let room = rtc.room(Arc::clone(&outbox) as Arc<dyn Outbox>);
         room.set_senders(Arc::new(senders()));
@@ -911,6 +921,35 @@ async fn packets_whose_kid_names_another_member_are_dropped_and_counted() {
         h.metrics.drops(DropReason::NotMember),
         not_member,
         "a member's refused frames are not counted as a stranger's"
+    );
+    h.room.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_lost_on_its_way_is_sent_again_and_media_flows() {
+    let h = Harness::new(RtcSettings {
+        answer_timeout_ms: 300,
+        ..settings()
+    })
+    .await;
+    let (a, mut sa) = h.join(1, Codec::Opus).await;
+    // B's next offer (the one with A's tracks) never reaches B.
+    let (b, mut sb) = h.join(2, Codec::Opus).await;
+    h.outbox.lose.lock().unwrap().insert(ConnId(2));
+    h.room.set_members(webrtc(&[1, 2])).await;
+    warm_up(&[(1, &a), (2, &b)], &mut [&mut sa, &mut sb]).await;
+    assert!(
+        h.outbox.lose.lock().unwrap().is_empty(),
+        "an offer to B was lost"
+    );
+    let offered = h.outbox.offered.lock().unwrap()[&ConnId(2)];
+    assert!(
+        offered >= 3,
+        "B got the lost offer again ({offered} offers)"
+    );
+    assert!(
+        h.metrics.errors(ErrorKind::Rtc) >= 1,
+        "the late answer is counted"
     );
     h.room.close().await;
 }

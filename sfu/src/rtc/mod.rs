@@ -89,6 +89,9 @@ pub struct RtcSettings {
     /// How long, in milliseconds, a subscriber's reports must stay good
     /// before its video resumes. Default 3000.
     pub recover_after_ms: u64,
+    /// How long, in milliseconds, an offer waits for its answer before it
+    /// is sent again (then twice as long, up to 16 times). Default 10 000.
+    pub answer_timeout_ms: u64,
 }
 
 impl Default for RtcSettings {
@@ -102,6 +105,7 @@ impl Default for RtcSettings {
             loss_pause_percent: 10,
             remb_pause_bps: 100_000,
             recover_after_ms: 3000,
+            answer_timeout_ms: 10_000,
         }
     }
 }
@@ -221,6 +225,9 @@ impl Rtc {
     ) -> Result<Arc<Self>, RtcError> {
         if settings.port_min > settings.port_max {
             return Err(RtcError::Settings("port_min is above port_max".to_owned()));
+        }
+        if settings.answer_timeout_ms == 0 {
+            return Err(RtcError::Settings("answer_timeout_ms is 0".to_owned()));
         }
         if settings.loss_pause_percent > 100 {
             return Err(RtcError::Settings(

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rtc::interceptor::{Registry, Slot};
 use rtc::peer_connection::RTCPeerConnection;
@@ -104,8 +104,13 @@ pub(crate) struct Peer {
     pub negotiation: Negotiation,
     /// The set of tracks changed while an offer was out.
     pub changed: bool,
-    /// The last offer made, sent again on a resume.
+    /// The last offer made, sent again on a resume or when its answer is
+    /// late.
     pub offer: Option<String>,
+    /// When the outstanding offer was (last) sent.
+    pub offered_at: Option<Instant>,
+    /// How often it was sent again for want of an answer.
+    pub resends: u32,
 }
 
 /// An RTCP feedback entry of `core::media` as `rtc` spells it.
@@ -228,6 +233,8 @@ impl Peer {
             negotiation: Negotiation::Stable,
             changed: false,
             offer: None,
+            offered_at: None,
+            resends: 0,
         })
     }
 
@@ -245,6 +252,8 @@ impl Peer {
         self.negotiation = Negotiation::Offered;
         self.changed = false;
         self.offer = Some(sdp.clone());
+        self.offered_at = Some(now);
+        self.resends = 0;
         Ok(sdp)
     }
 
@@ -259,6 +268,14 @@ impl Peer {
             .map_err(RtcError::webrtc)?;
         self.negotiation = Negotiation::Stable;
         self.offer = None;
+        self.offered_at = None;
         Ok(())
+    }
+
+    /// When the outstanding offer is sent again if no answer came: after
+    /// `timeout`, then twice as long each time, up to 16 times as long.
+    pub(crate) fn answer_due(&self, timeout: Duration) -> Option<Instant> {
+        let wait = timeout.saturating_mul(1 << self.resends.min(4));
+        self.offered_at.and_then(|at| at.checked_add(wait))
     }
 }

@@ -323,6 +323,7 @@ impl Shard {
 
     fn timeouts(&mut self) {
         let now = Instant::now();
+        let answer_timeout = self.answer_timeout();
         while let Some(Reverse((at, key))) = self.timers.peek().copied() {
             if at > now {
                 break;
@@ -336,7 +337,37 @@ impl Shard {
             }
             peer.deadline = None;
             let _ = peer.pc.handle_timeout(now);
+            if peer
+                .answer_due(answer_timeout)
+                .is_some_and(|due| due <= now)
+            {
+                self.offer_again(key, now);
+            }
             self.touch(key);
+        }
+    }
+
+    fn answer_timeout(&self) -> Duration {
+        Duration::from_millis(self.settings.answer_timeout_ms)
+    }
+
+    /// No answer came for the outstanding offer: it may have been lost
+    /// (a link that dropped, a client that missed it), so it is sent again,
+    /// later each time. A client that never answers stalls only its own
+    /// renegotiation.
+    fn offer_again(&mut self, key: u64, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let Some(offer) = peer.offer.as_deref().and_then(|o| offer_signal(o).ok()) else {
+            return;
+        };
+        peer.offered_at = Some(now);
+        peer.resends = peer.resends.saturating_add(1);
+        tracing::debug!(conn = %peer.conn, resends = peer.resends, "no answer: the offer is sent again");
+        self.metrics.error(ErrorKind::Rtc);
+        if let Some(r) = self.rooms.get(&peer.room) {
+            r.outbox.signal(peer.conn, offer);
         }
     }
 
@@ -368,6 +399,7 @@ impl Shard {
     }
 
     fn drain(&mut self, key: u64, now: Instant) {
+        let answer_timeout = self.answer_timeout();
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
@@ -439,7 +471,11 @@ impl Shard {
                 self.metrics.error(ErrorKind::Io);
             }
         }
-        let deadline = peer.pc.poll_timeout();
+        let answer = peer.answer_due(answer_timeout);
+        let deadline = match (peer.pc.poll_timeout(), answer) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if deadline != peer.deadline {
             peer.deadline = deadline;
             if let Some(at) = deadline {
