@@ -66,12 +66,7 @@ impl Shard {
             }
             peer.bad_report = Some(now);
         }
-        let Some(ssrc) = self
-            .rooms
-            .get(&room)
-            .and_then(|r| r.publications.get(&about))
-            .map(|p| p.ssrc)
-        else {
+        let Some(ssrc) = self.publisher_ssrc(room, about) else {
             return;
         };
         if about.1 == Kind::Video && key_frame {

@@ -216,12 +216,7 @@ impl Shard {
     /// Asks the publisher of `about` for a key frame (nothing for an
     /// intercom's track, which has none).
     pub(super) fn request_key_frame(&mut self, room: u64, about: (ConnId, Kind), now: Instant) {
-        let Some(ssrc) = self
-            .rooms
-            .get(&room)
-            .and_then(|r| r.publications.get(&about))
-            .map(|p| p.ssrc)
-        else {
+        let Some(ssrc) = self.publisher_ssrc(room, about) else {
             return;
         };
         self.send_to_publisher(
@@ -233,6 +228,14 @@ impl Shard {
                 media_ssrc: ssrc,
             })],
         );
+    }
+
+    /// The SSRC the publisher of `about` sends it on (0 for an intercom).
+    pub(super) fn publisher_ssrc(&self, room: u64, about: (ConnId, Kind)) -> Option<u32> {
+        self.rooms
+            .get(&room)
+            .and_then(|r| r.publications.get(&about))
+            .map(|p| p.ssrc)
     }
 
     /// Sends `packets` to the publisher of `about` on its receiver.
