@@ -16,7 +16,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::extract::ws::Message as WsMessage;
 use bytes::Bytes;
@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use crate::config::Config;
 use crate::link::{LinkReader, LinkWriter, ReadError, serve};
 use crate::metrics::Metrics;
-use crate::rtc::{Rtc, RtcError};
+use crate::rtc::{Rtc, RtcError, RtcSettings};
 use crate::tap::Tap;
 use crate::transport::{TcpReader, TcpWriter, ws_message};
 
@@ -82,14 +82,10 @@ impl Hub {
     ///
     /// # Errors
     /// When the WebRTC settings cannot be applied.
-    pub fn new(mut config: Config) -> Result<Self, RtcError> {
-        // One media thread, not one per core, for each input.
-        if config.rtc.shards == 0 {
-            config.rtc.shards = 1;
-        }
+    pub fn new(config: Config) -> Result<Self, RtcError> {
         let metrics = Arc::new(Metrics::default());
         let tap = Arc::new(Tap::off());
-        let rtc = Rtc::new(&config.rtc, Arc::clone(&metrics), Arc::clone(&tap))?;
+        let rtc = shared_rtc(&config.rtc)?;
         Ok(Self {
             hub: crate::hub::Hub::new(config, metrics, tap, rtc),
         })
@@ -202,4 +198,20 @@ impl LinkWriter for WsSent {
     }
 
     async fn close(self) {}
+}
+
+/// The media plane every hub of the process shares, with one shard: its
+/// thread and socket made for each input made the target six times slower,
+/// and WebRTC is not driven here (rooms only open and close on it).
+fn shared_rtc(settings: &RtcSettings) -> Result<Arc<Rtc>, RtcError> {
+    static RTC: OnceLock<Arc<Rtc>> = OnceLock::new();
+    if let Some(rtc) = RTC.get() {
+        return Ok(Arc::clone(rtc));
+    }
+    let settings = RtcSettings {
+        shards: 1,
+        ..settings.clone()
+    };
+    let rtc = Rtc::new(&settings, Arc::new(Metrics::default()), Arc::new(Tap::off()))?;
+    Ok(Arc::clone(RTC.get_or_init(|| rtc)))
 }
