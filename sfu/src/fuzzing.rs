@@ -212,6 +212,10 @@ fn shared_rtc(settings: &RtcSettings) -> Result<Arc<Rtc>, RtcError> {
         shards: 1,
         ..settings.clone()
     };
-    let rtc = Rtc::new(&settings, Arc::new(Metrics::default()), Arc::new(Tap::off()))?;
+    let rtc = Rtc::new(
+        &settings,
+        Arc::new(Metrics::default()),
+        Arc::new(Tap::off()),
+    )?;
     Ok(Arc::clone(RTC.get_or_init(|| rtc)))
 }

@@ -165,6 +165,7 @@ pub struct Metrics {
     sent: [Traffic; 3],
     drops: [AtomicU64; 7],
     errors: [AtomicU64; 9],
+    retransmitted: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS_US.len()],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
@@ -247,6 +248,17 @@ impl Metrics {
     #[must_use]
     pub fn drops(&self, why: DropReason) -> u64 {
         self.drops[index(&DropReason::ALL, &why)].load(Relaxed)
+    }
+
+    /// The SFU sent a packet again, for a subscriber's NACK.
+    pub fn retransmitted(&self) {
+        self.retransmitted.fetch_add(1, Relaxed);
+    }
+
+    /// How many packets the SFU sent again so far.
+    #[must_use]
+    pub fn retransmissions(&self) -> u64 {
+        self.retransmitted.load(Relaxed)
     }
 
     /// How many errors of `kind` were counted so far.
@@ -344,6 +356,13 @@ impl Metrics {
                 self.errors[index(&ErrorKind::ALL, &kind)].load(Relaxed)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP satsuma_retransmitted_packets_total Packets sent again for a subscriber's NACK.\n\
+             # TYPE satsuma_retransmitted_packets_total counter\n\
+             satsuma_retransmitted_packets_total {}",
+            self.retransmissions()
+        );
         let name = "satsuma_forward_latency_seconds";
         let _ = writeln!(
             out,

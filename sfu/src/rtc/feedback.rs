@@ -1,6 +1,8 @@
-//! RTCP from a subscriber about a track it is sent: key-frame requests and
-//! NACKs go to the publisher with its SSRC (and sequence numbers mapped
-//! back); receiver reports and REMB decide whether its video pauses.
+//! RTCP from a subscriber about a track it is sent: key-frame requests go to
+//! the publisher with its SSRC; receiver reports and REMB decide whether
+//! its video pauses. NACKs are answered before they get here, by the
+//! peer connection's NACK responder, from the packets sent to that
+//! subscriber.
 
 use std::time::Instant;
 
@@ -10,7 +12,6 @@ use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEs
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::reception_report::ReceptionReport;
 use rtc::rtcp::sender_report::SenderReport;
-use rtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
 use satsuma_core::wire::ConnId;
 
 use super::peer::Kind;
@@ -29,10 +30,8 @@ impl Shard {
             return;
         };
         let room = peer.room;
-        let offset = peer.outgoing.get(&about).map_or(0, |o| o.offset);
         let mut key_frame = false;
         let mut fir = Vec::new();
-        let mut nacks = Vec::new();
         let mut bad = false;
         for packet in packets {
             let any = packet.as_any();
@@ -40,11 +39,6 @@ impl Shard {
                 key_frame = true;
             } else if let Some(f) = any.downcast_ref::<FullIntraRequest>() {
                 fir.extend(f.fir.iter().map(|e| e.sequence_number));
-            } else if let Some(n) = any.downcast_ref::<TransportLayerNack>() {
-                nacks.extend(n.nacks.iter().map(|p| NackPair {
-                    packet_id: p.packet_id.wrapping_sub(offset),
-                    lost_packets: p.lost_packets,
-                }));
             } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
                 bad |= self.lossy(&rr.reports);
             } else if let Some(sr) = any.downcast_ref::<SenderReport>() {
@@ -87,18 +81,6 @@ impl Shard {
                             sequence_number,
                         })
                         .collect(),
-                })],
-            );
-        }
-        if !nacks.is_empty() {
-            self.send_to_publisher(
-                room,
-                about,
-                now,
-                vec![Box::new(TransportLayerNack {
-                    sender_ssrc: 0,
-                    media_ssrc: ssrc,
-                    nacks,
                 })],
             );
         }

@@ -27,8 +27,9 @@
 //! room's log and handed over with [`RtcRoom::set_senders`]).
 //!
 //! What it does not do: decode, mix, transcode or look inside a payload
-//! beyond that header; simulcast; answer a NACK from a cache (NACKs, PLIs
-//! and FIRs go to the publisher, with its SSRC and sequence numbers).
+//! beyond that header; simulcast; RTX. PLIs and FIRs go to the publisher,
+//! with its SSRC; a NACK is answered from the last packets sent to the
+//! subscriber that asked, and to it alone.
 //!
 //! Slow subscribers lose video, never audio: receiver reports saying a
 //! subscriber loses more than [`RtcSettings::loss_pause_percent`] (or a

@@ -28,7 +28,7 @@ impl Shard {
         if r.peers.contains_key(&conn) {
             return Err(RtcError::Unexpected("a second peer connection"));
         }
-        let mut peer = Peer::new(room, conn, self.announced, now)?;
+        let mut peer = Peer::new(room, conn, self.announced, &self.metrics, now)?;
         let offer = offer_signal(&peer.offer(now)?)?;
         let key = self.next_peer;
         self.next_peer += 1;
