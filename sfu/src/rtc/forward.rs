@@ -18,7 +18,7 @@ use crate::metrics::{self, DropReason, Metrics};
 /// every desktop renegotiate.
 const CODEC_CHANGE_INTERVAL: Duration = Duration::from_secs(2);
 
-/// Why a packet was not sent to one subscriber.
+/// What became of a packet for one subscriber.
 enum Delivery {
     Sent,
     /// Its video is paused.
