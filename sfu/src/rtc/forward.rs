@@ -4,14 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::{Header, Packet};
 use satsuma_core::media::{Codec, FRAME_START};
 use satsuma_core::wire::{Blob, ConnId, Media, Transport};
 
 use super::peer::{self, Kind, Peer};
-use super::shard::{Publication, Shard};
+use super::shard::{Publication, Shard, WireFrame, mark};
 use crate::metrics::{self, DropReason, Metrics};
 
 /// How often an intercom's audio track may change codec: each change makes
@@ -115,7 +114,7 @@ impl Shard {
     }
 
     /// An intercom member's audio frame, for the desktop members.
-    pub(super) fn forward_wire(&mut self, room: u64, media: &Media, now: Instant) {
+    pub(super) fn forward_wire(&mut self, room: u64, media: WireFrame, now: Instant) {
         if !media.codec.is_audio() {
             self.metrics.dropped(DropReason::Codec);
             return;
@@ -164,7 +163,7 @@ impl Shard {
                 timestamp: media.timestamp,
                 ..Default::default()
             },
-            payload: Bytes::copy_from_slice(&media.payload),
+            payload: media.payload,
         };
         self.send_to_subscribers(room, key, &packet, now, now);
     }
@@ -183,7 +182,6 @@ impl Shard {
         };
         let recover = Duration::from_millis(self.settings.recover_after_ms);
         let mut key_frame = false;
-        let mut touched = Vec::new();
         for (&to, &key) in &r.peers {
             if to == about.0 || !r.members.contains_key(&to) {
                 continue;
@@ -195,18 +193,15 @@ impl Shard {
                 Delivery::Sent => {
                     self.metrics
                         .forwarded_after(now.saturating_duration_since(arrival));
-                    touched.push(key);
+                    mark(&mut self.queued, &mut self.dirty, key);
                 }
                 Delivery::Resumed => {
                     key_frame = true;
-                    touched.push(key);
+                    mark(&mut self.queued, &mut self.dirty, key);
                 }
                 Delivery::Paused => self.metrics.dropped(DropReason::SlowSubscriber),
                 Delivery::NoTrack => {}
             }
-        }
-        for key in touched {
-            self.touch(key);
         }
         if key_frame {
             self.request_key_frame(room, about, now);

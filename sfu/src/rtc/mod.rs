@@ -53,11 +53,12 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use bytes::Bytes;
 use satsuma_core::committer::Senders;
 use satsuma_core::wire::{ConnId, Media, Signal, Transport};
 use tokio::sync::{mpsc, oneshot};
 
-use self::shard::{Command, Shard};
+use self::shard::{Command, Shard, WireFrame};
 use crate::metrics::Metrics;
 use crate::tap::Tap;
 
@@ -426,7 +427,13 @@ impl RtcRoom {
     pub fn forward_wire(&self, media: &Media) {
         let _ = self.commands.send(Command::ForwardWire {
             room: self.id,
-            media: media.clone(),
+            frame: WireFrame {
+                sender: media.sender,
+                codec: media.codec,
+                timestamp: media.timestamp,
+                sequence: media.sequence,
+                payload: Bytes::copy_from_slice(&media.payload),
+            },
         });
     }
 

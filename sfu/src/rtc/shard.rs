@@ -12,17 +12,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::rtp::Packet;
 use rtc::rtp_transceiver::RTCRtpReceiverId;
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use satsuma_core::committer::Senders;
 use satsuma_core::media::Codec;
-use satsuma_core::wire::{Blob, ConnId, Media, Signal, Transport};
+use satsuma_core::wire::{Blob, ConnId, Signal, Transport};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
@@ -75,11 +76,22 @@ pub(crate) enum Command {
     },
     ForwardWire {
         room: u64,
-        media: Media,
+        frame: WireFrame,
     },
     CloseRoom {
         room: u64,
     },
+}
+
+/// An intercom member's audio frame for the desktops: `wire::Media` with
+/// its payload copied once, into the buffer every subscriber's packet
+/// shares.
+pub(crate) struct WireFrame {
+    pub sender: ConnId,
+    pub codec: Codec,
+    pub timestamp: u32,
+    pub sequence: u16,
+    pub payload: Bytes,
 }
 
 /// A member's published track.
@@ -125,8 +137,12 @@ pub(crate) struct Shard {
     /// no longer its peer's deadline is stale and skipped.
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     /// Peer connections with output to drain, in order, each once.
-    dirty: Vec<u64>,
-    queued: HashSet<u64>,
+    pub(super) dirty: Vec<u64>,
+    pub(super) queued: HashSet<u64>,
+    /// What a peer connection read in one drain, kept between drains so
+    /// that forwarding allocates nothing per packet.
+    media: Vec<(Kind, Packet, Instant)>,
+    feedback: Vec<((ConnId, Kind), Rtcp)>,
 }
 
 impl Shard {
@@ -153,6 +169,8 @@ impl Shard {
             timers: BinaryHeap::new(),
             dirty: Vec::new(),
             queued: HashSet::new(),
+            media: Vec::new(),
+            feedback: Vec::new(),
         })
     }
 
@@ -240,7 +258,7 @@ impl Shard {
                     r.senders = senders;
                 }
             }
-            Command::ForwardWire { room, media } => self.forward_wire(room, &media, now),
+            Command::ForwardWire { room, frame } => self.forward_wire(room, frame, now),
             Command::CloseRoom { room } => self.close_room(room),
         }
     }
@@ -372,9 +390,7 @@ impl Shard {
     }
 
     pub(super) fn touch(&mut self, key: u64) {
-        if self.queued.insert(key) {
-            self.dirty.push(key);
-        }
+        mark(&mut self.queued, &mut self.dirty, key);
     }
 
     /// Drains every touched peer connection: events, media to forward (which
@@ -432,8 +448,8 @@ impl Shard {
             peer.incoming.insert(init.track_id, kind);
             published.push((kind, ssrc, init.receiver_id, rtc));
         }
-        let mut media = Vec::new();
-        let mut feedback = Vec::new();
+        let mut media = std::mem::take(&mut self.media);
+        let mut feedback = std::mem::take(&mut self.feedback);
         while let Some(message) = peer.pc.poll_read() {
             match message.message {
                 RTCMessage::RtpPacket(track, packet) => {
@@ -453,12 +469,14 @@ impl Shard {
         if !published.is_empty() {
             self.publish(room, conn, published, now);
         }
-        for (kind, packet, arrival) in media {
+        for (kind, packet, arrival) in media.drain(..) {
             self.forward(room, conn, kind, packet, arrival, now);
         }
-        for (about, packets) in feedback {
+        for (about, packets) in feedback.drain(..) {
             self.feedback(key, about, &packets, now);
         }
+        self.media = media;
+        self.feedback = feedback;
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
@@ -515,6 +533,16 @@ impl Shard {
             );
         }
         self.sync_room(room, now);
+    }
+}
+
+/// A batch of RTCP packets a subscriber sent about one track.
+type Rtcp = Vec<Box<dyn rtc::rtcp::Packet>>;
+
+/// Queues `key` to be drained in this pass, once.
+pub(super) fn mark(queued: &mut HashSet<u64>, dirty: &mut Vec<u64>, key: u64) {
+    if queued.insert(key) {
+        dirty.push(key);
     }
 }
 
