@@ -7,12 +7,12 @@ use std::time::Instant;
 
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters,
 };
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use satsuma_core::wire::{ConnId, Signal};
 
-use super::peer::{Kind, Negotiation, Outgoing, Peer};
+use super::peer::{Kind, Outgoing, Peer};
 use super::shard::{Shard, offer_signal, random_ssrc};
 use crate::metrics::ErrorKind;
 use crate::rtc::RtcError;
@@ -82,7 +82,7 @@ impl Shard {
         let Some(peer) = r.peers.get(&conn).and_then(|k| self.peers.get(k)) else {
             return;
         };
-        if let Some(offer) = peer.offer.as_deref().and_then(|o| offer_signal(o).ok()) {
+        if let Some(offer) = peer.offer.as_ref().and_then(|o| offer_signal(&o.sdp).ok()) {
             r.outbox.signal(conn, offer);
         }
     }
@@ -167,7 +167,7 @@ impl Shard {
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
-        if peer.negotiation == Negotiation::Offered {
+        if peer.offer.is_some() {
             peer.changed = true;
             return;
         }
@@ -203,10 +203,7 @@ fn add_track(
         from.0.to_string(),
         id.clone(),
         id.clone(),
-        match kind {
-            Kind::Audio => RtpCodecKind::Audio,
-            Kind::Video => RtpCodecKind::Video,
-        },
+        kind.rtp(),
         vec![RTCRtpEncodingParameters {
             rtp_coding_parameters: RTCRtpCodingParameters {
                 ssrc: Some(ssrc),

@@ -23,7 +23,7 @@ use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTra
 use satsuma_core::media::{Codec, Feedback};
 use satsuma_core::wire::ConnId;
 
-use super::relay::{CountRetransmissions, RtcpToShard};
+use super::relay::ShardTap;
 use crate::metrics::Metrics;
 use crate::rtc::RtcError;
 
@@ -57,7 +57,7 @@ impl Kind {
         }
     }
 
-    fn rtp(self) -> RtpCodecKind {
+    pub(crate) fn rtp(self) -> RtpCodecKind {
         match self {
             Self::Audio => RtpCodecKind::Audio,
             Self::Video => RtpCodecKind::Video,
@@ -79,14 +79,16 @@ pub(crate) struct Outgoing {
     pub skipped: bool,
 }
 
-/// Where the peer connection is in the offer/answer exchange: the SFU makes
-/// every offer, one at a time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Negotiation {
-    /// No offer out; a change makes one.
-    Stable,
-    /// An offer is out; a change waits for its answer.
-    Offered,
+/// The offer that waits for its answer: the SFU makes every offer, one at
+/// a time.
+#[derive(Debug, Clone)]
+pub(crate) struct Outstanding {
+    /// Sent again on a resume or when the answer is late.
+    pub sdp: String,
+    /// When it was (last) sent.
+    pub sent: Instant,
+    /// How often it was sent again for want of an answer.
+    pub resends: u32,
 }
 
 pub(crate) struct Peer {
@@ -110,16 +112,10 @@ pub(crate) struct Peer {
     pub bad_report: Option<Instant>,
     /// DTLS is up: media can be written to it.
     pub connected: bool,
-    pub negotiation: Negotiation,
+    /// The offer out, if one is: a change waits for its answer.
+    pub offer: Option<Outstanding>,
     /// The set of tracks changed while an offer was out.
     pub changed: bool,
-    /// The last offer made, sent again on a resume or when its answer is
-    /// late.
-    pub offer: Option<String>,
-    /// When the outstanding offer was (last) sent.
-    pub offered_at: Option<Instant>,
-    /// How often it was sent again for want of an answer.
-    pub resends: u32,
 }
 
 /// An RTCP feedback entry of `core::media` as `rtc` spells it.
@@ -206,10 +202,9 @@ impl Peer {
                         NackResponderBuilder::new().with_size(NACK_HISTORY).build(),
                     )
                     // The chain has no slot for an application's own
-                    // interceptors: these take those of the pacer and of
-                    // RFC 8888, which the SFU does not use.
-                    .with(Slot::Pacer, CountRetransmissions::new(Arc::clone(metrics)))
-                    .with(Slot::Rfc8888, RtcpToShard::default()),
+                    // interceptor: this one takes the pacer's, which the
+                    // SFU does not use, on the wire side of the responder.
+                    .with(Slot::Pacer, ShardTap::new(Arc::clone(metrics))),
             )
             .build(now)
             .map_err(RtcError::webrtc)?;
@@ -252,11 +247,8 @@ impl Peer {
             sent_tracks: HashMap::new(),
             bad_report: None,
             connected: false,
-            negotiation: Negotiation::Stable,
-            changed: false,
             offer: None,
-            offered_at: None,
-            resends: 0,
+            changed: false,
         })
     }
 
@@ -271,33 +263,34 @@ impl Peer {
             .local_description()
             .map(|d| d.sdp)
             .ok_or(RtcError::Unexpected("no local description after an offer"))?;
-        self.negotiation = Negotiation::Offered;
         self.changed = false;
-        self.offer = Some(sdp.clone());
-        self.offered_at = Some(now);
-        self.resends = 0;
+        self.offer = Some(Outstanding {
+            sdp: sdp.clone(),
+            sent: now,
+            resends: 0,
+        });
         Ok(sdp)
     }
 
     /// Applies the member's answer to the outstanding offer.
     pub(crate) fn answer(&mut self, now: Instant, sdp: String) -> Result<(), RtcError> {
-        if self.negotiation != Negotiation::Offered {
+        if self.offer.is_none() {
             return Err(RtcError::Unexpected("an answer with no offer out"));
         }
         let answer = RTCSessionDescription::answer(sdp).map_err(RtcError::webrtc)?;
         self.pc
             .set_remote_description(now, answer)
             .map_err(RtcError::webrtc)?;
-        self.negotiation = Negotiation::Stable;
         self.offer = None;
-        self.offered_at = None;
         Ok(())
     }
 
     /// When the outstanding offer is sent again if no answer came: after
     /// `timeout`, then twice as long each time, up to 16 times as long.
     pub(crate) fn answer_due(&self, timeout: Duration) -> Option<Instant> {
-        let wait = timeout.saturating_mul(1 << self.resends.min(4));
-        self.offered_at.and_then(|at| at.checked_add(wait))
+        let offer = self.offer.as_ref()?;
+        offer
+            .sent
+            .checked_add(timeout.saturating_mul(1 << offer.resends.min(4)))
     }
 }

@@ -377,12 +377,15 @@ impl Shard {
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
-        let Some(offer) = peer.offer.as_deref().and_then(|o| offer_signal(o).ok()) else {
+        let Some(outstanding) = peer.offer.as_mut() else {
             return;
         };
-        peer.offered_at = Some(now);
-        peer.resends = peer.resends.saturating_add(1);
-        tracing::debug!(conn = %peer.conn, resends = peer.resends, "no answer: the offer is sent again");
+        let Ok(offer) = offer_signal(&outstanding.sdp) else {
+            return;
+        };
+        outstanding.sent = now;
+        outstanding.resends = outstanding.resends.saturating_add(1);
+        tracing::debug!(conn = %peer.conn, resends = outstanding.resends, "no answer: the offer is sent again");
         self.metrics.error(ErrorKind::Rtc);
         if let Some(r) = self.rooms.get(&peer.room) {
             r.outbox.signal(peer.conn, offer);
