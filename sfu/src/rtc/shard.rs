@@ -264,7 +264,7 @@ impl Shard {
     }
 
     fn datagram(&mut self, datagram: &[u8], from: SocketAddr) {
-        let key = match stun::local_ufrag(datagram).and_then(|u| self.by_ufrag.get(u)) {
+        let key = match stun::local_ufrag(datagram).and_then(|u| self.by_ufrag.get(&u)) {
             Some(&key) => {
                 self.learn(key, from);
                 key

@@ -1,15 +1,17 @@
-//! Just enough STUN (RFC 8489) to route a datagram on a shared socket: is it
-//! a STUN message, and whose ICE username fragment does it name. The peer
-//! connection checks the rest (MESSAGE-INTEGRITY with the password); this
-//! only picks which peer connection gets to check it.
+//! Which peer connection a STUN check on a shard's shared socket is for:
+//! the ufrag its USERNAME names. `rtc`'s STUN decoder reads the message;
+//! the peer connection then checks the rest (MESSAGE-INTEGRITY with the
+//! password). This only picks which one gets to check it.
+
+use rtc::stun::attributes::ATTR_USERNAME;
+use rtc::stun::message::Message;
 
 /// STUN's magic cookie, bytes 4..8 of every message.
 const MAGIC: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
 const HEADER: usize = 20;
-const USERNAME: u16 = 0x0006;
 
 /// Whether `datagram` is a STUN message (RFC 7983's first-byte range, and
-/// the magic cookie).
+/// the magic cookie): a cheap test, as most datagrams are media.
 #[must_use]
 pub fn is_stun(datagram: &[u8]) -> bool {
     datagram.len() >= HEADER && datagram[0] < 4 && datagram[4..8] == MAGIC
@@ -19,32 +21,23 @@ pub fn is_stun(datagram: &[u8]) -> bool {
 /// `<receiver's ufrag>:<sender's ufrag>` (RFC 8445 §7.2.2), and the
 /// receiver is this server. `None` for anything else.
 #[must_use]
-pub fn local_ufrag(datagram: &[u8]) -> Option<&str> {
+pub fn local_ufrag(datagram: &[u8]) -> Option<String> {
     if !is_stun(datagram) {
         return None;
     }
-    let declared = usize::from(u16::from_be_bytes([datagram[2], datagram[3]]));
-    let end = HEADER.checked_add(declared)?.min(datagram.len());
-    let mut at = HEADER;
-    while at + 4 <= end {
-        let kind = u16::from_be_bytes([datagram[at], datagram[at + 1]]);
-        let len = usize::from(u16::from_be_bytes([datagram[at + 2], datagram[at + 3]]));
-        let value = datagram.get(at + 4..at + 4 + len)?;
-        if kind == USERNAME {
-            let username = core::str::from_utf8(value).ok()?;
-            let (local, _) = username.split_once(':')?;
-            return (!local.is_empty()).then_some(local);
-        }
-        // Attributes are padded to 4 bytes.
-        at += 4 + len.next_multiple_of(4);
-    }
-    None
+    let mut message = Message::new();
+    message.unmarshal_binary(datagram).ok()?;
+    let username = String::from_utf8(message.get(ATTR_USERNAME).ok()?).ok()?;
+    let (local, _) = username.split_once(':')?;
+    (!local.is_empty()).then(|| local.to_owned())
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // Test code.
 mod tests {
     use super::*;
+
+    const USERNAME: u16 = 0x0006;
 
     fn binding(attributes: &[(u16, &[u8])]) -> Vec<u8> {
         let mut body = Vec::new();
@@ -66,7 +59,7 @@ mod tests {
     fn the_username_names_the_receivers_ufrag_first() {
         let m = binding(&[(0x8022, b"soft"), (USERNAME, b"srvUfrag:cli")]);
         assert!(is_stun(&m));
-        assert_eq!(local_ufrag(&m), Some("srvUfrag"));
+        assert_eq!(local_ufrag(&m).as_deref(), Some("srvUfrag"));
     }
 
     #[test]
@@ -90,15 +83,15 @@ mod tests {
     }
 
     #[test]
-    fn lengths_that_lie_stop_the_walk() {
+    fn lengths_that_lie_name_no_one() {
         let mut m = binding(&[(USERNAME, b"a:b")]);
         // The attribute claims more than the datagram holds.
         m[HEADER + 3] = 200;
         assert_eq!(local_ufrag(&m), None);
-        // The header claims more than there is: the walk stops at the end.
+        // The header claims more than there is.
         let mut m = binding(&[(USERNAME, b"a:b")]);
         m[2] = 0xff;
-        assert_eq!(local_ufrag(&m), Some("a"));
+        assert_eq!(local_ufrag(&m), None);
         // Every truncation of a good message is handled.
         let m = binding(&[(0x8022, b"software"), (USERNAME, b"abc:def")]);
         for n in 0..m.len() {
