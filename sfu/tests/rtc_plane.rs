@@ -597,9 +597,9 @@ async fn a_subscribers_full_intra_request_reaches_the_publisher() {
     h.room.close().await;
 }
 
-/// A burst of video that a subscriber's video queue cannot hold pauses
-/// its video (dropped and counted, not queued without bound) while its
-/// audio goes on; video comes back after a key-frame request to the
+/// A subscriber that reports loss (or a low REMB) has its video paused,
+/// dropped and counted, while its audio goes on and another subscriber
+/// keeps the video; video comes back after a key-frame request to the
 /// publisher, with sequence numbers that go on without a gap, so the pause
 /// does not look like loss.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

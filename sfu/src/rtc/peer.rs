@@ -30,8 +30,8 @@ use crate::rtc::RtcError;
 /// Packets kept per video track sent, to answer NACKs: at 800 kbit/s
 /// (about 85 packets/s) 0.75 s, more than a round trip and a second try.
 /// The payloads are shared with the other subscribers' histories, so it
-/// costs about 75 KB per publisher's video (128 cost 34 MiB of RSS at 64
-/// rooms of 3).
+/// keeps about 64 × 1.2 KB of each publisher's video alive (a history of
+/// 128 measured 34 MiB more RSS at 64 rooms of 3 than none).
 const NACK_HISTORY: u16 = 64;
 
 /// Audio or video: a member publishes one track of each.
