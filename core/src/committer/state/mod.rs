@@ -273,6 +273,11 @@ impl RoomState {
     /// # Errors
     /// The [`LogError`] the entry would get.
     pub fn check_commit(&self, conn: ConnId, commit: &CommitMessage) -> Result<(), LogError> {
+        // First, as `apply` does: a log at its last sequence number takes
+        // no entry at all.
+        if self.seq == u64::MAX {
+            return Err(LogError::Exhausted);
+        }
         let group = self.group.as_ref().ok_or(LogError::NoGroup)?;
         if group.epoch == u64::MAX {
             return Err(LogError::Exhausted);
