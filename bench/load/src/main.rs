@@ -45,7 +45,9 @@
 //! not (the SFU did not start, members never settled, nothing was
 //! forwarded).
 
+mod bare;
 mod mesh;
+mod relay;
 mod report;
 mod rooms;
 mod sfu;
@@ -144,6 +146,18 @@ struct Args {
     /// `RUST_LOG` for a spawned SFU.
     #[arg(long, default_value = "warn")]
     sfu_log: String,
+    /// Before the SFU's steps, the same steps on the bare UDP relay
+    /// (recvmmsg/sendmmsg, no WebRTC: this machine's limit), and a table
+    /// of the SFU's packets per core as a share of the relay's.
+    #[arg(long)]
+    baseline: bool,
+    /// Run the SFU (and the relay) on CPU 0 only and the generator on the
+    /// last CPU only, so neither takes the other's core.
+    #[arg(long)]
+    pin: bool,
+    /// Be the bare relay: print `relay=ADDR` and forward until killed.
+    #[arg(long, hide = true)]
+    serve_relay: bool,
 }
 
 /// How the synthetic participants reach the SFU.
@@ -154,20 +168,22 @@ enum Mode {
     /// Desktop members: WebSocket signalling, media on WebRTC.
     #[value(name = "webrtc")]
     WebRtc,
+    /// The bare UDP relay alone (the baseline of `--baseline`).
+    Relay,
 }
 
 impl Mode {
     fn default_rooms(self) -> Vec<usize> {
         match self {
             Self::Wire => vec![1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 192, 256],
-            Self::WebRtc => vec![1, 2, 4, 8],
+            Self::WebRtc | Self::Relay => vec![1, 2, 4, 8],
         }
     }
 
     fn default_members(self) -> usize {
         match self {
             Self::Wire => 4,
-            Self::WebRtc => 3,
+            Self::WebRtc | Self::Relay => 3,
         }
     }
 }
@@ -206,7 +222,31 @@ async fn sleep_for(d: Duration) {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.serve_relay {
+        return match relay::serve() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("satsuma-load relay: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let _ = origin();
+    if args.pin {
+        // Before the runtime starts: its threads inherit the mask.
+        let cores = sfu::machine_cores();
+        if cores < 2 {
+            eprintln!("satsuma-load: --pin needs two cores, this machine has {cores}");
+            return ExitCode::FAILURE;
+        }
+        if let Err(e) = relay::pin_to(cores - 1) {
+            eprintln!(
+                "satsuma-load: cannot pin the generator to CPU {}: {e}",
+                cores - 1
+            );
+            return ExitCode::FAILURE;
+        }
+    }
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));

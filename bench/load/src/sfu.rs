@@ -28,11 +28,16 @@ pub(crate) struct Sfu {
     pub(crate) http: SocketAddr,
     pub(crate) intercom: SocketAddr,
     pub(crate) binary: Option<PathBuf>,
+    /// The bare relay instead of an SFU: no HTTP, no counters.
+    pub(crate) relay: bool,
 }
 
 impl Drop for Sfu {
     fn drop(&mut self) {
-        STOPPING.store(true, Relaxed);
+        // The baseline relay goes before the run does.
+        if !self.relay {
+            STOPPING.store(true, Relaxed);
+        }
         if let Some(child) = &mut self.child {
             let _ = child.kill();
             let _ = child.wait();
@@ -42,15 +47,20 @@ impl Drop for Sfu {
 
 impl Sfu {
     /// Starts `binary` on loopback, with `env` on top of the load tool's
-    /// own settings.
-    pub(crate) async fn spawn(binary: PathBuf, log: &str, env: &[(&str, &str)]) -> Result<Self> {
+    /// own settings; with `pin`, on CPU 0 only.
+    pub(crate) async fn spawn(
+        binary: PathBuf,
+        log: &str,
+        env: &[(&str, &str)],
+        pin: bool,
+    ) -> Result<Self> {
         if !binary.is_file() {
             return fail(format!(
                 "no SFU binary at {} (build it with `cargo build --release -p satsuma-sfu --bins`, or pass --sfu)",
                 binary.display()
             ));
         }
-        let mut child = Command::new(&binary)
+        let mut child = command(&binary, pin)
             .args(["--http", "127.0.0.1:0", "--intercom", "127.0.0.1:0"])
             .env("RUST_LOG", log)
             // Every simulated client comes from 127.0.0.1.
@@ -70,23 +80,9 @@ impl Sfu {
             http: SocketAddr::from(([127, 0, 0, 1], 0)),
             intercom: SocketAddr::from(([127, 0, 0, 1], 0)),
             binary: Some(binary),
+            relay: false,
         };
-        let Some(stdout) = stdout else {
-            return fail("the SFU's stdout is not a pipe");
-        };
-        let reading = tokio::task::spawn_blocking(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            // Keep the pipe open (and drained) for the SFU's lifetime.
-            std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-            line
-        });
-        let line = match tokio::time::timeout(Duration::from_secs(15), reading).await {
-            Ok(Ok(line)) => line,
-            Ok(Err(e)) => return fail(format!("reading the SFU's first line: {e}")),
-            Err(_) => return fail("the SFU did not print its addresses within 15 s"),
-        };
+        let line = first_line(stdout, "SFU").await?;
         let addr = |key: &str| -> Result<SocketAddr> {
             line.split_whitespace()
                 .find_map(|w| w.strip_prefix(key))
@@ -103,11 +99,43 @@ impl Sfu {
         Ok(sfu)
     }
 
+    /// Starts the bare relay (this tool with `--serve-relay`); its address
+    /// goes in `intercom`. With `pin`, on CPU 0 only.
+    pub(crate) async fn spawn_relay(pin: bool) -> Result<Self> {
+        let binary =
+            std::env::current_exe().map_err(|e| Failure(format!("where is this tool? {e}")))?;
+        let mut child = command(&binary, pin)
+            .arg("--serve-relay")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| Failure(format!("cannot start the relay: {e}")))?;
+        let pid = child.id();
+        let stdout = child.stdout.take();
+        let mut relay = Self {
+            child: Some(child),
+            pid: Some(pid),
+            http: SocketAddr::from(([127, 0, 0, 1], 0)),
+            intercom: SocketAddr::from(([127, 0, 0, 1], 0)),
+            binary: Some(binary),
+            relay: true,
+        };
+        let line = first_line(stdout, "relay").await?;
+        relay.intercom = line
+            .trim()
+            .strip_prefix("relay=")
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| Failure(format!("the relay printed no address: {:?}", line.trim())))?;
+        Ok(relay)
+    }
+
     pub(crate) fn check_alive(&mut self) -> Result<()> {
         if let Some(child) = &mut self.child
             && let Ok(Some(status)) = child.try_wait()
         {
-            return fail(format!("the SFU exited: {status}"));
+            let who = if self.relay { "relay" } else { "SFU" };
+            return fail(format!("the {who} exited: {status}"));
         }
         Ok(())
     }
@@ -135,7 +163,11 @@ impl Sfu {
         Ok(body.to_owned())
     }
 
+    /// The SFU's counters (none from the relay).
     pub(crate) async fn scrape(&self) -> Result<Scrape> {
+        if self.relay {
+            return Ok(Scrape::default());
+        }
         let body = self.get("/metrics").await?;
         let mut values = BTreeMap::new();
         for line in body.lines().filter(|l| !l.starts_with('#')) {
@@ -229,6 +261,40 @@ pub(crate) fn sfu_p99_ms(before: &Scrape, after: &Scrape) -> Option<f64> {
         .map(|(le, _)| le * 1000.0)
 }
 
+/// `binary`, on CPU 0 only if `pin` (through `taskset`, which execs it:
+/// the pid stays the program's, and every thread it starts inherits the
+/// mask).
+fn command(binary: &std::path::Path, pin: bool) -> Command {
+    if pin {
+        let mut c = Command::new("taskset");
+        c.args(["--cpu-list", "0"]).arg(binary);
+        c
+    } else {
+        Command::new(binary)
+    }
+}
+
+/// The first line a child prints, within 15 s; the rest of its stdout is
+/// drained for its lifetime.
+async fn first_line(stdout: Option<std::process::ChildStdout>, who: &str) -> Result<String> {
+    let Some(stdout) = stdout else {
+        return fail(format!("the {who}'s stdout is not a pipe"));
+    };
+    let reading = tokio::task::spawn_blocking(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        // Keep the pipe open (and drained) for the child's lifetime.
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        line
+    });
+    match tokio::time::timeout(Duration::from_secs(15), reading).await {
+        Ok(Ok(line)) => Ok(line),
+        Ok(Err(e)) => fail(format!("reading the {who}'s first line: {e}")),
+        Err(_) => fail(format!("the {who} did not print its address within 15 s")),
+    }
+}
+
 // ---------------------------------------------------------------- /proc --
 
 /// User plus system CPU ticks of a process.
@@ -261,6 +327,23 @@ pub(crate) fn clock_ticks() -> f64 {
         .and_then(|s| s.trim().parse::<f64>().ok())
         .filter(|t| *t > 0.0)
         .unwrap_or(100.0)
+}
+
+/// The machine's online cores, whatever this process is pinned to (from
+/// /proc/stat; `available_parallelism` honours the affinity mask).
+pub(crate) fn machine_cores() -> usize {
+    std::fs::read_to_string("/proc/stat")
+        .map(|s| {
+            s.lines()
+                .filter(|l| {
+                    l.strip_prefix("cpu")
+                        .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+                })
+                .count()
+        })
+        .ok()
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
 }
 
 /// Busy CPU ticks of the whole machine, all cores (user, nice, system,

@@ -5,7 +5,7 @@
 //! knee; then prints the table, the verdict and the notes.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -14,12 +14,12 @@ use tokio::sync::Semaphore;
 
 use crate::report::{GOAL_P99_MS, GOAL_PER_CORE, Row, ms, summary, table, to_json};
 use crate::rooms::{Room, add_room};
-use crate::sfu::{Sample, Scrape, Sfu, clock_ticks, rss_kib, sample, sfu_p99_ms};
+use crate::sfu::{Sample, Scrape, Sfu, clock_ticks, machine_cores, rss_kib, sample, sfu_p99_ms};
 use crate::traffic::{
     Histogram, Received, STAMP_LEN, Shared, Template, Trouble, VIDEO_MTU, Window, at_ns,
     check_parser, now_ns,
 };
-use crate::{Args, Failure, Mode, Result, fail, webrtc};
+use crate::{Args, Failure, Mode, Result, bare, fail, webrtc};
 
 /// Time for packets still in flight when a window closes.
 const GRACE: Duration = Duration::from_millis(300);
@@ -80,7 +80,7 @@ fn context(
     threads: usize,
     shared: &Shared,
 ) -> Vec<(&'static str, String)> {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let cores = machine_cores();
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -121,6 +121,10 @@ fn context(
         Mode::WebRtc => (
             "webrtc: desktop members, each a Client on the WebSocket and a WebRTC peer connection in the generator",
             "Opus track",
+        ),
+        Mode::Relay => (
+            "relay: the bare UDP relay (recvmmsg/sendmmsg, one thread), no WebRTC; each participant one UDP socket",
+            "payload as on WebRTC, padded by an RTP header and SRTP tag",
         ),
     };
     vec![
@@ -202,13 +206,15 @@ pub(crate) async fn run(mut args: Args) -> Result<()> {
         video_packets: video_packets as u64,
     });
 
-    let mut sfu = match (args.http, args.intercom) {
-        (Some(http), Some(intercom)) => Sfu {
+    let mut sfu = match (args.http, args.intercom, args.transport) {
+        (_, _, Mode::Relay) => Sfu::spawn_relay(args.pin).await?,
+        (Some(http), Some(intercom), _) => Sfu {
             child: None,
             pid: args.sfu_pid,
             http,
             intercom,
             binary: None,
+            relay: false,
         },
         _ => {
             let binary = match &args.sfu {
@@ -222,25 +228,36 @@ pub(crate) async fn run(mut args: Args) -> Result<()> {
             } else {
                 &[]
             };
-            Sfu::spawn(binary, &args.sfu_log, env).await?
+            Sfu::spawn(binary, &args.sfu_log, env, args.pin).await?
         }
     };
-    let health = sfu.get("/healthz").await?;
-    if health.trim() != "ok" {
-        return fail(format!("the SFU is not healthy: {health:?}"));
+    if !sfu.relay {
+        let health = sfu.get("/healthz").await?;
+        if health.trim() != "ok" {
+            return fail(format!("the SFU is not healthy: {health:?}"));
+        }
     }
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let threads = args.threads.unwrap_or(cores);
+    let cores = machine_cores();
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     let context = context(&args, members, &sfu, threads, &shared);
     println!("# satsuma-load\n");
     for (k, v) in &context {
         println!("- {k}: {v}");
     }
-    println!(
-        "- note: the generator (this process) shares the machine's {cores} cores with the SFU; \
-         its CPU is the `gen CPU %` column. Latency is send -> receive through the SFU on loopback, \
-         on the tool's clock, so it includes the generator's own scheduling delay.\n"
-    );
+    if args.pin {
+        println!(
+            "- note: pinned: the SFU (and the relay) on CPU 0 only, the generator on CPU {} only.\n",
+            cores - 1
+        );
+    } else {
+        println!(
+            "- note: the generator (this process) shares the machine's {cores} cores with the SFU; \
+             its CPU is the `gen CPU %` column. Latency is send -> receive through the SFU on loopback, \
+             on the tool's clock, so it includes the generator's own scheduling delay.\n"
+        );
+    }
     if args.transport == Mode::WebRtc {
         println!(
             "- note: webrtc mode: the generator runs one WebRTC peer connection (ICE, DTLS, SRTP, \
@@ -259,86 +276,59 @@ pub(crate) async fn run(mut args: Args) -> Result<()> {
         }
         return crate::soak::run(&args, sfu, shared, members, video, abuse).await;
     }
-    let mut rooms: Vec<Room> = Vec::new();
-    let mut rows: Vec<Row> = Vec::new();
-    let mut knee: Option<String> = None;
-    let baseline = sfu.scrape().await?.get("satsuma_members");
-    for &n in &steps {
-        // Add the rooms this step needs.
-        let started = Instant::now();
-        let gate = Arc::new(Semaphore::new(args.join_concurrency.max(1)));
-        let mut joining = tokio::task::JoinSet::new();
-        for index in rooms.len()..n {
-            let (gate, shared, intercom, http, mode) = (
-                Arc::clone(&gate),
-                Arc::clone(&shared),
-                sfu.intercom,
-                sfu.http,
-                args.transport,
-            );
-            joining.spawn(async move {
-                let _permit = gate
-                    .acquire_owned()
-                    .await
-                    .map_err(|_| Failure("semaphore closed".into()))?;
-                match mode {
-                    Mode::Wire => add_room(index, intercom, members, video, shared).await,
-                    Mode::WebRtc => webrtc::add_room(index, http, members, video, shared).await,
-                }
-                .map(|room| (index, room))
-            });
-        }
-        let mut added = Vec::new();
-        while let Some(joined) = joining.join_next().await {
-            added.push(joined.map_err(|e| Failure(format!("a joining task failed: {e}")))??);
-        }
-        added.sort_by_key(|(index, _)| *index);
-        let want = n * members;
-        settle(
-            &mut sfu,
-            want + usize::try_from(whole(baseline)).unwrap_or(0),
-            Duration::from_secs(args.settle_timeout),
+    // The baseline first: its participants stop at once, and the SFU sits
+    // idle meanwhile.
+    let baseline = if args.baseline && args.transport != Mode::Relay {
+        eprintln!("satsuma-load: the bare relay first");
+        let mut relay = Sfu::spawn_relay(args.pin).await?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let climbed = climb(
+            &args,
+            Mode::Relay,
+            &mut relay,
+            &shared,
+            &steps,
+            members,
+            video,
+            &stop,
         )
         .await?;
-        if args.transport == Mode::WebRtc {
-            webrtc::negotiated(
-                added.iter().map(|(_, room)| room),
-                Duration::from_secs(args.settle_timeout),
-            )
-            .await?;
-        }
-        eprintln!(
-            "satsuma-load: {n} rooms, {want} members after {:.1} s",
-            started.elapsed().as_secs_f64()
-        );
-        let go = now_ns();
-        for (_, room) in added {
-            let _ = room.go.send(Some(go));
-            rooms.push(room);
-        }
+        stop.store(true, Relaxed);
+        drop(relay);
+        drop(climbed.rooms);
+        tokio::time::sleep(GRACE).await;
+        println!("## The bare UDP relay (recvmmsg/sendmmsg, no WebRTC)\n");
+        println!("{}", table(&climbed.rows));
+        Some(climbed.rows)
+    } else {
+        None
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let Climbed { rows, knee, .. } = climb(
+        &args,
+        args.transport,
+        &mut sfu,
+        &shared,
+        &steps,
+        members,
+        video,
+        &stop,
+    )
+    .await?;
 
-        let row = window(&args, &mut sfu, &shared, &rooms, n).await?;
-        eprintln!(
-            "satsuma-load: {}",
-            table(std::slice::from_ref(&row))
-                .lines()
-                .last()
-                .unwrap_or("")
-        );
-        let stop = row.knee.clone();
-        rows.push(row);
-        if let Some(why) = stop
-            && knee.is_none()
-        {
-            knee = Some(format!("{n} rooms: {why}"));
-            if !args.no_stop {
-                break;
-            }
-        }
+    if baseline.is_some() {
+        println!("## The SFU\n");
     }
-
     println!("{}", table(&rows));
-    write_summary(&args, &summary(&rows, members))?;
+    let mut readme = summary(&rows, members);
+    if let Some(base) = &baseline {
+        let versus = versus(base, &rows, members);
+        println!("## The SFU against the bare relay\n\n{versus}");
+        readme = format!(
+            "{readme}\nAgainst the bare UDP relay, the same steps in the same run:\n\n{versus}"
+        );
+    }
+    write_summary(&args, &readme)?;
     println!(
         "Goal: >= {GOAL_PER_CORE:.0} forwarded packets/s per SFU core with p99 < {GOAL_P99_MS} ms. \
          (`out pkt/s per SFU core` = the SFU's forwarded-packet counter delta / the SFU's CPU seconds in the window.)"
@@ -393,6 +383,146 @@ pub(crate) async fn run(mut args: Args) -> Result<()> {
     Ok(())
 }
 
+/// What [`climb`] leaves: a row per step, the knee, the rooms still
+/// running.
+struct Climbed {
+    rows: Vec<Row>,
+    knee: Option<String>,
+    rooms: Vec<Room>,
+}
+
+/// The steps against `sfu` (the SFU, or the relay when `mode` is
+/// [`Mode::Relay`]): adds rooms, waits until they are members (and, on
+/// WebRTC, hear each other), measures a window, stops at the knee unless
+/// `--no-stop`.
+#[allow(clippy::too_many_arguments)]
+async fn climb(
+    args: &Args,
+    mode: Mode,
+    sfu: &mut Sfu,
+    shared: &Arc<Shared>,
+    steps: &[usize],
+    members: usize,
+    video: usize,
+    stop: &Arc<AtomicBool>,
+) -> Result<Climbed> {
+    let mut rooms: Vec<Room> = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
+    let mut knee: Option<String> = None;
+    let baseline = sfu.scrape().await?.get("satsuma_members");
+    for &n in steps {
+        // Add the rooms this step needs.
+        let started = Instant::now();
+        let gate = Arc::new(Semaphore::new(args.join_concurrency.max(1)));
+        let mut joining = tokio::task::JoinSet::new();
+        for index in rooms.len()..n {
+            let (gate, shared, intercom, http, stop) = (
+                Arc::clone(&gate),
+                Arc::clone(shared),
+                sfu.intercom,
+                sfu.http,
+                Arc::clone(stop),
+            );
+            joining.spawn(async move {
+                let _permit = gate
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| Failure("semaphore closed".into()))?;
+                match mode {
+                    Mode::Wire => add_room(index, intercom, members, video, shared).await,
+                    Mode::WebRtc => webrtc::add_room(index, http, members, video, shared).await,
+                    Mode::Relay => {
+                        bare::add_room(index, intercom, members, video, shared, stop).await
+                    }
+                }
+                .map(|room| (index, room))
+            });
+        }
+        let mut added = Vec::new();
+        while let Some(joined) = joining.join_next().await {
+            added.push(joined.map_err(|e| Failure(format!("a joining task failed: {e}")))??);
+        }
+        added.sort_by_key(|(index, _)| *index);
+        let want = n * members;
+        if mode == Mode::Relay {
+            // Hellos every 100 ms: by now the relay knows every address.
+            tokio::time::sleep(GRACE).await;
+        } else {
+            settle(
+                sfu,
+                want + usize::try_from(whole(baseline)).unwrap_or(0),
+                Duration::from_secs(args.settle_timeout),
+            )
+            .await?;
+        }
+        if mode == Mode::WebRtc {
+            webrtc::negotiated(
+                added.iter().map(|(_, room)| room),
+                Duration::from_secs(args.settle_timeout),
+            )
+            .await?;
+        }
+        eprintln!(
+            "satsuma-load: {n} rooms, {want} members after {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        let go = now_ns();
+        for (_, room) in added {
+            let _ = room.go.send(Some(go));
+            rooms.push(room);
+        }
+
+        let row = window(args, sfu, shared, &rooms, n).await?;
+        eprintln!(
+            "satsuma-load: {}",
+            table(std::slice::from_ref(&row))
+                .lines()
+                .last()
+                .unwrap_or("")
+        );
+        let stop = row.knee.clone();
+        rows.push(row);
+        if let Some(why) = stop
+            && knee.is_none()
+        {
+            knee = Some(format!("{n} rooms: {why}"));
+            if !args.no_stop {
+                break;
+            }
+        }
+    }
+    Ok(Climbed { rows, knee, rooms })
+}
+
+/// The SFU's steps beside the relay's: packets per core and the ratio.
+fn versus(relay: &[Row], sfu: &[Row], members: usize) -> String {
+    use std::fmt::Write as _;
+    let cell =
+        |v: Option<f64>| v.map_or_else(|| "n/a".to_owned(), |v| crate::report::thousands(whole(v)));
+    let ms = |v: Option<f64>| v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.2} ms"));
+    let mut out = String::from(
+        "| rooms × members | bare relay pkt/s per core | SFU pkt/s per core | SFU / relay | relay p99 | SFU p99 |\n\
+         |---:|---:|---:|---:|---:|---:|\n",
+    );
+    for s in sfu {
+        let r = relay.iter().find(|r| r.rooms == s.rooms);
+        let ratio = match (r.and_then(|r| r.per_core), s.per_core) {
+            (Some(r), Some(s)) if r > 0.0 => format!("{:.0} %", 100.0 * s / r),
+            _ => "n/a".into(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} × {members} | {} | {} | {ratio} | {} | {} |",
+            s.rooms,
+            cell(r.and_then(|r| r.per_core)),
+            cell(s.per_core),
+            ms(r.and_then(|r| r.p99_ms)),
+            ms(s.p99_ms),
+        );
+    }
+    out
+}
+
 /// One measured window over the running `rooms` (`n` of them): warm-up,
 /// the SFU and `/proc` sampled at its edges, the participants' counts.
 pub(crate) async fn window(
@@ -403,7 +533,7 @@ pub(crate) async fn window(
     n: usize,
 ) -> Result<Row> {
     let tick = clock_ticks();
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let cores = machine_cores();
     // Open the window, reset the counters it fills.
     let start = now_ns() + args.warmup * 1_000_000_000;
     let end = start + args.seconds * 1_000_000_000;
@@ -422,6 +552,7 @@ pub(crate) async fn window(
     sfu.check_alive()?;
     Ok(measure(
         n,
+        sfu.relay,
         rooms,
         (&before, &a),
         (&after, &b),
@@ -435,6 +566,7 @@ pub(crate) async fn window(
 #[allow(clippy::too_many_arguments)]
 fn measure(
     rooms_n: usize,
+    relay: bool,
     rooms: &[Room],
     (before, a): (&Scrape, &Sample),
     (after, b): (&Scrape, &Sample),
@@ -482,7 +614,13 @@ fn measure(
     };
     let other_cpu =
         machine_cpu.map(|m| (m - sfu_cpu.unwrap_or(0.0) - gen_cpu.unwrap_or(0.0)).max(0.0));
-    let out = after.media_out() - before.media_out();
+    // The relay counts nothing: what it forwarded is what arrived (its
+    // losses, if any, make it look slower, never faster).
+    let out = if relay {
+        received as f64 * wall / window
+    } else {
+        after.media_out() - before.media_out()
+    };
     let before_drops = before.drops();
     let drops: BTreeMap<String, f64> = after
         .drops()
@@ -498,7 +636,11 @@ fn measure(
         rooms: rooms_n,
         participants: rooms.iter().map(|r| r.participants.len()).sum(),
         offered_pps: offered as f64 / window,
-        sfu_in_pps: (after.media_in() - before.media_in()) / wall,
+        sfu_in_pps: if relay {
+            offered as f64 / window
+        } else {
+            (after.media_in() - before.media_in()) / wall
+        },
         sfu_out_pps: out / wall,
         received_pps: received as f64 / window,
         per_core: sfu_cpu.filter(|c| *c > 0.0).map(|c| out / c),
