@@ -14,14 +14,16 @@
 //! hello before the media starts, then every packet), and forwards media
 //! to the room's other members; hellos are not forwarded.
 
-// recvmmsg(2), sendmmsg(2) and sched_setaffinity(2) have no safe wrapper
-// in the standard library; each call below says why it is sound.
+// sched_setaffinity(2) has no safe wrapper in the standard library; the
+// call below says why it is sound. (recvmmsg and sendmmsg are
+// satsuma-udp's, shared with the SFU's shards.)
 #![allow(unsafe_code)]
 
 use std::collections::HashMap;
 use std::io::{self, Write as _};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::os::fd::AsRawFd as _;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+
+use satsuma_udp::{Inbox, Outbox};
 
 /// Room (u32), member (u16), kind (u8), reserved (u8); big-endian.
 pub(crate) const HEADER: usize = 8;
@@ -36,6 +38,9 @@ pub(crate) const RTP_OVERHEAD: usize = 28;
 const BATCH: usize = 64;
 /// The largest datagram.
 const MTU: usize = 1500;
+/// Copies of one batch are sent with one `sendmmsg`; UIO_MAXIOV (1024) is
+/// the most one call takes.
+const _: () = assert!(BATCH * 4 <= 1024);
 
 /// `room`, `member`, `kind` as the datagram's first bytes.
 pub(crate) fn header(room: u32, member: u16, kind: u8) -> [u8; HEADER] {
@@ -72,7 +77,7 @@ pub(crate) fn serve() -> io::Result<()> {
 /// The relay's state: the rooms' members and their addresses, and the
 /// buffers of one batch.
 struct Relay {
-    rooms: HashMap<u32, Vec<(u16, SocketAddrV4)>>,
+    rooms: HashMap<u32, Vec<(u16, SocketAddr)>>,
     inbox: Inbox,
     outbox: Outbox,
 }
@@ -81,7 +86,7 @@ impl Relay {
     fn new() -> Self {
         Self {
             rooms: HashMap::new(),
-            inbox: Inbox::new(),
+            inbox: Inbox::new(BATCH, MTU),
             outbox: Outbox::new(),
         }
     }
@@ -89,11 +94,12 @@ impl Relay {
     /// One batch: what is waiting in (at least one datagram), its copies
     /// out. Returns the datagrams read.
     fn step(&mut self, socket: &UdpSocket) -> io::Result<usize> {
-        let n = self.inbox.recv(socket)?;
-        self.outbox.clear();
+        let n = self.inbox.recv(socket, true)?;
         for i in 0..n {
-            let (datagram, from) = self.inbox.get(i);
-            let (Some((room, member, kind)), Some(from)) = (parse(datagram), from) else {
+            let Some((datagram, from)) = self.inbox.get(i) else {
+                continue;
+            };
+            let Some((room, member, kind)) = parse(datagram) else {
                 continue;
             };
             let members = self.rooms.entry(room).or_default();
@@ -106,201 +112,13 @@ impl Relay {
             }
             for (m, to) in members.iter() {
                 if *m != member {
-                    self.outbox.push(i, *to);
+                    self.outbox.push(datagram, *to);
                 }
             }
         }
-        self.outbox.send(socket, &self.inbox)?;
+        self.outbox.send(socket);
         Ok(n)
     }
-}
-
-/// Receive buffers for one `recvmmsg`: [`BATCH`] slots of [`MTU`] bytes
-/// with their lengths and source addresses.
-struct Inbox {
-    data: Vec<u8>,
-    lens: Vec<usize>,
-    addrs: Vec<libc::sockaddr_in>,
-    iovs: Vec<libc::iovec>,
-    headers: Vec<libc::mmsghdr>,
-}
-
-impl Inbox {
-    fn new() -> Self {
-        Self {
-            data: vec![0; BATCH * MTU],
-            lens: vec![0; BATCH],
-            addrs: vec![zeroed_sockaddr(); BATCH],
-            iovs: Vec::with_capacity(BATCH),
-            headers: Vec::with_capacity(BATCH),
-        }
-    }
-
-    /// Blocks until at least one datagram is in, then takes every one
-    /// waiting, up to [`BATCH`].
-    fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
-        self.iovs.clear();
-        self.headers.clear();
-        for slot in self.data.chunks_exact_mut(MTU) {
-            self.iovs.push(libc::iovec {
-                iov_base: slot.as_mut_ptr().cast(),
-                iov_len: slot.len(),
-            });
-        }
-        for (iov, addr) in self.iovs.iter_mut().zip(&mut self.addrs) {
-            let mut header = zeroed_mmsghdr();
-            header.msg_hdr.msg_name = std::ptr::from_mut(addr).cast();
-            header.msg_hdr.msg_namelen = socklen::<libc::sockaddr_in>();
-            header.msg_hdr.msg_iov = iov;
-            header.msg_hdr.msg_iovlen = 1;
-            self.headers.push(header);
-        }
-        loop {
-            // SAFETY: every header points at one iovec and one sockaddr_in
-            // of `self`, each iovec at its own MTU-sized slot of
-            // `self.data`; none of them moves or is read until the call
-            // returns, and the kernel writes at most `msg_namelen` address
-            // bytes and `iov_len` data bytes into them. The length passed
-            // is the headers' count.
-            let n = unsafe {
-                libc::recvmmsg(
-                    socket.as_raw_fd(),
-                    self.headers.as_mut_ptr(),
-                    u32::try_from(self.headers.len()).unwrap_or(0),
-                    libc::MSG_WAITFORONE,
-                    std::ptr::null_mut(),
-                )
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            let n = usize::try_from(n).unwrap_or(0);
-            for (len, header) in self.lens.iter_mut().zip(&self.headers).take(n) {
-                *len = usize::try_from(header.msg_len).unwrap_or(0).min(MTU);
-            }
-            return Ok(n);
-        }
-    }
-
-    /// Datagram `i` of the last `recv` and where it came from (IPv4 only:
-    /// the relay listens on 127.0.0.1).
-    fn get(&self, i: usize) -> (&[u8], Option<SocketAddrV4>) {
-        let start = i * MTU;
-        let len = self.lens.get(i).copied().unwrap_or(0);
-        let data = self.data.get(start..start + len).unwrap_or_default();
-        let from = self.addrs.get(i).and_then(|a| {
-            (i32::from(a.sin_family) == libc::AF_INET).then(|| {
-                SocketAddrV4::new(
-                    Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
-                    u16::from_be(a.sin_port),
-                )
-            })
-        });
-        (data, from)
-    }
-}
-
-/// The copies one batch makes: which received datagram, to whom.
-struct Outbox {
-    copies: Vec<(usize, libc::sockaddr_in)>,
-    iovs: Vec<libc::iovec>,
-    headers: Vec<libc::mmsghdr>,
-}
-
-impl Outbox {
-    fn new() -> Self {
-        Self {
-            copies: Vec::with_capacity(BATCH * 4),
-            iovs: Vec::with_capacity(BATCH * 4),
-            headers: Vec::with_capacity(BATCH * 4),
-        }
-    }
-
-    fn clear(&mut self) {
-        self.copies.clear();
-    }
-
-    fn push(&mut self, datagram: usize, to: SocketAddrV4) {
-        let mut addr = zeroed_sockaddr();
-        addr.sin_family = libc::sa_family_t::try_from(libc::AF_INET).unwrap_or(0);
-        addr.sin_port = to.port().to_be();
-        addr.sin_addr.s_addr = u32::from(*to.ip()).to_be();
-        self.copies.push((datagram, addr));
-    }
-
-    /// Sends every copy, as few `sendmmsg` calls as the kernel allows.
-    fn send(&mut self, socket: &UdpSocket, inbox: &Inbox) -> io::Result<()> {
-        self.iovs.clear();
-        self.headers.clear();
-        for &(i, _) in &self.copies {
-            let data = inbox.get(i).0;
-            self.iovs.push(libc::iovec {
-                // sendmmsg only reads through it.
-                iov_base: data.as_ptr().cast_mut().cast(),
-                iov_len: data.len(),
-            });
-        }
-        for (iov, (_, addr)) in self.iovs.iter_mut().zip(&mut self.copies) {
-            let mut header = zeroed_mmsghdr();
-            header.msg_hdr.msg_name = std::ptr::from_mut(addr).cast();
-            header.msg_hdr.msg_namelen = socklen::<libc::sockaddr_in>();
-            header.msg_hdr.msg_iov = iov;
-            header.msg_hdr.msg_iovlen = 1;
-            self.headers.push(header);
-        }
-        let mut done = 0;
-        while done < self.headers.len() {
-            let rest = self.headers.get_mut(done..).unwrap_or_default();
-            // SAFETY: each header points at one iovec (a slice of the
-            // inbox's buffer, borrowed for this call) and one sockaddr_in
-            // in `self.copies`; nothing moves until the call returns, and
-            // sendmmsg only reads them (it writes `msg_len`, in the
-            // headers themselves). The length passed is `rest`'s count.
-            let n = unsafe {
-                libc::sendmmsg(
-                    socket.as_raw_fd(),
-                    rest.as_mut_ptr(),
-                    u32::try_from(rest.len()).unwrap_or(0),
-                    0,
-                )
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                match e.kind() {
-                    io::ErrorKind::Interrupted => continue,
-                    // A member gone (ICMP port unreachable on loopback):
-                    // skip its copy, as the kernel would drop it anyway.
-                    io::ErrorKind::ConnectionRefused => {
-                        done += 1;
-                        continue;
-                    }
-                    _ => return Err(e),
-                }
-            }
-            done += usize::try_from(n).unwrap_or(0).max(1);
-        }
-        Ok(())
-    }
-}
-
-fn socklen<T>() -> libc::socklen_t {
-    libc::socklen_t::try_from(size_of::<T>()).unwrap_or(0)
-}
-
-fn zeroed_sockaddr() -> libc::sockaddr_in {
-    // SAFETY: sockaddr_in is a plain C struct of integers, for which all
-    // zero bytes are a valid value (AF_UNSPEC, port 0, 0.0.0.0).
-    unsafe { std::mem::zeroed() }
-}
-
-fn zeroed_mmsghdr() -> libc::mmsghdr {
-    // SAFETY: mmsghdr is a plain C struct of integers and raw pointers, for
-    // which all zero bytes are a valid value (null pointers, zero lengths).
-    unsafe { std::mem::zeroed() }
 }
 
 /// Keeps this process (and the threads it starts from now on) on `cpu`.

@@ -4,7 +4,9 @@
 //! came from; what a peer connection reads is forwarded to the other
 //! members' peer connections in the same pass; their datagrams leave before
 //! the shard waits again, for the next datagram, command or timeout. There
-//! is no task, channel or lock per packet.
+//! is no task, channel or lock per packet, and few system calls: a wake-up
+//! reads every datagram waiting (up to [`BATCH`]) with one `recvmmsg`, and
+//! a pass sends every datagram it made with one `sendmmsg`.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -24,6 +26,8 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use satsuma_core::committer::Senders;
 use satsuma_core::media::Codec;
 use satsuma_core::wire::{Blob, ConnId, Signal, Transport};
+use satsuma_udp::{Inbox, Outbox as Datagrams};
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
@@ -143,6 +147,8 @@ pub(crate) struct Shard {
     /// that forwarding allocates nothing per packet.
     media: Vec<(Kind, Packet, Instant)>,
     feedback: Vec<((ConnId, Kind), Rtcp)>,
+    /// The pass's datagrams, sent together at its end.
+    out: Datagrams,
 }
 
 impl Shard {
@@ -171,12 +177,13 @@ impl Shard {
             queued: HashSet::new(),
             media: Vec::new(),
             feedback: Vec::new(),
+            out: Datagrams::new(),
         })
     }
 
     /// Runs until every handle to the shard is gone.
     pub(crate) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
-        let mut buf = vec![0u8; DATAGRAM];
+        let mut inbox = Inbox::new(BATCH, DATAGRAM);
         loop {
             let wake = self
                 .timers
@@ -188,13 +195,16 @@ impl Shard {
                     Some(command) => self.command(command),
                     None => break,
                 },
-                read = self.socket.recv_from(&mut buf) => {
-                    if let Ok((n, from)) = read {
-                        self.datagram(&buf[..n], from);
-                        for _ in 1..BATCH {
-                            match self.socket.try_recv_from(&mut buf) {
-                                Ok((n, from)) => self.datagram(&buf[..n], from),
-                                Err(_) => break,
+                ready = self.socket.readable() => {
+                    // Readiness is cleared when the read would block.
+                    let read = ready.and_then(|()| {
+                        self.socket
+                            .try_io(Interest::READABLE, || inbox.recv(&self.socket, false))
+                    });
+                    if let Ok(n) = read {
+                        for i in 0..n {
+                            if let Some((datagram, from)) = inbox.get(i) {
+                                self.datagram(datagram, from);
                             }
                         }
                     }
@@ -333,9 +343,7 @@ impl Shard {
         }
         let _ = peer.pc.close();
         while let Some(out) = peer.pc.poll_write() {
-            let _ = self
-                .socket
-                .try_send_to(&out.message, out.transport.peer_addr);
+            self.out.push(&out.message, out.transport.peer_addr);
         }
     }
 
@@ -408,6 +416,12 @@ impl Shard {
             self.drain(key, now);
         }
         self.dirty.clear();
+        if !self.out.is_empty() {
+            let sent = self.out.send(&self.socket);
+            for _ in 0..sent.failed {
+                self.metrics.error(ErrorKind::Io);
+            }
+        }
         if self.timers.len() > 4 * self.peers.len() + 64 {
             self.timers = self
                 .peers
@@ -484,13 +498,7 @@ impl Shard {
             return;
         };
         while let Some(out) = peer.pc.poll_write() {
-            if self
-                .socket
-                .try_send_to(&out.message, out.transport.peer_addr)
-                .is_err()
-            {
-                self.metrics.error(ErrorKind::Io);
-            }
+            self.out.push(&out.message, out.transport.peer_addr);
         }
         let answer = peer.answer_due(answer_timeout);
         let deadline = match (peer.pc.poll_timeout(), answer) {
