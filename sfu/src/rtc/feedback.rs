@@ -1,8 +1,8 @@
 //! RTCP from a subscriber about a track it is sent: key-frame requests go to
 //! the publisher with its SSRC; receiver reports and REMB decide whether
-//! its video pauses. NACKs are answered before they get here, by the
-//! peer connection's NACK responder, from the packets sent to that
-//! subscriber.
+//! its video pauses; NACKs are answered from the packets sent to that
+//! subscriber (its track's `History`), to it alone: the publisher is not
+//! asked, and no other subscriber sees the retransmission.
 
 use std::time::Instant;
 
@@ -12,9 +12,10 @@ use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEs
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::reception_report::ReceptionReport;
 use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use satsuma_core::wire::ConnId;
 
-use super::peer::Kind;
+use super::peer::{Kind, NACK_HISTORY};
 use super::shard::Shard;
 
 impl Shard {
@@ -35,7 +36,9 @@ impl Shard {
         let mut bad = false;
         for packet in packets {
             let any = packet.as_any();
-            if any.downcast_ref::<PictureLossIndication>().is_some() {
+            if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
+                self.answer_nack(key, about, nack, now);
+            } else if any.downcast_ref::<PictureLossIndication>().is_some() {
                 key_frame = true;
             } else if let Some(f) = any.downcast_ref::<FullIntraRequest>() {
                 fir.extend(f.fir.iter().map(|e| e.sequence_number));
@@ -84,6 +87,51 @@ impl Shard {
                 })],
             );
         }
+    }
+
+    /// Sends `key` again each packet of its track `about` that `nack`
+    /// names and its history still holds; the rest are gone for good (a
+    /// key-frame request follows from the subscriber if it needs one).
+    fn answer_nack(
+        &mut self,
+        key: u64,
+        about: (ConnId, Kind),
+        nack: &TransportLayerNack,
+        now: Instant,
+    ) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let Some(out) = peer.outgoing.get(&about) else {
+            return;
+        };
+        let (Some(history), sender) = (&out.history, out.sender) else {
+            return;
+        };
+        if nack.media_ssrc != out.ssrc {
+            return;
+        }
+        let mut again = Vec::new();
+        'pairs: for pair in &nack.nacks {
+            for seq in *pair {
+                // At most a history's worth, whatever the NACK claims.
+                if again.len() == NACK_HISTORY {
+                    break 'pairs;
+                }
+                if let Some(packet) = history.get(seq) {
+                    again.push(packet.clone());
+                }
+            }
+        }
+        let Some(mut sender) = peer.pc.rtp_sender(sender) else {
+            return;
+        };
+        for packet in again {
+            if sender.write_rtp(now, packet).is_ok() {
+                self.metrics.retransmitted();
+            }
+        }
+        self.touch(key);
     }
 
     fn lossy(&self, reports: &[ReceptionReport]) -> bool {

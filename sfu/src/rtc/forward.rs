@@ -307,6 +307,9 @@ fn deliver(
         payload: packet.payload.clone(),
     };
     out.last = Some(sequence);
+    if let Some(history) = &mut out.history {
+        history.keep(&copy);
+    }
     let sender = out.sender;
     let bytes = copy.payload.len();
     let Some(mut sender) = peer.pc.rtp_sender(sender) else {

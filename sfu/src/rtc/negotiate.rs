@@ -12,7 +12,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use satsuma_core::wire::{ConnId, Signal};
 
-use super::peer::{Kind, Outgoing, Peer};
+use super::peer::{History, Kind, Outgoing, Peer};
 use super::shard::{Shard, offer_signal, random_ssrc};
 use crate::metrics::ErrorKind;
 use crate::rtc::RtcError;
@@ -28,7 +28,7 @@ impl Shard {
         if r.peers.contains_key(&conn) {
             return Err(RtcError::Unexpected("a second peer connection"));
         }
-        let mut peer = Peer::new(room, conn, self.announced, &self.metrics, now)?;
+        let mut peer = Peer::new(room, conn, self.announced, now)?;
         let offer = offer_signal(&peer.offer(now)?)?;
         let key = self.next_peer;
         self.next_peer += 1;
@@ -238,6 +238,7 @@ fn add_track(
             offset: 0,
             last: None,
             skipped: false,
+            history: (kind == Kind::Video).then(History::new),
         },
     );
     peer.sent_tracks.insert(id, (from, kind));

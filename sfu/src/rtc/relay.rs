@@ -1,29 +1,22 @@
 //! The SFU's own interceptor in `rtc`'s chain, [`ShardTap`]. It lets a
-//! subscriber's RTCP reach the shard (the chain ends in a terminus that
+//! subscriber's RTCP reach the shard: the chain ends in a terminus that
 //! stops inbound RTCP unless an interceptor vouches for a packet, and the
-//! shard relays key-frame requests and reads loss reports), and it counts
-//! the packets the NACK responder sends again. It sits on the wire side of
-//! the responder, to see its retransmissions go out.
+//! shard relays key-frame requests, reads loss reports and answers NACKs.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::Instant;
 
 use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::shared::error::Error;
 
-use crate::metrics::Metrics;
-
 pub(crate) struct ShardTap {
-    metrics: Arc<Metrics>,
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
 }
 
 impl ShardTap {
-    pub(crate) fn new(metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new() -> Self {
         Self {
-            metrics,
             read: VecDeque::new(),
             write: VecDeque::new(),
         }
@@ -50,9 +43,6 @@ impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for ShardTap {
     }
 
     fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Error> {
-        if msg.message.has(&Attribute::Retransmission) {
-            self.metrics.retransmitted();
-        }
         self.write.push_back(msg);
         Ok(())
     }
