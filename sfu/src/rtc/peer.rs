@@ -3,7 +3,6 @@
 //! is the shard's socket, the tracks it receives from the member and the
 //! tracks it sends it (one per other member's audio and video).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -24,6 +23,7 @@ use satsuma_core::media::{Codec, Feedback};
 use satsuma_core::wire::ConnId;
 
 use super::relay::ShardTap;
+use super::shard::Map;
 use crate::rtc::RtcError;
 
 /// Packets kept per video track sent, to answer NACKs: at 800 kbit/s
@@ -147,12 +147,12 @@ pub(crate) struct Peer {
     /// The peer connection's next timeout, as last put on the shard's heap.
     pub deadline: Option<Instant>,
     /// What the member publishes, by the receiving track's id.
-    pub incoming: HashMap<String, Kind>,
+    pub incoming: Map<String, Kind>,
     /// What it is sent, by publisher and kind.
-    pub outgoing: HashMap<(ConnId, Kind), Outgoing>,
+    pub outgoing: Map<(ConnId, Kind), Outgoing>,
     /// The publisher and kind of each track it is sent, by track id (RTCP
     /// about a track names it).
-    pub sent_tracks: HashMap<String, (ConnId, Kind)>,
+    pub sent_tracks: Map<String, (ConnId, Kind)>,
     /// When it last reported loss or low bandwidth: its video pauses until
     /// reports stay good for a while.
     pub bad_report: Option<Instant>,
@@ -281,9 +281,9 @@ impl Peer {
             ufrag,
             addrs: Vec::new(),
             deadline: None,
-            incoming: HashMap::new(),
-            outgoing: HashMap::new(),
-            sent_tracks: HashMap::new(),
+            incoming: Map::default(),
+            outgoing: Map::default(),
+            sent_tracks: Map::default(),
             bad_report: None,
             connected: false,
             offer: None,

@@ -9,7 +9,7 @@
 //! a pass sends every datagram it made with one `sendmmsg`.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::BinaryHeap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,6 +37,13 @@ use crate::metrics::{ErrorKind, Metrics};
 use crate::refusals::Refusals;
 use crate::rtc::{Outbox, RtcError, RtcSettings};
 use crate::tap::Tap;
+
+/// The shard's maps: hashed with foldhash, seeded at random per process
+/// (SipHash, the standard library's, cost a few per cent of the shard's
+/// CPU on the per-packet lookups; a random seed keeps crafted keys from
+/// colliding).
+pub(crate) type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+pub(crate) type Set<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
 /// Addresses remembered per peer connection (a client's candidates).
 const ADDRS: usize = 8;
@@ -116,10 +123,10 @@ pub(crate) struct Publication {
 pub(crate) struct Room {
     pub outbox: Arc<dyn Outbox>,
     /// The group's present members, and how each is connected.
-    pub members: HashMap<ConnId, Transport>,
+    pub members: Map<ConnId, Transport>,
     /// Each desktop's peer connection.
-    pub peers: HashMap<ConnId, u64>,
-    pub publications: HashMap<(ConnId, Kind), Publication>,
+    pub peers: Map<ConnId, u64>,
+    pub publications: Map<(ConnId, Kind), Publication>,
     pub senders: Arc<Senders>,
     pub refusals: Refusals,
 }
@@ -132,17 +139,17 @@ pub(crate) struct Shard {
     pub(super) settings: RtcSettings,
     pub(super) metrics: Arc<Metrics>,
     pub(super) tap: Arc<Tap>,
-    pub(super) rooms: HashMap<u64, Room>,
-    pub(super) peers: HashMap<u64, Peer>,
+    pub(super) rooms: Map<u64, Room>,
+    pub(super) peers: Map<u64, Peer>,
     pub(super) next_peer: u64,
-    pub(super) by_ufrag: HashMap<String, u64>,
-    by_addr: HashMap<SocketAddr, u64>,
+    pub(super) by_ufrag: Map<String, u64>,
+    by_addr: Map<SocketAddr, u64>,
     /// Peer connections' timeouts, earliest first; an entry whose time is
     /// no longer its peer's deadline is stale and skipped.
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     /// Peer connections with output to drain, in order, each once.
     pub(super) dirty: Vec<u64>,
-    pub(super) queued: HashSet<u64>,
+    pub(super) queued: Set<u64>,
     /// What a peer connection read in one drain, kept between drains so
     /// that forwarding allocates nothing per packet.
     media: Vec<(Kind, Packet, Instant)>,
@@ -167,14 +174,14 @@ impl Shard {
             settings,
             metrics,
             tap,
-            rooms: HashMap::new(),
-            peers: HashMap::new(),
+            rooms: Map::default(),
+            peers: Map::default(),
             next_peer: 0,
-            by_ufrag: HashMap::new(),
-            by_addr: HashMap::new(),
+            by_ufrag: Map::default(),
+            by_addr: Map::default(),
             timers: BinaryHeap::new(),
             dirty: Vec::new(),
-            queued: HashSet::new(),
+            queued: Set::default(),
             media: Vec::new(),
             feedback: Vec::new(),
             out: Datagrams::new(),
@@ -228,9 +235,9 @@ impl Shard {
                     room,
                     Room {
                         outbox,
-                        members: HashMap::new(),
-                        peers: HashMap::new(),
-                        publications: HashMap::new(),
+                        members: Map::default(),
+                        peers: Map::default(),
+                        publications: Map::default(),
                         senders: Arc::new(Senders::new()),
                         refusals: Refusals::new(),
                     },
@@ -551,7 +558,7 @@ impl Shard {
 type Rtcp = Vec<Box<dyn rtc::rtcp::Packet>>;
 
 /// Queues `key` to be drained in this pass, once.
-pub(super) fn mark(queued: &mut HashSet<u64>, dirty: &mut Vec<u64>, key: u64) {
+pub(super) fn mark(queued: &mut Set<u64>, dirty: &mut Vec<u64>, key: u64) {
     if queued.insert(key) {
         dirty.push(key);
     }
