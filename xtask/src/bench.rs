@@ -58,7 +58,7 @@ const ENGINE_VIDEO: &[&str] = &["--size", "640x360", "--fps", "30", "--bitrate",
 
 /// Rooms per step of the load tables.
 const LOAD_ROOMS: &str = "1,4,16,32,48,64,96,128";
-const WEBRTC_ROOMS: &str = "1,4,8,16,24,32";
+const WEBRTC_ROOMS: &str = "1,4,16,32,48,64";
 /// Criterion settings of the SFrame table.
 const SFRAME_ARGS: &[&str] = &["--warm-up-time", "1", "--measurement-time", "3"];
 /// Runs of the interleaved MLS comparison, and its group sizes (N = 1024
@@ -106,6 +106,10 @@ pub fn bench(names: &[String]) -> Result {
                     "--members",
                     "3",
                     "--no-stop",
+                    // The bare UDP relay's steps first, in the same run.
+                    "--baseline",
+                    // The generator's WebRTC stack on its own core.
+                    "--pin",
                 ],
             )?,
             _ => continue,

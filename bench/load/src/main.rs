@@ -36,6 +36,14 @@
 //! warm-up. Its default steps are small (1, 2, 4, 8 rooms of 3), because
 //! the generator's own WebRTC stack is expensive: watch `gen CPU %`.
 //!
+//! With `--baseline`, the same steps run first through a bare UDP relay
+//! (`relay.rs`, a child process: one thread, `recvmmsg`/`sendmmsg`, no
+//! WebRTC) with the same packets, and a last table gives the SFU's packets
+//! per core as a share of the relay's: what is left to the kernel and what
+//! the SFU's protocol work costs. `--transport relay` runs the relay alone.
+//! `--pin` keeps the SFU (or relay) on CPU 0 and the generator on the last
+//! CPU, so a generator that costs more than the SFU cannot take its core.
+//!
 //! In wire mode the Media header's
 //! `timestamp` and `sequence` are constant (the SFU never reads them):
 //! frames are encoded once and only the payload's header and stamp are
