@@ -38,10 +38,12 @@ use crate::refusals::Refusals;
 use crate::rtc::{Outbox, RtcError, RtcSettings};
 use crate::tap::Tap;
 
-/// The shard's maps: hashed with foldhash, seeded at random per process
-/// (SipHash, the standard library's, cost a few per cent of the shard's
-/// CPU on the per-packet lookups; a random seed keeps crafted keys from
-/// colliding).
+/// The shard's maps, hashed with foldhash: SipHash, the standard
+/// library's, cost a few per cent of the shard's CPU on the per-packet
+/// lookups. foldhash seeds each map at random but does not claim full
+/// HashDoS resistance; no key here is chosen freely by a remote party (a
+/// peer connection's address enters `by_addr` only after a STUN check
+/// with its secret ufrag, and a member publishes two tracks).
 pub(crate) type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 pub(crate) type Set<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
