@@ -121,6 +121,12 @@ impl Hub {
         rooms.values().cloned().collect()
     }
 
+    /// Sockets counted and not yet let go: a link's socket is let go once
+    /// its task has told its client goodbye and closed it.
+    pub(crate) fn open_connections(&self) -> usize {
+        self.connections.load(Ordering::Acquire)
+    }
+
     /// Counted sockets, and the addresses they come from.
     #[cfg(feature = "fuzzing")]
     pub(crate) fn sockets(&self) -> (usize, usize) {

@@ -168,7 +168,8 @@ impl Server {
 
     /// Stops accepting, tells every client (`Error { ShuttingDown }`),
     /// closes every peer connection and waits up to five seconds for
-    /// connections to finish.
+    /// the listeners to stop and up to two more for the links to have
+    /// told their clients and closed.
     pub async fn shutdown(self) {
         tracing::info!("shutting down");
         let _ = self.hub.shutdown.send(true);
@@ -176,16 +177,33 @@ impl Server {
             room.shut_down();
             room.rtc.close().await;
         }
-        let wait = async {
+        let listeners = async {
             for task in self.tasks {
                 let _ = task.await;
             }
         };
-        if tokio::time::timeout(Duration::from_secs(5), wait)
+        if tokio::time::timeout(Duration::from_secs(5), listeners)
             .await
             .is_err()
         {
-            tracing::warn!("connections still open after 5 s; closing anyway");
+            tracing::warn!("listeners still open after 5 s; closing anyway");
+        }
+        // Each link's own task writes its goodbye and closes its socket;
+        // returning before they have run would end the process with the
+        // notice unsent (seen under load: clients never told).
+        let links = async {
+            while self.hub.open_connections() > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(2), links)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = self.hub.open_connections(),
+                "connections still open after 2 s; closing anyway"
+            );
         }
         self.hub.tap.flush();
     }
