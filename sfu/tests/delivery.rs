@@ -187,8 +187,12 @@ async fn a_control_message_lost_with_the_link_is_sent_again_on_resume() {
 async fn a_link_whose_control_queue_overflows_is_closed_and_resumes_without_loss() {
     use satsuma_core::wire::{CommitMessage, List, ToClient, Up};
     const COMMITS: usize = 250;
+    // A queue of 16 holds everything the door is sent before it is added
+    // (hello, resumable, the log so far, its Welcome: fewer than 16), so a
+    // door that reads those slowly on a loaded machine is not closed before
+    // the test begins; 16 commits of 60 KB are still far below 15 MB.
     let sfu = Sfu::start(&[
-        ("SATSUMA_SFU_LIMITS__CONTROL_QUEUE", "4"),
+        ("SATSUMA_SFU_LIMITS__CONTROL_QUEUE", "16"),
         ("SATSUMA_SFU_LIMITS__CONTROL_BURST", "1000"),
         ("SATSUMA_SFU_ROOMS__RESUME_HISTORY_BYTES", "33554432"),
         ("SATSUMA_SFU_ROOMS__RESUME_ROOM_BYTES", "67108864"),
@@ -212,7 +216,7 @@ async fn a_link_whose_control_queue_overflows_is_closed_and_resumes_without_loss
     let before = door.seqs.len();
     // The door stops reading. The busy member sends commits of 60 KB (the
     // delivery service cannot tell them from real ones), reading each back:
-    // 15 MB, far more than the door's socket buffers and queue of 4 hold.
+    // 15 MB, far more than the door's socket buffers and queue of 16 hold.
     // Neither member can follow forged commits: they only count them.
     busy.deaf = true;
     door.deaf = true;
