@@ -276,23 +276,20 @@ pub(crate) async fn run(mut args: Args) -> Result<()> {
         }
         return crate::soak::run(&args, sfu, shared, members, video, abuse).await;
     }
+    let ladder = Ladder {
+        args: &args,
+        shared: &shared,
+        steps: &steps,
+        members,
+        video,
+    };
     // The baseline first: its participants stop at once, and the SFU sits
     // idle meanwhile.
     let baseline = if args.baseline && args.transport != Mode::Relay {
         eprintln!("satsuma-load: the bare relay first");
         let mut relay = Sfu::spawn_relay(args.pin).await?;
         let stop = Arc::new(AtomicBool::new(false));
-        let climbed = climb(
-            &args,
-            Mode::Relay,
-            &mut relay,
-            &shared,
-            &steps,
-            members,
-            video,
-            &stop,
-        )
-        .await?;
+        let climbed = climb(&ladder, Mode::Relay, &mut relay, &stop).await?;
         stop.store(true, Relaxed);
         drop(relay);
         drop(climbed.rooms);
@@ -304,17 +301,7 @@ pub(crate) async fn run(mut args: Args) -> Result<()> {
         None
     };
     let stop = Arc::new(AtomicBool::new(false));
-    let Climbed { rows, knee, .. } = climb(
-        &args,
-        args.transport,
-        &mut sfu,
-        &shared,
-        &steps,
-        members,
-        video,
-        &stop,
-    )
-    .await?;
+    let Climbed { rows, knee, .. } = climb(&ladder, args.transport, &mut sfu, &stop).await?;
 
     if baseline.is_some() {
         println!("## The SFU\n");
@@ -409,21 +396,33 @@ struct Climbed {
     rooms: Vec<Room>,
 }
 
+/// What every climb shares: the arguments, the traffic, the steps, and
+/// the participants per room (and how many of them send video).
+struct Ladder<'a> {
+    args: &'a Args,
+    shared: &'a Arc<Shared>,
+    steps: &'a [usize],
+    members: usize,
+    video: usize,
+}
+
 /// The steps against `sfu` (the SFU, or the relay when `mode` is
 /// [`Mode::Relay`]): adds rooms, waits until they are members (and, on
 /// WebRTC, hear each other), measures a window, stops at the knee unless
 /// `--no-stop`.
-#[allow(clippy::too_many_arguments)]
 async fn climb(
-    args: &Args,
+    ladder: &Ladder<'_>,
     mode: Mode,
     sfu: &mut Sfu,
-    shared: &Arc<Shared>,
-    steps: &[usize],
-    members: usize,
-    video: usize,
     stop: &Arc<AtomicBool>,
 ) -> Result<Climbed> {
+    let &Ladder {
+        args,
+        shared,
+        steps,
+        members,
+        video,
+    } = ladder;
     let mut rooms: Vec<Room> = Vec::new();
     let mut rows: Vec<Row> = Vec::new();
     let mut knee: Option<String> = None;
