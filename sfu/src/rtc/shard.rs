@@ -39,8 +39,8 @@ use crate::rtc::{Outbox, RtcError, RtcSettings};
 use crate::tap::Tap;
 
 /// The shard's maps, hashed with foldhash: SipHash, the standard
-/// library's, cost a few per cent of the shard's CPU on the per-packet
-/// lookups. foldhash seeds each map at random but does not claim full
+/// library's, showed in the profile's per-packet lookups (the gain was
+/// measured together with the run's noise, not alone). foldhash seeds each map at random but does not claim full
 /// HashDoS resistance; no key here is chosen freely by a remote party (a
 /// peer connection's address enters `by_addr` only after a STUN check
 /// with its secret ufrag, and a member publishes two tracks).
