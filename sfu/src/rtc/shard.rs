@@ -186,7 +186,7 @@ impl Shard {
             queued: Set::default(),
             media: Vec::new(),
             feedback: Vec::new(),
-            out: Datagrams::new(),
+            out: Datagrams::new().gso(true),
         })
     }
 

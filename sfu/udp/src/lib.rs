@@ -111,14 +111,45 @@ impl Inbox {
 
 /// Datagrams waiting to be sent with as few calls as the kernel allows.
 /// Each one's bytes are copied in, so the caller's buffers are free at
-/// once.
+/// once. With [`gso`](Self::gso) on, datagrams pushed one after the other
+/// for the same destination, of one size (the last may be shorter), go as
+/// one message the kernel splits (UDP GSO, `UDP_SEGMENT`): one trip
+/// through the IP stack for all of them.
 pub struct Outbox {
     data: Vec<u8>,
-    /// Each datagram's end in `data`, and its destination.
-    ends: Vec<(usize, libc::sockaddr_storage, libc::socklen_t)>,
+    messages: Vec<Message>,
     iovs: Vec<libc::iovec>,
     headers: Vec<libc::mmsghdr>,
+    controls: Vec<Control>,
+    gso: bool,
 }
+
+/// One message of a batch: its bytes in `data`, its destination, and, when
+/// it carries several datagrams, their size.
+struct Message {
+    start: usize,
+    end: usize,
+    to: SocketAddr,
+    addr: libc::sockaddr_storage,
+    addrlen: libc::socklen_t,
+    /// The size of each datagram in it (the last may be shorter).
+    segment: usize,
+    /// Datagrams in it.
+    count: usize,
+    /// Another datagram of `segment` bytes or fewer may join it.
+    open: bool,
+}
+
+/// Room for one `UDP_SEGMENT` control message, aligned for `cmsghdr`.
+#[derive(Clone, Copy)]
+#[repr(C, align(8))]
+struct Control([u8; 32]);
+
+/// The most datagrams one GSO message carries (the kernel's limit is 64).
+const MAX_SEGMENTS: usize = 64;
+/// The most bytes one GSO message carries (a UDP payload's limit, less
+/// headroom).
+const MAX_GSO_BYTES: usize = 60_000;
 
 /// What [`Outbox::send`] did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -142,48 +173,93 @@ impl Outbox {
     pub fn new() -> Self {
         Self {
             data: Vec::new(),
-            ends: Vec::new(),
+            messages: Vec::new(),
             iovs: Vec::new(),
             headers: Vec::new(),
+            controls: Vec::new(),
+            gso: false,
         }
+    }
+
+    /// Sends runs of equal-sized datagrams to one destination as one GSO
+    /// message from now on (Linux 4.18 and later). Turned off again by
+    /// itself if the kernel refuses one.
+    pub fn gso(mut self, on: bool) -> Self {
+        self.gso = on;
+        self
     }
 
     /// Datagrams waiting.
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.messages.iter().map(|m| m.count).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.messages.is_empty()
     }
 
     /// Queues `datagram` for `to`.
     pub fn push(&mut self, datagram: &[u8], to: SocketAddr) {
+        if self.gso
+            && let Some(last) = self.messages.last_mut()
+            && last.open
+            && last.to == to
+            && !datagram.is_empty()
+            && datagram.len() <= last.segment
+            && last.count < MAX_SEGMENTS
+            && last.end - last.start + datagram.len() <= MAX_GSO_BYTES
+        {
+            self.data.extend_from_slice(datagram);
+            last.end = self.data.len();
+            last.count += 1;
+            // A shorter datagram ends the run.
+            last.open = datagram.len() == last.segment;
+            return;
+        }
+        let start = self.data.len();
         self.data.extend_from_slice(datagram);
-        let (addr, len) = to_storage(to);
-        self.ends.push((self.data.len(), addr, len));
+        let (addr, addrlen) = to_storage(to);
+        self.messages.push(Message {
+            start,
+            end: self.data.len(),
+            to,
+            addr,
+            addrlen,
+            segment: datagram.len(),
+            count: 1,
+            open: true,
+        });
     }
 
     /// Sends everything queued and empties the queue. A datagram the kernel
-    /// refuses is counted in [`Sent::failed`] and skipped; the rest still
-    /// go, unless the socket's buffer is full (a non-blocking socket), when
-    /// all the rest are counted as failed.
+    /// refuses is counted in [`Sent::failed`] and skipped (a GSO message's
+    /// datagrams together); the rest still go, unless the socket's buffer
+    /// is full (a non-blocking socket), when all the rest are counted as
+    /// failed.
     pub fn send(&mut self, socket: &impl AsRawFd) -> Sent {
         let mut report = Sent::default();
         self.iovs.clear();
         self.headers.clear();
-        let mut start = 0;
-        for &(end, _, _) in &self.ends {
-            let bytes = self.data.get_mut(start..end).unwrap_or_default();
+        self.controls.clear();
+        self.controls.resize(self.messages.len(), Control([0; 32]));
+        for m in &self.messages {
+            let bytes = self.data.get_mut(m.start..m.end).unwrap_or_default();
             self.iovs.push(libc::iovec {
                 iov_base: bytes.as_mut_ptr().cast(),
                 iov_len: bytes.len(),
             });
-            start = end;
         }
-        for (iov, (_, addr, len)) in self.iovs.iter_mut().zip(&mut self.ends) {
-            self.headers
-                .push(header(std::ptr::from_mut(addr).cast(), *len, iov));
+        for ((iov, m), control) in self
+            .iovs
+            .iter_mut()
+            .zip(&mut self.messages)
+            .zip(&mut self.controls)
+        {
+            let mut h = header(std::ptr::from_mut(&mut m.addr).cast(), m.addrlen, iov);
+            if m.count > 1 {
+                segment_control(&mut h, control, m.segment);
+            }
+            self.headers.push(h);
         }
         let fd: RawFd = socket.as_raw_fd();
         let mut done = 0;
@@ -191,14 +267,18 @@ impl Outbox {
             let rest = self.headers.get_mut(done..).unwrap_or_default();
             report.calls += 1;
             // SAFETY: each header points at one iovec (a part of
-            // `self.data`) and one sockaddr_storage in `self.ends`, all
+            // `self.data`), one sockaddr_storage in `self.messages` and, for
+            // a GSO message, one control buffer in `self.controls`, all
             // owned by `self` and untouched until the call returns;
             // sendmmsg reads through them and writes only each header's
             // `msg_len`. The count passed is `rest`'s own.
             let n = unsafe { libc::sendmmsg(fd, rest.as_mut_ptr(), count(rest.len()), 0) };
             if n > 0 {
                 let n = usize::try_from(n).unwrap_or(0);
-                report.sent += n;
+                report.sent += self
+                    .messages
+                    .get(done..done + n)
+                    .map_or(0, |ms| ms.iter().map(|m| m.count).sum());
                 done += n;
                 continue;
             }
@@ -206,18 +286,52 @@ impl Outbox {
             if n < 0 && e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
+            let waiting = |ms: &[Message]| ms.iter().map(|m| m.count).sum::<usize>();
             if n < 0 && e.kind() == io::ErrorKind::WouldBlock {
                 // The socket's buffer is full: nothing more goes now.
-                report.failed += rest.len();
+                report.failed += self.messages.get(done..).map_or(0, waiting);
                 break;
             }
-            // The first datagram of `rest` was refused: skip it.
-            report.failed += 1;
+            // The first message of `rest` was refused: skip it. A kernel
+            // or device that cannot segment refuses GSO with EIO or
+            // EINVAL: send single datagrams from then on.
+            if let Some(m) = self.messages.get(done) {
+                report.failed += m.count;
+                if m.count > 1 && matches!(e.raw_os_error(), Some(libc::EIO | libc::EINVAL)) {
+                    self.gso = false;
+                }
+            }
             done += 1;
         }
         self.data.clear();
-        self.ends.clear();
+        self.messages.clear();
         report
+    }
+}
+
+/// Attaches a `UDP_SEGMENT` control message of `segment` bytes, written in
+/// `control`, to `h`.
+fn segment_control(h: &mut libc::mmsghdr, control: &mut Control, segment: usize) {
+    let size = u16::try_from(segment).unwrap_or(u16::MAX);
+    // SAFETY: CMSG_SPACE only computes a length.
+    let space = unsafe { libc::CMSG_SPACE(2) };
+    h.msg_hdr.msg_control = control.0.as_mut_ptr().cast();
+    h.msg_hdr.msg_controllen = usize::try_from(space).unwrap_or(0).min(control.0.len());
+    // SAFETY: the header's control buffer is `control`, 32 bytes aligned
+    // for cmsghdr and at least CMSG_SPACE(2) (24) long, so CMSG_FIRSTHDR
+    // returns a pointer to its start, where one cmsghdr and its 2 data
+    // bytes fit; the data is written unaligned.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&raw const h.msg_hdr);
+        if c.is_null() {
+            h.msg_hdr.msg_control = std::ptr::null_mut();
+            h.msg_hdr.msg_controllen = 0;
+            return;
+        }
+        (*c).cmsg_level = libc::SOL_UDP;
+        (*c).cmsg_type = libc::UDP_SEGMENT;
+        (*c).cmsg_len = usize::try_from(libc::CMSG_LEN(2)).unwrap_or(0);
+        libc::CMSG_DATA(c).cast::<u16>().write_unaligned(size);
     }
 }
 
@@ -234,8 +348,10 @@ impl std::fmt::Debug for Inbox {
 impl std::fmt::Debug for Outbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Outbox")
-            .field("queued", &self.ends.len())
+            .field("queued", &self.len())
+            .field("messages", &self.messages.len())
             .field("bytes", &self.data.len())
+            .field("gso", &self.gso)
             .finish_non_exhaustive()
     }
 }
@@ -426,5 +542,32 @@ mod tests {
         assert_eq!(&buf[..n], b"one");
         let n = receiver.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"three");
+    }
+
+    /// With GSO, a run of equal-sized datagrams to one receiver (the last
+    /// shorter) goes as one message and arrives as the datagrams it was,
+    /// in order; a datagram for someone else is its own message.
+    #[test]
+    fn a_gso_run_arrives_as_its_datagrams() {
+        let (sender, a, b) = (socket(false), socket(false), socket(false));
+        let mut out = Outbox::new().gso(true);
+        let run: Vec<Vec<u8>> = vec![vec![1; 100], vec![2; 100], vec![3; 100], vec![4; 40]];
+        for d in &run {
+            out.push(d, a.local_addr().unwrap());
+        }
+        // A longer one after the shorter starts a new message.
+        out.push(&[5; 100], a.local_addr().unwrap());
+        out.push(&[6; 100], b.local_addr().unwrap());
+        assert_eq!(out.len(), 6);
+        assert_eq!(out.messages.len(), 3, "one GSO message and two single ones");
+        let sent = out.send(&sender);
+        assert_eq!((sent.sent, sent.failed, sent.calls), (6, 0, 1));
+        let mut buf = [0; 256];
+        for d in run.iter().chain(std::iter::once(&vec![5; 100])) {
+            let n = a.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..n], &d[..]);
+        }
+        let n = b.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &[6; 100][..]);
     }
 }
