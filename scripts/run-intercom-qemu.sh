@@ -24,12 +24,15 @@
 # back as the same member, with the same identity fingerprint.
 #
 # Then the door boots again, speaking G.722, and 15 desktops join its room
-# (odd ones sending G.711, even ones G.722, each its own tone), making a
-# 16-member room, and leave together. It checks:
+# (odd ones sending G.711, even ones G.722, each its own tone; M3 is
+# told to send Opus, as desktops do by default), making a 16-member room,
+# and leave together. It checks:
 #   - the door reaches an epoch with 16 members, with the safety number
 #     every desktop shows in it;
+#   - M3 sends G.722 instead of Opus, since the door is in the room (its
+#     `audio_codec` event);
 #   - the door hears each talking member's tone (four talk, the others
-#     listen) in its codec, and every desktop
+#     listen) in its codec (M3's in G.722), and every desktop
 #     opens the door's G.722 and hears its 500 Hz;
 #   - the door is the room's committer while no member that can commit
 #     is there: the first six desktops leave commits to others
@@ -301,6 +304,9 @@ members=()
 for i in $(seq 1 15); do
     codec=pcmu
     [ $((i % 2)) = 0 ] && codec=g722
+    # M3 asks for Opus, as a desktop does by default: in a room with an
+    # intercom it sends G.722 instead (the engine's own choice).
+    [ "$i" = 3 ] && codec=opus
     # Four talk (M1-M4), the others listen: the door opens every stream
     # it is sent, and 15 at once are more than QEMU's emulated core keeps
     # up with beside 15 desktops on two host cores.
@@ -383,10 +389,13 @@ for l in door:
         leaf, frames, _, hz, other, g722 = (int(g) for g in m.groups())
         heard.setdefault(names.get(leaf), []).append((frames, hz, other, g722))
 for i in range(1, talkers + 1):
-    name, tone, wide = f"M{i}", 350 + 50 * i, i % 2 == 0
+    name, tone, wide = f"M{i}", 350 + 50 * i, i % 2 == 0 or i == 3
     good = [r for r in heard.get(name, []) if r[0] >= 40 and abs(r[1] - tone) <= 5 and r[2] == 0
             and r[3] == (r[0] if wide else 0)]
     check(len(good) >= 10, f"the door hears {name}'s {tone} Hz in {'G.722' if wide else 'G.711'} ({len(good)} full seconds)")
+switched = [e for e in desks["M3"] if e.get("event") == "audio_codec"]
+check([(e["codec"], e["intercom"]) for e in switched] == [("g722", True)],
+      f"M3, told to send Opus, sends G.722 as the door is in the room ({switched})")
 listeners = [n for n in heard if n and int(n[1:]) > talkers]
 check(not listeners, f"nothing heard from the listeners ({listeners})")
 # Each desktop opens the door's G.722 and hears its 500 Hz. A frame fails

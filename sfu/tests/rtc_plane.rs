@@ -852,6 +852,119 @@ async fn intercom_audio_bridges_both_ways_untouched_and_opus_is_dropped() {
     h.room.close().await;
 }
 
+/// A's audio packets with `phase` among `got`.
+fn audio_of(got: &[Received], phase: &str) -> Vec<Received> {
+    let tag = format!("1/a/{phase}/");
+    got.iter()
+        .filter(|r| !r.video && said(&r.payload).starts_with(tag.as_bytes()))
+        .cloned()
+        .collect()
+}
+
+/// A sends `rounds` audio packets with `phase`, 10 ms apart.
+async fn a_says(a: &Arc<RtcClient>, phase: &str, rounds: u32) {
+    for j in 0..rounds {
+        a.send_audio(&payload(1, false, phase, j), j * 960)
+            .await
+            .unwrap();
+        sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// How many of A's frames with `phase` reached the intercom, and in which
+/// codecs.
+fn wire_of(h: &Harness, phase: &str) -> (usize, HashSet<Codec>) {
+    let tag = format!("1/a/{phase}/");
+    let wire = h.outbox.wire.lock().unwrap();
+    let frames: Vec<&Media> = wire
+        .iter()
+        .filter(|m| said(&m.payload).starts_with(tag.as_bytes()))
+        .collect();
+    (frames.len(), frames.iter().map(|m| m.codec).collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_desktop_switching_to_g722_is_heard_by_the_intercom_with_no_new_offer() {
+    // What a desktop does when an intercom joins its Opus call: the same
+    // track goes on in G.722, which every leg negotiated.
+    let h = Harness::new(settings()).await;
+    let (a, mut sa) = h.join(1, Codec::Opus).await;
+    let (b, mut sb) = h.join(2, Codec::Opus).await;
+    let mut members = webrtc(&[1, 2]);
+    members.push((ConnId(7), Transport::Wire));
+    h.room.set_members(members).await;
+    warm_up(&[(1, &a), (2, &b)], &mut [&mut sa, &mut sb]).await;
+    let offers = |conn: u64| h.outbox.offered.lock().unwrap()[&ConnId(conn)];
+    let (offers_a, offers_b) = (offers(1), offers(2));
+
+    // In Opus: B hears it, the intercom cannot.
+    a_says(&a, "opus", 20).await;
+    let got = collect_until(&mut sb, "A's Opus", |g| audio_of(g, "opus").len() >= 20).await;
+    assert!(
+        audio_of(&got, "opus")
+            .iter()
+            .all(|r| r.codec == Some(Codec::Opus))
+    );
+    assert_eq!(wire_of(&h, "opus").0, 0, "Opus reached the intercom");
+
+    // In G.722, on the same track: B hears it as G.722, and so does the
+    // intercom.
+    a.set_audio_codec(Codec::G722).await.unwrap();
+    assert_eq!(a.audio_codec(), Codec::G722);
+    a_says(&a, "wide", 20).await;
+    let got = collect_until(&mut sb, "A's G.722", |g| audio_of(g, "wide").len() >= 20).await;
+    let wide = audio_of(&got, "wide");
+    assert!(
+        wide.iter()
+            .all(|r| r.codec == Some(Codec::G722)
+                && r.payload_type == Codec::G722.rtp().payload_type),
+        "B got A's G.722 as {:?}",
+        wide.iter()
+            .map(|r| (r.codec, r.payload_type))
+            .collect::<Vec<_>>()
+    );
+    let ssrc = wide[0].ssrc;
+    let deadline = Instant::now() + WAIT;
+    while wire_of(&h, "wide").0 < 20 {
+        assert!(
+            Instant::now() < deadline,
+            "A's G.722 did not reach the intercom ({})",
+            wire_of(&h, "wide").0
+        );
+        sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(wire_of(&h, "wide").1, HashSet::from([Codec::G722]));
+
+    // Back at once: too soon after the last change (a codec flipping on
+    // every packet would restart every receiver's decoder), so dropped.
+    let codec_drops = h.metrics.drops(DropReason::Codec);
+    a.set_audio_codec(Codec::Opus).await.unwrap();
+    a_says(&a, "soon", 10).await;
+    let deadline = Instant::now() + WAIT;
+    while h.metrics.drops(DropReason::Codec) < codec_drops + 10 {
+        assert!(Instant::now() < deadline, "the flip back was not dropped");
+        sleep(Duration::from_millis(20)).await;
+    }
+    assert!(audio_of(&drain(&mut sb), "soon").is_empty());
+    // Once the interval has passed, Opus again, still on the same track.
+    sleep(Duration::from_secs(2)).await;
+    a_says(&a, "again", 20).await;
+    let got = collect_until(&mut sb, "A's Opus again", |g| {
+        audio_of(g, "again").len() >= 15
+    })
+    .await;
+    let again = audio_of(&got, "again");
+    assert!(
+        again
+            .iter()
+            .all(|r| r.codec == Some(Codec::Opus) && r.ssrc == ssrc)
+    );
+    assert_eq!(wire_of(&h, "again").0, 0, "Opus reached the intercom");
+    // None of it took an offer.
+    assert_eq!((offers(1), offers(2)), (offers_a, offers_b));
+    h.room.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn packets_whose_kid_names_another_member_are_dropped_and_counted() {
     let h = Harness::new(settings()).await;

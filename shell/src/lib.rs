@@ -58,8 +58,8 @@ pub struct Options {
     /// Join at once with the join screen's name, room and server.
     #[arg(long)]
     pub join: bool,
-    /// The audio codec sent: opus, or pcmu, pcma or g722 for a room with
-    /// a door intercom, which speaks G.711 (until the SFU negotiates it).
+    /// The audio codec sent: opus, pcmu, pcma or g722. While a door
+    /// intercom is in the call, opus and pcma go as g722, which it decodes.
     #[arg(long, default_value = "opus", value_parser = audio_codec)]
     pub codec: satsuma_core::media::Codec,
 }

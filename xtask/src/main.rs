@@ -427,10 +427,6 @@ fn app(extra: &[String]) -> Result {
     let extra = extra.strip_prefix(&["--".to_owned()]).unwrap_or(extra);
     args.extend(extra.iter().map(String::as_str));
     let door = door();
-    if door.is_some() && !extra.iter().any(|a| a.starts_with("--codec")) {
-        // The door speaks G.711: the app sends µ-law to it.
-        args.extend(["--codec", "pcmu"]);
-    }
     let app = run("cargo", &args);
     if let Some(door) = door {
         door.stop();
@@ -486,10 +482,6 @@ fn headless_call(extra: &[String]) -> Result {
         "--stats-ms",
         "5000",
     ];
-    if door.is_some() && !extra.iter().any(|a| a.starts_with("--codec")) {
-        // The door speaks G.711.
-        args.extend(["--codec", "pcmu"]);
-    }
     args.extend(extra.iter().map(String::as_str));
     let call = run(headless, &args);
     if let Some(door) = door {

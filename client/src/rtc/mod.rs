@@ -71,6 +71,9 @@ pub enum RtcError {
     /// The answer is longer than a signalling message may be.
     #[error("the answer ({0} bytes) is too long to send")]
     AnswerTooLong(usize),
+    /// webrtc-rs made no sender for the audio track.
+    #[error("the audio track has no sender")]
+    NoAudioSender,
     /// The WebRTC stack refused or failed.
     #[error("webrtc: {0}")]
     WebRtc(#[from] webrtc::Error),
@@ -178,7 +181,10 @@ pub struct ClientStreams {
 pub struct RtcClient {
     _api: API,
     pc: Arc<RTCPeerConnection>,
-    audio: Arc<TrackLocalStaticRTP>,
+    /// The audio track now published, replaced when the codec changes
+    /// ([`RtcClient::set_audio_codec`]).
+    audio: Mutex<(Codec, Arc<TrackLocalStaticRTP>)>,
+    audio_sender: Arc<RTCRtpSender>,
     video: Arc<TrackLocalStaticRTP>,
     audio_seq: AtomicU16,
     video_seq: AtomicU16,
@@ -230,6 +236,7 @@ impl RtcClient {
         let (media_tx, media) = mpsc::channel(settings.media_queue.max(1));
         let (feedback_tx, feedback) = mpsc::channel(settings.feedback_queue.max(1));
         let cancel = Arc::new(Cancel::new());
+        let mut audio_sender = None;
         for (track, video) in [
             (
                 Arc::clone(&audio) as Arc<dyn TrackLocal + Send + Sync>,
@@ -250,6 +257,9 @@ impl RtcClient {
                 )
                 .await?;
             let sender = transceiver.sender().await;
+            if !video {
+                audio_sender = Some(Arc::clone(&sender));
+            }
             tokio::spawn(read_feedback(
                 sender,
                 video,
@@ -274,10 +284,12 @@ impl RtcClient {
             Box::pin(async {})
         }));
 
+        let audio_sender = audio_sender.ok_or(RtcError::NoAudioSender)?;
         let client = Arc::new(Self {
             _api: api,
             pc,
-            audio,
+            audio: Mutex::new((settings.audio_codec, audio)),
+            audio_sender,
             video,
             audio_seq: AtomicU16::new(random_u16()),
             video_seq: AtomicU16::new(random_u16()),
@@ -320,14 +332,46 @@ impl RtcClient {
     /// When writing fails.
     pub async fn send_audio(&self, payload: &[u8], timestamp: u32) -> Result<bool, RtcError> {
         let seq = self.audio_seq.fetch_add(1, Relaxed);
+        let track = Arc::clone(&lock(&self.audio).1);
         write(
-            &self.audio,
+            &track,
             Bytes::copy_from_slice(payload),
             timestamp,
             seq,
             false,
         )
         .await
+    }
+
+    /// The codec of the published audio track.
+    pub fn audio_codec(&self) -> Codec {
+        lock(&self.audio).0
+    }
+
+    /// Publishes audio in `codec` from the next packet on: the same track
+    /// (SSRC and sequence numbers go on), its payload type changed. Every
+    /// audio codec is negotiated with the SFU, so no new offer is needed.
+    ///
+    /// # Errors
+    /// When `codec` is not an audio codec, or the negotiated session does
+    /// not have it (the track stays as it was).
+    pub async fn set_audio_codec(&self, codec: Codec) -> Result<(), RtcError> {
+        if !codec.is_audio() {
+            return Err(RtcError::NotAudio(codec));
+        }
+        if self.audio_codec() == codec {
+            return Ok(());
+        }
+        let track = Arc::new(TrackLocalStaticRTP::new(
+            api::capability(codec),
+            "audio".to_owned(),
+            "self".to_owned(),
+        ));
+        self.audio_sender
+            .replace_track(Some(Arc::clone(&track) as Arc<dyn TrackLocal + Send + Sync>))
+            .await?;
+        *lock(&self.audio) = (codec, track);
+        Ok(())
     }
 
     /// Publishes one video packet; `marker` ends a frame.
@@ -555,7 +599,8 @@ async fn read_track(
     tokio::pin!(cancelled);
     let ssrc = track.ssrc();
     let video = track.kind() == RTPCodecType::Video;
-    let codec = Codec::from_mime(&track.codec().capability.mime_type);
+    let mut codec = Codec::from_mime(&track.codec().capability.mime_type);
+    let mut payload_type = track.payload_type();
     let (track_id, stream_id) = (track.id(), track.stream_id());
     lock(&remote).insert(
         ssrc,
@@ -576,6 +621,13 @@ async fn read_track(
                 Err(_) => break,
             },
         };
+        if packet.header.payload_type != payload_type {
+            // The sender changed codec on the same track (a desktop while
+            // an intercom is in the call): webrtc-rs looked the new payload
+            // type up among the negotiated ones.
+            payload_type = packet.header.payload_type;
+            codec = Codec::from_mime(&track.codec().capability.mime_type);
+        }
         if let Some(stats) = lock(&remote).get_mut(&ssrc) {
             stats.packets += 1;
             stats.bytes += packet.payload.len() as u64;

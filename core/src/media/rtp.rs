@@ -165,6 +165,26 @@ impl Codec {
             .into_iter()
             .find(|c| c.rtp().mime.eq_ignore_ascii_case(mime))
     }
+
+    /// The codec Satsuma registers under `payload_type` ([`RtpCodec`]'s):
+    /// the SFU offers every codec with these, so both ends of each of its
+    /// peer connections use them.
+    #[must_use]
+    pub fn from_payload_type(payload_type: u8) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.rtp().payload_type == payload_type)
+    }
+
+    /// Whether an intercom decodes it. The intercom link's contract:
+    /// every member on it ([`Transport::Wire`](crate::wire::Transport::Wire))
+    /// decodes G.711 µ-law (PCMU) and G.722; an intercom need not decode
+    /// Opus or A-law. A desktop sends one of these two while an intercom
+    /// is in the call.
+    #[must_use]
+    pub const fn intercom_decodes(self) -> bool {
+        matches!(self, Self::Pcmu | Self::G722)
+    }
 }
 
 #[cfg(test)]
@@ -180,6 +200,18 @@ mod tests {
         }
         assert_eq!(Codec::from_mime("video/H264"), None);
         assert_eq!(Codec::from_mime(""), None);
+    }
+
+    #[test]
+    fn every_codec_is_found_by_its_payload_type() {
+        for codec in Codec::ALL {
+            assert_eq!(
+                Codec::from_payload_type(codec.rtp().payload_type),
+                Some(codec)
+            );
+        }
+        assert_eq!(Codec::from_payload_type(0), None);
+        assert_eq!(Codec::from_payload_type(127), None);
     }
 
     #[test]

@@ -13,8 +13,9 @@ use super::peer::{self, Kind, Peer};
 use super::shard::{Publication, Shard, WireFrame, mark};
 use crate::metrics::{self, DropReason, Metrics};
 
-/// How often an intercom's audio track may change codec: each change makes
-/// every desktop renegotiate.
+/// How often a member's audio track may change codec: an intercom's change
+/// makes every desktop renegotiate, and a desktop flipping codecs would
+/// make every receiver start a new decoder and jitter buffer.
 const CODEC_CHANGE_INTERVAL: Duration = Duration::from_secs(2);
 
 /// What became of a packet for one subscriber.
@@ -65,6 +66,29 @@ impl Shard {
         let Some(publication) = r.publications.get_mut(&(from, kind)) else {
             return;
         };
+        if kind == Kind::Audio && packet.header.payload_type != publication.codec.rtp().payload_type
+        {
+            // A desktop changed its audio codec on the same track (G.722
+            // while an intercom is in the call, Opus again after): every
+            // subscriber's leg negotiated every audio codec, so the packets
+            // go on with the new payload type, no renegotiation.
+            match Codec::from_payload_type(packet.header.payload_type).filter(|c| c.is_audio()) {
+                Some(codec)
+                    if publication.changed.is_none_or(|at| {
+                        now.saturating_duration_since(at) >= CODEC_CHANGE_INTERVAL
+                    }) =>
+                {
+                    tracing::debug!(conn = %from, ?codec, "audio codec changed");
+                    publication.codec = codec;
+                    publication.rtc = peer::codec(codec);
+                    publication.changed = Some(now);
+                }
+                _ => {
+                    self.metrics.dropped(DropReason::Codec);
+                    return;
+                }
+            }
+        }
         let codec = publication.codec;
         let passed = if kind == Kind::Video {
             let timestamp = packet.header.timestamp;
@@ -148,6 +172,7 @@ impl Shard {
                     ssrc: 0,
                     receiver: None,
                     since: now,
+                    changed: None,
                     frame: None,
                 },
             );

@@ -117,6 +117,9 @@ pub(crate) struct Publication {
     pub receiver: Option<RTCRtpReceiverId>,
     /// When it was published (an intercom's codec changes at most so often).
     pub since: Instant,
+    /// When a desktop last changed the codec on this track (it may change
+    /// once at any time, then at most every `CODEC_CHANGE_INTERVAL`).
+    pub changed: Option<Instant>,
     /// The RTP timestamp of the video frame whose first packet passed the
     /// sender check: the rest of that frame follows it.
     pub frame: Option<u32>,
@@ -548,6 +551,7 @@ impl Shard {
                     ssrc,
                     receiver: Some(receiver),
                     since: now,
+                    changed: None,
                     frame: None,
                 },
             );

@@ -18,7 +18,7 @@ use std::time::Duration;
 use satsuma_client::rtc::frames::FrameAssembler;
 use satsuma_client::rtc::{ClientSettings, ClientStreams, Received, RtcClient};
 use satsuma_client::{Client, ClientError, ClientEvent, Endpoint, ReceivedFrame};
-use satsuma_core::committer::{Event, Member, MemberConfig};
+use satsuma_core::committer::{Event, Member, MemberConfig, RoomState, SeatStatus};
 use satsuma_core::media::{Codec, Vp8Header};
 use satsuma_core::mls::{MemberInfo, MemoryStore, Session, SessionConfig};
 use satsuma_core::wire::{Capabilities, RoomName, Signal, Transport};
@@ -106,8 +106,11 @@ pub struct CallConfig {
     pub audio: AudioInput,
     /// The speaker.
     pub speaker: AudioOutput,
-    /// The audio codec sent: Opus, or G.711/G.722 in a room with an
-    /// intercom.
+    /// The audio codec sent. While an intercom is in the call it is
+    /// G.722 instead, unless this is one an intercom decodes (PCMU or
+    /// G.722): the engine switches on the epoch that seats the intercom,
+    /// and back on the one that removes the last
+    /// ([`CallEvent::AudioCodec`]).
     pub audio_codec: Codec,
     /// The camera.
     pub video: VideoInput,
@@ -627,6 +630,40 @@ struct View {
     epoch: u64,
     safety_number: String,
     members: Vec<MemberView>,
+    /// An intercom is a member: the audio sent must be one it decodes.
+    intercom: bool,
+}
+
+/// The name a codec goes by in events and on the command line.
+fn codec_name(codec: Codec) -> &'static str {
+    match codec {
+        Codec::Opus => "opus",
+        Codec::Pcmu => "pcmu",
+        Codec::Pcma => "pcma",
+        Codec::G722 => "g722",
+        // Codec is non-exhaustive; this engine sends no other audio.
+        _ => "other",
+    }
+}
+
+/// Whether an intercom (a member on the intercom link) sits in the room.
+fn intercom_present(room: Option<&RoomState>) -> bool {
+    room.is_some_and(|r| {
+        r.leaves()
+            .iter()
+            .flatten()
+            .any(|s| s.transport == Transport::Wire && s.status == SeatStatus::Present)
+    })
+}
+
+/// The audio codec to send: `preferred`, unless an intercom is in the
+/// call and does not decode it (then G.722, wideband).
+fn audio_codec_for(preferred: Codec, intercom: bool) -> Codec {
+    if intercom && !preferred.intercom_decodes() {
+        Codec::G722
+    } else {
+        preferred
+    }
 }
 
 struct Task {
@@ -838,6 +875,7 @@ impl Task {
                                 MemberView::of(e, g.trust_of(&e.info, e.fingerprint) == Some(true))
                             })
                             .collect(),
+                        intercom: intercom_present(m.room()),
                     })
                 })
                 .await;
@@ -890,6 +928,7 @@ impl Task {
         }
         self.epoch_reported = Some(view.epoch);
         self.roster.clone_from(&view.members);
+        self.choose_audio_codec(view.intercom).await;
         self.emit(CallEvent::Epoch {
             epoch: view.epoch,
             safety_number: view.safety_number,
@@ -899,6 +938,35 @@ impl Task {
         // New keys: every picture from now on must start from a key frame
         // sealed with them.
         self.request_key_frames().await;
+    }
+
+    /// Sends audio an intercom decodes while one is in the call, and the
+    /// configured codec otherwise. A codec that cannot start leaves the
+    /// audio as it was, with an error event.
+    async fn choose_audio_codec(&mut self, intercom: bool) {
+        let wanted = audio_codec_for(self.config.audio_codec, intercom);
+        if wanted == self.encoder.codec() {
+            return;
+        }
+        let encoder = match AudioEncoder::new(wanted) {
+            Ok(encoder) => encoder,
+            Err(e) => {
+                self.error(format!("audio stays {:?}: {e}", self.encoder.codec()))
+                    .await;
+                return;
+            }
+        };
+        if let Err(e) = self.rtc.set_audio_codec(wanted).await {
+            self.error(format!("audio stays {:?}: {e}", self.encoder.codec()))
+                .await;
+            return;
+        }
+        self.encoder = encoder;
+        self.emit(CallEvent::AudioCodec {
+            codec: codec_name(wanted).to_owned(),
+            intercom,
+        })
+        .await;
     }
 
     async fn request_key_frames(&mut self) {

@@ -246,6 +246,15 @@ pub enum CallEvent {
         /// Each member heard.
         members: Vec<MemberLevel>,
     },
+    /// The audio sent changed codec: to one an intercom decodes as one
+    /// joins the call (`intercom` true), back to the configured one when
+    /// the last intercom left.
+    AudioCodec {
+        /// `opus`, `pcmu`, `pcma` or `g722`.
+        codec: String,
+        /// Whether an intercom is in the call.
+        intercom: bool,
+    },
     /// The audio devices in use changed (at the start of a call that uses
     /// one, or after a switch).
     Devices {

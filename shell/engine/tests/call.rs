@@ -18,6 +18,8 @@ use serde_json::Value;
 struct Sfu {
     child: Child,
     http: SocketAddr,
+    /// The intercom link's TCP address.
+    intercom: SocketAddr,
     capture: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -59,15 +61,18 @@ impl Sfu {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        let http = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("http="))
-            .unwrap_or_else(|| panic!("no http= in {line:?}"))
-            .parse()
-            .unwrap();
+        let address = |key: &str| -> SocketAddr {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(key))
+                .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+                .parse()
+                .unwrap()
+        };
+        let (http, intercom) = (address("http="), address("intercom="));
         Self {
             child,
             http,
+            intercom,
             capture,
             _dir: dir,
         }
@@ -594,6 +599,125 @@ fn mute_silences_the_tone_at_the_other_end() {
             .flatten()
             .is_some_and(|hz| (hz - 600.0).abs() < 15.0)
     });
+}
+
+/// What a software intercom heard from the desktops: frames it opened,
+/// per codec.
+type Heard = BTreeMap<String, u64>;
+
+/// An intercom on the SFU's intercom link, as the firmware is one (the
+/// client crate's driver, `Transport::Wire`, cannot commit), in the
+/// engine test's room: it waits to be added, opens every desktop frame
+/// the SFU bridges to it until `frames` opened, and leaves.
+fn software_intercom(sfu: &Sfu, frames: u64) -> Heard {
+    use satsuma_client::{Client, ClientEvent, Endpoint};
+    use satsuma_core::committer::{Member as CoreMember, MemberConfig};
+    use satsuma_core::mls::{MemberInfo, MemoryStore, SatsumaCrypto, Session, SessionConfig};
+    use satsuma_core::wire::{Capabilities, RoomName, Transport};
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut seed = [0; 32];
+        getrandom::fill(&mut seed).unwrap();
+        let session = Session::create(
+            SatsumaCrypto::from_seed(seed),
+            MemberInfo::new("Door", "software-intercom").unwrap(),
+            SessionConfig::default(),
+            MemoryStore::new(),
+        )
+        .unwrap();
+        let room = RoomName::new("engine-test").unwrap();
+        let member = CoreMember::new(
+            session,
+            MemberConfig {
+                room: room.clone(),
+                capabilities: Capabilities {
+                    can_commit: false,
+                    transport: Transport::Wire,
+                },
+            },
+        );
+        let (client, mut events) = Client::start(Endpoint::Intercom(sfu.intercom), room, member)
+            .await
+            .unwrap();
+        let mut heard = Heard::new();
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while heard.values().sum::<u64>() < frames {
+            let event = tokio::time::timeout_at(deadline, events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("the intercom heard only {heard:?}"))
+                .expect("the intercom's link closed");
+            if let ClientEvent::Media(m) = event
+                && client.open(m.codec, &m.payload).is_ok()
+            {
+                *heard.entry(format!("{:?}", m.codec)).or_default() += 1;
+            }
+        }
+        client.leave().await.unwrap();
+        heard
+    })
+}
+
+#[test]
+fn desktops_send_g722_while_an_intercom_is_in_the_call_and_opus_after() {
+    let sfu = Sfu::start();
+    // Both ask for Opus (the default); Bob listens.
+    let mut ada = Member::join(&sfu, "Ada", 600.0, &["--no-video"]);
+    let mut bob = Member::join(&sfu, "Bob", 900.0, &["--no-video"]);
+    let tone_from_ada = |events: &[Value]| {
+        events
+            .iter()
+            .rev()
+            .find(|e| e["event"] == "media")
+            .and_then(|m| received_from(m, "Ada"))
+            .and_then(|r| r["audio"]["tone_hz"].as_f64())
+            .is_some_and(|hz| (hz - 600.0).abs() < 15.0)
+    };
+    bob.until("Ada's tone in Opus", tone_from_ada);
+    let switches = |m: &Member| -> Vec<(String, bool)> {
+        m.events
+            .iter()
+            .filter(|e| e["event"] == "audio_codec")
+            .map(|e| {
+                (
+                    e["codec"].as_str().unwrap().to_owned(),
+                    e["intercom"] == true,
+                )
+            })
+            .collect()
+    };
+    assert!(
+        switches(&ada).is_empty(),
+        "no intercom yet: {:?}",
+        switches(&ada)
+    );
+
+    // The intercom joins: Ada's audio reaches it, as G.722, and opens.
+    let heard = software_intercom(&sfu, 100);
+    assert_eq!(
+        heard.keys().collect::<Vec<_>>(),
+        ["G722"],
+        "the intercom heard {heard:?}"
+    );
+    // It left: Ada goes back to Opus, and Bob heard her all along.
+    ada.until("back to Opus", |e| {
+        e.iter()
+            .any(|e| e["event"] == "audio_codec" && e["codec"] == "opus")
+    });
+    assert_eq!(
+        switches(&ada),
+        [("g722".to_owned(), true), ("opus".to_owned(), false)]
+    );
+    bob.until("Bob back to Opus too", |e| {
+        e.iter()
+            .any(|e| e["event"] == "audio_codec" && e["codec"] == "opus")
+    });
+    assert_eq!(switches(&bob), switches(&ada));
+    let mark = bob.events.len();
+    bob.until("Ada's tone in Opus again", |e| tone_from_ada(&e[mark..]));
+    let last = bob.from("Ada").unwrap();
+    assert_eq!(last["audio"]["failed"], 0, "{last}");
+    assert_eq!(last["audio"]["undecodable"], 0, "{last}");
 }
 
 /// A PulseAudio server of this test's own, with one null sink (a speaker

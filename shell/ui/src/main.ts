@@ -34,6 +34,7 @@ type CallEvent =
   | { event: "verified"; member: MemberView }
   | { event: "levels"; own_dbfs: number; members: MemberLevel[] }
   | { event: "devices"; microphone: string | null; speaker: string | null }
+  | { event: "audio_codec"; codec: string; intercom: boolean }
   | { event: "error"; message: string; code?: string }
   | { event: "left" }
   | { event: "beep_sent" | "beep_heard" };
@@ -315,6 +316,11 @@ function onEvent(e: CallEvent) {
       break;
     case "devices":
       $("devices-note").textContent = `In use: microphone ${e.microphone ?? "none"}, speaker ${e.speaker ?? "none"}.`;
+      break;
+    case "audio_codec":
+      toast(e.intercom
+        ? `An intercom is in the call: your audio goes as ${e.codec.toUpperCase()}, which it can play.`
+        : `No intercom in the call any more: your audio goes as ${e.codec.toUpperCase()} again.`);
       break;
     case "link":
       if (e.state === "closed" && !call.leaving) toast("The link to the server closed.", true);

@@ -82,7 +82,8 @@ struct Args {
     /// Send no audio at all (a listener).
     #[arg(long, conflicts_with_all = ["wav", "silent", "beeps", "mic"])]
     no_audio: bool,
-    /// The audio codec: opus, pcmu, pcma or g722.
+    /// The audio codec: opus, pcmu, pcma or g722. While an intercom is in
+    /// the call, opus and pcma go as g722 (what intercoms decode).
     #[arg(long, default_value = "opus", value_parser = codec)]
     codec: Codec,
     /// Send no video.
