@@ -966,6 +966,68 @@ async fn a_desktop_switching_to_g722_is_heard_by_the_intercom_with_no_new_offer(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offers_do_not_grow_as_members_come_and_go() {
+    // Eight members in turn join A's call, send and leave. Each leaver's
+    // transceivers on A's peer connection are parked and the next
+    // member's tracks take them over with their SSRCs: A's offer keeps
+    // its size, and A gets each member's media under that member's
+    // stream id, never the last one's.
+    let h = Harness::new(settings()).await;
+    let (a, mut sa) = h.join(1, Codec::Opus).await;
+    let sections = |sdp: &str| sdp.matches("\r\nm=").count();
+    let mut seen = Vec::new();
+    let mut ssrcs = HashSet::new();
+    for (round, conn) in (2..=9u64).enumerate() {
+        let (p, mut sp) = h.join(conn, Codec::Opus).await;
+        h.room.set_members(webrtc(&[1, conn])).await;
+        warm_up(&[(1, &a), (conn, &p)], &mut [&mut sa, &mut sp]).await;
+        drain(&mut sa);
+        let phase = format!("r{round}");
+        for i in 0..10 {
+            send_round(&[(conn, &p)], &phase, i).await;
+            sleep(Duration::from_millis(10)).await;
+        }
+        let tag = format!("{conn}/");
+        let got = collect_until(&mut sa, &format!("member {conn}'s media"), |g| {
+            g.iter()
+                .filter(|r| said(&r.payload).starts_with(tag.as_bytes()))
+                .count()
+                >= 16
+        })
+        .await;
+        for r in &got {
+            let from_conn = said(&r.payload).starts_with(tag.as_bytes());
+            assert_eq!(
+                from_conn,
+                r.stream_id == conn.to_string(),
+                "round {round}: a packet saying {:?} came as stream {}",
+                String::from_utf8_lossy(said(&r.payload).get(..8).unwrap_or_default()),
+                r.stream_id
+            );
+            if from_conn {
+                ssrcs.insert(r.ssrc);
+            }
+        }
+        seen.push(sections(&h.latest_offer(1)));
+        // It leaves.
+        h.room.set_members(webrtc(&[1])).await;
+        let deadline = Instant::now() + WAIT;
+        while sends_stream(&h.latest_offer(1), conn) {
+            assert!(Instant::now() < deadline, "member {conn}'s tracks stayed");
+            sleep(Duration::from_millis(20)).await;
+        }
+        h.clients.lock().unwrap().remove(&ConnId(conn));
+        h.room.remove_peer(ConnId(conn)).await;
+    }
+    assert!(
+        seen.iter().all(|&n| n == seen[0]),
+        "A's offer grew: m-sections per round {seen:?}"
+    );
+    assert_eq!(ssrcs.len(), 2, "the same two SSRCs, taken over: {ssrcs:?}");
+    h.room.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn packets_whose_kid_names_another_member_are_dropped_and_counted() {
     let h = Harness::new(settings()).await;
     let (a, mut sa) = h.join(1, Codec::Opus).await;

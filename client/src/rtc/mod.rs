@@ -190,6 +190,8 @@ pub struct RtcClient {
     video_seq: AtomicU16,
     remote: Arc<Mutex<HashMap<u32, TrackStats>>>,
     dropped: Arc<AtomicU64>,
+    /// Offers applied: a track's reader looks at its ids again after one.
+    offers: Arc<AtomicU64>,
     cancel: Arc<Cancel>,
 }
 
@@ -273,12 +275,15 @@ impl RtcClient {
         let on_track_remote = Arc::clone(&remote);
         let on_track_dropped = Arc::clone(&dropped);
         let on_track_cancel = Arc::clone(&cancel);
+        let offers = Arc::new(AtomicU64::new(0));
+        let on_track_offers = Arc::clone(&offers);
         pc.on_track(Box::new(move |track, _receiver, _transceiver| {
             tokio::spawn(read_track(
                 track,
                 Arc::clone(&on_track_remote),
                 media_tx.clone(),
                 Arc::clone(&on_track_dropped),
+                Arc::clone(&on_track_offers),
                 on_track_cancel.cancelled(),
             ));
             Box::pin(async {})
@@ -295,6 +300,7 @@ impl RtcClient {
             video_seq: AtomicU16::new(random_u16()),
             remote,
             dropped,
+            offers,
             cancel,
         });
         Ok((client, ClientStreams { media, feedback }))
@@ -308,6 +314,7 @@ impl RtcClient {
     pub async fn handle_offer(&self, offer: &str) -> Result<String, RtcError> {
         let offer = RTCSessionDescription::offer(offer.to_owned())?;
         self.pc.set_remote_description(offer).await?;
+        self.offers.fetch_add(1, Relaxed);
         let answer = self.pc.create_answer(None).await?;
         let mut gathered = self.pc.gathering_complete_promise().await;
         self.pc.set_local_description(answer).await?;
@@ -594,14 +601,16 @@ async fn read_track(
     remote: Arc<Mutex<HashMap<u32, TrackStats>>>,
     tx: mpsc::Sender<Received>,
     dropped: Arc<AtomicU64>,
+    offers: Arc<AtomicU64>,
     cancelled: impl Future<Output = ()> + Send + 'static,
 ) {
     tokio::pin!(cancelled);
     let ssrc = track.ssrc();
+    let mut seen_offers = offers.load(Relaxed);
     let video = track.kind() == RTPCodecType::Video;
     let mut codec = Codec::from_mime(&track.codec().capability.mime_type);
     let mut payload_type = track.payload_type();
-    let (track_id, stream_id) = (track.id(), track.stream_id());
+    let (mut track_id, mut stream_id) = (track.id(), track.stream_id());
     lock(&remote).insert(
         ssrc,
         TrackStats {
@@ -621,6 +630,24 @@ async fn read_track(
                 Err(_) => break,
             },
         };
+        // The SFU may hand this SSRC to another publisher (a parked
+        // transceiver taken over): webrtc-rs renames the track when it
+        // applies the offer that says so, and sends nothing of the new
+        // publisher's before it is answered.
+        let applied = offers.load(Relaxed);
+        if applied != seen_offers {
+            seen_offers = applied;
+            let (id, stream) = (track.id(), track.stream_id());
+            if stream != stream_id || id != track_id {
+                (track_id, stream_id) = (id, stream);
+                if let Some(stats) = lock(&remote).get_mut(&ssrc) {
+                    stats.track_id.clone_from(&track_id);
+                    stats.stream_id.clone_from(&stream_id);
+                    stats.packets = 0;
+                    stats.bytes = 0;
+                }
+            }
+        }
         if packet.header.payload_type != payload_type {
             // The sender changed codec on the same track (a desktop while
             // an intercom is in the call): webrtc-rs looked the new payload

@@ -303,6 +303,20 @@ fn deliver(
         return Delivery::NoTrack;
     };
     let mut resumed = false;
+    if out.rebase {
+        if peer.offer.is_some() {
+            // The offer naming this SSRC's new publisher is not answered.
+            return Delivery::NoTrack;
+        }
+        // Its sequence numbers go on where the last track's stopped, or
+        // the receiver's SRTP could take a jump for a rollover or a
+        // replay.
+        out.rebase = false;
+        out.offset = out.last.map_or(0, |last| {
+            last.wrapping_add(1)
+                .wrapping_sub(packet.header.sequence_number)
+        });
+    }
     if about.1 == Kind::Video {
         if congested {
             out.skipped = true;

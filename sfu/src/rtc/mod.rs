@@ -94,6 +94,11 @@ pub struct RtcSettings {
     /// How long, in milliseconds, an offer waits for its answer before it
     /// is sent again (then twice as long, up to 16 times). Default 10 000.
     pub answer_timeout_ms: u64,
+    /// Send a run of equal-sized datagrams to one address (a video
+    /// frame's packets to one subscriber) as one UDP GSO message, which
+    /// the kernel splits. Turned off by itself where the kernel or device
+    /// refuses it. Default true.
+    pub gso: bool,
 }
 
 impl Default for RtcSettings {
@@ -108,6 +113,7 @@ impl Default for RtcSettings {
             remb_pause_bps: 100_000,
             recover_after_ms: 3000,
             answer_timeout_ms: 10_000,
+            gso: true,
         }
     }
 }

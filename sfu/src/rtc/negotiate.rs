@@ -12,7 +12,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use satsuma_core::wire::{ConnId, Signal};
 
-use super::peer::{History, Kind, Outgoing, Peer};
+use super::peer::{History, Kind, Outgoing, Parked, Peer};
 use super::shard::{Shard, offer_signal, random_ssrc};
 use crate::metrics::ErrorKind;
 use crate::rtc::RtcError;
@@ -139,7 +139,7 @@ impl Shard {
             let mut touched = false;
             for k in gone {
                 if let Some(out) = peer.outgoing.remove(&k) {
-                    let _ = peer.pc.remove_track(out.sender);
+                    park(peer, k.1, &out);
                     peer.sent_tracks.retain(|_, about| *about != k);
                     touched = true;
                 }
@@ -197,23 +197,46 @@ fn add_track(
     kind: Kind,
     codec: &RTCRtpCodec,
 ) -> Result<(), RtcError> {
-    let ssrc = random_ssrc();
     let id = format!("{}-{}", from.0, kind.name());
-    let track = MediaStreamTrack::new(
-        from.0.to_string(),
-        id.clone(),
-        id.clone(),
-        kind.rtp(),
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
+    let track = |ssrc: u32| {
+        MediaStreamTrack::new(
+            from.0.to_string(),
+            id.clone(),
+            id.clone(),
+            kind.rtp(),
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                active: true,
+                codec: codec.clone(),
                 ..Default::default()
-            },
-            active: true,
-            codec: codec.clone(),
-            ..Default::default()
-        }],
-    );
+            }],
+        )
+    };
+    if let Some(i) = peer.parked.iter().position(|p| p.kind == kind) {
+        let parked = peer.parked.swap_remove(i);
+        if take_over(peer, &parked, from, track(parked.ssrc)) {
+            peer.outgoing.insert(
+                (from, kind),
+                Outgoing {
+                    sender: parked.sender,
+                    ssrc: parked.ssrc,
+                    offset: 0,
+                    last: parked.last,
+                    skipped: false,
+                    rebase: true,
+                    history: (kind == Kind::Video).then(History::new),
+                },
+            );
+            peer.sent_tracks.insert(id, (from, kind));
+            return Ok(());
+        }
+        // Not taken over: it stays inactive, and a new one is made.
+    }
+    let ssrc = random_ssrc();
+    let track = track(ssrc);
     // A transceiver of its own: `add_track` would take the receive-only one
     // the member publishes on.
     let init = RTCRtpTransceiverInit {
@@ -238,9 +261,47 @@ fn add_track(
             offset: 0,
             last: None,
             skipped: false,
+            rebase: false,
             history: (kind == Kind::Video).then(History::new),
         },
     );
     peer.sent_tracks.insert(id, (from, kind));
     Ok(())
+}
+
+/// Stops sending `out` without removing its transceiver: inactive in the
+/// next offer, kept for the next track of its kind (`rtc` 0.21 would
+/// leave a removed track's m-section in every offer anyway, and never
+/// reuse it).
+fn park(peer: &mut Peer, kind: Kind, out: &Outgoing) {
+    if let Some(mut t) = peer.pc.rtp_transceiver(out.sender.into()) {
+        t.set_direction(RTCRtpTransceiverDirection::Inactive);
+    }
+    peer.parked.push(Parked {
+        kind,
+        sender: out.sender,
+        ssrc: out.ssrc,
+        last: out.last,
+    });
+}
+
+/// Gives a parked transceiver `track` (the same SSRC, another publisher's
+/// stream id) and makes it send again. The client sees the SSRC's stream
+/// id change in the next offer (webrtc-rs 0.17 updates its track's ids).
+fn take_over(peer: &mut Peer, parked: &Parked, from: ConnId, track: MediaStreamTrack) -> bool {
+    let Some(mut t) = peer.pc.rtp_transceiver(parked.sender.into()) else {
+        return false;
+    };
+    t.set_direction(RTCRtpTransceiverDirection::Sendonly);
+    let taken = peer.pc.rtp_sender(parked.sender).is_some_and(|mut sender| {
+        let replaced = sender.replace_track(track).is_ok();
+        if replaced {
+            sender.set_streams(vec![from.0.to_string()]);
+        }
+        replaced
+    });
+    if !taken && let Some(mut t) = peer.pc.rtp_transceiver(parked.sender.into()) {
+        t.set_direction(RTCRtpTransceiverDirection::Inactive);
+    }
+    taken
 }

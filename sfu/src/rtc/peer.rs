@@ -120,9 +120,28 @@ pub(crate) struct Outgoing {
     pub last: Option<u16>,
     /// Video held back since the last packet sent (a pause).
     pub skipped: bool,
+    /// It took over a parked transceiver: nothing is sent until the
+    /// member answered the offer that names its new publisher (the SSRC
+    /// would be taken for the last one's), and then its sequence numbers
+    /// go on from `last`, which the receiver's SRTP already counts.
+    pub rebase: bool,
     /// What was sent, to answer NACKs (video only: a lost audio packet is
     /// concealed sooner than it could come again).
     pub history: Option<History>,
+}
+
+/// A sending transceiver whose track went (its publisher left): its
+/// m-section stays in every offer (`rtc` does not recycle them), inactive,
+/// until a track of the same kind takes it over with its SSRC, so a
+/// peer's offer grows with the most tracks it was ever sent at once, not
+/// with churn.
+#[derive(Debug)]
+pub(crate) struct Parked {
+    pub kind: Kind,
+    pub sender: RTCRtpSenderId,
+    pub ssrc: u32,
+    /// The last sequence number sent on it.
+    pub last: Option<u16>,
 }
 
 /// The offer that waits for its answer: the SFU makes every offer, one at
@@ -150,6 +169,8 @@ pub(crate) struct Peer {
     pub incoming: Map<String, Kind>,
     /// What it is sent, by publisher and kind.
     pub outgoing: Map<(ConnId, Kind), Outgoing>,
+    /// Sending transceivers free to take over.
+    pub parked: Vec<Parked>,
     /// The publisher and kind of each track it is sent, by track id (RTCP
     /// about a track names it).
     pub sent_tracks: Map<String, (ConnId, Kind)>,
@@ -283,6 +304,7 @@ impl Peer {
             deadline: None,
             incoming: Map::default(),
             outgoing: Map::default(),
+            parked: Vec::new(),
             sent_tracks: Map::default(),
             bad_report: None,
             connected: false,

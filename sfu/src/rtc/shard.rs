@@ -172,6 +172,7 @@ impl Shard {
         tap: Arc<Tap>,
     ) -> std::io::Result<Self> {
         let local = socket.local_addr()?;
+        let gso = settings.gso;
         Ok(Self {
             socket,
             local,
@@ -189,7 +190,7 @@ impl Shard {
             queued: Set::default(),
             media: Vec::new(),
             feedback: Vec::new(),
-            out: Datagrams::new().gso(true),
+            out: Datagrams::new().gso(gso),
         })
     }
 
