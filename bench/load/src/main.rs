@@ -41,6 +41,9 @@
 //! WebRTC) with the same packets, and a last table gives the SFU's packets
 //! per core as a share of the relay's: what is left to the kernel and what
 //! the SFU's protocol work costs. `--transport relay` runs the relay alone.
+//! `--against PATH` (with `--baseline`) runs another SFU binary's steps
+//! between the relay's and this SFU's (a commit's with another media
+//! plane), and the last table compares all three.
 //! `--pin` keeps the SFU (or relay) on CPU 0 and the generator on the last
 //! CPU, so a generator that costs more than the SFU cannot take its core.
 //!
@@ -159,6 +162,11 @@ struct Args {
     /// of the SFU's packets per core as a share of the relay's.
     #[arg(long)]
     baseline: bool,
+    /// Another SFU binary (a commit's with another media plane) whose
+    /// steps run after the relay's and before this SFU's, in the same
+    /// run and pinned the same way; the comparison gains its column.
+    #[arg(long, requires = "baseline")]
+    against: Option<PathBuf>,
     /// Run the SFU (and the relay) on CPU 0 only and the generator on the
     /// last CPU only, so neither takes the other's core.
     #[arg(long)]

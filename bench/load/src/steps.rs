@@ -300,6 +300,23 @@ pub(crate) async fn run(mut args: Args) -> Result<()> {
     } else {
         None
     };
+    // The other SFU next, the same way.
+    let against = match &args.against {
+        Some(binary) => {
+            eprintln!("satsuma-load: {} next", binary.display());
+            let mut other = Sfu::spawn(binary.clone(), &args.sfu_log, &[], args.pin).await?;
+            let stop = Arc::new(AtomicBool::new(false));
+            let climbed = climb(&ladder, args.transport, &mut other, &stop).await?;
+            stop.store(true, Relaxed);
+            drop(other);
+            drop(climbed.rooms);
+            tokio::time::sleep(GRACE).await;
+            println!("## The other SFU ({})\n", binary.display());
+            println!("{}", table(&climbed.rows));
+            Some(climbed.rows)
+        }
+        None => None,
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let Climbed { rows, knee, .. } = climb(&ladder, args.transport, &mut sfu, &stop).await?;
 
@@ -308,6 +325,12 @@ pub(crate) async fn run(mut args: Args) -> Result<()> {
     }
     println!("{}", table(&rows));
     let mut readme = summary(&rows, members);
+    if let (Some(base), Some(other)) = (&baseline, &against) {
+        println!(
+            "## This SFU against the other and the bare relay\n\n{}",
+            versus_other(base, other, &rows, members)
+        );
+    }
     if let Some(base) = &baseline {
         let versus = versus(base, &rows, members);
         println!("## The SFU against the bare relay\n\n{versus}");
@@ -534,6 +557,42 @@ fn versus(relay: &[Row], sfu: &[Row], members: usize) -> String {
             cell(r.and_then(|r| r.per_core)),
             cell(s.per_core),
             ms(r.and_then(|r| r.p99_ms)),
+            ms(s.p99_ms),
+        );
+    }
+    out
+}
+
+/// Packets per core of the relay, another SFU and this one, step by step.
+fn versus_other(relay: &[Row], other: &[Row], sfu: &[Row], members: usize) -> String {
+    use std::fmt::Write as _;
+    let cell =
+        |v: Option<f64>| v.map_or_else(|| "n/a".to_owned(), |v| crate::report::thousands(whole(v)));
+    let ms = |v: Option<f64>| v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.2} ms"));
+    let share = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.0} %", 100.0 * a / b),
+        _ => "n/a".into(),
+    };
+    let mut out = String::from(
+        "| rooms × members | bare relay pkt/s per core | other SFU | this SFU | this / other | this / relay | other p99 | this p99 |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for s in sfu {
+        let r = relay
+            .iter()
+            .find(|r| r.rooms == s.rooms)
+            .and_then(|r| r.per_core);
+        let o = other.iter().find(|o| o.rooms == s.rooms);
+        let _ = writeln!(
+            out,
+            "| {} × {members} | {} | {} | {} | {} | {} | {} | {} |",
+            s.rooms,
+            cell(r),
+            cell(o.and_then(|o| o.per_core)),
+            cell(s.per_core),
+            share(s.per_core, o.and_then(|o| o.per_core)),
+            share(s.per_core, r),
+            ms(o.and_then(|o| o.p99_ms)),
             ms(s.p99_ms),
         );
     }

@@ -126,7 +126,10 @@ pub(crate) async fn add_room(
             id,
             Arc::clone(&kid),
             Arc::clone(&shared),
-            joined_tx,
+            Lifetime {
+                joined: joined_tx,
+                go: go_rx.clone(),
+            },
         ));
         if k == 0 {
             // The group must exist before the others ask to join it.
@@ -166,6 +169,13 @@ pub(crate) async fn add_room(
 
 // ---------------------------------------------------------------- tasks --
 
+/// When a participant's signalling starts and stops: it says when the
+/// member joined, and ends when its room is dropped.
+struct Lifetime {
+    joined: oneshot::Sender<()>,
+    go: watch::Receiver<Option<u64>>,
+}
+
 /// A participant's signalling for the whole run: answers every offer,
 /// keeps the member's KID current, says when the member joined, reports
 /// trouble.
@@ -176,10 +186,18 @@ async fn pump(
     id: u32,
     kid: Arc<Kid>,
     shared: Arc<Shared>,
-    joined: oneshot::Sender<()>,
+    lifetime: Lifetime,
 ) {
+    let Lifetime { joined, mut go } = lifetime;
     let mut joined = Some(joined);
-    while let Some(event) = events.recv().await {
+    loop {
+        let event = tokio::select! {
+            event = events.recv() => event,
+            // The room was dropped: the member leaves, its peer
+            // connection goes.
+            changed = go.changed() => if changed.is_err() { return } else { continue },
+        };
+        let Some(event) = event else { return };
         match event {
             ClientEvent::Rtc(Signal::Offer(sdp)) => match client.answer_offer(&rtc, &sdp).await {
                 Ok(()) => {}
@@ -373,7 +391,12 @@ async fn send(
     let mut tick = tokio::time::interval_at(at_ns(schedule.base), Duration::from_millis(10));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
-        tick.tick().await;
+        // The room was dropped (the run moves on to another SFU): stop,
+        // letting the peer connection go.
+        tokio::select! {
+            _ = tick.tick() => {}
+            changed = go.changed() => if changed.is_err() { return } else { continue },
+        }
         let now = now_ns();
         let (audio, frames, skipped) = schedule.due(now);
         let (n, refused) = if audio + frames == 0 {
