@@ -257,6 +257,18 @@ fn received_from<'a>(media: &'a Value, name: &str) -> Option<&'a Value> {
         .find(|r| r["name"] == name)
 }
 
+/// Whether the latest media report in `events` has `from`'s audio at
+/// `hz` (within 15 Hz).
+fn latest_tone_near(events: &[Value], from: &str, hz: f64) -> bool {
+    events
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "media")
+        .and_then(|m| received_from(m, from))
+        .and_then(|r| r["audio"]["tone_hz"].as_f64())
+        .is_some_and(|tone| (tone - hz).abs() < 15.0)
+}
+
 /// Whether `r` (what one member receives from another) shows the sender's
 /// tone and moving pictures, with nothing that failed to open.
 fn hears_and_sees(r: &Value, tone: f32) -> bool {
@@ -664,15 +676,7 @@ fn desktops_send_g722_while_an_intercom_is_in_the_call_and_opus_after() {
     // Both ask for Opus (the default); Bob listens.
     let mut ada = Member::join(&sfu, "Ada", 600.0, &["--no-video"]);
     let mut bob = Member::join(&sfu, "Bob", 900.0, &["--no-video"]);
-    let tone_from_ada = |events: &[Value]| {
-        events
-            .iter()
-            .rev()
-            .find(|e| e["event"] == "media")
-            .and_then(|m| received_from(m, "Ada"))
-            .and_then(|r| r["audio"]["tone_hz"].as_f64())
-            .is_some_and(|hz| (hz - 600.0).abs() < 15.0)
-    };
+    let tone_from_ada = |events: &[Value]| latest_tone_near(events, "Ada", 600.0);
     bob.until("Ada's tone in Opus", tone_from_ada);
     let switches = |m: &Member| -> Vec<(String, bool)> {
         m.events
@@ -826,15 +830,7 @@ fn a_member_speaks_and_listens_through_real_audio_devices() {
         })
     });
     let mut b = Member::join(&sfu, "Bob", 820.0, &["--no-video"]);
-    let bob_via_ada = |events: &[Value]| {
-        events
-            .iter()
-            .rev()
-            .find(|e| e["event"] == "media")
-            .and_then(|m| received_from(m, "Ada"))
-            .and_then(|r| r["audio"]["tone_hz"].as_f64())
-            .is_some_and(|hz| (hz - 820.0).abs() < 15.0)
-    };
+    let bob_via_ada = |events: &[Value]| latest_tone_near(events, "Ada", 820.0);
     b.until(
         "his tone back through Ada's speaker and microphone",
         bob_via_ada,
