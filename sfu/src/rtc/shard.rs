@@ -287,19 +287,26 @@ impl Shard {
     }
 
     fn datagram(&mut self, datagram: &[u8], from: SocketAddr) {
-        let key = match stun::local_ufrag(datagram).and_then(|u| self.by_ufrag.get(&u)) {
+        let (key, check) = match stun::local_ufrag(datagram).and_then(|u| self.by_ufrag.get(&u)) {
             Some(&key) => {
                 self.learn(key, from);
-                key
+                (key, true)
             }
             None => match self.by_addr.get(&from) {
-                Some(&key) => key,
+                Some(&key) => (key, false),
                 None => return,
             },
         };
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
+        if check && peer.pc.remote_description().is_none() {
+            // The client checks as soon as it has answered, and its answer
+            // comes the long way (signalling, hub, this shard's commands):
+            // a check that outruns it cannot be verified yet. It is sent
+            // again; dropped here, it is neither an error nor a warning.
+            return;
+        }
         if peer
             .pc
             .handle_read(TaggedBytesMut {
