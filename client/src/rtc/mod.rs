@@ -632,8 +632,8 @@ async fn read_track(
         };
         // The SFU may hand this SSRC to another publisher (a parked
         // transceiver taken over): webrtc-rs renames the track when it
-        // applies the offer that says so, and sends nothing of the new
-        // publisher's before it is answered.
+        // applies the offer that says so, and the SFU sends nothing of
+        // the new publisher's on it before that offer is answered.
         let applied = offers.load(Relaxed);
         if applied != seen_offers {
             seen_offers = applied;
