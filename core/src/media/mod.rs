@@ -114,15 +114,31 @@ pub struct ClearInfo {
     pub dimensions: Option<(u16, u16)>,
 }
 
+/// Each audio codec and the name a person or a command line gives it.
+const AUDIO_NAMES: [(Codec, &str); 4] = [
+    (Codec::Opus, "opus"),
+    (Codec::Pcmu, "pcmu"),
+    (Codec::Pcma, "pcma"),
+    (Codec::G722, "g722"),
+];
+
 impl Codec {
     /// The audio codec a person or a command line names: `opus`, `pcmu`,
     /// `pcma` or `g722`, in any case; `None` for anything else.
     #[must_use]
     pub fn audio_from_name(name: &str) -> Option<Self> {
-        [Self::Opus, Self::Pcmu, Self::Pcma, Self::G722]
+        AUDIO_NAMES
             .into_iter()
-            .zip(["opus", "pcmu", "pcma", "g722"])
             .find_map(|(codec, n)| name.eq_ignore_ascii_case(n).then_some(codec))
+    }
+
+    /// The name [`audio_from_name`](Self::audio_from_name) reads back, for
+    /// an audio codec; `None` for video.
+    #[must_use]
+    pub fn audio_name(self) -> Option<&'static str> {
+        AUDIO_NAMES
+            .into_iter()
+            .find_map(|(codec, n)| (codec == self).then_some(n))
     }
 
     /// Every codec, for callers that must handle each one.
@@ -312,6 +328,12 @@ mod tests {
         use super::Codec;
         assert_eq!(Codec::audio_from_name("PCMU"), Some(Codec::Pcmu));
         assert_eq!(Codec::audio_from_name("g722"), Some(Codec::G722));
+        for codec in Codec::ALL {
+            assert_eq!(
+                codec.audio_name().and_then(Codec::audio_from_name),
+                codec.is_audio().then_some(codec)
+            );
+        }
         assert_eq!(Codec::audio_from_name("opus"), Some(Codec::Opus));
         assert_eq!(
             Codec::audio_from_name("vp8"),

@@ -634,18 +634,6 @@ struct View {
     intercom: bool,
 }
 
-/// The name a codec goes by in events and on the command line.
-fn codec_name(codec: Codec) -> &'static str {
-    match codec {
-        Codec::Opus => "opus",
-        Codec::Pcmu => "pcmu",
-        Codec::Pcma => "pcma",
-        Codec::G722 => "g722",
-        // Codec is non-exhaustive; this engine sends no other audio.
-        _ => "other",
-    }
-}
-
 /// Whether an intercom (a member on the intercom link) sits in the room.
 fn intercom_present(room: Option<&RoomState>) -> bool {
     room.is_some_and(|r| {
@@ -963,7 +951,7 @@ impl Task {
         }
         self.encoder = encoder;
         self.emit(CallEvent::AudioCodec {
-            codec: codec_name(wanted).to_owned(),
+            codec: wanted.audio_name().unwrap_or("other").to_owned(),
             intercom,
         })
         .await;
