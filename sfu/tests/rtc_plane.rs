@@ -2,6 +2,8 @@
 //! peers over loopback UDP, with a test outbox that carries offers and
 //! answers and collects what goes to intercoms.
 
+// Test code: every unwrap is on the test's own loopback peers, locks and
+// payloads; a failure is the test failing, never outside input.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{HashMap, HashSet};

@@ -18,6 +18,14 @@ use crate::metrics::{self, DropReason, Metrics};
 /// make every receiver start a new decoder and jitter buffer.
 const CODEC_CHANGE_INTERVAL: Duration = Duration::from_secs(2);
 
+impl Publication {
+    /// Whether its codec may change at `now`.
+    fn may_change_codec(&self, now: Instant) -> bool {
+        self.codec_since
+            .is_none_or(|at| now.saturating_duration_since(at) >= CODEC_CHANGE_INTERVAL)
+    }
+}
+
 /// What became of a packet for one subscriber.
 enum Delivery {
     Sent,
@@ -73,15 +81,11 @@ impl Shard {
             // subscriber's leg negotiated every audio codec, so the packets
             // go on with the new payload type, no renegotiation.
             match Codec::from_payload_type(packet.header.payload_type).filter(|c| c.is_audio()) {
-                Some(codec)
-                    if publication.changed.is_none_or(|at| {
-                        now.saturating_duration_since(at) >= CODEC_CHANGE_INTERVAL
-                    }) =>
-                {
+                Some(codec) if publication.may_change_codec(now) => {
                     tracing::debug!(conn = %from, ?codec, "audio codec changed");
                     publication.codec = codec;
                     publication.rtc = peer::codec(codec);
-                    publication.changed = Some(now);
+                    publication.codec_since = Some(now);
                 }
                 _ => {
                     self.metrics.dropped(DropReason::Codec);
@@ -154,7 +158,7 @@ impl Shard {
         let new = match r.publications.get(&key) {
             None => true,
             Some(p) if p.codec == media.codec => false,
-            Some(p) if now.saturating_duration_since(p.since) < CODEC_CHANGE_INTERVAL => {
+            Some(p) if !p.may_change_codec(now) => {
                 // An intercom flipping codecs must not make every desktop
                 // renegotiate on every frame.
                 self.metrics.dropped(DropReason::Codec);
@@ -171,8 +175,7 @@ impl Shard {
                     rtc: peer::codec(media.codec),
                     ssrc: 0,
                     receiver: None,
-                    since: now,
-                    changed: None,
+                    codec_since: Some(now),
                     frame: None,
                 },
             );

@@ -40,10 +40,11 @@ use crate::tap::Tap;
 
 /// The shard's maps, hashed with foldhash: SipHash, the standard
 /// library's, showed in the profile's per-packet lookups (the gain was
-/// measured together with the run's noise, not alone). foldhash seeds each map at random but does not claim full
-/// HashDoS resistance; no key here is chosen freely by a remote party (a
-/// peer connection's address enters `by_addr` only after a STUN check
-/// with its secret ufrag, and a member publishes two tracks).
+/// measured together with the run's noise, not alone). foldhash seeds
+/// each map at random but does not claim full HashDoS resistance; no key
+/// here is chosen freely by a remote party (a peer connection's address
+/// enters `by_addr` only after a STUN check with its secret ufrag, and a
+/// member publishes two tracks).
 pub(crate) type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 pub(crate) type Set<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
@@ -115,11 +116,11 @@ pub(crate) struct Publication {
     pub ssrc: u32,
     /// The publisher's receiver, to send it RTCP; `None` for an intercom.
     pub receiver: Option<RTCRtpReceiverId>,
-    /// When it was published (an intercom's codec changes at most so often).
-    pub since: Instant,
-    /// When a desktop last changed the codec on this track (it may change
-    /// once at any time, then at most every `CODEC_CHANGE_INTERVAL`).
-    pub changed: Option<Instant>,
+    /// When its codec last changed, which may happen again only
+    /// `CODEC_CHANGE_INTERVAL` later: an intercom's publication is made
+    /// anew for each codec, so its creation counts; a desktop's track has
+    /// `None` until it first changes codec.
+    pub codec_since: Option<Instant>,
     /// The RTP timestamp of the video frame whose first packet passed the
     /// sender check: the rest of that frame follows it.
     pub frame: Option<u32>,
@@ -558,8 +559,7 @@ impl Shard {
                     rtc,
                     ssrc,
                     receiver: Some(receiver),
-                    since: now,
-                    changed: None,
+                    codec_since: None,
                     frame: None,
                 },
             );
