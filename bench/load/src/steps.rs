@@ -287,16 +287,9 @@ pub(crate) async fn run(mut args: Args) -> Result<()> {
     // idle meanwhile.
     let baseline = if args.baseline && args.transport != Mode::Relay {
         eprintln!("satsuma-load: the bare relay first");
-        let mut relay = Sfu::spawn_relay(args.pin).await?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let climbed = climb(&ladder, Mode::Relay, &mut relay, &stop).await?;
-        stop.store(true, Relaxed);
-        drop(relay);
-        drop(climbed.rooms);
-        tokio::time::sleep(GRACE).await;
-        println!("## The bare UDP relay (recvmmsg/sendmmsg, no WebRTC)\n");
-        println!("{}", table(&climbed.rows));
-        Some(climbed.rows)
+        let relay = Sfu::spawn_relay(args.pin).await?;
+        let title = "The bare UDP relay (recvmmsg/sendmmsg, no WebRTC)";
+        Some(climb_aside(&ladder, Mode::Relay, relay, title).await?)
     } else {
         None
     };
@@ -304,16 +297,9 @@ pub(crate) async fn run(mut args: Args) -> Result<()> {
     let against = match &args.against {
         Some(binary) => {
             eprintln!("satsuma-load: {} next", binary.display());
-            let mut other = Sfu::spawn(binary.clone(), &args.sfu_log, &[], args.pin).await?;
-            let stop = Arc::new(AtomicBool::new(false));
-            let climbed = climb(&ladder, args.transport, &mut other, &stop).await?;
-            stop.store(true, Relaxed);
-            drop(other);
-            drop(climbed.rooms);
-            tokio::time::sleep(GRACE).await;
-            println!("## The other SFU ({})\n", binary.display());
-            println!("{}", table(&climbed.rows));
-            Some(climbed.rows)
+            let other = Sfu::spawn(binary.clone(), &args.sfu_log, &[], args.pin).await?;
+            let title = format!("The other SFU ({})", binary.display());
+            Some(climb_aside(&ladder, args.transport, other, &title).await?)
         }
         None => None,
     };
@@ -328,11 +314,11 @@ pub(crate) async fn run(mut args: Args) -> Result<()> {
     if let (Some(base), Some(other)) = (&baseline, &against) {
         println!(
             "## This SFU against the other and the bare relay\n\n{}",
-            versus_other(base, other, &rows, members)
+            versus(base, Some(other), &rows, members)
         );
     }
     if let Some(base) = &baseline {
-        let versus = versus(base, &rows, members);
+        let versus = versus(base, None, &rows, members);
         println!("## The SFU against the bare relay\n\n{versus}");
         readme = format!(
             "{readme}\nAgainst the bare UDP relay, the same steps in the same run:\n\n{versus}"
@@ -427,6 +413,26 @@ struct Ladder<'a> {
     steps: &'a [usize],
     members: usize,
     video: usize,
+}
+
+/// The steps against a server measured beside this SFU (the relay, or
+/// another SFU binary): climbs, stops and lets its participants and the
+/// server go, prints its table under `title`, returns its rows.
+async fn climb_aside(
+    ladder: &Ladder<'_>,
+    mode: Mode,
+    mut server: Sfu,
+    title: &str,
+) -> Result<Vec<Row>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let climbed = climb(ladder, mode, &mut server, &stop).await?;
+    stop.store(true, Relaxed);
+    drop(server);
+    drop(climbed.rooms);
+    tokio::time::sleep(GRACE).await;
+    println!("## {title}\n");
+    println!("{}", table(&climbed.rows));
+    Ok(climbed.rows)
 }
 
 /// The steps against `sfu` (the SFU, or the relay when `mode` is
@@ -534,37 +540,9 @@ async fn climb(
     Ok(Climbed { rows, knee, rooms })
 }
 
-/// The SFU's steps beside the relay's: packets per core and the ratio.
-fn versus(relay: &[Row], sfu: &[Row], members: usize) -> String {
-    use std::fmt::Write as _;
-    let cell =
-        |v: Option<f64>| v.map_or_else(|| "n/a".to_owned(), |v| crate::report::thousands(whole(v)));
-    let ms = |v: Option<f64>| v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.2} ms"));
-    let mut out = String::from(
-        "| rooms × members | bare relay pkt/s per core | SFU pkt/s per core | SFU / relay | relay p99 | SFU p99 |\n\
-         |---:|---:|---:|---:|---:|---:|\n",
-    );
-    for s in sfu {
-        let r = relay.iter().find(|r| r.rooms == s.rooms);
-        let ratio = match (r.and_then(|r| r.per_core), s.per_core) {
-            (Some(r), Some(s)) if r > 0.0 => format!("{:.0} %", 100.0 * s / r),
-            _ => "n/a".into(),
-        };
-        let _ = writeln!(
-            out,
-            "| {} × {members} | {} | {} | {ratio} | {} | {} |",
-            s.rooms,
-            cell(r.and_then(|r| r.per_core)),
-            cell(s.per_core),
-            ms(r.and_then(|r| r.p99_ms)),
-            ms(s.p99_ms),
-        );
-    }
-    out
-}
-
-/// Packets per core of the relay, another SFU and this one, step by step.
-fn versus_other(relay: &[Row], other: &[Row], sfu: &[Row], members: usize) -> String {
+/// This SFU's packets per core step by step, against the bare relay's
+/// and, when given, another SFU's.
+fn versus(relay: &[Row], other: Option<&[Row]>, sfu: &[Row], members: usize) -> String {
     use std::fmt::Write as _;
     let cell =
         |v: Option<f64>| v.map_or_else(|| "n/a".to_owned(), |v| crate::report::thousands(whole(v)));
@@ -573,28 +551,44 @@ fn versus_other(relay: &[Row], other: &[Row], sfu: &[Row], members: usize) -> St
         (Some(a), Some(b)) if b > 0.0 => format!("{:.0} %", 100.0 * a / b),
         _ => "n/a".into(),
     };
-    let mut out = String::from(
+    let mut out = String::from(if other.is_some() {
         "| rooms × members | bare relay pkt/s per core | other SFU | this SFU | this / other | this / relay | other p99 | this p99 |\n\
-         |---:|---:|---:|---:|---:|---:|---:|---:|\n",
-    );
+         |---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    } else {
+        "| rooms × members | bare relay pkt/s per core | SFU pkt/s per core | SFU / relay | relay p99 | SFU p99 |\n\
+         |---:|---:|---:|---:|---:|---:|\n"
+    });
     for s in sfu {
-        let r = relay
-            .iter()
-            .find(|r| r.rooms == s.rooms)
-            .and_then(|r| r.per_core);
-        let o = other.iter().find(|o| o.rooms == s.rooms);
-        let _ = writeln!(
-            out,
-            "| {} × {members} | {} | {} | {} | {} | {} | {} | {} |",
-            s.rooms,
-            cell(r),
-            cell(o.and_then(|o| o.per_core)),
-            cell(s.per_core),
-            share(s.per_core, o.and_then(|o| o.per_core)),
-            share(s.per_core, r),
-            ms(o.and_then(|o| o.p99_ms)),
-            ms(s.p99_ms),
-        );
+        let r = relay.iter().find(|r| r.rooms == s.rooms);
+        let (r_core, r_p99) = (r.and_then(|r| r.per_core), r.and_then(|r| r.p99_ms));
+        let _ = match other {
+            Some(other) => {
+                let o = other.iter().find(|o| o.rooms == s.rooms);
+                let o_core = o.and_then(|o| o.per_core);
+                writeln!(
+                    out,
+                    "| {} × {members} | {} | {} | {} | {} | {} | {} | {} |",
+                    s.rooms,
+                    cell(r_core),
+                    cell(o_core),
+                    cell(s.per_core),
+                    share(s.per_core, o_core),
+                    share(s.per_core, r_core),
+                    ms(o.and_then(|o| o.p99_ms)),
+                    ms(s.p99_ms),
+                )
+            }
+            None => writeln!(
+                out,
+                "| {} × {members} | {} | {} | {} | {} | {} |",
+                s.rooms,
+                cell(r_core),
+                cell(s.per_core),
+                share(s.per_core, r_core),
+                ms(r_p99),
+                ms(s.p99_ms),
+            ),
+        };
     }
     out
 }
