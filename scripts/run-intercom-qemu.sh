@@ -405,9 +405,9 @@ check(not listeners, f"nothing heard from the listeners ({listeners})")
 # resampler was unoptimised in the dev profile: 15 debug desktops took ~90 %
 # of two host cores, QEMU under 5 %, and the late joiners failed 150-250 of
 # ~900 frames each (29 % in one run), all in the burst of leaves at the
-# end. With it optimised (Cargo.toml) QEMU keeps up: 0-2 of ~1,400 failed
-# in three runs. The bounds: 5 % failed, 15 s of audio opened, the tone
-# in 10 reports. (The tone is measured after playout. In three runs 1,000
+# end. With it optimised (Cargo.toml) QEMU keeps up: 0-2 failed of
+# 1,345-1,444 opened per desktop in eight runs. The bounds: 5 % failed,
+# 15 s of audio opened, the tone in 10 reports. (The tone is measured after playout. In three runs 1,000
 # to 1,322 of ~1,400 frames, all opened, were dropped as overflow and the
 # tone showed in 3 to 9 reports: the desktops' jitter buffer concealed for
 # good when a sender's timestamps jumped ahead with no pause in what
