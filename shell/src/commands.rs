@@ -497,12 +497,12 @@ fn send_picture(
     conn: u64,
     picture: &satsuma_engine::media::video::I420,
 ) {
-    if credit.take()
+    if credit.take(conn)
         && frames
             .send(InvokeResponseBody::Raw(frames::encode(conn, picture)))
             .is_err()
     {
-        credit.drawn();
+        credit.drawn(conn);
     }
 }
 
@@ -616,10 +616,22 @@ pub async fn verify(state: State<'_, AppState>, leaf: u32) -> Result<(), UiError
     with_call(&state, |c| async move { c.mark_verified(leaf).await }).await
 }
 
-/// The window drew a picture (or threw it away).
+/// The window drew a picture of `source` (or threw it away): its
+/// connection id, in decimal (a JavaScript number cannot hold every u64).
+///
+/// # Errors
+/// [`UiError`] when `source` is not a number.
 #[tauri::command]
-pub fn drawn(state: State<'_, AppState>) {
-    state.credit.drawn();
+pub fn drawn(state: State<'_, AppState>, source: &str) -> Result<(), UiError> {
+    let source = source.parse::<u64>().map_err(|e| {
+        UiError::new(
+            "bad_source",
+            format!("“{source}” is not a picture's source ({e})."),
+            "This is a fault in the app's window; reload it.",
+        )
+    })?;
+    state.credit.drawn(source);
+    Ok(())
 }
 
 /// The window is closing: leave the call and stop a hosted SFU.

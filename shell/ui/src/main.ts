@@ -133,7 +133,9 @@ async function join() {
   // A call that ended (or was refused) may still say something on its
   // own channels: only this call's are listened to.
   events.onmessage = (e) => { if (call.events === events) onEvent(e); };
-  frames.onmessage = (f) => { if (call.events === events) onFrame(f); else void invoke("drawn"); };
+  // An ended call's pictures are not acknowledged: the credit is reset
+  // when a call starts (frames.rs).
+  frames.onmessage = (f) => { if (call.events === events) onFrame(f); };
   call.events = events;
   Object.assign(call, { active: true, joined: false, leaving: false, muted: false, cameraOn: true, room, epoch: -1, safety: "", members: [] });
   call.trust.clear();
@@ -249,10 +251,11 @@ function drawSelf(width: number, height: number, planes: Uint8Array) {
 
 function onFrame(message: ArrayBuffer) {
   const bytes = message instanceof ArrayBuffer ? new Uint8Array(message) : new Uint8Array(message as unknown as number[]);
+  if (bytes.length < 16) return;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, 16);
+  const id = view.getBigUint64(0, true);
   try {
-    if (bytes.length < 16 || !call.joined) return;
-    const view = new DataView(bytes.buffer, bytes.byteOffset, 16);
-    const id = view.getBigUint64(0, true);
+    if (!call.joined) return;
     const width = view.getUint32(8, true);
     const height = view.getUint32(12, true);
     if (id === SELF_VIEW) {
@@ -266,7 +269,8 @@ function onFrame(message: ArrayBuffer) {
     tile.pictures += 1;
     tile.root.dataset.pictures = String(tile.pictures);
   } finally {
-    void invoke("drawn");
+    // Each source has its own credit (frames.rs).
+    void invoke("drawn", { source: id.toString() });
   }
 }
 
@@ -378,6 +382,8 @@ function onMedia(received: RemoteStats[]) {
     tile.badge.classList.toggle("failing", failing);
     tile.badge.textContent = failing ? "⚠ cannot decrypt" : "✓ encrypted";
     tile.root.dataset.failing = String(failing);
+    // What the engine counted for this tile's video (read by the tests).
+    tile.root.dataset.video = JSON.stringify(r.video);
     // Gone quiet for 3 s: left, or replaced by a new link.
     if (tile.quietReports >= 3) dropTile(tile);
   }
