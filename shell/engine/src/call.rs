@@ -1530,11 +1530,14 @@ impl Task {
 /// A member's decoded picture (or why there is none), by its connection.
 type Decoded = (u64, Result<Option<I420>, CodecError>);
 
-/// Frames waiting for a member's video decoder, at most: past this the
-/// decoder is behind, and frames are dropped until the next key frame
-/// instead of piling up (a slow machine would otherwise show video ever
-/// further behind, and hold up the call's task while it waits).
-const VIDEO_QUEUE: usize = 2;
+/// Frames waiting for a member's video decoder, at most (200 ms at
+/// 30 fps): past this the decoder is behind, and frames are dropped until
+/// the next key frame instead of piling up (a slow machine would otherwise
+/// show video ever further behind, and hold up the call's task while it
+/// waits). Two were too few: a decoder thread descheduled for 70 ms on a
+/// loaded machine (a commit, the window drawing) cost a key-frame round
+/// trip and froze the picture until then.
+const VIDEO_QUEUE: usize = 6;
 
 /// One member's VP8 decoder on a thread of its own, fed through a queue of
 /// [`VIDEO_QUEUE`] frames. The thread ends when the member's entry (and so
