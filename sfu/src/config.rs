@@ -177,11 +177,19 @@ pub struct LogSettings {
     pub filter: String,
 }
 
+/// Log directives for every process that runs the SFU's WebRTC plane,
+/// added to its default filter. `rtc` builds each peer's DTLS
+/// configuration without the peer's address, so where the SFU is the DTLS
+/// client `rtc_dtls` warns, once per peer, that it names the server
+/// `localhost`. WebRTC's DTLS checks the peer's certificate against the
+/// fingerprint in its SDP and never by name, so there is nothing to act on.
+pub const QUIET_LOGS: &str = "rtc_dtls::config=error";
+
 impl Default for LogSettings {
     fn default() -> Self {
         Self {
             format: LogFormat::Text,
-            filter: "info,rtc=warn,rtc_ice=warn,rtc_dtls=warn".into(),
+            filter: format!("info,rtc=warn,rtc_ice=warn,rtc_dtls=warn,{QUIET_LOGS}"),
         }
     }
 }

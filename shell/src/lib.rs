@@ -74,8 +74,9 @@ fn audio_codec(s: &str) -> Result<satsuma_core::media::Codec, String> {
 /// # Errors
 /// When the profile directory cannot be found or the window cannot open.
 pub fn run(options: Options) -> Result<(), String> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("warn,{}", satsuma_engine::host::QUIET_LOGS))
+    });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

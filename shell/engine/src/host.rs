@@ -8,6 +8,10 @@
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
+/// The default log filter's directives for a process hosting the SFU
+/// (the app and the headless member).
+pub use satsuma_sfu::config::QUIET_LOGS;
+
 /// Why a call cannot be hosted.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot host a call on {addr}: {reason}")]

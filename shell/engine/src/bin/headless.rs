@@ -166,7 +166,8 @@ fn main() -> ExitCode {
 async fn run() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| format!("warn,{}", satsuma_engine::host::QUIET_LOGS).into()),
         )
         .with_writer(std::io::stderr)
         .init();
