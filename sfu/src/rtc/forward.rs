@@ -308,7 +308,8 @@ fn deliver(
     let mut resumed = false;
     if out.rebase {
         if peer.offer.is_some() {
-            // The offer naming this SSRC's new publisher is not answered.
+            // The offer announcing this track (or naming this SSRC's new
+            // publisher) is not answered.
             return Delivery::NoTrack;
         }
         // Its sequence numbers go on where the last track's stopped, or
@@ -319,6 +320,8 @@ fn deliver(
             last.wrapping_add(1)
                 .wrapping_sub(packet.header.sequence_number)
         });
+        // It starts in the middle of the publisher's pictures.
+        resumed = about.1 == Kind::Video;
     }
     if about.1 == Kind::Video {
         if congested {

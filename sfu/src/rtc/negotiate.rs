@@ -261,7 +261,7 @@ fn add_track(
             offset: 0,
             last: None,
             skipped: false,
-            rebase: false,
+            rebase: true,
             history: (kind == Kind::Video).then(History::new),
         },
     );

@@ -120,10 +120,14 @@ pub(crate) struct Outgoing {
     pub last: Option<u16>,
     /// Video held back since the last packet sent (a pause).
     pub skipped: bool,
-    /// It took over a parked transceiver: nothing is sent until the
-    /// member answered the offer that names its new publisher (the SSRC
-    /// would be taken for the last one's), and then its sequence numbers
-    /// go on from `last`, which the receiver's SRTP already counts.
+    /// Nothing is sent on it until the member answered the offer that
+    /// announces it. A new track: the member's WebRTC stack would meet
+    /// packets on an SSRC it does not know yet (webrtc-rs probes them as
+    /// undeclared streams and warns). A track that took over a parked
+    /// transceiver: the SSRC would be taken for the last publisher's. Then
+    /// its sequence numbers go on from `last` (which the receiver's SRTP
+    /// already counts, after a takeover), and a video track asks its
+    /// publisher for a key frame to start from.
     pub rebase: bool,
     /// What was sent, to answer NACKs (video only: a lost audio packet is
     /// concealed sooner than it could come again).
