@@ -8,6 +8,9 @@
 //! comes back with a new key, and the join screen again after leaving.
 //! Screenshots go to the folder it prints.
 
+// Everything unwrapped here comes from the processes and window this test
+// started and from its own scripts' JSON: a failure is the test failing,
+// never outside input.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;

@@ -461,6 +461,8 @@ fn from_storage(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
 // Test code only (clippy.toml allows unwrap in tests): every unwrap is a
 // loopback socket call or a datagram the test itself sent, and a failure
 // there is the test failing, never input from outside.
+// Loopback sockets the tests bind themselves: an unwrap failing is the
+// test failing, never outside input.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1534,9 +1534,9 @@ type Decoded = (u64, Result<Option<I420>, CodecError>);
 /// 30 fps): past this the decoder is behind, and frames are dropped until
 /// the next key frame instead of piling up (a slow machine would otherwise
 /// show video ever further behind, and hold up the call's task while it
-/// waits). Two were too few: a decoder thread descheduled for 70 ms on a
-/// loaded machine (a commit, the window drawing) cost a key-frame round
-/// trip and froze the picture until then.
+/// waits). Two were too few: in the app test on one loaded core a decoder
+/// fell two frames behind, dropped one, and the picture froze until a key
+/// frame came.
 const VIDEO_QUEUE: usize = 6;
 
 /// One member's VP8 decoder on a thread of its own, fed through a queue of
